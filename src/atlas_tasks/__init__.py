@@ -1,0 +1,102 @@
+"""atlas-tasks: durable, crash-safe state for long-running multi-step tasks.
+
+    from atlas_tasks import FileStore, Task
+
+Names are loaded lazily (PEP 562), so ``import atlas_tasks`` — and the CLI's start-up — stays fast: pydantic and
+the store are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "FileStore": "atlas_tasks.backends.file",
+    "Store": "atlas_tasks.store",
+    "TaskList": "atlas_tasks.store",
+    "WorkspaceList": "atlas_tasks.store",
+    "LogLines": "atlas_tasks.store",
+    "Task": "atlas_tasks.models",
+    "Step": "atlas_tasks.models",
+    "StepResult": "atlas_tasks.models",
+    "Transition": "atlas_tasks.models",
+    "TaskConfig": "atlas_tasks.models",
+    "Workspace": "atlas_tasks.models",
+    "TaskRef": "atlas_tasks.models",
+    "TaskStatus": "atlas_tasks.models",
+    "StepStatus": "atlas_tasks.models",
+    "StepType": "atlas_tasks.models",
+    "WorkspaceStatus": "atlas_tasks.models",
+    "AtlasTasksError": "atlas_tasks.errors",
+    "ArtifactNotFoundError": "atlas_tasks.errors",
+    "ConflictError": "atlas_tasks.errors",
+    "CorruptLogError": "atlas_tasks.errors",
+    "CorruptTaskError": "atlas_tasks.errors",
+    "CorruptWorkspaceError": "atlas_tasks.errors",
+    "IncompleteTaskError": "atlas_tasks.errors",
+    "InvalidLogEntryError": "atlas_tasks.errors",
+    "InvalidNameError": "atlas_tasks.errors",
+    "InvalidTransitionError": "atlas_tasks.errors",
+    "LockTimeoutError": "atlas_tasks.errors",
+    "SchemaVersionError": "atlas_tasks.errors",
+    "StorageError": "atlas_tasks.errors",
+    "TaskExistsError": "atlas_tasks.errors",
+    "TaskNotFoundError": "atlas_tasks.errors",
+    "WorkspaceExistsError": "atlas_tasks.errors",
+    "WorkspaceNotFoundError": "atlas_tasks.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'atlas_tasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.errors import (
+        ArtifactNotFoundError,
+        AtlasTasksError,
+        ConflictError,
+        CorruptLogError,
+        CorruptTaskError,
+        CorruptWorkspaceError,
+        IncompleteTaskError,
+        InvalidLogEntryError,
+        InvalidNameError,
+        InvalidTransitionError,
+        LockTimeoutError,
+        SchemaVersionError,
+        StorageError,
+        TaskExistsError,
+        TaskNotFoundError,
+        WorkspaceExistsError,
+        WorkspaceNotFoundError,
+    )
+    from atlas_tasks.models import (
+        Step,
+        StepResult,
+        StepStatus,
+        StepType,
+        Task,
+        TaskConfig,
+        TaskRef,
+        TaskStatus,
+        Transition,
+        Workspace,
+        WorkspaceStatus,
+    )
+    from atlas_tasks.store import LogLines, Store, TaskList, WorkspaceList

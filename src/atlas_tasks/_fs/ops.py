@@ -1,0 +1,208 @@
+"""The only place the file backend touches the operating system.
+
+Every call that changes or reads the store goes through a function here, relative to a directory file descriptor.
+That makes this module one seam for the reliability campaigns: a hook installed with :func:`set_hook` sees each
+call (its operation name and the path it concerns) *before* it happens, and may raise an ``OSError`` (fault
+injection), record it (power-loss model) or end the process (crash-point enumeration).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+
+Hook = Callable[[str, str], None]
+"""Called as ``hook(op, path)`` before each filesystem call; may raise OSError."""
+
+_hook: Hook | None = None
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+APPEND_FLAGS = (
+    os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+)  # read too: the torn-tail check preads the last byte
+FILE_MODE = 0o600
+DIR_MODE = 0o750
+
+
+def set_hook(hook: Hook | None) -> Hook | None:
+    """Install ``hook`` (or remove it with None) and return the previous one."""
+    global _hook
+    previous = _hook
+    _hook = hook
+    return previous
+
+
+def _see(op: str, path: str) -> None:
+    if _hook is not None:
+        _hook(op, path)
+
+
+def _blame(exc: OSError, op: str, path: str) -> None:
+    """Record which operation failed on which store path (dir_fd calls only know the last component)."""
+    exc.filename = path
+    if not hasattr(exc, "atlas_op"):
+        exc.atlas_op = op  # type: ignore[attr-defined]
+
+
+def open_dir(name: str, dir_fd: int | None, path: str) -> int:
+    """Open a directory without following a symlink in its last component."""
+    try:
+        _see("open_dir", path)
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "open directory", path)
+        raise
+
+
+def mkdir(name: str, dir_fd: int, path: str, mode: int = DIR_MODE) -> None:
+    try:
+        _see("mkdir", path)
+        os.mkdir(name, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "mkdir", path)
+        raise
+
+
+def open_file(name: str, flags: int, dir_fd: int, path: str, mode: int = FILE_MODE) -> int:
+    try:
+        _see("open", path)
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "open", path)
+        raise
+
+
+def fchmod(fd: int, mode: int, path: str) -> None:
+    try:
+        _see("fchmod", path)
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        _blame(exc, "chmod", path)
+        raise
+
+
+def write_all(fd: int, data: bytes, path: str) -> None:
+    """Write every byte; a short write (a nearly full disk, a size limit) continues where it stopped."""
+    try:
+        _see("write", path)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        _blame(exc, "write", path)
+        raise
+
+
+def fsync(fd: int, path: str) -> None:
+    try:
+        _see("fsync", path)
+        os.fsync(fd)
+    except OSError as exc:
+        _blame(exc, "fsync", path)
+        raise
+
+
+def fdatasync(fd: int, path: str) -> None:
+    try:
+        _see("fdatasync", path)
+        os.fdatasync(fd)
+    except OSError as exc:
+        _blame(exc, "fdatasync", path)
+        raise
+
+
+def close(fd: int) -> None:
+    os.close(fd)
+
+
+def rename(src: str, dst: str, src_dir_fd: int, dst_dir_fd: int, path: str) -> None:
+    try:
+        _see("rename", path)
+        os.rename(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+    except OSError as exc:
+        _blame(exc, "rename", path)
+        raise
+
+
+def link(src: str, dst: str, dir_fd: int, path: str) -> None:
+    """Hard-link ``src`` to ``dst``; FileExistsError when ``dst`` is taken: how write-once names are claimed."""
+    try:
+        _see("link", path)
+        os.link(src, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        _blame(exc, "link", path)
+        raise
+
+
+def unlink(name: str, dir_fd: int, path: str) -> None:
+    try:
+        _see("unlink", path)
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "unlink", path)
+        raise
+
+
+def ftruncate(fd: int, size: int, path: str) -> None:
+    try:
+        _see("ftruncate", path)
+        os.ftruncate(fd, size)
+    except OSError as exc:
+        _blame(exc, "truncate", path)
+        raise
+
+
+def read_all(fd: int, path: str) -> bytes:
+    try:
+        _see("read", path)
+        size = os.fstat(fd).st_size
+        chunks = [os.read(fd, max(size, 1) + 1)]
+        # Loop until EOF: the file may have grown since fstat (an append racing this read).
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    except OSError as exc:
+        _blame(exc, "read", path)
+        raise
+
+
+def pread(fd: int, size: int, offset: int, path: str) -> bytes:
+    try:
+        _see("read", path)
+        return os.pread(fd, size, offset)
+    except OSError as exc:
+        _blame(exc, "read", path)
+        raise
+
+
+def fstat(fd: int) -> os.stat_result:
+    return os.fstat(fd)
+
+
+def stat_at(name: str, dir_fd: int) -> os.stat_result:
+    return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def scandir(fd: int, path: str) -> Iterator[os.DirEntry[str]]:
+    """Entries of an open directory (os.scandir works on a duplicate of ``fd``, which stays open)."""
+    try:
+        _see("scandir", path)
+        with os.scandir(fd) as entries:
+            yield from entries
+    except OSError as exc:
+        _blame(exc, "list directory", path)
+        raise
+
+
+def rmtree(name: str, dir_fd: int, path: str) -> None:
+    """Remove a directory tree without following symlinks (fd-based on Linux)."""
+    try:
+        _see("rmtree", path)
+        shutil.rmtree(name, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "remove tree", path)
+        raise

@@ -1,0 +1,729 @@
+"""FileStore: the embedded default backend, one directory tree per home, readable by the Go ATLAS.
+
+Layout (the Go ATLAS's, plus one hidden directory of our own)::
+
+    <home>/workspaces/<ws>/workspace.json            Go format; task refs kept in step on create/delete
+    <home>/workspaces/<ws>/tasks/<id>/task.json       the task, replaced atomically and durably
+    <home>/workspaces/<ws>/tasks/<id>/task.json.lock  Go's lock file, taken too so Go and Python writers exclude
+    <home>/workspaces/<ws>/tasks/<id>/task.log        JSON lines, fsynced per line
+    <home>/workspaces/<ws>/tasks/<id>/artifacts/...   step outputs; versions are write-once
+    <home>/.atlas-tasks/locks/<ws>/<id>.lock          our task lock: outside the task, so delete cannot remove it
+    <home>/.atlas-tasks/trash/                        where delete moves a task before removing it
+
+Reads take no lock: task.json is only ever replaced by rename, so a reader sees a whole committed version.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from atlas_tasks import names as N
+from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
+from atlas_tasks._fs import atomic, locks, ops
+from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
+from atlas_tasks.errors import (
+    ArtifactNotFoundError,
+    AtlasTasksError,
+    ConflictError,
+    CorruptLogError,
+    CorruptTaskError,
+    CorruptWorkspaceError,
+    IncompleteTaskError,
+    InvalidLogEntryError,
+    InvalidNameError,
+    SchemaVersionError,
+    StorageError,
+    TaskExistsError,
+    TaskNotFoundError,
+    WorkspaceExistsError,
+    WorkspaceNotFoundError,
+)
+from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
+from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
+from atlas_tasks.store import LogEntry, LogLines, TaskList, WorkspaceList
+from atlas_tasks.transitions import check_status_change, is_terminal
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TASK_FILE = "task.json"
+LOG_FILE = "task.log"
+ARTIFACTS_DIR = "artifacts"
+WORKSPACE_FILE = "workspace.json"
+PRIVATE_DIR = ".atlas-tasks"
+_DIGITS = re.compile(r"(\d+)")
+
+
+@contextlib.contextmanager
+def _os_errors(default_op: str) -> Iterator[None]:
+    """Turn an OSError into a StorageError that names the operation and the path; typed errors pass through."""
+    try:
+        yield
+    except AtlasTasksError:
+        raise
+    except UnsafePathError as exc:
+        raise StorageError(
+            "open (a symlink or file inside the store was refused)",
+            str(exc.filename),
+            exc.errno,
+            exc.strerror,
+        ) from exc
+    except OSError as exc:
+        op = getattr(exc, "atlas_op", default_op)
+        raise StorageError(op, str(exc.filename or "?"), exc.errno, exc.strerror) from exc
+
+
+def _storage_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a public method so no bare OSError escapes it (see :func:`_os_errors`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _os_errors(method.__name__):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _natural_key(name: str) -> tuple[Any, ...]:
+    # "validation.10.json" after "validation.9.json": digit runs compare as numbers.
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
+
+
+def _to_bytes(data: bytes | str) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+class FileStore:
+    """The durable file store (see the module docstring for the layout and docs/ for the guarantees).
+
+    Args:
+        home: the store's root; default ``$ATLAS_HOME`` or ``~/.atlas``. Nothing is created until a first write.
+        lock_timeout: seconds a writer waits for a task's lock before ``LockTimeoutError``.
+        id_style: ``"auto"`` (uuid ids in a workspace that already has ``task-<uuid>`` tasks, the current Go
+            format; timestamp ids otherwise), ``"timestamp"`` or ``"uuid"``.
+        go_locks: also take the Go ATLAS's ``task.json.lock`` when writing, so Go writers are excluded too.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 10.0,
+        id_style: IdStyle = "auto",
+        go_locks: bool = True,
+    ) -> None:
+        if home is None:
+            home = os.environ.get("ATLAS_HOME") or Path("~/.atlas").expanduser()
+        self.home = Path(home).expanduser().absolute()
+        if id_style not in ("auto", "timestamp", "uuid"):
+            raise ValueError(f"id_style must be 'auto', 'timestamp' or 'uuid', not {id_style!r}")
+        self.lock_timeout = lock_timeout
+        self.id_style: IdStyle = id_style
+        self.go_locks = go_locks
+        self._uuid_workspaces: set[str] = set()
+        self._lock_dirs: set[str] = set()
+        self._next_version: dict[tuple[str, ...], int] = {}
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.home)!r})"
+
+    # -- paths (for people and tools; the store itself never opens by path below home) ----------------------------
+    def workspace_path(self, workspace: str) -> Path:
+        """The directory of a workspace."""
+        return self.home / "workspaces" / N.check_workspace_name(workspace)
+
+    def task_path(self, workspace: str, task_id: str) -> Path:
+        """The directory of a task."""
+        return self.workspace_path(workspace) / "tasks" / N.check_task_id(task_id)
+
+    # -- opening directories ---------------------------------------------------------------------------------------
+    def _open_home(self, *, create: bool = False) -> Dir:
+        return open_home(str(self.home), create=create)
+
+    @contextlib.contextmanager
+    def _ws_dir(self, workspace: str) -> Iterator[Dir]:
+        N.check_workspace_name(workspace)
+        try:
+            with self._open_home() as home:
+                d = walk(home, ["workspaces", workspace])
+        except FileNotFoundError:
+            raise WorkspaceNotFoundError(workspace, str(self.workspace_path(workspace))) from None
+        with d:
+            yield d
+
+    @contextlib.contextmanager
+    def _task_dir(self, workspace: str, task_id: str) -> Iterator[Dir]:
+        N.check_task_id(task_id)
+        with self._ws_dir(workspace) as wsd:
+            try:
+                d = walk(wsd, ["tasks", task_id])
+            except FileNotFoundError:
+                raise TaskNotFoundError(workspace, task_id, str(self.task_path(workspace, task_id))) from None
+        with d:
+            yield d
+
+    def _require_task_file(self, d: Dir, workspace: str, task_id: str) -> None:
+        try:
+            ops.stat_at(TASK_FILE, d.fd)
+        except FileNotFoundError:
+            raise IncompleteTaskError(workspace, task_id, d.path) from None
+
+    # -- locks ------------------------------------------------------------------------------------------------------
+    def _lock_path(self, workspace: str, task_id: str) -> str:
+        lock_dir = self.home / PRIVATE_DIR / "locks" / workspace
+        if workspace not in self._lock_dirs:
+            with self._open_home(create=True) as home:
+                walk(home, [PRIVATE_DIR, "locks", workspace], create=True, mode=0o700).close()
+            self._lock_dirs.add(workspace)
+        return str(lock_dir / f"{task_id}.lock")
+
+    @contextlib.contextmanager
+    def _write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
+        what = f"task {task_id!r} in workspace {workspace!r}"
+        with locks.hold(self._lock_path(workspace, task_id), what, self.lock_timeout):
+            if not (self.go_locks and task_dir is not None):
+                yield
+                return
+            # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
+            with locks.hold(f"{task_dir.path}/{TASK_FILE}.lock", what, self.lock_timeout):
+                yield
+
+    # -- reading tasks ----------------------------------------------------------------------------------------------
+    def _decode(self, raw: bytes, workspace: str, task_id: str, path: str) -> Task:
+        try:
+            task = decode_task(raw, path=path)
+        except SchemaVersionError:
+            raise
+        except ValueError as exc:
+            raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
+        if not task.id:
+            task.id = task_id
+        elif task.id != task_id:
+            raise CorruptTaskError(workspace, task_id, path, f"task.json names a different task, {task.id!r}")
+        return task
+
+    def _read_task(self, d: Dir, workspace: str, task_id: str) -> Task:
+        try:
+            raw = atomic.read(d, TASK_FILE)
+        except FileNotFoundError:
+            raise IncompleteTaskError(workspace, task_id, d.path) from None
+        return self._decode(raw, workspace, task_id, d.child(TASK_FILE))
+
+    @_storage_errors
+    def get(self, workspace: str, task_id: str) -> Task:
+        """Return the last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
+        with self._task_dir(workspace, task_id) as d:
+            return self._read_task(d, workspace, task_id)
+
+    @_storage_errors
+    def list(self, workspace: str, *, strict: bool = False) -> TaskList:
+        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`."""
+        result = TaskList()
+        for outcome in self._scan_tasks(workspace):
+            if isinstance(outcome, Task):
+                result.append(outcome)
+            elif strict:
+                raise outcome
+            else:
+                result.errors.append(outcome)
+        result.sort(key=lambda t: (t.created_at.timestamp() if t.created_at else float("-inf"), t.id), reverse=True)
+        return result
+
+    def _scan_tasks(self, workspace: str) -> Iterator[Task | AtlasTasksError]:
+        with self._ws_dir(workspace) as wsd:
+            try:
+                tasks = walk(wsd, ["tasks"])
+            except FileNotFoundError:
+                return
+            with tasks:
+                for entry in ops.scandir(tasks.fd, tasks.path):
+                    if entry.name.startswith("."):
+                        continue
+                    outcome = self._load_entry(tasks, workspace, entry.name)
+                    if outcome is not None:
+                        yield outcome
+
+    def _load_entry(self, tasks: Dir, workspace: str, name: str) -> Task | AtlasTasksError | None:
+        path = tasks.child(name)
+        try:
+            N.check_task_id(name)
+        except InvalidNameError as exc:
+            return CorruptTaskError(workspace, name, path, f"not a valid task id ({exc.reason})")
+        try:
+            with walk(tasks, [name]) as d:
+                return self._read_task(d, workspace, name)
+        except IncompleteTaskError as exc:
+            # A creation in progress holds the task lock between mkdir and its first write: not an error.
+            if not locks.try_hold_free(self._lock_path(workspace, name)):
+                return None
+            with contextlib.suppress(FileNotFoundError), walk(tasks, [name]) as d:
+                return self._read_task(d, workspace, name)
+            return exc
+        except (CorruptTaskError, SchemaVersionError) as exc:
+            return exc
+        except FileNotFoundError:
+            return None  # deleted while we listed
+        except UnsafePathError:
+            return CorruptTaskError(workspace, name, path, "is a symlink or a file, not a task directory")
+
+    # -- creating ---------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def create(self, workspace: str, task: Task) -> Task:
+        """Store a new task. See :meth:`atlas_tasks.store.Store.create`."""
+        explicit = N.check_task_id(task.id) if task.id else ""
+        new = task.model_copy(deep=True)
+        now = utcnow()
+        with self._ws_dir(workspace) as wsd, walk(wsd, ["tasks"], create=True) as tasks:
+            task_id = self._reserve(tasks, workspace, explicit)
+            try:
+                with self._write_lock(workspace, task_id, None), walk(tasks, [task_id]) as d:
+                    ops.fchmod(d.fd, ops.DIR_MODE, d.path)
+                    new.id = task_id
+                    new.workspace_name = new.workspace_name or workspace
+                    new.created_at = new.created_at or now
+                    new.updated_at = now
+                    new.revision = 1
+                    new.schema_version = "1.0"
+                    atomic.replace(d, TASK_FILE, encode_task(new))
+                # The reserved directory's entry, written by mkdir, must be durable before we acknowledge.
+                ops.fsync(tasks.fd, tasks.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
+                raise
+        self._sync_ref(workspace, new)
+        return new
+
+    def _reserve(self, tasks: Dir, workspace: str, explicit: str) -> str:
+        if explicit:
+            try:
+                ops.mkdir(explicit, tasks.fd, tasks.child(explicit))
+            except FileExistsError:
+                raise TaskExistsError(workspace, explicit, tasks.child(explicit)) from None
+            return explicit
+        while True:
+            if self._style_for(tasks, workspace) == "uuid":
+                candidates: Iterator[str] = iter([uuid_id()])
+            else:
+                candidates = timestamp_candidates()
+            for candidate in candidates:
+                try:
+                    ops.mkdir(candidate, tasks.fd, tasks.child(candidate))
+                except FileExistsError:
+                    continue
+                return candidate
+            # Over a thousand creations within one second in this workspace: wait for the next second.
+            time.sleep(1.0 - (time.time() % 1.0))
+
+    def _style_for(self, tasks: Dir, workspace: str) -> Literal["timestamp", "uuid"]:
+        if self.id_style != "auto":
+            return self.id_style
+        if workspace in self._uuid_workspaces:
+            return "uuid"
+        style = resolve_style("auto", (e.name for e in ops.scandir(tasks.fd, tasks.path)))
+        if style == "uuid":
+            self._uuid_workspaces.add(workspace)
+        return style
+
+    # -- updating ---------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def update(self, workspace: str, task: Task) -> Task:
+        """Save ``task`` unless somebody saved it first. See :meth:`atlas_tasks.store.Store.update`."""
+        task_id = N.check_task_id(task.id)
+        with self._task_dir(workspace, task_id) as d, self._write_lock(workspace, task_id, d):
+            current = self._read_task(d, workspace, task_id)
+            stored = self._commit(d, workspace, current, task)
+        self._after_status_change(workspace, current, stored)
+        return stored
+
+    def _commit(self, d: Dir, workspace: str, current: Task, task: Task) -> Task:
+        if task.revision != current.revision:
+            raise ConflictError(workspace, task.id, task.revision, current.revision)
+        check_status_change(task.id, current.status, task.status, task.transitions[len(current.transitions) :])
+        stored = task.model_copy(update={"revision": current.revision + 1, "updated_at": utcnow()})
+        data = encode_task(stored)
+        atomic.replace(d, TASK_FILE, data)
+        # Hand back an object that shares nothing with the caller's: exactly what get() would now return.
+        return self._decode(data, workspace, task.id, d.child(TASK_FILE))
+
+    @contextlib.contextmanager
+    def edit(self, workspace: str, task_id: str) -> Iterator[Task]:
+        """Locked read-modify-write; saves on a clean exit. See :meth:`atlas_tasks.store.Store.edit`.
+
+        The yielded task's ``revision`` and ``updated_at`` are brought up to date after the save. Exceptions
+        raised by the block itself pass through untouched (and nothing is saved).
+        """
+        stack = contextlib.ExitStack()
+        try:
+            with _os_errors("edit"):
+                d = stack.enter_context(self._task_dir(workspace, task_id))
+                stack.enter_context(self._write_lock(workspace, task_id, d))
+                current = self._read_task(d, workspace, task_id)
+        except BaseException:
+            stack.close()
+            raise
+        with stack:
+            work = current.model_copy(deep=True)
+            yield work
+            with _os_errors("update"):
+                stored = self._commit(d, workspace, current, work)
+            work.revision, work.updated_at = stored.revision, stored.updated_at
+        self._after_status_change(workspace, current, stored)
+
+    def modify(self, workspace: str, task_id: str, fn: Callable[[Task], object]) -> Task:
+        """Locked read-modify-write with ``fn(task)``; returns the stored task."""
+        with self.edit(workspace, task_id) as task:
+            fn(task)
+        return task
+
+    # -- deleting ---------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def delete(self, workspace: str, task_id: str) -> None:
+        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
+        with (
+            self._task_dir(workspace, task_id) as d,
+            self._write_lock(workspace, task_id, d),
+            self._open_home() as home,
+            walk(home, [PRIVATE_DIR, "trash"], create=True, mode=0o700) as trash,
+            self._ws_dir(workspace) as wsd,
+            walk(wsd, ["tasks"]) as tasks,
+        ):
+            # Rename first, so no reader or writer ever sees a half-deleted task, then remove at leisure.
+            parked = f"{workspace}--{task_id}--{secrets.token_hex(4)}"
+            ops.rename(task_id, parked, tasks.fd, trash.fd, tasks.child(task_id))
+            ops.fsync(tasks.fd, tasks.path)
+            ops.fsync(trash.fd, trash.path)
+            ops.rmtree(parked, trash.fd, trash.child(parked))
+        self._drop_ref(workspace, task_id)
+
+    # -- logs -------------------------------------------------------------------------------------------------------
+    def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
+        if isinstance(entry, Mapping):
+            record = dict(entry)
+            record.setdefault("ts", utcnow().isoformat().replace("+00:00", "Z"))
+            record.setdefault("workspace_name", workspace)
+            record.setdefault("task_id", task_id)
+            try:
+                text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+            except ValueError as exc:
+                raise InvalidLogEntryError(workspace, task_id, str(exc)) from None
+            return text.encode("utf-8") + b"\n"
+        raw = _to_bytes(entry)
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+        if b"\n" in raw or b"\r" in raw:
+            raise InvalidLogEntryError(workspace, task_id, "it contains a line break (one entry is one line)")
+        if b"\x00" in raw:
+            raise InvalidLogEntryError(workspace, task_id, "it contains a NUL byte")
+        try:
+            json.loads(raw)
+        except ValueError as exc:
+            raise InvalidLogEntryError(workspace, task_id, f"not valid JSON ({exc})") from None
+        return raw + b"\n"
+
+    @_storage_errors
+    def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
+        """Append one JSON line to the task's log, durably. See :meth:`atlas_tasks.store.Store.append_log`."""
+        line = self._log_line(workspace, task_id, entry)
+        with self._task_dir(workspace, task_id) as d, self._write_lock(workspace, task_id, d):
+            self._require_task_file(d, workspace, task_id)
+            atomic.append_line(d, LOG_FILE, line)
+
+    @_storage_errors
+    def read_log(self, workspace: str, task_id: str) -> LogLines:
+        """Return the log's entries. See :meth:`atlas_tasks.store.Store.read_log`."""
+        with self._task_dir(workspace, task_id) as d:
+            try:
+                raw = atomic.read(d, LOG_FILE)
+            except FileNotFoundError:
+                self._require_task_file(d, workspace, task_id)
+                return LogLines()
+            return parse_log(raw, workspace, task_id, d.child(LOG_FILE))
+
+    def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
+        """Yield the log's intact entries in order."""
+        yield from self.read_log(workspace, task_id)
+
+    def log_path(self, workspace: str, task_id: str) -> Path:
+        """The task.log file of a task (for tools that follow it)."""
+        return self.task_path(workspace, task_id) / LOG_FILE
+
+    # -- artifacts --------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def save_artifact(self, workspace: str, task_id: str, filename: str, data: bytes | str) -> str:
+        """Durably write an artifact. See :meth:`atlas_tasks.store.Store.save_artifact`."""
+        parts = N.check_plain_artifact_name(filename)
+        payload = _to_bytes(data)
+        with self._task_dir(workspace, task_id) as d:
+            self._require_task_file(d, workspace, task_id)
+            with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+                atomic.replace(adir, parts[-1], payload)
+        return "/".join(parts)
+
+    @_storage_errors
+    def save_versioned_artifact(self, workspace: str, task_id: str, base_name: str, data: bytes | str) -> str:
+        """Write the next version of an artifact. See :meth:`atlas_tasks.store.Store.save_versioned_artifact`."""
+        parts = N.artifact_parts(base_name)
+        payload = _to_bytes(data)
+        leaf = parts[-1]
+        key = (str(self.home), workspace, task_id, *parts)
+        with self._task_dir(workspace, task_id) as d:
+            self._require_task_file(d, workspace, task_id)
+            with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+                won = atomic.claim_first(adir, self._version_candidates(adir, key, leaf), payload)
+        if won is None:  # pragma: no cover - the candidate stream is endless
+            raise StorageError("claim artifact version", f"{base_name}", None, "no free version")
+        self._next_version[key] = (N.version_of(won, leaf) or 0) + 1
+        return "/".join([*parts[:-1], won])
+
+    def _version_candidates(self, adir: Dir, key: tuple[str, ...], leaf: str) -> Iterator[str]:
+        # O(1) per save: start from where this process left off. On a collision (another process saved, or the
+        # process is new), scan once for the highest existing version, so a deleted number is never reused
+        # below a higher one and retries stay bounded.
+        cached = self._next_version.get(key)
+        if cached is not None:
+            yield N.versioned_name(leaf, cached)
+        highest = 0
+        for entry in ops.scandir(adir.fd, adir.path):
+            version = N.version_of(entry.name, leaf)
+            if version is not None and version > highest:
+                highest = version
+        n = highest + 1
+        while True:
+            yield N.versioned_name(leaf, n)
+            n += 1
+
+    @_storage_errors
+    def get_artifact(self, workspace: str, task_id: str, filename: str) -> bytes:
+        """Return an artifact's bytes. See :meth:`atlas_tasks.store.Store.get_artifact`."""
+        parts = N.artifact_parts(filename)
+        with self._task_dir(workspace, task_id) as d:
+            try:
+                with walk(d, [ARTIFACTS_DIR, *parts[:-1]]) as adir:
+                    return atomic.read(adir, parts[-1])
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnsafePathError):
+                path = f"{d.path}/{ARTIFACTS_DIR}/{filename}"
+                raise ArtifactNotFoundError(workspace, task_id, filename, path) from None
+
+    @_storage_errors
+    def list_artifacts(self, workspace: str, task_id: str) -> builtins.list[str]:
+        """Relative paths of the task's artifacts in natural order. See :meth:`Store.list_artifacts`."""
+        with self._task_dir(workspace, task_id) as d:
+            try:
+                adir = walk(d, [ARTIFACTS_DIR])
+            except FileNotFoundError:
+                return []
+            with adir:
+                found = list(self._walk_artifacts(adir, ""))
+        return sorted(found, key=_natural_key)
+
+    def _walk_artifacts(self, d: Dir, prefix: str) -> Iterator[str]:
+        for entry in ops.scandir(d.fd, d.path):
+            if entry.name.startswith("."):
+                continue  # temp files and anything hidden are never artifacts
+            if entry.is_dir(follow_symlinks=False):
+                with walk(d, [entry.name]) as sub:
+                    yield from self._walk_artifacts(sub, f"{prefix}{entry.name}/")
+            elif entry.is_file(follow_symlinks=False):
+                yield prefix + entry.name
+
+    # -- workspaces -------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def create_workspace(
+        self,
+        name: str,
+        *,
+        path: str = "",
+        worktree_path: str = "",
+        branch: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        exist_ok: bool = False,
+    ) -> Workspace:
+        """Create a workspace. See :meth:`atlas_tasks.store.Store.create_workspace`."""
+        N.check_workspace_name(name)
+        with (
+            self._open_home(create=True) as home,
+            walk(home, ["workspaces", name], create=True) as wsd,
+            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout),
+        ):
+            existing = self._read_workspace(wsd, name)
+            if existing is not None and existing.created_at is not None:
+                if exist_ok:
+                    return existing
+                raise WorkspaceExistsError(name, wsd.child(WORKSPACE_FILE))
+            now = utcnow()
+            ws = Workspace(
+                name=name,
+                path=path,
+                worktree_path=worktree_path,
+                branch=branch,
+                created_at=now,
+                updated_at=now,
+                metadata=dict(metadata or {}),
+            )
+            atomic.replace(wsd, WORKSPACE_FILE, encode_workspace(ws))
+            return ws
+
+    def _read_workspace(self, wsd: Dir, name: str) -> Workspace | None:
+        try:
+            raw = atomic.read(wsd, WORKSPACE_FILE)
+        except FileNotFoundError:
+            return None
+        try:
+            return decode_workspace(raw, path=wsd.child(WORKSPACE_FILE))
+        except SchemaVersionError:
+            raise
+        except ValueError as exc:
+            raise CorruptWorkspaceError(name, wsd.child(WORKSPACE_FILE), str(exc).splitlines()[0]) from None
+
+    @_storage_errors
+    def get_workspace(self, name: str) -> Workspace:
+        """Return a workspace; a hand-made directory without workspace.json gives a bare Workspace."""
+        with self._ws_dir(name) as wsd:
+            ws = self._read_workspace(wsd, name)
+        return ws if ws is not None else Workspace(name=name)
+
+    @_storage_errors
+    def list_workspaces(self) -> WorkspaceList:
+        """Return every workspace, sorted by name. See :meth:`atlas_tasks.store.Store.list_workspaces`."""
+        result = WorkspaceList()
+        try:
+            home = self._open_home()
+        except FileNotFoundError:
+            return result
+        with home:
+            try:
+                wdir = walk(home, ["workspaces"])
+            except FileNotFoundError:
+                return result
+            with wdir:
+                names = sorted(
+                    e.name
+                    for e in ops.scandir(wdir.fd, wdir.path)
+                    if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                )
+        for name in names:
+            try:
+                result.append(self.get_workspace(name))
+            except (
+                InvalidNameError,
+                CorruptWorkspaceError,
+                SchemaVersionError,
+                WorkspaceNotFoundError,
+            ) as exc:
+                if not isinstance(exc, WorkspaceNotFoundError):
+                    result.errors.append(exc)
+        return result
+
+    @_storage_errors
+    def set_workspace_status(self, name: str, status: str) -> Workspace:
+        """Set a workspace's status (active, paused, closed) in its workspace.json.
+
+        Raises:
+            ValueError: not one of the statuses.
+        """
+        with (
+            self._ws_dir(name) as wsd,
+            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout),
+        ):
+            ws = self._read_workspace(wsd, name) or Workspace(name=name, created_at=utcnow())
+            ws.status = WorkspaceStatus(status)
+            ws.updated_at = utcnow()
+            atomic.replace(wsd, WORKSPACE_FILE, encode_workspace(ws))
+            return ws
+
+    # -- workspace.json task refs (a convenience index for the Go ATLAS; doctor resyncs it) -------------------------
+    def _edit_refs(self, workspace: str, change: Callable[[builtins.list[TaskRef]], bool]) -> None:
+        # The task itself is already committed when this runs: a failure here must not turn an acknowledged
+        # create/delete into a reported error (the caller would retry and duplicate), so it is swallowed.
+        with (
+            contextlib.suppress(AtlasTasksError, OSError),
+            self._ws_dir(workspace) as wsd,
+            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {workspace!r}", self.lock_timeout),
+        ):
+            ws = self._read_workspace(wsd, workspace)
+            if ws is None or not change(ws.tasks):
+                return
+            ws.updated_at = utcnow()
+            atomic.replace(wsd, WORKSPACE_FILE, encode_workspace(ws))
+
+    def _sync_ref(self, workspace: str, task: Task) -> None:
+        def change(refs: builtins.list[TaskRef]) -> bool:
+            ref = TaskRef(
+                id=task.id,
+                status=str(task.status),
+                started_at=task.created_at,
+                completed_at=task.completed_at if is_terminal(task.status) else None,
+            )
+            for i, old in enumerate(refs):
+                if old.id == task.id:
+                    refs[i] = ref
+                    return True
+            refs.append(ref)
+            return True
+
+        self._edit_refs(workspace, change)
+
+    def _drop_ref(self, workspace: str, task_id: str) -> None:
+        def change(refs: builtins.list[TaskRef]) -> bool:
+            kept = [r for r in refs if r.id != task_id]
+            changed = len(kept) != len(refs)
+            refs[:] = kept
+            return changed
+
+        self._edit_refs(workspace, change)
+
+    def _after_status_change(self, workspace: str, before: Task, after: Task) -> None:
+        if after.status != before.status and is_terminal(after.status):
+            self._sync_ref(workspace, after)
+
+
+def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    return record, ""
+
+
+def parse_log(raw: bytes, workspace: str, task_id: str, path: str) -> LogLines:
+    """Parse task.log bytes: intact lines kept; a torn final line skipped; damaged middle lines reported."""
+    out = LogLines()
+    lines = raw.split(b"\n")
+    if lines.pop():  # bytes after the last newline: the remains of an append cut short by a crash
+        out.torn_tail = True
+        out.skipped += 1
+    bad: list[tuple[int, str]] = []
+    last_good = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record, reason = _parse_line(line)
+        if record is None:
+            bad.append((number, reason))
+        else:
+            out.append(record)
+            last_good = number
+    for number, reason in bad:
+        out.skipped += 1
+        if number > last_good:
+            # Nothing intact after it: also the remains of an interrupted append (e.g. NUL-filled by ext4).
+            out.torn_tail = True
+        else:
+            out.errors.append(CorruptLogError(workspace, task_id, path, number, reason))
+    return out
+
+
+__all__ = ["FileStore", "parse_log"]

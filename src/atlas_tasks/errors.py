@@ -1,0 +1,371 @@
+"""Every error atlas-tasks raises.
+
+All errors derive from :class:`AtlasTasksError`. Where the meaning matches a built-in exception the error also
+derives from it (``TaskNotFoundError`` is a ``LookupError``, ``InvalidNameError`` a ``ValueError``,
+``LockTimeoutError`` a ``TimeoutError``), so callers can catch either. Every error carries structured attributes
+(``workspace``, ``task_id``, ``path`` ...) and a message that says what failed, where, and what to do.
+Errors pickle, so they cross process boundaries intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[AtlasTasksError], message: str, context: dict[str, Any]) -> AtlasTasksError:
+    # Built-ins such as TimeoutError (an OSError) interpret constructor arguments, so rebuild without __init__.
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.message = message
+    err.context = context
+    _set_context(err, context)
+    return err
+
+
+def _set_context(err: Exception, context: dict[str, Any]) -> None:
+    # setattr, not __dict__.update: OSError's errno/strerror are descriptors that a __dict__ entry would not reach.
+    for key, value in context.items():
+        setattr(err, key, value)
+
+
+class AtlasTasksError(Exception):
+    """Base class of every atlas-tasks error.
+
+    Attributes:
+        message: The full human-readable message.
+        context: The structured attributes (also set as attributes of the error itself).
+    """
+
+    message: str
+    context: dict[str, Any]
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+        _set_context(self, context)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.context))
+
+
+def _where(workspace: str | None, task_id: str | None) -> str:
+    if workspace is not None and task_id is not None:
+        return f"task {task_id!r} in workspace {workspace!r}"
+    if workspace is not None:
+        return f"workspace {workspace!r}"
+    return f"task {task_id!r}"
+
+
+class InvalidNameError(AtlasTasksError, ValueError):
+    """A workspace name, task id or artifact path is not allowed.
+
+    Names are checked against an allowlist and rejected, never rewritten. Attributes: ``kind``
+    (``"workspace"``, ``"task id"``, ``"artifact"``), ``name`` and ``reason``.
+    """
+
+    kind: str
+    name: str
+    reason: str
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        super().__init__(
+            f"invalid {kind} {name!r}: {reason}",
+            kind=kind,
+            name=name,
+            reason=reason,
+        )
+
+
+class WorkspaceNotFoundError(AtlasTasksError, LookupError):
+    """The workspace directory does not exist."""
+
+    workspace: str
+    path: str
+
+    def __init__(self, workspace: str, path: str) -> None:
+        super().__init__(
+            f"workspace {workspace!r} does not exist (no directory {path}); create it with "
+            f"`atlas-tasks workspace create {workspace}` or store.create_workspace({workspace!r})",
+            workspace=workspace,
+            path=path,
+        )
+
+
+class WorkspaceExistsError(AtlasTasksError):
+    """``create_workspace`` was asked for a workspace that already has a workspace.json."""
+
+    workspace: str
+    path: str
+
+    def __init__(self, workspace: str, path: str) -> None:
+        super().__init__(
+            f"workspace {workspace!r} already exists ({path})",
+            workspace=workspace,
+            path=path,
+        )
+
+
+class TaskNotFoundError(AtlasTasksError, LookupError):
+    """No task with that id exists in the workspace."""
+
+    workspace: str
+    task_id: str
+    path: str | None
+
+    def __init__(self, workspace: str, task_id: str, path: str | None = None) -> None:
+        where = f" (looked in {path})" if path else ""
+        super().__init__(
+            f"{_where(workspace, task_id)} not found{where}; `atlas-tasks list {workspace}` shows its tasks",
+            workspace=workspace,
+            task_id=task_id,
+            path=path,
+        )
+
+
+class TaskExistsError(AtlasTasksError):
+    """``create`` was given an explicit id that is already taken."""
+
+    workspace: str
+    task_id: str
+    path: str | None
+
+    def __init__(self, workspace: str, task_id: str, path: str | None = None) -> None:
+        super().__init__(
+            f"{_where(workspace, task_id)} already exists ({path}); leave task.id empty to get a fresh id",
+            workspace=workspace,
+            task_id=task_id,
+            path=path,
+        )
+
+
+class ArtifactNotFoundError(AtlasTasksError, LookupError):
+    """The artifact does not exist for that task."""
+
+    workspace: str
+    task_id: str
+    name: str
+    path: str | None
+
+    def __init__(self, workspace: str, task_id: str, name: str, path: str | None = None) -> None:
+        super().__init__(
+            f"artifact {name!r} of {_where(workspace, task_id)} not found"
+            f"{f' ({path})' if path else ''}; `atlas-tasks artifacts {workspace} {task_id}` lists them",
+            workspace=workspace,
+            task_id=task_id,
+            name=name,
+            path=path,
+        )
+
+
+class CorruptTaskError(AtlasTasksError):
+    """A stored task cannot be read: invalid JSON, invalid fields, or an incomplete creation.
+
+    Nothing is changed on disk; ``atlas-tasks doctor`` reports such tasks. Attributes: ``workspace``, ``task_id``,
+    ``path`` and ``reason``.
+    """
+
+    workspace: str
+    task_id: str
+    path: str
+    reason: str
+
+    def __init__(self, workspace: str, task_id: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"{_where(workspace, task_id)} is unreadable: {reason} ({path}); "
+            f"the file was left untouched, run `atlas-tasks doctor {workspace}` to inspect it",
+            workspace=workspace,
+            task_id=task_id,
+            path=path,
+            reason=reason,
+        )
+
+
+class IncompleteTaskError(CorruptTaskError):
+    """A task directory exists without a task.json: a creation that crashed before its first write."""
+
+    def __init__(self, workspace: str, task_id: str, path: str) -> None:
+        super().__init__(
+            workspace,
+            task_id,
+            path,
+            "the task directory has no task.json (a creation interrupted before it finished)",
+        )
+
+
+class CorruptWorkspaceError(AtlasTasksError):
+    """A workspace.json cannot be read."""
+
+    workspace: str
+    path: str
+    reason: str
+
+    def __init__(self, workspace: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"workspace {workspace!r} has an unreadable workspace.json: {reason} ({path})",
+            workspace=workspace,
+            path=path,
+            reason=reason,
+        )
+
+
+class SchemaVersionError(AtlasTasksError):
+    """A stored document was written by a newer, incompatible version of the format.
+
+    The document is refused rather than silently rewritten (which would drop what this version does not know).
+    """
+
+    path: str
+    found: str
+    supported: str
+
+    def __init__(self, path: str, found: str, supported: str) -> None:
+        super().__init__(
+            f"{path} has schema_version {found!r}, newer than this atlas-tasks supports ({supported}); "
+            "upgrade atlas-tasks to read it (the file was left untouched)",
+            path=path,
+            found=found,
+            supported=supported,
+        )
+
+
+class ConflictError(AtlasTasksError):
+    """``update`` was given a task whose revision is not the stored one: somebody else saved it first.
+
+    Re-read the task with ``get`` and apply the change again, or use ``store.modify``/``store.edit`` for a locked
+    read-modify-write.
+    """
+
+    workspace: str
+    task_id: str
+    expected: int
+    found: int
+
+    def __init__(self, workspace: str, task_id: str, expected: int, found: int) -> None:
+        super().__init__(
+            f"{_where(workspace, task_id)} was changed by another writer: you hold revision {expected}, "
+            f"the store has revision {found}; re-read it with get() (or use store.modify) and retry",
+            workspace=workspace,
+            task_id=task_id,
+            expected=expected,
+            found=found,
+        )
+
+
+class LockTimeoutError(AtlasTasksError, TimeoutError):
+    """A task's (or workspace's) write lock was not obtained in time."""
+
+    what: str
+    path: str
+    timeout: float
+
+    def __init__(self, what: str, path: str, timeout: float) -> None:
+        super().__init__(
+            f"could not lock {what} within {timeout:g}s: another writer holds {path}; retry, or raise lock_timeout",
+            what=what,
+            path=path,
+            timeout=timeout,
+        )
+
+
+class InvalidTransitionError(AtlasTasksError, ValueError):
+    """A status change that the task state machine does not allow."""
+
+    task_id: str
+    from_status: str
+    to_status: str
+    allowed: tuple[str, ...]
+
+    def __init__(self, task_id: str, from_status: str, to_status: str, allowed: tuple[str, ...]) -> None:
+        allowed_text = ", ".join(allowed) if allowed else "none (terminal status)"
+        super().__init__(
+            f"task {task_id!r} cannot go from {from_status!r} to {to_status!r}; allowed from {from_status!r}: "
+            f"{allowed_text}",
+            task_id=task_id,
+            from_status=from_status,
+            to_status=to_status,
+            allowed=allowed,
+        )
+
+
+class StorageError(AtlasTasksError, OSError):
+    """The operating system refused a filesystem operation (disk full, I/O error, read-only, permissions).
+
+    The operation was not acknowledged and the previous committed state is intact. After a failed fsync the data
+    may not be on disk: the store never retries an fsync into a false success. Attributes: ``op``, ``path``,
+    ``errno`` and ``strerror``.
+    """
+
+    op: str
+    path: str
+
+    def __init__(self, op: str, path: str, errno: int | None, strerror: str | None) -> None:
+        super().__init__(
+            f"{op} failed for {path}: {strerror or 'error'} (errno {errno}); nothing was acknowledged and the "
+            "previous state is intact",
+            op=op,
+            path=path,
+            errno=errno,
+            strerror=strerror,
+        )
+
+
+class InvalidLogEntryError(AtlasTasksError, ValueError):
+    """A log entry that cannot be stored as exactly one JSON line (not JSON, or with a newline or NUL inside)."""
+
+    workspace: str
+    task_id: str
+    reason: str
+
+    def __init__(self, workspace: str, task_id: str, reason: str) -> None:
+        super().__init__(
+            f"log entry for {_where(workspace, task_id)} refused: {reason}; pass a dict, or one line of JSON",
+            workspace=workspace,
+            task_id=task_id,
+            reason=reason,
+        )
+
+
+class CorruptLogError(AtlasTasksError):
+    """A task.log line that is not valid JSON and is followed by valid lines: damage, not a torn tail."""
+
+    workspace: str
+    task_id: str
+    path: str
+    line_number: int
+    reason: str
+
+    def __init__(self, workspace: str, task_id: str, path: str, line_number: int, reason: str) -> None:
+        super().__init__(
+            f"{path} line {line_number} of {_where(workspace, task_id)} is damaged: {reason}; "
+            "later lines are intact and were kept",
+            workspace=workspace,
+            task_id=task_id,
+            path=path,
+            line_number=line_number,
+            reason=reason,
+        )
+
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "AtlasTasksError",
+    "ConflictError",
+    "CorruptLogError",
+    "CorruptTaskError",
+    "CorruptWorkspaceError",
+    "IncompleteTaskError",
+    "InvalidLogEntryError",
+    "InvalidNameError",
+    "InvalidTransitionError",
+    "LockTimeoutError",
+    "SchemaVersionError",
+    "StorageError",
+    "TaskExistsError",
+    "TaskNotFoundError",
+    "WorkspaceExistsError",
+    "WorkspaceNotFoundError",
+]
