@@ -266,9 +266,11 @@ class FileStore:
             # A creation in progress holds the task lock between mkdir and its first write: not an error.
             if not locks.try_hold_free(self._lock_path(workspace, name)):
                 return None
-            with contextlib.suppress(FileNotFoundError), walk(tasks, [name]) as d:
-                return self._read_task(d, workspace, name)
-            return exc
+            try:  # the creator may have finished between our read and the lock check
+                with walk(tasks, [name]) as d:
+                    return self._read_task(d, workspace, name)
+            except (IncompleteTaskError, FileNotFoundError):
+                return exc
         except (CorruptTaskError, SchemaVersionError) as exc:
             return exc
         except FileNotFoundError:
