@@ -111,7 +111,7 @@ def _open_for_append(d: Dir, name: str) -> tuple[int, bool]:
     return fd, True
 
 
-def _clean_end(fd: int, size: int, path: str) -> int:
+def clean_end(fd: int, size: int, path: str) -> int:
     """Offset just after the last newline of the file (0 if none): where a torn tail begins."""
     end = size
     step = 4096
@@ -140,7 +140,7 @@ def append_line(d: Dir, name: str, line: bytes) -> int:
         else:
             size = ops.fstat(fd).st_size
             if size and ops.pread(fd, 1, size - 1, path) != b"\n":
-                keep = _clean_end(fd, size, path)
+                keep = clean_end(fd, size, path)
                 cut = size - keep
                 ops.ftruncate(fd, keep, path)
         ops.write_all(fd, line, path)

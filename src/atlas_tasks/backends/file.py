@@ -30,6 +30,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
 from atlas_tasks._fs import atomic, locks, ops
+from atlas_tasks.backends._file_check import CheckReport, check_store
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
 from atlas_tasks.errors import (
     ArtifactNotFoundError,
@@ -538,6 +539,16 @@ class FileStore:
                     yield from self._walk_artifacts(sub, f"{prefix}{entry.name}/")
             elif entry.is_file(follow_symlinks=False):
                 yield prefix + entry.name
+
+    # -- consistency ------------------------------------------------------------------------------------------------
+    @_storage_errors
+    def check(self, workspace: str | None = None, *, fix: bool = False) -> CheckReport:
+        """Find what crashes or hand edits left behind (one workspace, or all); repair what is safe with ``fix``.
+
+        Reports temp files, incomplete creations, corrupt or newer-format tasks, torn or damaged logs,
+        unfinished deletes and workspace.json refs out of step; see :mod:`atlas_tasks.backends._file_check`.
+        """
+        return check_store(self, workspace, fix)
 
     # -- workspaces -------------------------------------------------------------------------------------------------
     @_storage_errors

@@ -1,0 +1,233 @@
+"""Post-mortem consistency check of a file store (what ``atlas-tasks doctor`` runs).
+
+It finds what a crash or a hand edit can leave behind and, with ``fix=True``, repairs what is safe to repair:
+
+| kind | what | fix |
+|---|---|---|
+| ``temp_file`` | a ``.*.tmp`` left by a write that crashed before its rename | removed (it was never acknowledged) |
+| ``incomplete_task`` | a task directory without task.json (a creation cut short) | removed if it holds nothing else; otherwise reported only |
+| ``corrupt_task`` | a task.json that cannot be read | reported only: a person decides |
+| ``newer_schema`` | a task.json from a newer format | reported only |
+| ``torn_log`` | a task.log whose last line was cut short | the torn tail is cut, under the task lock |
+| ``damaged_log`` | a task.log line that is damaged but followed by intact ones | reported only |
+| ``trash`` | a task parked in ``.atlas-tasks/trash`` by a delete that crashed | removed (the delete was under way) |
+| ``stale_ref`` / ``missing_ref`` | workspace.json task refs out of step with the tasks on disk | refs resynced |
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from atlas_tasks._fs import atomic, locks, ops
+from atlas_tasks._fs.dirs import Dir, walk
+from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, IncompleteTaskError, SchemaVersionError
+from atlas_tasks.models import Task, TaskRef
+
+if TYPE_CHECKING:
+    from atlas_tasks.backends.file import FileStore
+
+_HARMLESS = {"task.json.lock"}
+
+
+@dataclass
+class Finding:
+    """One problem found by :meth:`FileStore.check`."""
+
+    kind: str
+    path: str
+    detail: str
+    workspace: str | None = None
+    task_id: str | None = None
+    fixed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    """What :meth:`FileStore.check` found: ``findings``, and how many tasks it read."""
+
+    findings: list[Finding] = field(default_factory=list)
+    tasks_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs attention (every finding, if any, was fixed)."""
+        return all(f.fixed for f in self.findings)
+
+    def add(self, finding: Finding) -> Finding:
+        self.findings.append(finding)
+        return finding
+
+
+def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckReport:
+    """Check one workspace (or all, with None) and the store's trash; repair what is safe when ``fix``."""
+    report = CheckReport()
+    names = [workspace] if workspace is not None else [w.name for w in store.list_workspaces()]
+    for name in names:
+        _check_workspace(store, name, fix, report)
+    _check_trash(store, fix, report)
+    return report
+
+
+def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckReport) -> None:
+    ids_on_disk: dict[str, Task | None] = {}
+    with store._ws_dir(workspace) as wsd:
+        try:
+            tasks = walk(wsd, ["tasks"])
+        except FileNotFoundError:
+            tasks = None
+        if tasks is not None:
+            with tasks:
+                for entry in list(ops.scandir(tasks.fd, tasks.path)):
+                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                        continue
+                    ids_on_disk[entry.name] = _check_task(store, tasks, workspace, entry.name, fix, report)
+    _check_refs(store, workspace, ids_on_disk, fix, report)
+
+
+def _sweep_temp_files(d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+    for entry in list(ops.scandir(d.fd, d.path)):
+        if entry.is_dir(follow_symlinks=False):
+            with walk(d, [entry.name]) as sub:
+                _sweep_temp_files(sub, workspace, task_id, fix, report)
+        elif atomic.is_temp_name(entry.name):
+            finding = report.add(
+                Finding("temp_file", d.child(entry.name), "leftover of an interrupted write", workspace, task_id)
+            )
+            if fix:
+                with contextlib.suppress(FileNotFoundError):
+                    ops.unlink(entry.name, d.fd, d.child(entry.name))
+                finding.fixed = True
+
+
+def _check_task(
+    store: FileStore, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
+) -> Task | None:
+    with walk(tasks, [task_id]) as d:
+        _sweep_temp_files(d, workspace, task_id, fix, report)
+        task = _read(store, d, workspace, task_id, fix, report)
+        if task is not None:
+            report.tasks_checked += 1
+            _check_log(store, d, workspace, task_id, fix, report)
+        return task
+
+
+def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> Task | None:
+    try:
+        return store._read_task(d, workspace, task_id)
+    except IncompleteTaskError:
+        if not locks.try_hold_free(store._lock_path(workspace, task_id)):
+            return None  # a creation in progress
+        others = [e.name for e in ops.scandir(d.fd, d.path) if e.name not in _HARMLESS]
+        finding = report.add(
+            Finding(
+                "incomplete_task",
+                d.path,
+                "task directory without task.json (a creation cut short)"
+                + (f"; it holds {', '.join(sorted(others))}, so it is kept" if others else ""),
+                workspace,
+                task_id,
+            )
+        )
+        if fix and not others:
+            tasks_fd_path = d.path.rsplit("/", 1)[0]
+            with store._ws_dir(workspace) as wsd, walk(wsd, ["tasks"]) as tasks:
+                ops.rmtree(task_id, tasks.fd, tasks_fd_path + "/" + task_id)
+                ops.fsync(tasks.fd, tasks.path)
+            finding.fixed = True
+    except SchemaVersionError as exc:
+        report.add(Finding("newer_schema", exc.path, str(exc), workspace, task_id))
+    except CorruptTaskError as exc:
+        report.add(Finding("corrupt_task", exc.path, exc.reason, workspace, task_id))
+    return None
+
+
+def _check_log(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+    lines = store.read_log(workspace, task_id)
+    for err in lines.errors:
+        report.add(Finding("damaged_log", err.path, f"line {err.line_number}: {err.reason}", workspace, task_id))
+    if not lines.torn_tail:
+        return
+    finding = report.add(
+        Finding("torn_log", d.child("task.log"), "the last line was cut short by a crash", workspace, task_id)
+    )
+    if fix:
+        with store._write_lock(workspace, task_id, d):
+            fd = ops.open_file("task.log", ops.APPEND_FLAGS, d.fd, d.child("task.log"))
+            try:
+                size = ops.fstat(fd).st_size
+                ops.ftruncate(fd, atomic.clean_end(fd, size, d.child("task.log")), d.child("task.log"))
+                ops.fdatasync(fd, d.child("task.log"))
+            finally:
+                ops.close(fd)
+        finding.fixed = True
+
+
+def _check_refs(
+    store: FileStore, workspace: str, on_disk: dict[str, Task | None], fix: bool, report: CheckReport
+) -> None:
+    try:
+        ws = store.get_workspace(workspace)
+    except AtlasTasksError as exc:  # reported, never raised: check must get through the whole store
+        report.add(Finding("corrupt_workspace", str(store.workspace_path(workspace)), str(exc), workspace))
+        return
+    if ws.created_at is None:
+        return  # no workspace.json: nothing to keep in step
+    ref_ids = {r.id for r in ws.tasks}
+    stale = sorted(ref_ids - set(on_disk))
+    missing = sorted(i for i, t in on_disk.items() if t is not None and i not in ref_ids)
+    findings = [
+        Finding(
+            "stale_ref",
+            str(store.workspace_path(workspace) / "workspace.json"),
+            f"refers to {i}, which does not exist",
+            workspace,
+            i,
+        )
+        for i in stale
+    ]
+    findings += [
+        Finding(
+            "missing_ref",
+            str(store.workspace_path(workspace) / "workspace.json"),
+            f"does not list task {i}",
+            workspace,
+            i,
+        )
+        for i in missing
+    ]
+    for finding in findings:
+        report.add(finding)
+    if fix and findings:
+
+        def resync(refs: list[TaskRef]) -> bool:
+            refs[:] = [r for r in refs if r.id in on_disk]
+            for task_id in missing:
+                task = on_disk[task_id]
+                assert task is not None
+                refs.append(
+                    TaskRef(
+                        id=task.id, status=str(task.status), started_at=task.created_at, completed_at=task.completed_at
+                    )
+                )
+            return True
+
+        store._edit_refs(workspace, resync)
+        for finding in findings:
+            finding.fixed = True
+
+
+def _check_trash(store: FileStore, fix: bool, report: CheckReport) -> None:
+    try:
+        with store._open_home() as home, walk(home, [".atlas-tasks", "trash"]) as trash:
+            for entry in list(ops.scandir(trash.fd, trash.path)):
+                finding = report.add(Finding("trash", trash.child(entry.name), "a delete that did not finish"))
+                if fix:
+                    ops.rmtree(entry.name, trash.fd, trash.child(entry.name))
+                    finding.fixed = True
+    except FileNotFoundError:
+        return
