@@ -350,6 +350,23 @@ class CorruptLogError(AtlasTasksError):
         )
 
 
+class StoreUnavailableError(AtlasTasksError, ConnectionError):
+    """The store's server cannot be reached (a network store such as PostgreSQL).
+
+    Attributes: ``where`` (the address tried, without credentials) and ``reason``.
+    """
+
+    where: str
+    reason: str
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(
+            f"cannot reach the store at {where}: {reason}; check that the server runs and the URL is right",
+            where=where,
+            reason=reason,
+        )
+
+
 __all__ = [
     "ArtifactNotFoundError",
     "AtlasTasksError",
@@ -364,6 +381,7 @@ __all__ = [
     "LockTimeoutError",
     "SchemaVersionError",
     "StorageError",
+    "StoreUnavailableError",
     "TaskExistsError",
     "TaskNotFoundError",
     "WorkspaceExistsError",
