@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
@@ -46,6 +46,7 @@ from atlas_tasks.errors import (
     StorageError,
     TaskExistsError,
     TaskNotFoundError,
+    TaskRunningError,
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
@@ -53,6 +54,9 @@ from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_i
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
 from atlas_tasks.store import LogEntry, LogLines, TaskList, WorkspaceList
 from atlas_tasks.transitions import check_status_change, is_terminal
+
+if TYPE_CHECKING:
+    from atlas_tasks.runs import Run
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -133,6 +137,7 @@ class FileStore:
         self.go_locks = go_locks
         self._uuid_workspaces: set[str] = set()
         self._lock_dirs: set[str] = set()
+        self._lease_dirs: set[str] = set()
         self._next_version: dict[tuple[str, ...], int] = {}
 
     def __repr__(self) -> str:
@@ -408,6 +413,8 @@ class FileStore:
             ops.fsync(trash.fd, trash.path)
             ops.rmtree(parked, trash.fd, trash.child(parked))
         self._drop_ref(workspace, task_id)
+        for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
+            del self._next_version[key]
 
     # -- logs -------------------------------------------------------------------------------------------------------
     def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
@@ -494,7 +501,9 @@ class FileStore:
         # process is new), scan once for the highest existing version, so a deleted number is never reused
         # below a higher one and retries stay bounded.
         cached = self._next_version.get(key)
-        if cached is not None:
+        if cached is not None and self._exists(adir, N.versioned_name(leaf, cached - 1)):
+            # One stat proves the cache still describes this directory (the task may have been deleted and
+            # re-created under the same id since, by us or by another process).
             yield N.versioned_name(leaf, cached)
         highest = 0
         for entry in ops.scandir(adir.fd, adir.path):
@@ -505,6 +514,14 @@ class FileStore:
         while True:
             yield N.versioned_name(leaf, n)
             n += 1
+
+    @staticmethod
+    def _exists(d: Dir, name: str) -> bool:
+        try:
+            ops.stat_at(name, d.fd)
+        except FileNotFoundError:
+            return False
+        return True
 
     @_storage_errors
     def get_artifact(self, workspace: str, task_id: str, filename: str) -> bytes:
@@ -539,6 +556,48 @@ class FileStore:
                     yield from self._walk_artifacts(sub, f"{prefix}{entry.name}/")
             elif entry.is_file(follow_symlinks=False):
                 yield prefix + entry.name
+
+    # -- run leases -------------------------------------------------------------------------------------------------
+    def _lease_path(self, workspace: str, task_id: str, *, create: bool) -> str:
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        lease_dir = self.home / PRIVATE_DIR / "leases" / workspace
+        if create and workspace not in self._lease_dirs:
+            with self._open_home(create=True) as home:
+                walk(home, [PRIVATE_DIR, "leases", workspace], create=True, mode=0o700).close()
+            self._lease_dirs.add(workspace)
+        return str(lease_dir / f"{task_id}.lease")
+
+    @_storage_errors
+    def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> locks.Lease:
+        """Take the task's run lease (one live runner per task); released by ``lease.release()`` or by death.
+
+        Raises:
+            TaskRunningError: a live runner holds it (the error names its pid, host and start time).
+        """
+        path = self._lease_path(workspace, task_id, create=True)
+        lease = locks.try_lease(path, json.dumps(dict(holder), default=str).encode())
+        if lease is None:
+            raise TaskRunningError(workspace, task_id, self.lease_holder(workspace, task_id) or {})
+        return lease
+
+    @_storage_errors
+    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
+        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does."""
+        raw = locks.lease_holder(self._lease_path(workspace, task_id, create=False))
+        if raw is None:
+            return None
+        try:
+            holder = json.loads(raw)
+        except ValueError:
+            return {}  # held, but the holder is still writing its description
+        return holder if isinstance(holder, dict) else {}
+
+    def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
+        """Run a task step by step under its run lease; see :mod:`atlas_tasks.runs`."""
+        from atlas_tasks import runs  # runs imports the store protocol; importing it lazily keeps this module light
+
+        return runs.run(self, workspace, task_id)
 
     # -- consistency ------------------------------------------------------------------------------------------------
     @_storage_errors

@@ -426,6 +426,7 @@ class StoreTests:
         assert again.revision == 1
         assert store.list_artifacts(ws, task.id) == []
         assert list(store.read_log(ws, task.id)) == []
+        assert store.save_versioned_artifact(ws, task.id, "validation.json", b"2") == "validation.1.json"
 
     def test_workspace_refs_follow_create_and_delete(self, store: Store, ws: str) -> None:
         """workspace.json's task refs gain a created task and lose a deleted one."""
