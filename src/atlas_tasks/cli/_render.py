@@ -1,0 +1,534 @@
+"""Everything the CLI writes to stdout, in one place: the JSON documents and the human-readable views.
+
+JSON goes through the standard ``json`` module straight to stdout, never through rich, so it is never wrapped or
+coloured; its shapes are documented in docs/cli.md and are part of the CLI's stable interface. Human output uses
+rich, imported on first use so that ``--json`` and ``--help`` never pay for it. Every piece of stored text passes
+through :func:`~atlas_tasks.cli._text.printable` before it reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from atlas_tasks.cli._text import printable
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    from atlas_tasks.errors import AtlasTasksError, CorruptLogError
+    from atlas_tasks.models import Step, Task, Workspace
+    from atlas_tasks.store import LogLines
+
+#: How much of a description ``list`` shows.
+DESCRIPTION_WIDTH = 60
+
+_STATUS_STYLES = {
+    "pending": "dim",
+    "running": "cyan",
+    "validating": "cyan",
+    "awaiting_approval": "magenta",
+    "completed": "green",
+    "success": "green",
+    "no_changes": "green",
+    "skipped": "dim",
+    "abandoned": "dim",
+    "interrupted": "yellow",
+    "ci_timeout": "yellow",
+    "validation_failed": "red",
+    "rejected": "red",
+    "gh_failed": "red",
+    "ci_failed": "red",
+    "failed": "red",
+}
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+_LEVEL_STYLES = {"debug": "dim", "info": "", "warn": "yellow", "warning": "yellow", "error": "red", "fatal": "bold red"}
+
+
+class Artifact(NamedTuple):
+    """An artifact as the CLI reports it.
+
+    Attributes:
+        name: Its path relative to the task's ``artifacts/`` directory (``sdd/spec.md``).
+        size: Its size in bytes, or ``None`` when it could not be read.
+    """
+
+    name: str
+    size: int | None
+
+
+# -- writing to stdout -------------------------------------------------------------------------------------------
+
+
+def write_json(document: Any) -> None:
+    """Write one JSON document to stdout: UTF-8, indented by 2 spaces, with a trailing newline."""
+    write_bytes(_dumps(document, indent=2) + b"\n")
+
+
+def write_json_lines(records: Iterable[Mapping[str, Any]]) -> None:
+    """Write JSON Lines to stdout: each record compact, on its own line."""
+    write_bytes(b"".join(_dumps(record, separators=(",", ":")) + b"\n" for record in records))
+
+
+def write_bytes(data: bytes) -> None:
+    """Write bytes to stdout exactly as given (no encoding, newline translation, wrapping or colour)."""
+    sys.stdout.flush()  # text written earlier must come first
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _dumps(document: Any, **layout: Any) -> bytes:
+    try:
+        return json.dumps(document, ensure_ascii=False, **layout).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (legal as a JSON escape in a stored file) has no UTF-8 form: keep it escaped.
+        return json.dumps(document, ensure_ascii=True, **layout).encode("ascii")
+
+
+# -- JSON documents (the stable shapes of docs/cli.md) --------------------------------------------------------------
+
+
+def task_document(task: Task) -> dict[str, Any]:
+    """The task's JSON document, exactly as the store writes it to ``task.json`` (same keys, order and values)."""
+    from atlas_tasks._codec import encode_task
+
+    # The codec, not model_dump: it is what defines the on-disk shape (Go's key spelling, omitted empty fields).
+    document: dict[str, Any] = json.loads(encode_task(task))
+    return document
+
+
+def workspace_document(workspace: Workspace) -> dict[str, Any]:
+    """The workspace's JSON document, exactly as the store writes it to ``workspace.json``."""
+    from atlas_tasks._codec import encode_workspace
+
+    document: dict[str, Any] = json.loads(encode_workspace(workspace))
+    return document
+
+
+def task_error_document(exc: AtlasTasksError) -> dict[str, Any]:
+    """An unreadable task: ``{"task_id", "path", "reason", "error", "message"}``."""
+    path = exc.context.get("path")
+    task_id = exc.context.get("task_id") or _owner_name(path, "task.json")
+    return _error_document(exc, {"task_id": task_id, "path": path})
+
+
+def workspace_error_document(exc: AtlasTasksError) -> dict[str, Any]:
+    """An unreadable workspace: ``{"workspace", "path", "reason", "error", "message"}``."""
+    path = exc.context.get("path")
+    name = exc.context.get("workspace") or exc.context.get("name") or _owner_name(path, "workspace.json")
+    return _error_document(exc, {"workspace": name, "path": path})
+
+
+def log_error_document(exc: CorruptLogError) -> dict[str, Any]:
+    """A damaged log line: ``{"line", "path", "reason", "error", "message"}``."""
+    return _error_document(exc, {"line": exc.line_number, "path": exc.path})
+
+
+def _error_document(exc: AtlasTasksError, where: dict[str, Any]) -> dict[str, Any]:
+    reason = exc.context.get("reason") or exc.message
+    return {**where, "reason": reason, "error": type(exc).__name__, "message": exc.message}
+
+
+def _owner_name(path: str | None, file_name: str) -> str | None:
+    # A SchemaVersionError names only the file; the task id or workspace is its directory's name.
+    if not path:
+        return None
+    pure = PurePosixPath(path)
+    return pure.parent.name if pure.name == file_name else pure.name
+
+
+def task_list_document(workspace: str, tasks: Sequence[Task], errors: Sequence[AtlasTasksError]) -> dict[str, Any]:
+    """``list --json``: ``{"workspace", "tasks": [task document...], "errors": [task error...]}``."""
+    return {
+        "workspace": workspace,
+        "tasks": [task_document(task) for task in tasks],
+        "errors": [task_error_document(exc) for exc in errors],
+    }
+
+
+def workspace_list_document(workspaces: Sequence[Workspace], errors: Sequence[AtlasTasksError]) -> dict[str, Any]:
+    """``workspace list --json``: ``{"workspaces": [workspace document...], "errors": [workspace error...]}``."""
+    return {
+        "workspaces": [workspace_document(ws) for ws in workspaces],
+        "errors": [workspace_error_document(exc) for exc in errors],
+    }
+
+
+def artifact_documents(artifacts: Sequence[Artifact]) -> list[dict[str, Any]]:
+    """Artifacts as ``[{"name", "size"}...]``."""
+    return [{"name": a.name, "size": a.size} for a in artifacts]
+
+
+def log_summary_document(log: LogLines) -> dict[str, Any]:
+    """A log's counts: ``{"lines", "skipped", "torn_tail", "errors": [log error...]}``."""
+    return {
+        "lines": len(log),
+        "skipped": log.skipped,
+        "torn_tail": log.torn_tail,
+        "errors": [log_error_document(exc) for exc in log.errors],
+    }
+
+
+def show_document(workspace: str, task: Task, artifacts: Sequence[Artifact], log: LogLines) -> dict[str, Any]:
+    """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary}``."""
+    return {
+        "workspace": workspace,
+        "task": task_document(task),
+        "artifacts": artifact_documents(artifacts),
+        "log": log_summary_document(log),
+    }
+
+
+def artifacts_document(workspace: str, task_id: str, artifacts: Sequence[Artifact]) -> dict[str, Any]:
+    """``artifacts --json``: ``{"workspace", "task_id", "artifacts": [{"name", "size"}...]}``."""
+    return {"workspace": workspace, "task_id": task_id, "artifacts": artifact_documents(artifacts)}
+
+
+# -- formatting helpers ---------------------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str:
+    """A time as ISO 8601 in UTC to the second (``2025-12-28T10:00:00Z``), or ``-`` when unset."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    """A time relative to ``now`` (``12s ago``, ``5m ago``, ``3h ago``, ``4d ago``), or its date when older.
+
+    A time in the future (clock skew between machines) is shown as ISO rather than as a negative age.
+    """
+    if value is None:
+        return "-"
+    seconds = (now - value).total_seconds()
+    if seconds < 0:
+        return iso(value)
+    for limit, unit, size in ((60, "s", 1), (3600, "m", 60), (2 * 86400, "h", 3600), (14 * 86400, "d", 86400)):
+        if seconds < limit:
+            return f"{int(seconds // size)}{unit} ago"
+    return value.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def when(value: datetime | None, now: datetime) -> str:
+    """A time as ISO followed by its age when recent: ``2025-12-28T10:00:00Z (3d ago)``."""
+    if value is None:
+        return "-"
+    age = ago(value, now)
+    return f"{iso(value)} ({age})" if age.endswith(" ago") else iso(value)
+
+
+def duration(delta: timedelta) -> str:
+    """A duration for people: ``0.4s``, ``42s``, ``2m12s``, ``1h08m``, ``3d04h``."""
+    total = delta.total_seconds()
+    if total < 0:
+        return "-"
+    if total < 10:
+        return f"{total:.1f}s"
+    minutes, seconds = divmod(int(total), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def step_duration(step: Step, now: datetime) -> str:
+    """How long a step took (from ``started_at`` to ``completed_at``), or has been running so far."""
+    if step.started_at is None:
+        return "-"
+    if step.completed_at is None:
+        return f"{duration(now - step.started_at)} so far"
+    return duration(step.completed_at - step.started_at)
+
+
+def step_progress(task: Task) -> str:
+    """The current step as ``2/5 validate``; ``5/5`` once past the last step, ``-`` without steps."""
+    total = len(task.steps)
+    if total == 0 or task.current_step < 0:
+        return "-"
+    current = task.current
+    if current is None:
+        return f"{total}/{total}"
+    return f"{task.current_step + 1}/{total} {printable(current.name)}"
+
+
+def truncate(text: str, width: int) -> str:
+    """The first line of ``text``, made printable and cut to ``width`` characters with an ellipsis."""
+    lines = text.strip().splitlines()
+    first = printable(lines[0]) if lines else ""
+    if len(first) > width or len(lines) > 1:
+        return first[: width - 1].rstrip() + "…"
+    return first
+
+
+def size(num_bytes: int | None) -> str:
+    """A byte count for people: ``512 B``, ``1.2 KiB``, ``3.4 MiB``; ``?`` when unknown."""
+    if num_bytes is None:
+        return "?"
+    value, unit = float(num_bytes), 0
+    while value >= 1024 and unit < len(_SIZE_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    return f"{num_bytes} B" if unit == 0 else f"{value:.1f} {_SIZE_UNITS[unit]}"
+
+
+def log_field(value: Any) -> str:
+    """A log value as one printable token: plain words stay bare, anything else is JSON (quoted/escaped)."""
+    if isinstance(value, str) and value and not any(c.isspace() or c in "\"'=" for c in value):
+        return printable(value)
+    return printable(json.dumps(value, ensure_ascii=False))
+
+
+# -- human output ---------------------------------------------------------------------------------------------------
+
+
+class _Output:
+    """Human output on stdout through rich: colour only on a terminal (never with ``NO_COLOR``), no markup parsing.
+
+    Markup and highlighting are off because everything shown is data: ``[red]`` in a description is text. Into a
+    pipe or a file, lines are never cut or wrapped (rich would assume 80 columns) and carry no trailing padding.
+    """
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False, markup=False, emoji=False)
+        self.plain = not self.console.is_terminal
+        if self.plain and "COLUMNS" not in os.environ:
+            self.console.width = 100_000
+
+    def print(self, *renderables: RenderableType | str, soft_wrap: bool = False) -> None:
+        """Print renderables, each followed by a newline; ``soft_wrap`` leaves long lines to the terminal."""
+        if not self.plain:
+            self.console.print(*renderables, soft_wrap=soft_wrap)
+            return
+        with self.console.capture() as captured:
+            self.console.print(*renderables, soft_wrap=soft_wrap)
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+def _table(*headers: str) -> Table:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for header in headers:
+        # Only these columns give way on a narrow terminal: rich shrinks wrappable columns first.
+        table.add_column(header, no_wrap=header not in ("DESCRIPTION", "ERROR"), overflow="ellipsis")
+    return table
+
+
+def _indented(table: Table) -> Padding:
+    from rich.padding import Padding
+
+    return Padding(table, (0, 0, 0, 2))
+
+
+def _one_line(text: str) -> Text:
+    # Shrunk to fit but never wrapped: one table row stays one line, cut with "…".
+    from rich.text import Text
+
+    return Text(text, no_wrap=True, overflow="ellipsis")
+
+
+def _styled(text: str, style: str) -> Text:
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
+def _status(status: object) -> Text:
+    text = printable(str(status))
+    return _styled(text, _STATUS_STYLES.get(text, ""))
+
+
+def message(text: str) -> None:
+    """Print a one-line confirmation (``created workspace ...``) to stdout."""
+    _Output().print(_styled(text, ""), soft_wrap=True)
+
+
+def print_task_list(tasks: Sequence[Task], now: datetime) -> None:
+    """The ``list`` table: id, status, template, step, created, updated and a truncated description."""
+    table = _table("ID", "STATUS", "TEMPLATE", "STEP", "CREATED", "UPDATED", "DESCRIPTION")
+    for task in tasks:
+        table.add_row(
+            printable(task.id),
+            _status(task.status),
+            printable(task.template) or "-",
+            step_progress(task),
+            ago(task.created_at, now),
+            ago(task.updated_at, now),
+            _one_line(truncate(task.description, DESCRIPTION_WIDTH)),
+        )
+    _Output().print(table)
+
+
+def print_workspaces(workspaces: Sequence[Workspace], now: datetime) -> None:
+    """The ``workspace list`` table."""
+    table = _table("NAME", "STATUS", "BRANCH", "TASKS", "PATH", "CREATED")
+    for ws in workspaces:
+        table.add_row(
+            printable(ws.name),
+            _status(ws.status),
+            printable(ws.branch) or "-",
+            str(len(ws.tasks)),
+            printable(ws.worktree_path or ws.path) or "-",
+            ago(ws.created_at, now),
+        )
+    _Output().print(table)
+
+
+def print_task(workspace: str, task: Task, artifacts: Sequence[Artifact], log: LogLines, now: datetime) -> None:
+    """The ``show`` view: header, steps timeline, transitions, artifacts and the log's line count."""
+    out = _Output()
+    out.print(_header(workspace, task, now))
+    out.print()
+    sections: list[tuple[str, int, Table]] = [
+        ("Steps", len(task.steps), _steps(task, now)),
+        ("Transitions", len(task.transitions), _transitions(task)),
+        ("Artifacts", len(artifacts), _artifacts(artifacts)),
+    ]
+    for title, count, table in sections:
+        out.print(_styled(f"{title} ({count})", "bold"))
+        if count:
+            out.print(_indented(table))
+        out.print()
+    out.print(_log_summary(workspace, task.id, log), soft_wrap=True)
+
+
+def _header(workspace: str, task: Task, now: datetime) -> Table:
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    rows: list[tuple[str, str | Text]] = [
+        ("task", printable(task.id)),
+        ("status", _status(task.status)),
+        ("workspace", printable(workspace)),
+        ("template", printable(task.template) or "-"),
+        ("description", "\n".join(printable(line) for line in task.description.splitlines()) or "-"),
+        ("step", step_progress(task)),
+        ("created", when(task.created_at, now)),
+        ("updated", when(task.updated_at, now)),
+    ]
+    if task.completed_at is not None:
+        rows.append(("completed", when(task.completed_at, now)))
+    rows += [("revision", str(task.revision)), ("schema_version", printable(task.schema_version))]
+    for key, value in rows:
+        grid.add_row(key, value)
+    return grid
+
+
+def _steps(task: Task, now: datetime) -> Table:
+    table = _table("", "#", "STEP", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "ERROR")
+    for index, step in enumerate(task.steps):
+        # Mark where the task stands, unless it is over (then the index points past the end anyway).
+        marker = ">" if index == task.current_step and not task.is_terminal else ""
+        table.add_row(
+            marker,
+            str(index + 1),
+            printable(step.name),
+            printable(str(step.type)) or "-",
+            _status(step.status),
+            str(step.attempts),
+            step_duration(step, now),
+            _styled(printable(step.error), "red"),
+        )
+    return table
+
+
+def _transitions(task: Task) -> Table:
+    table = _table("TIME", "FROM → TO", "REASON")
+    for move in task.transitions:
+        arrow = f"{printable(str(move.from_status))} → {printable(str(move.to_status))}"
+        table.add_row(iso(move.timestamp), arrow, printable(move.reason))
+    return table
+
+
+def _artifacts(artifacts: Sequence[Artifact]) -> Table:
+    table = _table("NAME", "SIZE")
+    for artifact in artifacts:
+        table.add_row(printable(artifact.name), size(artifact.size))
+    return table
+
+
+def _log_summary(workspace: str, task_id: str, log: LogLines) -> Text:
+    from rich.text import Text
+
+    text = Text.assemble(("Log", "bold"), f": {len(log)} line{'' if len(log) == 1 else 's'}")
+    if log.skipped:
+        text.append(f", {log.skipped} skipped", style="yellow")
+    text.append(f"  (atlas-tasks logs {printable(workspace)} {printable(task_id)})", style="dim")
+    return text
+
+
+def print_artifacts(artifacts: Sequence[Artifact]) -> None:
+    """The ``artifacts`` table: name and size."""
+    _Output().print(_artifacts(artifacts))
+
+
+def print_log(lines: Iterable[Mapping[str, Any]], workspace: str, task_id: str) -> None:
+    """Log entries as ``ts level step_name event key=value...``, one per line (coloured on a terminal)."""
+    out = _Output()
+    rows = [log_segments(record, workspace, task_id) for record in lines]
+    if not rows:
+        return
+    if out.plain:
+        # Logs can be long: without colour, skip rich's per-line rendering (ten times slower) and write text.
+        sys.stdout.write("".join("".join(text for text, _ in row) + "\n" for row in rows))
+        return
+    from rich.text import Text
+
+    # One renderable for all lines: rich's fixed cost per print() call dominates otherwise.
+    out.print(Text("\n").join(Text.assemble(*row) for row in rows), soft_wrap=True)
+
+
+def log_segments(record: Mapping[str, Any], workspace: str, task_id: str) -> list[tuple[str, str]]:
+    """One log entry as ``(text, style)`` pieces of ``ts level step_name event key=value...`` (``-`` when missing).
+
+    ``time``/``message``/``msg`` stand in for a missing ``ts``/``event`` (other loggers' spellings), and the
+    ``workspace_name``/``task_id`` keys the store adds are left out when they just repeat the task shown.
+    """
+    fields = dict(record)
+    ts = _take(fields, "ts", "time")
+    level = _plain(_take(fields, "level"))
+    step = _take(fields, "step_name")
+    event = _take(fields, "event", "message", "msg")
+    for key, implied in (("workspace_name", workspace), ("task_id", task_id)):
+        if fields.get(key) == implied:
+            del fields[key]
+    row = [
+        (_plain(ts), "dim"),
+        (" ", ""),
+        (f"{level:<5}", _LEVEL_STYLES.get(level.lower(), "")),
+        (" ", ""),
+        (_plain(step), ""),
+        (" ", ""),
+        (_plain(event), "bold"),
+    ]
+    for key, value in fields.items():
+        row += [(f" {printable(key)}=", "dim"), (log_field(value), "")]
+    return row
+
+
+def _take(fields: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if key in fields:
+            return fields.pop(key)
+    return None
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    return printable(value) if isinstance(value, str) else log_field(value)

@@ -1,0 +1,159 @@
+"""The read-only task commands: ``list``, ``show``, ``logs`` and ``artifacts``.
+
+Each command gathers what it shows through the store API and hands it to :mod:`atlas_tasks.cli._render`; the store
+(and with it pydantic) and the renderer are imported inside the commands so that start-up and ``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from atlas_tasks._status import TaskStatus
+from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
+from atlas_tasks.cli._state import state
+
+if TYPE_CHECKING:
+    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.cli._render import Artifact
+    from atlas_tasks.store import LogLines
+
+StatusOpt = Annotated[
+    list[TaskStatus] | None,
+    typer.Option(
+        "--status",
+        "-s",
+        metavar="STATUS",
+        help=f"Only tasks with this status (repeatable): {', '.join(TaskStatus)}.",
+        case_sensitive=False,
+        show_default=False,
+    ),
+]
+GetOpt = Annotated[
+    str | None,
+    typer.Option("--get", metavar="NAME", help="Write this artifact's bytes to stdout, exactly.", show_default=False),
+]
+
+
+def list_tasks(ctx: typer.Context, workspace: WorkspaceArg, status: StatusOpt = None, as_json: JsonOpt = False) -> None:
+    """List a workspace's tasks, newest first.
+
+    Unreadable tasks are never hidden: each is reported on stderr (and under "errors" with --json).
+    """
+    from atlas_tasks.cli import _render
+
+    tasks = state(ctx).store().list(workspace)
+    shown = [task for task in tasks if not status or task.status in status]
+    if as_json:
+        _render.write_json(_render.task_list_document(workspace, shown, tasks.errors))
+    elif shown:
+        _render.print_task_list(shown, datetime.now(UTC))
+    elif not tasks.errors:
+        wanted = f" with status {', '.join(status)}" if status else ""
+        note(f"no tasks{wanted} in workspace {workspace} ({len(tasks)} in all)")
+    for exc in tasks.errors:
+        warn(exc.message)
+
+
+def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonOpt = False) -> None:
+    """Show one task in detail.
+
+    Its header, steps as a timeline, status transitions, artifacts and the size of its log.
+    """
+    from atlas_tasks.cli import _render
+
+    store = state(ctx).store()
+    task = store.get(workspace, task_id)
+    found = artifact_list(store, workspace, task_id)
+    log = store.read_log(workspace, task_id)
+    if as_json:
+        _render.write_json(_render.show_document(workspace, task, found, log))
+    else:
+        _render.print_task(workspace, task, found, log, datetime.now(UTC))
+    warn_log(log)
+
+
+JsonLinesOpt = Annotated[
+    bool, typer.Option("--json", help="Print the entries as JSON Lines, one object per line.", show_default=False)
+]
+
+
+def logs(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonLinesOpt = False) -> None:
+    """Print a task's log.
+
+    One entry per line as `ts level step event key=value...`, or the JSON lines themselves with --json. Damaged
+    and torn lines are reported on stderr.
+    """
+    from atlas_tasks.cli import _render
+
+    log = state(ctx).store().read_log(workspace, task_id)
+    if as_json:
+        _render.write_json_lines(log)
+    elif log:
+        _render.print_log(log, workspace, task_id)
+    elif not log.skipped:
+        note(f"task {task_id} in workspace {workspace} has no log entries yet")
+    warn_log(log)
+
+
+def artifacts(
+    ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, get: GetOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List a task's artifacts, or print one.
+
+    Lists names and sizes; --get NAME writes that artifact's bytes to stdout, unchanged.
+    """
+    from atlas_tasks.cli import _render
+
+    store = state(ctx).store()
+    if get is not None:
+        if as_json:
+            raise typer.BadParameter("--get writes the artifact's raw bytes; it cannot be combined with --json")
+        _render.write_bytes(store.get_artifact(workspace, task_id, get))
+        return
+    found = artifact_list(store, workspace, task_id)
+    if as_json:
+        _render.write_json(_render.artifacts_document(workspace, task_id, found))
+    elif found:
+        _render.print_artifacts(found)
+    else:
+        note(f"task {task_id} in workspace {workspace} has no artifacts")
+
+
+def artifact_list(store: FileStore, workspace: str, task_id: str) -> list[Artifact]:
+    """The task's artifacts in natural order, each with its size (``None`` if it vanished or cannot be read).
+
+    Args:
+        store: The open store.
+        workspace: The workspace name.
+        task_id: The task id.
+    """
+    from atlas_tasks.cli._render import Artifact
+
+    names = store.list_artifacts(workspace, task_id)
+    base = store.task_path(workspace, task_id) / "artifacts"
+    found = []
+    for name in names:
+        try:
+            # lstat: list_artifacts reports regular files only, and a size must never come from a symlink's target.
+            size: int | None = (base / name).lstat().st_size
+        except OSError:
+            size = None
+        found.append(Artifact(name, size))
+    return found
+
+
+def warn_log(log: LogLines) -> None:
+    """Report a log's damaged lines and its torn tail on stderr (the lines themselves were left out).
+
+    Args:
+        log: What ``read_log`` returned.
+    """
+    for exc in log.errors:
+        warn(exc.message)
+    torn = log.skipped - len(log.errors)
+    if log.torn_tail and torn:
+        warn(f"skipped {torn} incomplete line(s) at the end of the log (an append cut short by a crash)")

@@ -1,0 +1,80 @@
+"""``atlas-tasks workspace ...``: create and list workspaces."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._options import JsonOpt
+from atlas_tasks.cli._state import state
+
+app = typer.Typer(name="workspace", help="Create and list workspaces.", no_args_is_help=True)
+
+PathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--path", metavar="P", help="The workspace's path (a relative path is made absolute).", show_default=False
+    ),
+]
+WorktreeOpt = Annotated[
+    Path | None,
+    typer.Option("--worktree", metavar="W", help="The git worktree the workspace's tasks run in.", show_default=False),
+]
+BranchOpt = Annotated[str, typer.Option("--branch", metavar="B", help="The git branch of the workspace.")]
+ExistOkOpt = Annotated[
+    bool, typer.Option("--exist-ok", help="Succeed if the workspace exists already (and leave it unchanged).")
+]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new workspace's name.", show_default=False)],
+    path: PathOpt = None,
+    worktree: WorktreeOpt = None,
+    branch: BranchOpt = "",
+    exist_ok: ExistOkOpt = False,
+) -> None:
+    """Create a workspace.
+
+    Makes its directory and workspace.json in the store.
+    """
+    from atlas_tasks.cli import _render
+
+    store = state(ctx).store()
+    started = datetime.now(UTC)
+    ws = store.create_workspace(
+        name, path=_absolute(path), worktree_path=_absolute(worktree), branch=branch, exist_ok=exist_ok
+    )
+    # With --exist-ok the store hands back the existing workspace: its creation time tells which case this was.
+    fresh = ws.created_at is not None and ws.created_at >= started
+    verb = "created workspace" if fresh else "workspace already exists:"
+    _render.message(f"{verb} {name} ({store.workspace_path(name)})")
+
+
+@app.command("list")
+def list_workspaces(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the workspaces.
+
+    Sorted by name; unreadable ones are reported on stderr (and under "errors" with --json).
+    """
+    from atlas_tasks.cli import _render
+
+    workspaces = state(ctx).store().list_workspaces()
+    if as_json:
+        _render.write_json(_render.workspace_list_document(workspaces, workspaces.errors))
+    elif workspaces:
+        _render.print_workspaces(workspaces, datetime.now(UTC))
+    elif not workspaces.errors:
+        note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
+    for exc in workspaces.errors:
+        warn(exc.message)
+
+
+def _absolute(path: Path | None) -> str:
+    # A relative path means nothing to the next process that reads workspace.json from another directory.
+    return "" if path is None else str(path.expanduser().absolute())
