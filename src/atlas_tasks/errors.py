@@ -367,6 +367,49 @@ class StoreUnavailableError(AtlasTasksError, ConnectionError):
         )
 
 
+class TaskRunningError(AtlasTasksError):
+    """A run was asked for a task that a live runner holds (its run lease is taken).
+
+    Attributes: ``workspace``, ``task_id`` and ``holder`` (pid, host and start time of the live runner).
+    """
+
+    workspace: str
+    task_id: str
+    holder: dict[str, Any]
+
+    def __init__(self, workspace: str, task_id: str, holder: dict[str, Any]) -> None:
+        who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+        since = f" since {holder['started_at']}" if holder.get("started_at") else ""
+        super().__init__(
+            f"{_where(workspace, task_id)} is already running ({who}{since}); wait for it to finish, or stop that "
+            "process first — a task has one live runner at a time",
+            workspace=workspace,
+            task_id=task_id,
+            holder=holder,
+        )
+
+
+class StepFailedError(AtlasTasksError):
+    """A step of a run failed; the task was checkpointed in the failure status its step type implies."""
+
+    workspace: str
+    task_id: str
+    step_name: str
+    status: str
+    reason: str
+
+    def __init__(self, workspace: str, task_id: str, step_name: str, status: str, reason: str) -> None:
+        super().__init__(
+            f"step {step_name!r} of {_where(workspace, task_id)} failed: {reason}; the task is now {status!r} — "
+            f"fix the cause and run it again to retry the step (`atlas-tasks run {workspace} {task_id}`)",
+            workspace=workspace,
+            task_id=task_id,
+            step_name=step_name,
+            status=status,
+            reason=reason,
+        )
+
+
 __all__ = [
     "ArtifactNotFoundError",
     "AtlasTasksError",
@@ -380,10 +423,12 @@ __all__ = [
     "InvalidTransitionError",
     "LockTimeoutError",
     "SchemaVersionError",
+    "StepFailedError",
     "StorageError",
     "StoreUnavailableError",
     "TaskExistsError",
     "TaskNotFoundError",
+    "TaskRunningError",
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
 ]

@@ -11,6 +11,9 @@ Lock files are never unlinked: deleting a lock file while another process waits 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,3 +82,65 @@ def try_hold_free(path: str) -> bool:
 def is_held_here(path: str) -> bool:
     """True if this thread holds the lock on ``path``."""
     return bool(_counts().get(path))
+
+
+class Lease:
+    """An exclusive flock held for as long as a run lives; the OS releases it when the holder dies.
+
+    The lease file is never deleted (see the module docstring); while held it contains the holder's description
+    (pid, host, start time) so others can name it. The descriptor is close-on-exec, so commands a runner starts
+    do not keep its lease alive after it died.
+    """
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            # Clear the holder description first so nobody reads a stale owner after we are gone.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing the last descriptor releases the flock
+            self.fd = -1
+
+
+def _open_lease_file(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+
+
+def try_lease(path: str, holder: bytes) -> Lease | None:
+    """Take the lease on ``path`` and write ``holder`` into it; None (and no change) if someone holds it."""
+    fd = _open_lease_file(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Lease(fd, path)
+
+
+def lease_holder(path: str) -> bytes | None:
+    """The holder's description if the lease on ``path`` is held (by anyone, this process included), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 4096, 0) or b"{}"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

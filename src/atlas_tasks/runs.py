@@ -1,0 +1,406 @@
+"""Checkpointed runs that survive kill -9: run leases, crash detection, resume.
+
+    with store.run("payments", task_id) as run:           # takes the run lease, moves the task to running
+        for step in run.remaining_steps():
+            with run.step(step) as s:                     # step -> running, checkpointed before the work starts
+                s.log("compiling", files=3)               # one fsynced JSON line in task.log
+                s.artifact("validation.json", data, versioned=True)
+            # on exit: StepResult recorded, current_step advanced, task checkpointed, before the next step
+
+Guarantees:
+
+* **One live runner per task.** The run lease is an flock held for the whole run; the OS releases it when the
+  runner dies, however it dies. A second runner gets :class:`~atlas_tasks.errors.TaskRunningError` naming the
+  holder.
+* **Crashes are seen.** A task in ``running``/``validating`` whose lease is free has no live runner: it is
+  *interrupted* (:func:`is_interrupted`; :func:`recover` records it).
+* **Resume continues where it stopped.** Steps recorded as done are never run again (exactly-once for recorded
+  steps); the step that was in flight when the runner died runs again with ``attempts`` + 1 (at-least-once for the
+  in-flight step). Its side effects may therefore happen twice: make steps idempotent where that matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from atlas_tasks.errors import AtlasTasksError, InvalidTransitionError, StepFailedError, TaskRunningError
+from atlas_tasks.models import Step, StepResult, Task, TaskStatus, utcnow
+from atlas_tasks.store import Store
+from atlas_tasks.transitions import is_terminal
+
+ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
+# A task written by the Go ATLAS carries no lease of ours: a live Go engine cannot be told from a dead one except by
+# age. Go's own hook subsystem calls a run stale after five minutes without a write; so do we, for Go tasks only.
+GO_STALE_AFTER = timedelta(minutes=5)
+
+
+class NotRunnableError(AtlasTasksError):
+    """``run`` was asked for a task that cannot run now (finished, or waiting for a human)."""
+
+    workspace: str
+    task_id: str
+    status: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, hint: str) -> None:
+        super().__init__(
+            f"task {task_id!r} in workspace {workspace!r} is {status}: {hint}",
+            workspace=workspace,
+            task_id=task_id,
+            status=status,
+        )
+
+
+class LeaseHandle(Protocol):
+    def release(self) -> None: ...
+
+
+class LeasingStore(Store, Protocol):
+    """A Store that can also hold run leases (the file store; PostgreSQL later)."""
+
+    def acquire_lease(self, workspace: str, task_id: str, holder: dict[str, Any]) -> LeaseHandle: ...
+
+    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None: ...
+
+
+def _holder() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utcnow().isoformat()}
+
+
+def _ready_to_continue(task: Task) -> bool:
+    """Approved at a review step with steps left: running, but waiting for `run` to continue, not crashed."""
+    last = task.transitions[-1] if task.transitions else None
+    in_flight = task.current_step < len(task.steps) and task.steps[task.current_step].status == "running"
+    return (
+        task.status == TaskStatus.RUNNING
+        and last is not None
+        and last.from_status == TaskStatus.AWAITING_APPROVAL
+        and not in_flight
+    )
+
+
+def is_interrupted(store: LeasingStore, workspace: str, task: Task, *, now: datetime | None = None) -> bool:
+    """True when the task says a runner is at work (running/validating) but no live runner holds its lease."""
+    if task.status not in ACTIVE_STATUSES or _ready_to_continue(task):
+        return False
+    if store.lease_holder(workspace, task.id) is not None:
+        return False
+    if task.key_style == "go" and task.updated_at is not None:
+        return (now or utcnow()) - task.updated_at > GO_STALE_AFTER
+    return True
+
+
+def failure_status(step: Step) -> TaskStatus:
+    """The task status a failed step of this type leads to (as the Go engine maps them, per the issue)."""
+    kind = str(step.type)
+    if kind == "validation":
+        return TaskStatus.VALIDATION_FAILED
+    if kind == "ci":
+        return TaskStatus.CI_FAILED
+    if kind == "git":
+        return TaskStatus.GH_FAILED
+    return TaskStatus.INTERRUPTED
+
+
+def _move(task: Task, target: TaskStatus, reason: str) -> None:
+    """Transition along the shortest allowed path (running reaches validation_failed through validating)."""
+    if task.status == target:
+        return
+    if target in (TaskStatus.VALIDATION_FAILED, TaskStatus.AWAITING_APPROVAL) and task.status == TaskStatus.RUNNING:
+        task.transition(TaskStatus.VALIDATING, reason)
+    task.transition(target, reason)
+
+
+class StepContext:
+    """What a step's code uses while it runs: its log, its artifacts, and how it ends."""
+
+    def __init__(self, run: Run, index: int) -> None:
+        self.run = run
+        self.index = index
+        self.step = run.task.steps[index]
+        self.output = ""
+        self.files_changed: list[str] = []
+        self.metadata: dict[str, Any] = {}
+        self.artifact_path = ""
+        self.outcome = "success"
+
+    def log(self, event: str, *, level: str = "info", **fields: Any) -> None:
+        """Append one durable log line for this step."""
+        entry = {"level": level, "event": event, "step_name": self.step.name, **fields}
+        self.run.store.append_log(self.run.workspace, self.run.task.id, entry)
+
+    def artifact(self, name: str, data: bytes | str, *, versioned: bool = False) -> str:
+        """Save an artifact durably (before the step's checkpoint refers to it); returns the name used."""
+        store, ws, task_id = self.run.store, self.run.workspace, self.run.task.id
+        if versioned:
+            saved = store.save_versioned_artifact(ws, task_id, name, data)
+        else:
+            saved = store.save_artifact(ws, task_id, name, data)
+        self.artifact_path = f"artifacts/{saved}"
+        return saved
+
+    def skip(self, reason: str = "") -> None:
+        """End the step as skipped (recorded, and the run moves on)."""
+        self.outcome, self.output = "skipped", reason or self.output
+
+    def no_changes(self, reason: str = "") -> None:
+        """End the step as no_changes (nothing to do: later git steps may be skipped by their executors)."""
+        self.outcome, self.output = "no_changes", reason or self.output
+
+    def await_approval(self, prompt: str = "") -> None:
+        """End the step waiting for a human: the run stops at awaiting_approval until `approve` or `reject`."""
+        self.outcome, self.output = "awaiting_approval", prompt or self.output
+
+
+class Run:
+    """A live run of one task, holding its lease. Create it with :func:`run` (or ``store.run``)."""
+
+    def __init__(self, store: LeasingStore, workspace: str, task: Task, lease: LeaseHandle) -> None:
+        self.store = store
+        self.workspace = workspace
+        self.task = task
+        self._lease = lease
+        self.stopped = False
+
+    def checkpoint(self) -> Task:
+        """Save the task now (revision-checked) and keep the stored copy."""
+        self.task = self.store.update(self.workspace, self.task)
+        return self.task
+
+    def remaining_steps(self) -> Iterator[Step]:
+        """The steps not yet done, in order; stops early when a step waits for approval or the run stopped."""
+        while not self.stopped and self.task.current_step < len(self.task.steps):
+            yield self.task.steps[self.task.current_step]
+        if not self.stopped and self.task.status == TaskStatus.RUNNING:
+            self._finish()
+
+    @contextlib.contextmanager
+    def step(self, step: Step | None = None) -> Iterator[StepContext]:
+        """Run the current step: checkpointed as running before the work, as done (or failed) after it."""
+        index = self.task.current_step
+        if index >= len(self.task.steps):
+            raise IndexError(f"task {self.task.id!r} has no step left to run")
+        if step is not None and step.name != self.task.steps[index].name:
+            raise ValueError(
+                f"steps run in order: the current step is {self.task.steps[index].name!r}, not {step.name!r}"
+            )
+        ctx = self._begin(index)
+        try:
+            yield ctx
+        except BaseException as exc:
+            self._fail(ctx, exc)
+            raise
+        self._succeed(ctx)
+
+    def _begin(self, index: int) -> StepContext:
+        current = self.task.steps[index]
+        current.status, current.started_at, current.completed_at = "running", utcnow(), None
+        current.attempts += 1
+        current.error = ""
+        self.checkpoint()  # durable before any work: after a crash we know which step was in flight
+        ctx = StepContext(self, index)
+        ctx.log("step started", attempt=current.attempts)
+        return ctx
+
+    def _result(self, ctx: StepContext, status: str, error: str = "") -> None:
+        step = self.task.steps[ctx.index]
+        step.status, step.completed_at, step.error = status, utcnow(), error
+        started = step.started_at or step.completed_at
+        self.task.step_results.append(
+            StepResult(
+                step_index=ctx.index,
+                step_name=step.name,
+                status=status,
+                started_at=started,
+                completed_at=step.completed_at,
+                duration_ms=int((step.completed_at - started).total_seconds() * 1000),
+                output=ctx.output,
+                error=error,
+                files_changed=ctx.files_changed,
+                artifact_path=ctx.artifact_path,
+                metadata=ctx.metadata,
+            )
+        )
+
+    def _succeed(self, ctx: StepContext) -> None:
+        ctx.log(f"step {ctx.outcome}")  # log lines go before the checkpoint that acknowledges the step
+        self._result(ctx, ctx.outcome)
+        if ctx.outcome == "awaiting_approval":
+            _move(self.task, TaskStatus.AWAITING_APPROVAL, f"step {ctx.step.name!r} waits for approval")
+            self.stopped = True
+        else:
+            self.task.current_step = ctx.index + 1
+        self.checkpoint()
+
+    def _fail(self, ctx: StepContext, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            reason, target = "interrupted by the user", TaskStatus.INTERRUPTED
+        else:
+            reason, target = (str(exc) or type(exc).__name__), failure_status(ctx.step)
+        with contextlib.suppress(AtlasTasksError):
+            ctx.log("step failed", level="error", error=reason)
+        self._result(ctx, "failed", reason)
+        self.task.metadata["last_error"] = reason
+        _move(self.task, target, f"step {ctx.step.name!r} failed: {reason}")
+        self.stopped = True
+        self.checkpoint()
+
+    def _finish(self) -> None:
+        # No review step stopped the run: every step is done, so the task completes (via the states the table
+        # requires: a run never jumps from running straight to completed).
+        _move(self.task, TaskStatus.AWAITING_APPROVAL, "all steps done")
+        self.task.transition(TaskStatus.COMPLETED, "completed: no step asked for a review")
+        self.checkpoint()
+
+    def release(self) -> None:
+        self._lease.release()
+
+
+def _prepare(task: Task) -> str:
+    """Bring a task that may have crashed into ``running``; returns what happened, for the log."""
+    status = task.status
+    note = "run started" if status == TaskStatus.PENDING else f"resumed from {status}"
+    if _ready_to_continue(task):
+        return "continued after approval"
+    if status in ACTIVE_STATUSES:
+        # We hold the lease, so whoever ran it before is gone: record the crash before resuming.
+        task.transition(TaskStatus.INTERRUPTED, "the previous runner died (its run lease was free)")
+    in_flight = task.current_step < len(task.steps) and task.steps[task.current_step].status == "running"
+    if in_flight:
+        step = task.steps[task.current_step]
+        now = utcnow()
+        task.step_results.append(
+            StepResult(
+                step_index=task.current_step,
+                step_name=step.name,
+                status="failed",
+                started_at=step.started_at or now,
+                completed_at=now,
+                error="interrupted: the runner died during this step; it runs again",
+            )
+        )
+        step.status, step.error = "pending", ""
+    task.transition(TaskStatus.RUNNING, note)
+    return note
+
+
+@contextlib.contextmanager
+def run(store: LeasingStore, workspace: str, task_id: str) -> Iterator[Run]:
+    """Take the task's run lease and move it to running; release the lease however the block ends.
+
+    Raises:
+        TaskRunningError: another live runner holds the task.
+        NotRunnableError: the task is finished, or waits for approval.
+        TaskNotFoundError, WorkspaceNotFoundError, InvalidNameError: as ``get``.
+    """
+    lease = store.acquire_lease(workspace, task_id, _holder())
+    try:
+        task = store.get(workspace, task_id)
+        if is_terminal(task.status):
+            raise NotRunnableError(workspace, task_id, str(task.status), "it is finished; nothing to run")
+        if task.status == TaskStatus.AWAITING_APPROVAL:
+            raise NotRunnableError(
+                workspace,
+                task_id,
+                str(task.status),
+                f"approve or reject it first (`atlas-tasks approve {workspace} {task_id}`)",
+            )
+        note = _prepare(task)
+        task.metadata["run"] = _holder()
+        live = Run(store, workspace, store.update(workspace, task), lease)
+        live.store.append_log(workspace, task_id, {"level": "info", "event": note, "step_name": ""})
+        yield live
+    finally:
+        lease.release()
+
+
+def _decide(store: LeasingStore, workspace: str, task_id: str, want: TaskStatus, reason: str) -> Task:
+    holder = store.lease_holder(workspace, task_id)
+    if holder is not None:
+        raise TaskRunningError(workspace, task_id, holder)
+
+    def change(task: Task) -> None:
+        if task.status != TaskStatus.AWAITING_APPROVAL:
+            raise InvalidTransitionError(task.id, str(task.status), str(want), (str(TaskStatus.AWAITING_APPROVAL),))
+        index = task.current_step
+        if index < len(task.steps) and task.steps[index].status == "awaiting_approval":
+            step = task.steps[index]
+            step.status, step.completed_at = ("success" if want != TaskStatus.REJECTED else "failed"), utcnow()
+            task.step_results.append(
+                StepResult(
+                    step_index=index,
+                    step_name=step.name,
+                    status=step.status,
+                    started_at=step.started_at or step.completed_at,
+                    completed_at=step.completed_at,
+                    output=reason,
+                )
+            )
+            if want != TaskStatus.REJECTED:
+                task.current_step = index + 1
+        if want == TaskStatus.REJECTED or task.current_step >= len(task.steps):
+            task.transition(want if want == TaskStatus.REJECTED else TaskStatus.COMPLETED, reason)
+        else:
+            task.transition(TaskStatus.RUNNING, reason)  # more steps: `run` continues from here
+
+    return store.modify(workspace, task_id, change)
+
+
+def approve(store: LeasingStore, workspace: str, task_id: str, reason: str = "approved") -> Task:
+    """Approve a task waiting for a human: completes it, or (more steps left) makes it ready to run on."""
+    return _decide(store, workspace, task_id, TaskStatus.COMPLETED, reason)
+
+
+def reject(store: LeasingStore, workspace: str, task_id: str, reason: str = "rejected") -> Task:
+    """Reject a task waiting for a human (terminal)."""
+    return _decide(store, workspace, task_id, TaskStatus.REJECTED, reason)
+
+
+def abandon(store: LeasingStore, workspace: str, task_id: str, reason: str = "abandoned") -> Task:
+    """Abandon a task that is not being run (terminal). A task with a live runner must be stopped first."""
+    holder = store.lease_holder(workspace, task_id)
+    if holder is not None:
+        raise TaskRunningError(workspace, task_id, holder)
+    return store.modify(workspace, task_id, lambda t: t.transition(TaskStatus.ABANDONED, reason))
+
+
+def recover(store: LeasingStore, workspace: str) -> list[Task]:
+    """Record every crashed run of a workspace as interrupted; returns the tasks it changed."""
+    changed: list[Task] = []
+    for task in store.list(workspace):
+        if not is_interrupted(store, workspace, task):
+            continue
+
+        def mark(current: Task) -> None:
+            # Checked again under the task lock: a runner may have taken the task since we listed it.
+            holder = store.lease_holder(workspace, current.id)
+            if holder is not None:
+                raise TaskRunningError(workspace, current.id, holder)
+            if current.status in ACTIVE_STATUSES:
+                current.transition(TaskStatus.INTERRUPTED, "the runner died (no live run lease); recovered")
+
+        try:
+            changed.append(store.modify(workspace, task.id, mark))
+        except TaskRunningError:
+            continue
+    return changed
+
+
+__all__ = [
+    "LeasingStore",
+    "NotRunnableError",
+    "Run",
+    "StepContext",
+    "StepFailedError",
+    "abandon",
+    "approve",
+    "failure_status",
+    "is_interrupted",
+    "recover",
+    "reject",
+    "run",
+]
