@@ -1,57 +1,60 @@
-"""The atlas-tasks demo: one bugfix task checkpointed step by step on the file store, then shown with the CLI.
+"""The atlas-tasks demo: a run killed with SIGKILL mid-step, seen as crashed, resumed, and completed.
 
-Run it with ``make demo`` (or ``python examples/demo.py --home ./demo-home``). It recreates the demo home each time.
+Run it with ``make demo`` (or ``python examples/demo.py --home ./demo-home``). It recreates the demo home each time
+and uses real processes: the CLI runs the task, the demo kills it with a real SIGKILL, the CLI resumes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
-from atlas_tasks import ConflictError, FileStore, Step, StepResult, Task, TaskStatus
+from atlas_tasks import ConflictError, FileStore
 
-STEPS = [
-    Step(name="analyze", type="ai", description="Find the cause of the rounding bug"),
-    Step(name="implement", type="ai", description="Fix it"),
-    Step(name="validate", type="validation", commands=["make lint", "make test"]),
-    Step(name="git_commit", type="git", description="Commit the fix"),
-    Step(name="review", type="human", description="Approve the change"),
-]
+WS = "payments"
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}")
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
 
 
-def run_step(store: FileStore, ws: str, task: Task, output: str, *, status: str = "success") -> Task:
-    """Execute one (simulated) step and checkpoint it: the state is durable before the next step starts."""
-    index = task.current_step
-    step = task.steps[index]
-    started = datetime.now(UTC)
-    step.status, step.started_at, step.attempts = "running", started, step.attempts + 1
-    store.append_log(ws, task.id, {"level": "info", "event": "step started", "step_name": step.name})
-    finished = datetime.now(UTC)
-    step.status, step.completed_at = status, finished
-    task.step_results.append(
-        StepResult(
-            step_index=index,
-            step_name=step.name,
-            status=status,
-            started_at=started,
-            completed_at=finished,
-            duration_ms=int((finished - started).total_seconds() * 1000),
-            output=output,
-        )
+def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real `atlas-tasks` CLI (as a user would), echoing the command and its output."""
+    print(f"$ atlas-tasks {' '.join(args)}", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_tasks", "--home", str(home), *args], text=True, capture_output=True, check=False
     )
-    if status == "success":
-        task.current_step += 1
-    store.append_log(ws, task.id, {"level": "info", "event": f"step {status}", "step_name": step.name})
-    return store.update(ws, task)  # the per-step checkpoint (story AC 8)
+    print(done.stdout + done.stderr, end="", flush=True)
+    if check and done.returncode != 0:
+        raise SystemExit(f"demo failed: atlas-tasks {' '.join(args)} exited {done.returncode}")
+    return done
+
+
+def write_template(home: Path) -> Path:
+    """A user template of command steps. Each command notes that it ran; 'implement' is slow on its first try."""
+    executions = home / "executions.log"
+    first_try = home / "implement-started"
+    note = f"echo $ATLAS_STEP_NAME >> {executions}"
+    steps = [
+        {"name": "analyze", "type": "validation", "commands": [f"sh -c '{note}; sleep 0.3'"]},
+        {
+            "name": "implement",
+            "type": "validation",
+            "commands": [f"sh -c '{note}; if [ ! -e {first_try} ]; then touch {first_try}; sleep 60; fi'"],
+        },
+        {"name": "validate", "type": "validation", "commands": [f"sh -c '{note}; echo 42 tests passed'"]},
+        {"name": "git_commit", "type": "git", "commands": [f"sh -c '{note}'"]},
+    ]
+    (home / "templates").mkdir(parents=True)
+    (home / "templates" / "demo.json").write_text(json.dumps({"description": "four command steps", "steps": steps}))
+    return first_try
 
 
 def main() -> None:
@@ -60,52 +63,48 @@ def main() -> None:
     home = Path(parser.parse_args().home).absolute()
     if home.exists():
         shutil.rmtree(home)
+    home.mkdir(parents=True)
+    first_try = write_template(home)
+
+    say(f"A file store in {home}, a workspace, and a task of four command steps")
+    cli(home, "workspace", "create", WS, "--branch", "fix/rounding")
+    created = cli(home, "new", WS, "--template", "demo", "--description", "Fix rounding in invoice totals", "--json")
+    task_id = json.loads(created.stdout)["id"]
+
+    say("Run it, and kill the runner with SIGKILL in the middle of step 2")
+    print(f"$ atlas-tasks run {WS} {task_id} &", flush=True)
+    runner = subprocess.Popen([sys.executable, "-m", "atlas_tasks", "--home", str(home), "run", WS, task_id])
+    deadline = time.monotonic() + 60
+    while not first_try.exists():
+        if time.monotonic() > deadline or runner.poll() is not None:
+            raise SystemExit("demo failed: the run never reached step 2")
+        time.sleep(0.05)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    print(f"$ kill -9 {runner.pid}   # the runner is gone; no chance to save anything", flush=True)
+
+    say("The task is seen as crashed: it says running, but no live runner holds it")
+    cli(home, "list", WS)
+    cli(home, "doctor", WS, check=False)
+
+    say("Resume: step 1 was recorded as done and does not run again; step 2 is retried")
+    cli(home, "run", WS, task_id)
+    cli(home, "show", WS, task_id)
+    print("commands that ran, in order:", ", ".join((home / "executions.log").read_text().split()))
+
+    say("Nothing is lost when two writers race: a stale copy is refused")
     store = FileStore(home)
-
-    say(f"A file store in {home}")
-    store.create_workspace("payments", path="/src/shop", branch="fix/rounding")
-    task = store.create(ws := "payments", Task(description="Fix rounding in <InvoiceTotal>", template="bugfix",
-                                               steps=STEPS))
-    print(f"created {task.id} (revision {task.revision}, schema {task.schema_version})")
-    task.transition(TaskStatus.RUNNING, "task started")
-    task = store.update(ws, task)
-
-    say("Steps run, each checkpointed with fsync before the next one starts")
-    task = run_step(store, ws, task, "cause: float arithmetic on cents")
-    task = run_step(store, ws, task, "switched to Decimal")
-    failed = json.dumps({"success": False, "lint_results": [{"command": "make lint", "exit_code": 1}]}, indent=2)
-    name = store.save_versioned_artifact(ws, task.id, "validation.json", failed)
-    print(f"validation attempt 1 -> {name}")
-    task.transition(TaskStatus.VALIDATING, "running checks")
-    task.transition(TaskStatus.VALIDATION_FAILED, "lint failed")
-    task = run_step(store, ws, task, "lint failed", status="failed")
-    task.transition(TaskStatus.RUNNING, "retry after fixing lint")
-    passed = json.dumps({"success": True, "lint_results": [{"command": "make lint", "exit_code": 0}]}, indent=2)
-    name = store.save_versioned_artifact(ws, task.id, "validation.json", passed)
-    print(f"validation attempt 2 -> {name} (attempt 1 is kept)")
-    task = run_step(store, ws, task, "all checks passed")
-    store.save_artifact(ws, task.id, "commit-message.md", "fix(payments): round invoice totals with Decimal\n")
-    task = run_step(store, ws, task, "committed 3f2a9c1")
-    task.transition(TaskStatus.VALIDATING, "ready for review")
-    task.transition(TaskStatus.AWAITING_APPROVAL, "waiting for a human")
-    task = store.update(ws, task)
-
-    say("A stale copy cannot overwrite newer state (no lost updates)")
-    stale = store.get(ws, task.id)
-    store.modify(ws, task.id, lambda t: t.metadata.update(reviewer="alice"))
+    stale = store.get(WS, task_id)
+    store.modify(WS, task_id, lambda t: t.metadata.update(reviewer="alice"))
     stale.description = "an edit based on old state"
     try:
-        store.update(ws, stale)
+        store.update(WS, stale)
     except ConflictError as exc:
         print(f"ConflictError: {exc}")
 
-    say("The CLI reads the same store")
-    cli = [sys.executable, "-m", "atlas_tasks", "--home", str(home)]
-    for args in (["list", ws], ["show", ws, task.id], ["logs", ws, task.id], ["artifacts", ws, task.id]):
-        print(f"$ atlas-tasks {' '.join(args)}", flush=True)
-        subprocess.run([*cli, *args], check=True)
-
-    say("On disk (the Go ATLAS layout)")
+    say("The log, the artifacts, and the files on disk (the Go ATLAS layout)")
+    cli(home, "logs", WS, task_id)
+    cli(home, "artifacts", WS, task_id)
     for path in sorted(home.joinpath("workspaces").rglob("*")):
         print("  " + str(path.relative_to(home)) + ("/" if path.is_dir() else ""))
 

@@ -1,11 +1,13 @@
 """Step executors: what actually happens for each step type when a task runs from the CLI.
 
-| step type | executor |
-|---|---|
-| validation, git, ci, sdd, verify, loop (with commands) | run the step's ``commands`` one by one (no shell unless the step says ``"shell": true``), with its ``timeout_seconds``; stdout, stderr and exit codes go into a versioned artifact (``validation.N.json`` for validation steps, ``<step>.N.json`` otherwise) and a summary into the log; the first failing command fails the step |
-| validation without commands | the task's ``config.validation_commands`` |
-| human | stop the run at awaiting_approval (``approve``/``reject`` continue it) |
-| ai, and sdd/verify without commands | the AI command from ``config.variables["ai_command"]`` or ``$ATLAS_TASKS_AI_COMMAND``, with the prompt on stdin; without one, the step fails saying how to configure it |
+* validation, git, ci, sdd, verify, loop steps with commands: run the step's ``commands`` one by one (no shell
+  unless the step says ``"shell": true``) within its ``timeout_seconds``; stdout, stderr and exit codes go into a
+  versioned artifact (``validation.N.json`` for validation steps, ``<step>.N.json`` otherwise) and a summary into
+  the log; the first failing command fails the step. A validation step without commands runs the task's
+  ``config.validation_commands``.
+* human: stop the run at awaiting_approval (``approve``/``reject`` continue it).
+* ai, and sdd/verify without commands: the AI command from ``config.variables["ai_command"]`` or
+  ``$ATLAS_TASKS_AI_COMMAND``, with the prompt on stdin; without one, the step fails saying how to configure it.
 
 Commands run in the workspace's worktree (or path) when it has one, with ``ATLAS_HOME``, ``ATLAS_WORKSPACE``,
 ``ATLAS_TASK_ID``, ``ATLAS_TASK_DESCRIPTION`` and ``ATLAS_STEP_NAME`` in their environment. On Linux they are
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from atlas_tasks.models import Step, Task, utcnow
@@ -65,7 +68,7 @@ def _workdir(run: Run) -> str | None:
     except Exception:  # noqa: BLE001 - no workspace metadata: run where we are
         return None
     for candidate in (ws.worktree_path, ws.path):
-        if candidate and os.path.isdir(candidate):
+        if candidate and Path(candidate).is_dir():
             return candidate
     return None
 
@@ -88,7 +91,7 @@ def _run_command(
             shell=shell,
             cwd=cwd,
             env=env,
-            stdout=subprocess.PIPE,  # noqa: S602
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             start_new_session=True,

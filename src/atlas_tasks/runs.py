@@ -71,7 +71,7 @@ def _holder() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utcnow().isoformat()}
 
 
-def _ready_to_continue(task: Task) -> bool:
+def ready_to_continue(task: Task) -> bool:
     """Approved at a review step with steps left: running, but waiting for `run` to continue, not crashed."""
     last = task.transitions[-1] if task.transitions else None
     in_flight = task.current_step < len(task.steps) and task.steps[task.current_step].status == "running"
@@ -85,7 +85,7 @@ def _ready_to_continue(task: Task) -> bool:
 
 def is_interrupted(store: LeasingStore, workspace: str, task: Task, *, now: datetime | None = None) -> bool:
     """True when the task says a runner is at work (running/validating) but no live runner holds its lease."""
-    if task.status not in ACTIVE_STATUSES or _ready_to_continue(task):
+    if task.status not in ACTIVE_STATUSES or ready_to_continue(task):
         return False
     if store.lease_holder(workspace, task.id) is not None:
         return False
@@ -253,7 +253,7 @@ class Run:
         # No review step stopped the run: every step is done, so the task completes (via the states the table
         # requires: a run never jumps from running straight to completed).
         _move(self.task, TaskStatus.AWAITING_APPROVAL, "all steps done")
-        self.task.transition(TaskStatus.COMPLETED, "completed: no step asked for a review")
+        self.task.transition(TaskStatus.COMPLETED, "all steps done; no review left to wait for")
         self.checkpoint()
 
     def release(self) -> None:
@@ -264,7 +264,7 @@ def _prepare(task: Task) -> str:
     """Bring a task that may have crashed into ``running``; returns what happened, for the log."""
     status = task.status
     note = "run started" if status == TaskStatus.PENDING else f"resumed from {status}"
-    if _ready_to_continue(task):
+    if ready_to_continue(task):
         return "continued after approval"
     if status in ACTIVE_STATUSES:
         # We hold the lease, so whoever ran it before is gone: record the crash before resuming.
@@ -400,6 +400,7 @@ __all__ = [
     "approve",
     "failure_status",
     "is_interrupted",
+    "ready_to_continue",
     "recover",
     "reject",
     "run",

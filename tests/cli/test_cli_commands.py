@@ -144,13 +144,16 @@ def test_workspace_list_on_an_empty_home_says_how_to_start(store: FileStore) -> 
 
 
 def test_list_shows_tasks_newest_first_with_progress(store: FileStore, filled: dict[str, str]) -> None:
-    """`list` prints one row per task, newest first, with status, template and the current step as `2/2 name`."""
+    """`list` prints one row per task, newest first, with status, template and the current step as `2/2 name`.
+
+    The older task says running but no live runner holds it, so it shows as interrupted (crashed).
+    """
     result = run(store, "list", "ws")
     assert result.exit_code == 0, result.output
     header, first, second = result.stdout.splitlines()
     assert header.split() == ["ID", "STATUS", "TEMPLATE", "STEP", "CREATED", "UPDATED", "DESCRIPTION"]
     assert first.split()[:4] == ["task-new", "pending", "feature", "-"]
-    assert second.split()[:5] == [filled["old"], "running", "bugfix", "2/2", "validate"]
+    assert second.split()[:6] == [filled["old"], "interrupted", "(crashed)", "bugfix", "2/2", "validate"]
     assert "Fix the rounding of invoice totals" in second
     assert result.stderr == ""
 
@@ -171,11 +174,13 @@ def test_list_rejects_an_unknown_status(store: FileStore, filled: dict[str, str]
 
 
 def test_list_json_holds_the_stored_task_documents(store: FileStore, filled: dict[str, str]) -> None:
-    """`list --json` prints {"workspace", "tasks": [task.json documents, newest first], "errors": []}."""
+    """`list --json`: {"workspace", "tasks": [task.json documents, newest first], "errors", "workspaces", ...}."""
     result = run(store, "list", "ws", "--json")
     document = json.loads(result.stdout)
-    assert list(document) == ["workspace", "tasks", "errors"]
+    assert list(document) == ["workspace", "tasks", "errors", "workspaces", "interrupted"]
     assert document["workspace"] == "ws" and document["errors"] == []
+    assert document["workspaces"] == ["ws", "ws"]
+    assert document["interrupted"] == [{"workspace": "ws", "task_id": filled["old"]}]
     expected = [json.loads(encode_task(store.get("ws", i))) for i in (filled["new"], filled["old"])]
     assert document["tasks"] == expected
 

@@ -174,7 +174,7 @@ def test_failed_versioned_save_claims_no_version(store: FileStore, ws: str, task
 def test_storage_error_is_an_oserror(store: FileStore, ws: str, task: Task) -> None:
     """StorageError is also an OSError carrying errno, so generic handlers keep working."""
     hook, _ = fail_on("write", errno.ENOSPC)
-    with hooked(hook), pytest.raises(OSError) as info:
+    with hooked(hook), pytest.raises(OSError, match="No space left") as info:
         store.save_artifact(ws, task.id, "big.bin", b"x" * 100)
     assert info.value.errno == errno.ENOSPC
     assert "No space left" in str(info.value)

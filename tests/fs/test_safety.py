@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import string
@@ -108,7 +109,7 @@ def test_symlinked_workspace_refused(tmp_path: Path) -> None:
 def test_symlinked_task_json_not_followed(store: FileStore, ws: str, task: Task, tmp_path: Path) -> None:
     """A task.json replaced by a symlink to a secret is not read through."""
     secret = tmp_path / "secret.json"
-    secret.write_text('{"id": "%s", "description": "secret"}' % task.id)
+    secret.write_text(json.dumps({"id": task.id, "description": "secret"}))
     path = store.task_path(ws, task.id) / "task.json"
     path.unlink()
     path.symlink_to(secret)

@@ -134,7 +134,9 @@ def test_two_runners_second_refused_every_time(store: FileStore, ws: str, tmp_pa
         for _ in range(5):
             second = subprocess.run(
                 [sys.executable, "-c", RUNNER, str(store.home), ws, task.id, "-1"],
-                capture_output=True, text=True, timeout=60,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             assert second.returncode != 0
             assert "already running" in second.stderr and f"pid {first.pid}" in second.stderr

@@ -66,7 +66,9 @@ def test_failed_step_maps_to_status(store: FileStore, ws: str, kind: str, status
     assert store.lease_holder(ws, task.id) is None
 
 
-def test_failed_task_resumes_at_failed_step(store: FileStore, ws: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_failed_task_resumes_at_failed_step(
+    store: FileStore, ws: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """After a failure, a new run retries the failed step (attempts 2) and never re-runs the step before it."""
     flag = tmp_path_factory.mktemp("flag") / "ok"
     task = make(store, ws, cmd("first"), Step(name="check", type="validation", commands=[f"test -e {flag}"]))

@@ -2,16 +2,15 @@
 
 It finds what a crash or a hand edit can leave behind and, with ``fix=True``, repairs what is safe to repair:
 
-| kind | what | fix |
-|---|---|---|
-| ``temp_file`` | a ``.*.tmp`` left by a write that crashed before its rename | removed (it was never acknowledged) |
-| ``incomplete_task`` | a task directory without task.json (a creation cut short) | removed if it holds nothing else; otherwise reported only |
-| ``corrupt_task`` | a task.json that cannot be read | reported only: a person decides |
-| ``newer_schema`` | a task.json from a newer format | reported only |
-| ``torn_log`` | a task.log whose last line was cut short | the torn tail is cut, under the task lock |
-| ``damaged_log`` | a task.log line that is damaged but followed by intact ones | reported only |
-| ``trash`` | a task parked in ``.atlas-tasks/trash`` by a delete that crashed | removed (the delete was under way) |
-| ``stale_ref`` / ``missing_ref`` | workspace.json task refs out of step with the tasks on disk | refs resynced |
+* ``temp_file``: a ``.*.tmp`` left by a write that crashed before its rename. Fix: removed (never acknowledged).
+* ``incomplete_task``: a task directory without task.json (a creation cut short). Fix: removed if it holds nothing
+  else; otherwise reported only.
+* ``corrupt_task``: a task.json that cannot be read. Reported only: a person decides.
+* ``newer_schema``: a task.json from a newer format. Reported only.
+* ``torn_log``: a task.log whose last line was cut short. Fix: the torn tail is cut, under the task lock.
+* ``damaged_log``: a task.log line that is damaged but followed by intact ones. Reported only.
+* ``trash``: a task parked in ``.atlas-tasks/trash`` by a delete that crashed. Fix: removed (the delete was under way).
+* ``stale_ref`` / ``missing_ref``: workspace.json task refs out of step with the tasks on disk. Fix: refs resynced.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
 from atlas_tasks._fs import atomic, locks, ops
-from atlas_tasks.backends._file_check import CheckReport, check_store
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
+from atlas_tasks.backends._file_check import CheckReport, check_store
 from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,

@@ -11,14 +11,14 @@ from typing import Annotated
 
 import typer
 
-from atlas_tasks.cli import _tasks, _workspace
+from atlas_tasks.cli import _runs, _tasks, _workspace
 from atlas_tasks.cli._errors import AtlasGroup
 from atlas_tasks.cli._state import State
 
 app = typer.Typer(
     name="atlas-tasks",
     cls=AtlasGroup,
-    help="Inspect the durable state of long-running, multi-step agent tasks.",
+    help="Run and inspect durable, crash-safe multi-step agent tasks.",
     no_args_is_help=True,
     # Plain click help and usage errors: rich's help formatter alone would double the start-up time.
     rich_markup_mode=None,
@@ -54,7 +54,7 @@ VersionOpt = Annotated[
 
 @app.callback()
 def root(ctx: typer.Context, home: HomeOpt = None, debug: DebugOpt = False, version: VersionOpt = False) -> None:
-    """Inspect the durable state of long-running, multi-step agent tasks."""
+    """Run and inspect durable, crash-safe multi-step agent tasks."""
     ctx.obj = State(home=home, debug=debug)
 
 
@@ -63,3 +63,12 @@ app.command("list")(_tasks.list_tasks)
 app.command("show")(_tasks.show)
 app.command("logs")(_tasks.logs)
 app.command("artifacts")(_tasks.artifacts)
+app.command("new")(_runs.new)
+app.command("run")(_runs.run)
+app.command("resume", help="Same as `run`: continue a task from where it stopped.")(_runs.run)
+app.command("approve")(_runs.approve)
+app.command("reject")(_runs.reject)
+app.command("abandon")(_runs.abandon)
+app.command("recover")(_runs.recover)
+app.command("doctor")(_runs.doctor)
+app.command("templates")(_runs.templates)

@@ -9,7 +9,6 @@ through :func:`~atlas_tasks.cli._text.printable` before it reaches a terminal.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -304,7 +303,8 @@ class _Output:
 
         self.console = Console(highlight=False, markup=False, emoji=False)
         self.plain = not self.console.is_terminal
-        if self.plain and "COLUMNS" not in os.environ:
+        if self.plain:
+            # Even with COLUMNS set (GNU readline exports it in any process that loads it): a pipe gets whole lines.
             self.console.width = 100_000
 
     def print(self, *renderables: RenderableType | str, soft_wrap: bool = False) -> None:
@@ -356,13 +356,27 @@ def message(text: str) -> None:
     _Output().print(_styled(text, ""), soft_wrap=True)
 
 
-def print_task_list(tasks: Sequence[Task], now: datetime) -> None:
-    """The ``list`` table: id, status, template, step, created, updated and a truncated description."""
-    table = _table("ID", "STATUS", "TEMPLATE", "STEP", "CREATED", "UPDATED", "DESCRIPTION")
-    for task in tasks:
+def print_task_list(
+    tasks: Sequence[Task],
+    now: datetime,
+    *,
+    interrupted: Sequence[bool] = (),
+    workspaces: Sequence[str] | None = None,
+) -> None:
+    """The ``list`` table: id, status, template, step, created, updated and a truncated description.
+
+    ``interrupted`` and ``workspaces`` run parallel to ``tasks``: a task whose runner died (running, no live runner)
+    shows as ``interrupted (crashed)``; with ``workspaces`` a WORKSPACE column comes first.
+    """
+    headers = ("ID", "STATUS", "TEMPLATE", "STEP", "CREATED", "UPDATED", "DESCRIPTION")
+    table = _table(*(("WORKSPACE", *headers) if workspaces is not None else headers))
+    for index, task in enumerate(tasks):
+        lead = [printable(workspaces[index])] if workspaces is not None else []
+        crashed = index < len(interrupted) and interrupted[index]
         table.add_row(
+            *lead,
             printable(task.id),
-            _status(task.status),
+            _styled("interrupted (crashed)", "bold red") if crashed else _status(task.status),
             printable(task.template) or "-",
             step_progress(task),
             ago(task.created_at, now),

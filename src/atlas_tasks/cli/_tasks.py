@@ -19,6 +19,8 @@ from atlas_tasks.cli._state import state
 if TYPE_CHECKING:
     from atlas_tasks.backends.file import FileStore
     from atlas_tasks.cli._render import Artifact
+    from atlas_tasks.errors import AtlasTasksError
+    from atlas_tasks.models import Task
     from atlas_tasks.store import LogLines
 
 StatusOpt = Annotated[
@@ -38,23 +40,57 @@ GetOpt = Annotated[
 ]
 
 
-def list_tasks(ctx: typer.Context, workspace: WorkspaceArg, status: StatusOpt = None, as_json: JsonOpt = False) -> None:
-    """List a workspace's tasks, newest first.
+AllOpt = Annotated[bool, typer.Option("--all-workspaces", "-a", help="List the tasks of every workspace.")]
+ListWs = Annotated[
+    str | None,
+    typer.Argument(metavar="[WS]", help="Workspace name (default: every workspace).", show_default=False),
+]
 
-    Unreadable tasks are never hidden: each is reported on stderr (and under "errors" with --json).
+
+def list_tasks(
+    ctx: typer.Context,
+    workspace: ListWs = None,
+    status: StatusOpt = None,
+    all_workspaces: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tasks, newest first: one workspace's, or every workspace's.
+
+    Crashed runs (running, but no live runner) show as interrupted. Unreadable tasks are never hidden: each is
+    reported on stderr (and under "errors" with --json).
     """
     from atlas_tasks.cli import _render
+    from atlas_tasks.runs import is_interrupted
 
-    tasks = state(ctx).store().list(workspace)
-    shown = [task for task in tasks if not status or task.status in status]
+    store = state(ctx).store()
+    names = [workspace] if workspace and not all_workspaces else [w.name for w in store.list_workspaces()]
+    rows: list[tuple[str, Task, bool]] = []
+    errors: list[AtlasTasksError] = []
+    total = 0
+    for ws in names:
+        tasks = store.list(ws)
+        total += len(tasks)
+        errors.extend(tasks.errors)
+        rows.extend((ws, t, is_interrupted(store, ws, t)) for t in tasks if not status or t.status in status)
+    rows.sort(key=lambda row: (row[1].created_at or datetime.min.replace(tzinfo=UTC), row[1].id), reverse=True)
     if as_json:
-        _render.write_json(_render.task_list_document(workspace, shown, tasks.errors))
-    elif shown:
-        _render.print_task_list(shown, datetime.now(UTC))
-    elif not tasks.errors:
+        document = _render.task_list_document(workspace or "", [t for _, t, _ in rows], errors)
+        # Ids are unique per workspace only: these two keys say which workspace each listed task belongs to.
+        document["workspaces"] = [ws for ws, _, _ in rows]
+        document["interrupted"] = [{"workspace": ws, "task_id": t.id} for ws, t, crashed in rows if crashed]
+        _render.write_json(document)
+    elif rows:
+        _render.print_task_list(
+            [t for _, t, _ in rows],
+            datetime.now(UTC),
+            interrupted=[crashed for _, _, crashed in rows],
+            workspaces=[ws for ws, _, _ in rows] if len(names) > 1 or not workspace else None,
+        )
+    elif not errors:
         wanted = f" with status {', '.join(status)}" if status else ""
-        note(f"no tasks{wanted} in workspace {workspace} ({len(tasks)} in all)")
-    for exc in tasks.errors:
+        where = f"in workspace {workspace}" if workspace else "in any workspace"
+        note(f"no tasks{wanted} {where} ({total} in all)")
+    for exc in errors:
         warn(exc.message)
 
 
@@ -81,15 +117,37 @@ JsonLinesOpt = Annotated[
 ]
 
 
-def logs(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonLinesOpt = False) -> None:
+FollowOpt = Annotated[
+    bool, typer.Option("--follow", "-f", help="Keep printing new lines as the run writes them, until it ends.")
+]
+
+
+def logs(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    task_id: TaskArg,
+    as_json: JsonLinesOpt = False,
+    follow: FollowOpt = False,
+) -> None:
     """Print a task's log.
 
     One entry per line as `ts level step event key=value...`, or the JSON lines themselves with --json. Damaged
-    and torn lines are reported on stderr.
+    and torn lines are reported on stderr. With --follow, new lines are printed as they are written, until no
+    live runner holds the task.
     """
     from atlas_tasks.cli import _render
 
-    log = state(ctx).store().read_log(workspace, task_id)
+    store = state(ctx).store()
+    if follow:
+        from atlas_tasks.cli._runs import follow_log
+
+        store.get(workspace, task_id)  # a clear error for a missing task before waiting on anything
+        if as_json:
+            follow_log(store, workspace, task_id, lambda record: _render.write_json_lines([record]))
+        else:
+            follow_log(store, workspace, task_id, lambda record: _render.print_log([record], workspace, task_id))
+        return
+    log = store.read_log(workspace, task_id)
     if as_json:
         _render.write_json_lines(log)
     elif log:

@@ -12,7 +12,7 @@ from atlas_tasks.cli._errors import note, warn
 from atlas_tasks.cli._options import JsonOpt
 from atlas_tasks.cli._state import state
 
-app = typer.Typer(name="workspace", help="Create and list workspaces.", no_args_is_help=True)
+app = typer.Typer(name="workspace", help="Create, list, show and close workspaces.", no_args_is_help=True)
 
 PathOpt = Annotated[
     Path | None,
@@ -73,6 +73,32 @@ def list_workspaces(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
     for exc in workspaces.errors:
         warn(exc.message)
+
+
+NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The workspace's name.", show_default=False)]
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
+    """Show a workspace: its fields and its tasks (as workspace.json records them)."""
+    from atlas_tasks.cli import _render
+
+    ws = state(ctx).store().get_workspace(name)
+    if as_json:
+        _render.write_json(_render.workspace_document(ws))
+        return
+    _render.print_workspaces([ws], datetime.now(UTC))
+    for ref in ws.tasks:
+        _render.message(f"  {ref.id}  {ref.status}")
+
+
+@app.command("close")
+def close(ctx: typer.Context, name: NameArg) -> None:
+    """Mark a workspace closed (its tasks and files stay)."""
+    from atlas_tasks.cli import _render
+
+    state(ctx).store().set_workspace_status(name, "closed")
+    _render.message(f"closed workspace {name}")
 
 
 def _absolute(path: Path | None) -> str:

@@ -19,7 +19,7 @@ from atlas_tasks.models import Task, TaskStatus
 from atlas_tasks.store import Store
 from atlas_tasks.transitions import allowed_from
 
-_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 
 
 @dataclass

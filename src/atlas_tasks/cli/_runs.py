@@ -1,0 +1,283 @@
+"""The commands that change tasks: ``new``, ``run``/``resume``, ``approve``, ``reject``, ``abandon``, ``recover``,
+``doctor`` and ``templates``. Each is a thin layer over :mod:`atlas_tasks.runs` and the store; errors are handled in
+:mod:`atlas_tasks.cli._errors`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
+from atlas_tasks.cli._state import state
+
+if TYPE_CHECKING:
+    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.models import Task
+    from atlas_tasks.runs import StepContext
+
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why (kept in the audit trail).")]
+OptionalWs = Annotated[
+    str | None, typer.Argument(metavar="[WS]", help="Workspace name (default: every workspace).", show_default=False)
+]
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _progress(ctx: StepContext, what: str) -> None:
+    index, total = ctx.index + 1, len(ctx.run.task.steps)
+    step = ctx.run.task.steps[ctx.index]
+    if what == "started":
+        _emit(f"[{index}/{total}] {step.name} ({step.type}) ... attempt {step.attempts}")
+    else:
+        _emit(f"[{index}/{total}] {step.name}: {what}" + (f" - {ctx.output}" if ctx.output else ""))
+
+
+def _run(store: FileStore, workspace: str, task_id: str) -> Task:
+    from atlas_tasks.executors import run_task
+
+    with store.run(workspace, task_id) as live:
+        _emit(f"running {task_id} in {workspace} from step {live.task.current_step + 1} of {len(live.task.steps)}")
+        task = run_task(live, _progress)
+    _emit(f"task {task_id} is {task.status}" + _next_hint(workspace, task))
+    return task
+
+
+def _next_hint(workspace: str, task: Task) -> str:
+    if str(task.status) == "awaiting_approval":
+        return f": approve with `atlas-tasks approve {workspace} {task.id}` or reject with `atlas-tasks reject`"
+    return ""
+
+
+def new(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    template: Annotated[str, typer.Option("--template", "-t", help="Template name (`atlas-tasks templates`).")],
+    description: Annotated[str, typer.Option("--description", "-d", help="What the task is about.")],
+    validate: Annotated[
+        list[str] | None,
+        typer.Option("--validate", metavar="CMD", help="A validation command (repeatable).", show_default=False),
+    ] = None,
+    ai_command: Annotated[
+        str, typer.Option("--ai-command", metavar="CMD", help="Command AI steps run, with the prompt on stdin.")
+    ] = "",
+    id_style: Annotated[
+        str, typer.Option("--id-style", help="auto (follow the workspace), timestamp or uuid.")
+    ] = "auto",
+    run_now: Annotated[bool, typer.Option("--run", help="Start running it at once.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a task from a template (and with --run, run it).
+
+    Ids follow the Go ATLAS: task-YYYYMMDD-HHMMSS, or task-<uuid4> in a workspace that already has uuid ids.
+    """
+    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.cli import _render
+    from atlas_tasks.templates import load_template
+
+    if id_style not in ("auto", "timestamp", "uuid"):
+        raise typer.BadParameter("must be auto, timestamp or uuid", param_hint="--id-style")
+    base = state(ctx).store()
+    store = FileStore(base.home, id_style=id_style)  # type: ignore[arg-type]
+    task = load_template(store.home, template).new_task(description, validation_commands=validate)
+    if ai_command:
+        task.config.variables["ai_command"] = ai_command
+    created = store.create(workspace, task)
+    if as_json:
+        _render.write_json(_render.task_document(created))
+    else:
+        _emit(f"created {created.id} in {workspace} ({len(created.steps)} steps, template {template})")
+    if run_now:
+        _run(store, workspace, created.id)
+
+
+def run(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg) -> None:
+    """Run a task from where it stands: a new task from its first step, a crashed or failed one from the step
+    that did not finish. Steps recorded as done never run again.
+    """
+    _run(state(ctx).store(), workspace, task_id)
+
+
+def approve(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    task_id: TaskArg,
+    reason: ReasonOpt = "approved",
+    no_run: Annotated[bool, typer.Option("--no-run", help="Do not continue the remaining steps now.")] = False,
+) -> None:
+    """Approve a task waiting for a human; with steps left, the run continues (unless --no-run)."""
+    from atlas_tasks.runs import approve as approve_task
+
+    store = state(ctx).store()
+    task = approve_task(store, workspace, task_id, reason)
+    _emit(f"approved {task_id}: now {task.status}")
+    if str(task.status) == "running" and not no_run:
+        _run(store, workspace, task_id)
+
+
+def reject(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, reason: ReasonOpt = "rejected") -> None:
+    """Reject a task waiting for a human (it ends as rejected)."""
+    from atlas_tasks.runs import reject as reject_task
+
+    task = reject_task(state(ctx).store(), workspace, task_id, reason)
+    _emit(f"rejected {task_id}: now {task.status}")
+
+
+def abandon(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, reason: ReasonOpt = "abandoned") -> None:
+    """Abandon a task that no live runner holds (it ends as abandoned)."""
+    from atlas_tasks.runs import abandon as abandon_task
+
+    task = abandon_task(state(ctx).store(), workspace, task_id, reason)
+    _emit(f"abandoned {task_id}: now {task.status}")
+
+
+def _workspaces(store: FileStore, workspace: str | None) -> list[str]:
+    if workspace is not None:
+        store.get_workspace(workspace)  # a clear WorkspaceNotFoundError for a typo
+        return [workspace]
+    return [ws.name for ws in store.list_workspaces()]
+
+
+def recover(ctx: typer.Context, workspace: OptionalWs = None, as_json: JsonOpt = False) -> None:
+    """Mark every crashed run (running, but no live runner) as interrupted, so it can be resumed or abandoned."""
+    from atlas_tasks.cli import _render
+    from atlas_tasks.runs import recover as recover_ws
+
+    store = state(ctx).store()
+    found = [(ws, task) for ws in _workspaces(store, workspace) for task in recover_ws(store, ws)]
+    if as_json:
+        _render.write_json(
+            {"recovered": [{"workspace": ws, "task_id": t.id, "status": str(t.status)} for ws, t in found]}
+        )
+        return
+    for ws, task in found:
+        _emit(f"{ws}/{task.id}: marked interrupted; resume with `atlas-tasks run {ws} {task.id}`")
+    if not found:
+        note("no crashed runs found")
+
+
+def doctor(
+    ctx: typer.Context,
+    workspace: OptionalWs = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair, and say what was done.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the store: leftover temp files, incomplete creations, corrupt tasks, torn logs, unfinished deletes,
+    workspace refs out of step, and crashed runs. Exits 1 while something still needs attention.
+    """
+    from atlas_tasks.backends._file_check import Finding
+    from atlas_tasks.cli import _render
+    from atlas_tasks.runs import is_interrupted
+    from atlas_tasks.runs import recover as recover_ws
+
+    store = state(ctx).store()
+    report = store.check(workspace, fix=fix)
+    for ws in _workspaces(store, workspace):
+        for task in store.list(ws):
+            if is_interrupted(store, ws, task):
+                report.add(
+                    Finding(
+                        "interrupted_run",
+                        str(store.task_path(ws, task.id)),
+                        "running, but no live runner holds it (the runner died)",
+                        ws,
+                        task.id,
+                    )
+                )
+        if fix:
+            recovered = {t.id for t in recover_ws(store, ws)}
+            for finding in report.findings:
+                if finding.kind == "interrupted_run" and finding.task_id in recovered:
+                    finding.fixed = True
+    if as_json:
+        _render.write_json(
+            {"ok": report.ok, "tasks_checked": report.tasks_checked, "findings": [f.to_dict() for f in report.findings]}
+        )
+    else:
+        for f in report.findings:
+            where = f"{f.workspace}/{f.task_id}" if f.task_id else (f.workspace or f.path)
+            _emit(f"{'fixed' if f.fixed else 'found'}: {f.kind} {where}: {f.detail}")
+        summary = f"checked {report.tasks_checked} task(s): {len(report.findings)} finding(s)"
+        _emit(
+            summary
+            + (
+                ""
+                if report.ok
+                else "; run `atlas-tasks doctor --fix` to repair what is safe"
+                if not fix
+                else "; the rest needs a person"
+            )
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def templates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the task templates: the built-in ones and those under <home>/templates/."""
+    from atlas_tasks.cli import _render
+    from atlas_tasks.templates import list_templates
+
+    found = list_templates(state(ctx).store().home)
+    if as_json:
+        _render.write_json(
+            {
+                "templates": [
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "source": t.source,
+                        "steps": [s["name"] for s in t.steps],
+                    }
+                    for t in found
+                ]
+            }
+        )
+        return
+    for t in found:
+        _emit(f"{t.name:<10} {t.description}  [{' → '.join(s['name'] for s in t.steps)}]")
+
+
+def follow_log(store: FileStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:
+    """Print new log lines as the run writes them.
+
+    Waits while the task has not started (or was approved and waits to continue); returns once the task is
+    over or waits for a person, and everything written is printed; warns and returns if its runner died.
+    """
+    from atlas_tasks.backends.file import parse_log
+
+    path = store.log_path(workspace, task_id)
+    offset = 0
+    while True:
+        live = store.lease_holder(workspace, task_id) is not None
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read on the next round
+        offset += len(complete)
+        for record in parse_log(complete, workspace, task_id, str(path)):
+            emit(record)
+        if not live and chunk == complete and _follow_done(store, workspace, task_id):
+            return
+        time.sleep(poll)
+
+
+def _follow_done(store: FileStore, workspace: str, task_id: str) -> bool:
+    from atlas_tasks.runs import ACTIVE_STATUSES, is_interrupted, ready_to_continue
+
+    task = store.get(workspace, task_id)
+    if str(task.status) == "pending" or ready_to_continue(task):
+        return False  # not started yet: wait for a runner
+    if task.status in ACTIVE_STATUSES and is_interrupted(store, workspace, task):
+        warn("no live runner holds this task (it crashed?); `atlas-tasks run` resumes it")
+        return True
+    return task.status not in ACTIVE_STATUSES

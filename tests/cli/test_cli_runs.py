@@ -1,0 +1,237 @@
+"""The commands that run and change tasks: new, run/resume, approve, reject, abandon, recover, doctor, templates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from atlas_tasks import FileStore, TaskStatus
+from atlas_tasks.cli import app
+
+ATLAS = [sys.executable, "-m", "atlas_tasks"]
+
+
+def cli(home: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--home", str(home), *args])
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home with workspace `w` and a user template `checks`: two command steps, a review, one more step."""
+    home = tmp_path / "home"
+    FileStore(home).create_workspace("w")
+    (home / "templates").mkdir()
+    steps = [
+        {"name": "lint", "type": "validation", "commands": ["echo lint ok"]},
+        {"name": "test", "type": "validation", "commands": ["echo tests ok"]},
+        {"name": "review", "type": "human", "prompt": "look at it"},
+        {"name": "ship", "type": "git", "commands": ["true"]},
+    ]
+    (home / "templates" / "checks.json").write_text(json.dumps({"description": "checks", "steps": steps}))
+    return home
+
+
+def new_task(home: Path, template: str = "checks", *extra: str) -> str:
+    result = cli(home, "new", "w", "-t", template, "-d", "a task", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["id"])
+
+
+def test_new_creates_task_from_template(home: Path) -> None:
+    """`new` creates a pending task with the template's steps and prints its id."""
+    result = cli(home, "new", "w", "-t", "checks", "-d", "fix it")
+    assert result.exit_code == 0, result.output
+    (task,) = FileStore(home).list("w")
+    assert task.status == TaskStatus.PENDING and [s.name for s in task.steps] == ["lint", "test", "review", "ship"]
+    assert task.id in result.stdout
+
+
+def test_new_with_builtin_template_and_validation_commands(home: Path) -> None:
+    """A built-in template takes --validate commands into the task's config."""
+    task_id = new_task(home, "bugfix", "--validate", "make lint", "--validate", "make test")
+    task = FileStore(home).get("w", task_id)
+    assert task.config.validation_commands == ["make lint", "make test"]
+    assert [s.name for s in task.steps][-1] == "review"
+
+
+def test_new_unknown_template_is_one_error_line(home: Path) -> None:
+    """An unknown template gives one error line naming the known ones, and exit 1."""
+    result = cli(home, "new", "w", "-t", "nope", "-d", "x")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "bugfix" in result.stderr and "checks" in result.stderr
+
+
+def test_new_uuid_id_style(home: Path) -> None:
+    """--id-style uuid gives a task-<uuid4> id."""
+    assert len(new_task(home, "checks", "--id-style", "uuid")) == 41
+
+
+def test_run_stops_at_review_then_approve_finishes(home: Path) -> None:
+    """`run` executes steps until the review; `approve` continues the remaining steps to completion."""
+    task_id = new_task(home)
+    result = cli(home, "run", "w", task_id)
+    assert result.exit_code == 0, result.output
+    assert "awaiting_approval" in result.stdout and f"atlas-tasks approve w {task_id}" in result.stdout
+    approved = cli(home, "approve", "w", task_id, "--reason", "fine")
+    assert approved.exit_code == 0, approved.output
+    task = FileStore(home).get("w", task_id)
+    assert task.status == TaskStatus.COMPLETED
+    assert [s.status for s in task.steps] == ["success"] * 4
+
+
+def test_approve_no_run_leaves_task_ready(home: Path) -> None:
+    """`approve --no-run` records the approval and leaves the remaining steps for a later `resume`."""
+    task_id = new_task(home)
+    cli(home, "run", "w", task_id)
+    assert cli(home, "approve", "w", task_id, "--no-run").exit_code == 0
+    assert FileStore(home).get("w", task_id).status == TaskStatus.RUNNING
+    assert "interrupted" not in cli(home, "list", "w").stdout
+    assert cli(home, "resume", "w", task_id).exit_code == 0
+    assert FileStore(home).get("w", task_id).status == TaskStatus.COMPLETED
+
+
+def test_reject_ends_task(home: Path) -> None:
+    """`reject` ends a waiting task as rejected; running it again is refused with exit 1."""
+    task_id = new_task(home)
+    cli(home, "run", "w", task_id)
+    assert cli(home, "reject", "w", task_id, "-r", "wrong approach").exit_code == 0
+    assert FileStore(home).get("w", task_id).status == TaskStatus.REJECTED
+    again = cli(home, "run", "w", task_id)
+    assert again.exit_code == 1 and "finished" in again.stderr
+
+
+def test_failing_step_exits_1_and_records_failure(home: Path) -> None:
+    """A failing command step makes `run` exit 1 with one error line, the task validation_failed."""
+    store = FileStore(home)
+    (home / "templates" / "bad.json").write_text(
+        json.dumps({"steps": [{"name": "test", "type": "validation", "commands": ["false"]}]})
+    )
+    task_id = new_task(home, "bad")
+    result = cli(home, "run", "w", task_id)
+    assert result.exit_code == 1
+    assert "error: step 'test'" in result.stderr and "Traceback" not in result.stderr
+    assert store.get("w", task_id).status == TaskStatus.VALIDATION_FAILED
+    assert store.list_artifacts("w", task_id) == ["validation.1.json"]
+
+
+def test_abandon(home: Path) -> None:
+    """`abandon` ends a task that nobody runs."""
+    task_id = new_task(home)
+    FileStore(home).modify("w", task_id, lambda t: t.transition("running"))
+    assert cli(home, "abandon", "w", task_id).exit_code == 0
+    assert FileStore(home).get("w", task_id).status == TaskStatus.ABANDONED
+
+
+def test_recover_and_doctor_find_crashed_run(home: Path) -> None:
+    """A task left running without a runner is found by doctor (exit 1) and marked interrupted by doctor --fix."""
+    task_id = new_task(home)
+    FileStore(home).modify("w", task_id, lambda t: t.transition("running"))
+    found = cli(home, "doctor")
+    assert found.exit_code == 1 and "interrupted_run" in found.stdout
+    assert "interrupted (crashed)" in cli(home, "list", "w").stdout
+    fixed = cli(home, "doctor", "--fix", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.stdout)["findings"][0]["fixed"] is True
+    assert FileStore(home).get("w", task_id).status == TaskStatus.INTERRUPTED
+    assert cli(home, "doctor").exit_code == 0
+    assert json.loads(cli(home, "recover", "--json").stdout) == {"recovered": []}
+
+
+def test_recover_marks_interrupted(home: Path) -> None:
+    """`recover` marks crashed runs interrupted and says how to resume them."""
+    task_id = new_task(home)
+    FileStore(home).modify("w", task_id, lambda t: t.transition("running"))
+    result = cli(home, "recover", "w")
+    assert result.exit_code == 0 and f"atlas-tasks run w {task_id}" in result.stdout
+
+
+def test_templates_lists_builtin_and_user(home: Path) -> None:
+    """`templates` lists the built-in templates and the user's."""
+    names = [t["name"] for t in json.loads(cli(home, "templates", "--json").stdout)["templates"]]
+    assert names == ["bugfix", "checks", "commit", "feature"]
+
+
+def test_list_all_workspaces(home: Path) -> None:
+    """`list` without a workspace shows every workspace's tasks with a WORKSPACE column."""
+    FileStore(home).create_workspace("other")
+    new_task(home)
+    made = cli(home, "new", "other", "-t", "checks", "-d", "elsewhere")
+    assert made.exit_code == 0, made.output
+    result = cli(home, "list")
+    assert result.stdout.splitlines()[0].split()[0] == "WORKSPACE"
+    assert {line.split()[0] for line in result.stdout.splitlines()[1:]} == {"w", "other"}
+
+
+def test_workspace_show_and_close(home: Path) -> None:
+    """`workspace show` prints a workspace and its task refs; `workspace close` marks it closed."""
+    task_id = new_task(home)
+    assert task_id in cli(home, "workspace", "show", "w").stdout
+    assert cli(home, "workspace", "close", "w").exit_code == 0
+    assert json.loads(cli(home, "workspace", "show", "w", "--json").stdout)["status"] == "closed"
+
+
+# -- real processes -------------------------------------------------------------------------------------------------
+def slow_home(home: Path, marker: Path) -> str:
+    steps = [
+        {"name": "first", "type": "validation", "commands": ["echo one"]},
+        {
+            "name": "slow",
+            "type": "validation",
+            "commands": [f"sh -c 'if [ ! -e {marker} ]; then touch {marker}; exec sleep 60; fi; echo retried'"],
+        },
+        {"name": "last", "type": "validation", "commands": ["echo done"]},
+    ]
+    (home / "templates" / "slow.json").write_text(json.dumps({"steps": steps}))
+    return new_task(home, "slow")
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the runner never reached the slow step"
+        time.sleep(0.02)
+
+
+def test_kill_resume_through_the_cli(home: Path, tmp_path: Path) -> None:
+    """The real CLI runner killed with SIGKILL mid-step: list shows it crashed, `resume` completes it, a second
+    runner meanwhile is refused with 'already running (pid ...)'."""
+    marker = tmp_path / "slow-started"
+    task_id = slow_home(home, marker)
+    runner = subprocess.Popen([*ATLAS, "--home", str(home), "run", "w", task_id], text=True, stdout=subprocess.DEVNULL)
+    wait_for(marker, runner)
+    second = subprocess.run([*ATLAS, "--home", str(home), "run", "w", task_id], capture_output=True, text=True)
+    assert second.returncode == 1
+    assert f"already running (pid {runner.pid}" in second.stderr and second.stderr.count("\n") == 1
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    listed = subprocess.run([*ATLAS, "--home", str(home), "list", "w", "--json"], capture_output=True, text=True)
+    assert json.loads(listed.stdout)["interrupted"] == [{"workspace": "w", "task_id": task_id}]
+    resumed = subprocess.run([*ATLAS, "--home", str(home), "resume", "w", task_id], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "from step 2 of 3" in resumed.stdout
+    task = FileStore(home).get("w", task_id)
+    assert task.status == TaskStatus.COMPLETED and [s.attempts for s in task.steps] == [1, 2, 1]
+
+
+def test_logs_follow_tails_a_live_run(home: Path, tmp_path: Path) -> None:
+    """`logs --follow` prints lines as the run writes them and returns when the run is over."""
+    marker = tmp_path / "slow-started"
+    task_id = slow_home(home, marker)
+    marker.touch()  # no sleeping: the run goes straight through
+    follower = subprocess.Popen(
+        [*ATLAS, "--home", str(home), "logs", "w", task_id, "--follow", "--json"], stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(0.5)
+    assert subprocess.run([*ATLAS, "--home", str(home), "run", "w", task_id], capture_output=True).returncode == 0
+    out, _ = follower.communicate(timeout=30)
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events[0] == "run started" and events[-1] == "step success"
+    assert len(events) == len(FileStore(home).read_log("w", task_id))
