@@ -16,6 +16,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 
 import filelock
@@ -32,9 +33,50 @@ def _counts() -> dict[str, int]:
     return counts
 
 
+def _open_lock_file(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+
+
+def _wait_in_kernel(fd: int, timeout: float) -> bool:
+    """Block in flock(LOCK_EX) on a helper thread for at most ``timeout`` seconds; True once the lock is ours.
+
+    Why not a polling loop: sleeping between LOCK_NB attempts lets a releasing writer win again and again (the Go
+    ATLAS measured p99 250 ms with 8 writers). A waiter blocked in the kernel is woken as soon as the lock is free.
+    flock has no timeout, so the wait runs on a thread; if we give up first, the thread keeps waiting and releases
+    (closes) the descriptor the moment it is granted, so an abandoned wait never holds the lock for long.
+    """
+    done = threading.Event()
+    guard = threading.Lock()
+    state: dict[str, Any] = {"abandoned": False, "error": None}
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            state["error"] = exc
+        with guard:
+            if state["abandoned"]:
+                os.close(fd)
+                return
+            done.set()
+
+    threading.Thread(target=wait, name="atlas-tasks-lock-wait", daemon=True).start()
+    finished = done.wait(timeout)
+    with guard:
+        if not finished and not done.is_set():
+            state["abandoned"] = True  # the thread now owns fd and closes it
+            return False
+    if state["error"] is not None:
+        raise state["error"]
+    return True
+
+
 @contextmanager
-def hold(path: str, what: str, timeout: float, poll_interval: float = 0.002) -> Iterator[None]:
+def hold(path: str, what: str, timeout: float) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
+
+    The uncontended path is one open and one non-blocking flock (filelock's ``lock_descriptor``): a few
+    microseconds, where a ``FileLock`` object costs 150-250 us per acquisition, most of a durable update's budget.
 
     Raises:
         LockTimeoutError: not obtained within ``timeout`` seconds.
@@ -47,36 +89,40 @@ def hold(path: str, what: str, timeout: float, poll_interval: float = 0.002) -> 
         finally:
             counts[path] -= 1
         return
-    lock = filelock.FileLock(
-        path,
-        timeout=timeout,
-        mode=0o600,
-        fallback_to_soft=False,
-        poll_interval=poll_interval,
-    )
+    fd = _open_lock_file(path)
     try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeoutError(what, path, timeout) from None
+        acquired = filelock.lock_descriptor(fd, blocking=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not acquired:
+        try:
+            granted = _wait_in_kernel(fd, timeout)
+        except OSError:
+            os.close(fd)
+            raise
+        if not granted:
+            raise LockTimeoutError(what, path, timeout)  # fd now belongs to the abandoned waiter thread
     counts[path] = 1
     try:
         yield
     finally:
         del counts[path]
-        lock.release()
+        os.close(fd)  # closing the only descriptor of this open file description releases the flock
 
 
 def try_hold_free(path: str) -> bool:
     """True if nobody holds the lock on ``path`` right now (it is taken and released at once)."""
     if _counts().get(path):
         return False
-    lock = filelock.FileLock(path, timeout=0, mode=0o600, fallback_to_soft=False)
     try:
-        lock.acquire()
-    except filelock.Timeout:
-        return False
-    lock.release()
-    return True
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return True
+    try:
+        return bool(filelock.lock_descriptor(fd, blocking=False))
+    finally:
+        os.close(fd)
 
 
 def is_held_here(path: str) -> bool:
@@ -105,18 +151,13 @@ class Lease:
             self.fd = -1
 
 
-def _open_lease_file(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-
-
 def try_lease(path: str, holder: bytes) -> Lease | None:
     """Take the lease on ``path`` and write ``holder`` into it; None (and no change) if someone holds it."""
-    fd = _open_lease_file(path)
+    fd = _open_lock_file(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+        if not filelock.lock_descriptor(fd, blocking=False):
+            os.close(fd)
+            return None
     except BaseException:
         os.close(fd)
         raise
@@ -136,11 +177,8 @@ def lease_holder(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not filelock.lock_descriptor(fd, blocking=False):
             return os.pread(fd, 4096, 0) or b"{}"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        return None  # we got it, so nobody holds it; closing below releases it again
     finally:
         os.close(fd)

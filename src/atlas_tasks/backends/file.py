@@ -197,12 +197,25 @@ class FileStore:
     def _write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
         what = f"task {task_id!r} in workspace {workspace!r}"
         with locks.hold(self._lock_path(workspace, task_id), what, self.lock_timeout):
+            if task_dir is not None:
+                self._still_there(task_dir, workspace, task_id)
             if not (self.go_locks and task_dir is not None):
                 yield
                 return
             # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
             with locks.hold(f"{task_dir.path}/{TASK_FILE}.lock", what, self.lock_timeout):
                 yield
+
+    def _still_there(self, d: Dir, workspace: str, task_id: str) -> None:
+        """After waiting for the lock, make sure ``d`` is still the task's directory (not deleted meanwhile)."""
+        opened = os.fstat(d.fd)
+        try:
+            with self._task_dir(workspace, task_id) as again:
+                now = os.fstat(again.fd)
+        except TaskNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+            raise TaskNotFoundError(workspace, task_id, d.path)
 
     # -- reading tasks ----------------------------------------------------------------------------------------------
     def _decode(self, raw: bytes, workspace: str, task_id: str, path: str) -> Task:
