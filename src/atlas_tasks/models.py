@@ -23,12 +23,12 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
-    ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
     model_validator,
 )
+from pydantic.functional_validators import ModelWrapValidatorHandler  # pydantic 2.7 does not export it at the top
 from pydantic_core import CoreSchema, core_schema
 
 from atlas_tasks._status import StepStatus, StepType, TaskStatus, WorkspaceStatus
@@ -391,11 +391,12 @@ class _GoModel(BaseModel):
 
     def _go_exclude(self) -> dict[str, Any]:
         """The ``exclude`` spec that drops this model's empty ``omitempty`` fields, nested models included."""
-        spec: dict[str, Any] = {name: True for name in self._omit_empty if not getattr(self, name)}
+        values = self.__dict__  # declared fields only (extras live in __pydantic_extra__), faster than getattr
+        spec: dict[str, Any] = {name: True for name in self._omit_empty if not values[name]}
         for name in self._nested:
+            value = values[name]
             if name in spec:
                 continue
-            value = getattr(self, name)
             if isinstance(value, list):
                 items = {index: sub for index, item in enumerate(value) if (sub := item._go_exclude())}
                 if items:
