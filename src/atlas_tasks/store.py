@@ -9,6 +9,8 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from atlas_tasks.errors import AtlasTasksError, CorruptLogError
@@ -58,6 +60,32 @@ class LogLines(list[dict[str, Any]]):
         super().__init__(lines or [])
         self.skipped = 0
         self.torn_tail = False
+        self.errors = []
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """The few fields a listing or a dashboard shows, read without building the full typed task."""
+
+    id: str
+    workspace: str
+    status: str
+    template: str
+    description: str
+    current_step: int
+    total_steps: int
+    created_at: datetime | None
+    updated_at: datetime | None
+    revision: int
+
+
+class SummaryList(list[TaskSummary]):
+    """Task summaries, newest first, plus ``errors`` (one per unreadable task), as :class:`TaskList`."""
+
+    errors: list[AtlasTasksError]
+
+    def __init__(self) -> None:
+        super().__init__()
         self.errors = []
 
 

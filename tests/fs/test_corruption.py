@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,26 @@ def test_go_written_log_reads(store: FileStore, ws: str, task: Task, home: Path)
     )
     (line,) = store.read_log(ws, task.id)
     assert line["event"] == "step completed" and line["duration_ms"] == 12
+
+
+def test_summaries_and_iteration_report_like_list(store: FileStore, ws: str, home: Path) -> None:
+    """list_summaries and iter_tasks see the same tasks as list, and report the same unreadable ones."""
+    good = store.create(ws, sample_task(id="good", description="readable"))
+    store.create(ws, sample_task(id="bad"))
+    task_file(home, ws, "bad").write_text("{")
+    summaries = store.list_summaries(ws)
+    assert [(s.id, s.description, s.total_steps, s.revision) for s in summaries] == [("good", "readable", 3, 1)]
+    assert summaries[0].created_at == good.created_at
+    assert [e.task_id for e in summaries.errors] == ["bad"]
+    errors: list[object] = []
+    assert [t.id for t in store.iter_tasks(ws, errors=errors)] == ["good"]  # type: ignore[arg-type]
+    assert len(errors) == 1
+    with pytest.raises(CorruptTaskError):
+        list(store.iter_tasks(ws))
+
+
+def test_list_limit_keeps_newest(store: FileStore, ws: str) -> None:
+    """list(limit=n) returns the n newest tasks."""
+    for i in range(5):
+        store.create(ws, sample_task(id=f"t{i}", created_at=datetime(2026, 1, 1 + i, tzinfo=UTC)))
+    assert [t.id for t in store.list(ws, limit=2)] == ["t4", "t3"]

@@ -51,8 +51,8 @@ from atlas_tasks.errors import (
     WorkspaceNotFoundError,
 )
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
-from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store import LogEntry, LogLines, TaskList, WorkspaceList
+from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, parse_time, utcnow
+from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, TaskSummary, WorkspaceList
 from atlas_tasks.transitions import check_status_change, is_terminal
 
 if TYPE_CHECKING:
@@ -245,8 +245,11 @@ class FileStore:
             return self._read_task(d, workspace, task_id)
 
     @_storage_errors
-    def list(self, workspace: str, *, strict: bool = False) -> TaskList:
-        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`."""
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
+        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`.
+
+        ``limit`` keeps only the newest ``limit`` tasks (every task is still read to sort them).
+        """
         result = TaskList()
         for outcome in self._scan_tasks(workspace):
             if isinstance(outcome, Task):
@@ -255,8 +258,59 @@ class FileStore:
                 raise outcome
             else:
                 result.errors.append(outcome)
-        result.sort(key=lambda t: (t.created_at.timestamp() if t.created_at else float("-inf"), t.id), reverse=True)
+        result.sort(key=_newest_first_key, reverse=True)
+        if limit is not None:
+            del result[limit:]
         return result
+
+    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
+        """Yield the workspace's tasks one at a time, in directory order, holding one in memory at a time.
+
+        Unreadable tasks are appended to ``errors`` when a list is given; otherwise the first one is raised.
+        """
+        with _os_errors("iter_tasks"):
+            for outcome in self._scan_tasks(workspace):
+                if isinstance(outcome, Task):
+                    yield outcome
+                elif errors is None:
+                    raise outcome
+                else:
+                    errors.append(outcome)
+
+    @_storage_errors
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """Summaries of the workspace's tasks, newest first, read without building full typed tasks.
+
+        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them.
+        """
+        result = SummaryList()
+        with self._ws_dir(workspace) as wsd:
+            try:
+                tasks = walk(wsd, ["tasks"])
+            except FileNotFoundError:
+                return result
+            with tasks:
+                for entry in ops.scandir(tasks.fd, tasks.path):
+                    outcome = self._summary_entry(tasks, workspace, entry.name)
+                    if isinstance(outcome, AtlasTasksError):
+                        result.errors.append(outcome)
+                    elif outcome is not None:
+                        result.append(outcome)
+        result.sort(key=_newest_first_key, reverse=True)
+        return result
+
+    def _summary_entry(self, tasks: Dir, workspace: str, name: str) -> TaskSummary | AtlasTasksError | None:
+        if name.startswith("."):
+            return None
+        try:
+            N.check_task_id(name)
+            with walk(tasks, [name]) as d:
+                raw = atomic.read(d, TASK_FILE)
+            return summarize(raw, workspace, name, tasks.child(f"{name}/{TASK_FILE}"))
+        except (OSError, InvalidNameError, CorruptTaskError, SchemaVersionError):
+            # The full reader classifies the failure exactly as list() does (a creation in progress is no error).
+            outcome = self._load_entry(tasks, workspace, name)
+            return None if isinstance(outcome, Task) else outcome
 
     def _scan_tasks(self, workspace: str) -> Iterator[Task | AtlasTasksError]:
         with self._ws_dir(workspace) as wsd:
@@ -771,6 +825,39 @@ class FileStore:
     def _after_status_change(self, workspace: str, before: Task, after: Task) -> None:
         if after.status != before.status and is_terminal(after.status):
             self._sync_ref(workspace, after)
+
+
+def _newest_first_key(item: Task | TaskSummary) -> tuple[float, str]:
+    created = item.created_at
+    return (created.timestamp() if created is not None else float("-inf"), item.id)
+
+
+def summarize(raw: bytes, workspace: str, task_id: str, path: str) -> TaskSummary:
+    """A TaskSummary straight from task.json bytes (either key spelling), skipping full model validation."""
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        version = str(doc.get("schema_version") or "1").split(".", 1)[0]
+        if version.isdigit() and int(version) > 1:
+            raise SchemaVersionError(path, str(doc.get("schema_version")), "1.x")
+        steps = doc.get("steps") or []
+        return TaskSummary(
+            id=str(doc.get("id") or task_id),
+            workspace=workspace,
+            status=str(doc.get("status") or "pending"),
+            template=str(doc.get("template", doc.get("template_id", "")) or ""),
+            description=str(doc.get("description") or ""),
+            current_step=int(doc.get("current_step") or 0),
+            total_steps=len(steps) if isinstance(steps, builtins.list) else 0,
+            created_at=parse_time(doc.get("created_at")),
+            updated_at=parse_time(doc.get("updated_at")),
+            revision=int(doc.get("revision") or 0),
+        )
+    except SchemaVersionError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
 
 
 def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:

@@ -1,0 +1,137 @@
+"""Every SQL statement the store runs, bound to its schema once (``{s}`` is the quoted schema name).
+
+Statements that write rows for a task select the task in the same statement (``… SELECT … FROM tasks``), so a missing
+task inserts nothing instead of raising a foreign-key error that would abort the surrounding transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from atlas_tasks.ids import UUID_ID_RE
+
+#: POSIX regex form of the current Go ATLAS's ``task-<uuid4>`` ids (PostgreSQL ``~`` is anchored by hand).
+UUID_ID_SQL_RE = f"^(?:{UUID_ID_RE.pattern})$"
+
+# A version's number: what lies between "<stem>." and the extension, digits without a leading zero
+# (names.version_of, in SQL).
+_VERSION_DIGITS = "substr(name, %(plen)s::int + 1, length(name) - %(plen)s::int - %(slen)s::int)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Queries:
+    """The statements, as attributes; build with :meth:`for_schema`."""
+
+    # -- workspaces -------------------------------------------------------------------------------------------------
+    workspace_insert: str = (
+        "INSERT INTO {s}.workspaces (name, doc) VALUES (%(ws)s, %(doc)s::json) ON CONFLICT (name) DO NOTHING"
+    )
+    workspace_replace: str = "UPDATE {s}.workspaces SET doc = %(doc)s::json WHERE name = %(ws)s"
+    workspace_get: str = (
+        "SELECT w.doc::text, (SELECT json_agg(t.ref ORDER BY t.seq) FROM {s}.tasks t WHERE t.workspace = w.name)::text"
+        " FROM {s}.workspaces w WHERE w.name = %(ws)s"
+    )
+    workspace_lock: str = "SELECT doc::text FROM {s}.workspaces WHERE name = %(ws)s FOR NO KEY UPDATE"
+    workspace_list: str = (
+        "SELECT w.name, w.doc::text,"
+        " (SELECT json_agg(t.ref ORDER BY t.seq) FROM {s}.tasks t WHERE t.workspace = w.name)::text"
+        " FROM {s}.workspaces w ORDER BY w.name"
+    )
+    exists: str = (
+        "SELECT EXISTS (SELECT 1 FROM {s}.workspaces WHERE name = %(ws)s),"
+        " EXISTS (SELECT 1 FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s)"
+    )
+
+    # -- tasks ------------------------------------------------------------------------------------------------------
+    task_insert: str = (
+        "INSERT INTO {s}.tasks (workspace, id, status, created_at, updated_at, revision, doc, ref)"
+        " SELECT name, %(id)s, %(status)s, %(created_at)s, %(updated_at)s, %(revision)s, %(doc)s::json, %(ref)s::json"
+        " FROM {s}.workspaces WHERE name = %(ws)s"
+        " ON CONFLICT (workspace, id) DO NOTHING RETURNING seq"
+    )
+    # Optimistic: the revision read is the revision replaced, or nothing is written (then: ConflictError).
+    task_update: str = (
+        "UPDATE {s}.tasks SET status = %(status)s, updated_at = %(updated_at)s, revision = %(revision)s,"
+        " doc = %(doc)s::json, ref = coalesce(%(ref)s::json, ref)"
+        " WHERE workspace = %(ws)s AND id = %(id)s AND revision = %(expected)s"
+    )
+    # One round trip for get(): no row means no workspace; a row with a NULL document means no such task.
+    task_get: str = (
+        "SELECT t.doc::text FROM {s}.workspaces w LEFT JOIN {s}.tasks t ON t.workspace = w.name AND t.id = %(id)s"
+        " WHERE w.name = %(ws)s"
+    )
+    # NO KEY UPDATE, not UPDATE: it still excludes other writers and delete, but lets log appends and artifact
+    # saves (which only need the task to exist) go on while a task is being edited.
+    task_lock: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR NO KEY UPDATE"
+    task_revision: str = "SELECT revision FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+    task_delete: str = "DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+    task_list: str = (
+        "SELECT t.id, t.doc::text FROM {s}.workspaces w LEFT JOIN {s}.tasks t ON t.workspace = w.name"
+        " WHERE w.name = %(ws)s ORDER BY t.created_at DESC NULLS LAST, t.id DESC"
+    )
+    ids_in_range: str = "SELECT id FROM {s}.tasks WHERE workspace = %(ws)s AND id >= %(low)s AND id < %(high)s"
+    has_uuid_ids: str = "SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE workspace = %(ws)s AND id ~ %(pattern)s)"
+
+    # -- logs -------------------------------------------------------------------------------------------------------
+    log_append: str = (
+        "WITH task AS (SELECT workspace, id FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR KEY SHARE),"
+        " head AS (INSERT INTO {s}.log_heads AS h (workspace, task_id, last_seq) SELECT workspace, id, 1 FROM task"
+        " ON CONFLICT (workspace, task_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING last_seq)"
+        " INSERT INTO {s}.log_lines (workspace, task_id, seq, line) SELECT %(ws)s, %(id)s, last_seq, %(line)s FROM head"
+        " RETURNING seq"
+    )
+    # No row: no task; one row with a NULL line: a task without log lines.
+    log_read: str = (
+        "SELECT l.line FROM {s}.tasks t LEFT JOIN {s}.log_lines l ON l.workspace = t.workspace AND l.task_id = t.id"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s ORDER BY l.seq"
+    )
+    log_set_head: str = "INSERT INTO {s}.log_heads (workspace, task_id, last_seq) VALUES (%(ws)s, %(id)s, %(last)s)"
+    log_insert: str = (
+        "INSERT INTO {s}.log_lines (workspace, task_id, seq, line) VALUES (%(ws)s, %(id)s, %(seq)s, %(line)s)"
+    )
+
+    # -- artifacts --------------------------------------------------------------------------------------------------
+    artifact_put: str = (
+        "INSERT INTO {s}.artifacts (workspace, task_id, name, data)"
+        " SELECT workspace, id, %(name)s, %(data)s FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+        " ON CONFLICT (workspace, task_id, name) DO UPDATE SET data = EXCLUDED.data, updated_at = now()"
+        " RETURNING name"
+    )
+    # Claims version max+1 of one base name: never below a higher version, never an existing one (the primary key;
+    # a concurrent claimer of the same number makes this insert nothing, and the caller claims again).
+    artifact_claim: str = (
+        "INSERT INTO {s}.artifacts (workspace, task_id, name, data)"  # noqa: S608 - constant text, values are bound
+        " SELECT t.workspace, t.id, %(prefix)s || (coalesce(v.highest, 0) + 1)::text || %(suffix)s, %(data)s"
+        " FROM {s}.tasks t, (SELECT max(" + _VERSION_DIGITS + "::numeric) AS highest FROM {s}.artifacts"
+        "   WHERE workspace = %(ws)s AND task_id = %(id)s"
+        "   AND left(name, %(plen)s::int) = %(prefix)s AND right(name, %(slen)s::int) = %(suffix)s"
+        "   AND length(name) > %(plen)s::int + %(slen)s::int"
+        "   AND " + _VERSION_DIGITS + " ~ '^[1-9][0-9]*$') v"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+        " ON CONFLICT (workspace, task_id, name) DO NOTHING RETURNING name"
+    )
+    artifact_get: str = (
+        "SELECT a.name IS NOT NULL, a.data FROM {s}.tasks t"
+        " LEFT JOIN {s}.artifacts a ON a.workspace = t.workspace AND a.task_id = t.id AND a.name = %(name)s"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+    )
+    artifact_list: str = (
+        "SELECT a.name FROM {s}.tasks t"
+        " LEFT JOIN {s}.artifacts a ON a.workspace = t.workspace AND a.task_id = t.id"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+    )
+    artifact_insert: str = (
+        "INSERT INTO {s}.artifacts (workspace, task_id, name, data) VALUES (%(ws)s, %(id)s, %(name)s, %(data)s)"
+    )
+
+    # -- sessions ---------------------------------------------------------------------------------------------------
+    set_lock_timeout: str = "SELECT set_config('lock_timeout', %(timeout)s, true)"
+
+    @classmethod
+    def for_schema(cls, schema: str) -> Queries:
+        """The statements with ``{s}`` replaced by the (already checked) schema name, quoted."""
+        quoted = f'"{schema}"'
+        return cls(**{f.name: str(f.default).format(s=quoted) for f in dataclasses.fields(cls)})
+
+
+__all__ = ["UUID_ID_SQL_RE", "Queries"]

@@ -1,0 +1,165 @@
+"""The PostgreSQL tables, as an ordered list of migrations recorded in a version table.
+
+Every table lives in one PostgreSQL schema (``atlas_tasks`` by default), so several stores can share a database.
+A store brings its schema up to date on first use, under an advisory lock so that many processes starting at once
+apply each migration exactly once; a database whose version is above :data:`LATEST` was laid out by a newer
+atlas-tasks and is refused before anything is read or written.
+
+Why these columns: the task document is kept as ``json`` — its exact text — rather than ``jsonb``, because jsonb
+refuses ``\\u0000`` inside strings (a task description may hold one; the file store keeps it) and rewrites numbers
+and key order, while the store promises to write back unknown keys unchanged. The columns next to it (status,
+times, revision) are what queries and indexes use. Names are ``COLLATE "C"`` so that ordering by id is by code
+point, as in the file store.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from atlas_tasks import __version__
+from atlas_tasks.backends.postgres._errors import DatabaseTooNewError
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: ``statements`` run in one transaction; ``{s}`` is the quoted schema name."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = (
+    """CREATE TABLE {s}.workspaces (
+        name text COLLATE "C" PRIMARY KEY,
+        doc json NOT NULL
+    )""",
+    """CREATE TABLE {s}.tasks (
+        workspace text COLLATE "C" NOT NULL REFERENCES {s}.workspaces (name) ON DELETE CASCADE,
+        id text COLLATE "C" NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        status text NOT NULL,
+        created_at timestamptz,
+        updated_at timestamptz,
+        revision bigint NOT NULL,
+        doc json NOT NULL,
+        ref json NOT NULL,
+        PRIMARY KEY (workspace, id)
+    )""",
+    # list(): newest first, ties by id descending.
+    "CREATE INDEX tasks_newest_first ON {s}.tasks (workspace, created_at DESC, id DESC)",
+    "CREATE INDEX tasks_by_status ON {s}.tasks (workspace, status)",
+    # One row per task holding its last log sequence number: appends to one task take turns on it, so sequence
+    # numbers are gapless and in commit order (a reader that saw line n has seen every line before it).
+    """CREATE TABLE {s}.log_heads (
+        workspace text COLLATE "C" NOT NULL,
+        task_id text COLLATE "C" NOT NULL,
+        last_seq bigint NOT NULL,
+        PRIMARY KEY (workspace, task_id),
+        FOREIGN KEY (workspace, task_id) REFERENCES {s}.tasks (workspace, id) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE {s}.log_lines (
+        workspace text COLLATE "C" NOT NULL,
+        task_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        line bytea NOT NULL,
+        PRIMARY KEY (workspace, task_id, seq),
+        FOREIGN KEY (workspace, task_id) REFERENCES {s}.tasks (workspace, id) ON DELETE CASCADE
+    )""",
+    # The primary key is what makes a version number write-once: two savers claiming N cannot both insert it.
+    """CREATE TABLE {s}.artifacts (
+        workspace text COLLATE "C" NOT NULL,
+        task_id text COLLATE "C" NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        data bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (workspace, task_id, name),
+        FOREIGN KEY (workspace, task_id) REFERENCES {s}.tasks (workspace, id) ON DELETE CASCADE
+    )""",
+)
+
+#: Every migration, oldest first; a new one is appended, never edited once released.
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "workspaces, tasks, log lines and artifacts", _V1),)
+#: The schema version this library writes.
+LATEST = MIGRATIONS[-1].version
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+    version integer PRIMARY KEY,
+    description text NOT NULL,
+    library_version text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def check_schema_name(name: str) -> str:
+    """Return ``name`` if it is a plain lower-case SQL identifier (it is put into SQL text, never quoted raw).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not _SCHEMA_NAME.fullmatch(name):
+        raise ValueError(f"schema must be a lower-case SQL identifier (letters, digits, '_'), not {name!r}")
+    return name
+
+
+def current_version(conn: psycopg.Connection[Any], schema: str) -> int:
+    """The schema version recorded in the database (0 if the store's tables were never created)."""
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f'"{schema}".schema_migrations']).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    # The schema name is checked by check_schema_name before it reaches any SQL text.
+    row = conn.execute(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_migrations').fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str, where: str) -> list[int]:
+    """Apply the migrations the database lacks, in order, and return their versions (empty if up to date).
+
+    Raises:
+        DatabaseTooNewError: the database is at a version above :data:`LATEST`.
+    """
+    found = current_version(conn, schema)
+    _refuse_newer(found, schema, where)
+    if found == LATEST:
+        return []
+    key = [f"atlas_tasks migrate {schema}"]
+    # One migrator at a time; the others wait, then find the work done. The lock is a session lock taken before
+    # the transaction begins: a transaction that waited for it inside would keep a catalog snapshot from before the
+    # wait and not see the schema the first migrator created (CREATE SCHEMA IF NOT EXISTS then fails).
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
+    try:
+        if not conn.autocommit:
+            conn.commit()
+        with conn.transaction():
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            conn.execute(_VERSION_TABLE.format(s=f'"{schema}"'))
+            found = current_version(conn, schema)
+            _refuse_newer(found, schema, where)
+            return [_apply(conn, schema, m) for m in MIGRATIONS if m.version > found]
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+
+
+def _apply(conn: psycopg.Connection[Any], schema: str, migration: Migration) -> int:
+    for statement in migration.statements:
+        conn.execute(statement.format(s=f'"{schema}"'))
+    conn.execute(
+        f'INSERT INTO "{schema}".schema_migrations (version, description, library_version) VALUES (%s, %s, %s)',  # noqa: S608
+        [migration.version, migration.description, __version__],
+    )
+    return migration.version
+
+
+def _refuse_newer(found: int, schema: str, where: str) -> None:
+    if found > LATEST:
+        raise DatabaseTooNewError(f"{where} (schema {schema})", found, LATEST)
+
+
+__all__ = ["LATEST", "MIGRATIONS", "Migration", "check_schema_name", "current_version", "migrate"]
