@@ -24,6 +24,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
@@ -416,15 +417,23 @@ class FileStore:
         """Save ``task`` unless somebody saved it first. See :meth:`atlas_tasks.store.Store.update`."""
         task_id = N.check_task_id(task.id)
         with self._task_dir(workspace, task_id) as d, self._write_lock(workspace, task_id, d):
-            current = self._read_task(d, workspace, task_id)
+            current = self._head(d, workspace, task_id)
             stored = self._commit(d, workspace, current, task)
         self._after_status_change(workspace, current, stored)
         return stored
 
-    def _commit(self, d: Dir, workspace: str, current: Task, task: Task) -> Task:
+    def _head(self, d: Dir, workspace: str, task_id: str) -> _Head:
+        """What update needs of the stored task (revision, status, transition count), without a full decode."""
+        try:
+            raw = atomic.read(d, TASK_FILE)
+        except FileNotFoundError:
+            raise IncompleteTaskError(workspace, task_id, d.path) from None
+        return _Head.parse(raw, workspace, task_id, d.child(TASK_FILE))
+
+    def _commit(self, d: Dir, workspace: str, current: _Head, task: Task) -> Task:
         if task.revision != current.revision:
             raise ConflictError(workspace, task.id, task.revision, current.revision)
-        check_status_change(task.id, current.status, task.status, task.transitions[len(current.transitions) :])
+        check_status_change(task.id, current.status, task.status, task.transitions[current.transition_count :])
         stored = task.model_copy(update={"revision": current.revision + 1, "updated_at": utcnow()})
         data = encode_task(stored)
         atomic.replace(d, TASK_FILE, data)
@@ -443,12 +452,12 @@ class FileStore:
             with _os_errors("edit"):
                 d = stack.enter_context(self._task_dir(workspace, task_id))
                 stack.enter_context(self._write_lock(workspace, task_id, d))
-                current = self._read_task(d, workspace, task_id)
+                work = self._read_task(d, workspace, task_id)  # freshly decoded: ours to hand out
         except BaseException:
             stack.close()
             raise
+        current = _Head(work.revision, str(work.status), len(work.transitions))
         with stack:
-            work = current.model_copy(deep=True)
             yield work
             with _os_errors("update"):
                 stored = self._commit(d, workspace, current, work)
@@ -822,9 +831,39 @@ class FileStore:
 
         self._edit_refs(workspace, change)
 
-    def _after_status_change(self, workspace: str, before: Task, after: Task) -> None:
+    def _after_status_change(self, workspace: str, before: _Head, after: Task) -> None:
         if after.status != before.status and is_terminal(after.status):
             self._sync_ref(workspace, after)
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The parts of a stored task that a revision-checked write compares against."""
+
+    revision: int
+    status: str
+    transition_count: int
+
+    @classmethod
+    def parse(cls, raw: bytes, workspace: str, task_id: str, path: str) -> _Head:
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            _check_major(doc, path)
+            return cls(
+                int(doc.get("revision") or 0), str(doc.get("status") or "pending"), len(doc.get("transitions") or ())
+            )
+        except SchemaVersionError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
+
+
+def _check_major(doc: dict[str, Any], path: str) -> None:
+    version = str(doc.get("schema_version") or "1").split(".", 1)[0]
+    if version.isdigit() and int(version) > 1:
+        raise SchemaVersionError(path, str(doc.get("schema_version")), "1.x")
 
 
 def _newest_first_key(item: Task | TaskSummary) -> tuple[float, str]:
@@ -838,9 +877,7 @@ def summarize(raw: bytes, workspace: str, task_id: str, path: str) -> TaskSummar
         doc = json.loads(raw)
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        version = str(doc.get("schema_version") or "1").split(".", 1)[0]
-        if version.isdigit() and int(version) > 1:
-            raise SchemaVersionError(path, str(doc.get("schema_version")), "1.x")
+        _check_major(doc, path)
         steps = doc.get("steps") or []
         return TaskSummary(
             id=str(doc.get("id") or task_id),

@@ -5,7 +5,8 @@ Same observable behaviour as the file store (the shared conformance suite checks
 * ids: the file store's candidates, reserved by the primary key (``INSERT … ON CONFLICT DO NOTHING``, next one).
 * no lost updates: ``update`` writes ``WHERE revision = <the revision it checked>`` and raises ConflictError when
   that matches nothing; ``edit``/``modify`` hold the row (``FOR NO KEY UPDATE``) from read to save.
-* lock waits are bounded by ``lock_timeout`` (``SET LOCAL lock_timeout``), then LockTimeoutError.
+* lock waits are bounded by ``lock_timeout`` (set on each connection of the store's own pool, or ``SET LOCAL`` in
+  each write transaction on a caller's pool), then LockTimeoutError.
 * reads take no lock: each is one statement on committed rows.
 * versioned artifacts: version max+1 claimed by an insert that the primary key makes write-once; a claimer that loses
   the race claims again.
@@ -388,8 +389,9 @@ class PostgresStore:
             conn = stack.enter_context(self._session("edit", workspace, task_id, mode="transaction"))
             row = conn.execute(self._q.task_lock, {"ws": workspace, "id": task_id}).fetchone()
             if row is None:
-                self._require(conn, workspace, task_id)
-            current = self._current(row, workspace, task_id)
+                self._require(conn, workspace, "")
+                raise TaskNotFoundError(workspace, task_id, self._location(workspace))
+            current = self._decode(row[0], workspace, task_id)
         except BaseException:
             stack.__exit__(*sys.exc_info())  # roll back; a database error comes out of here translated
             raise
