@@ -169,3 +169,28 @@ def test_workspace_json_stays_go_format(story_home: Path) -> None:
     assert doc["schema_version"] == 1
     assert created.id in [ref["id"] for ref in doc["tasks"]]
     assert len(doc["tasks"]) == 4
+
+
+def test_crashed_go_run_is_interrupted_and_resumes(story_home: Path) -> None:
+    """A Go task left running by a dead engine (no lease, no write for 5+ minutes) is interrupted and resumable."""
+    from atlas_tasks.runs import is_interrupted, recover
+
+    store = FileStore(story_home)
+    crashed = store.get("payments", "task-20251228-100000-123")
+    assert crashed.status == TaskStatus.RUNNING
+    assert is_interrupted(store, "payments", crashed)
+    (recovered,) = recover(store, "payments")
+    assert recovered.id == crashed.id and recovered.status == TaskStatus.INTERRUPTED
+    doc = json.loads((store.task_path("payments", crashed.id) / "task.json").read_text())
+    assert doc["status"] == "interrupted" and "workspace_id" in doc
+
+
+def test_recently_written_go_run_is_not_called_crashed(story_home: Path) -> None:
+    """A Go task updated moments ago may have a live Go engine (which takes no lease of ours): not interrupted."""
+    from atlas_tasks.models import utcnow
+    from atlas_tasks.runs import is_interrupted
+
+    store = FileStore(story_home)
+    task = store.get("payments", "task-20251228-100000-123")
+    task.updated_at = utcnow()
+    assert not is_interrupted(store, "payments", task)
