@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from atlas_tasks.cli import _runs, _tasks, _workspace
+from atlas_tasks.cli import _runs, _serve, _tasks, _workspace
 from atlas_tasks.cli._errors import AtlasGroup
 from atlas_tasks.cli._state import State
 
@@ -72,3 +72,4 @@ app.command("abandon")(_runs.abandon)
 app.command("recover")(_runs.recover)
 app.command("doctor")(_runs.doctor)
 app.command("templates")(_runs.templates)
+app.command("serve")(_serve.serve)
