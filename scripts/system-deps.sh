@@ -3,6 +3,7 @@
 #   - PostgreSQL's server (initdb, pg_ctl): the tests start a throwaway server as the unprivileged `postgres` user;
 #     skipped when $ATLAS_TEST_PG_URL points at a server of your own.
 #   - Chromium and ChromeDriver: the dashboard's real-browser test.
+#   - xfsprogs and btrfs-progs: the real power-cut tests format loop-mounted xfs and btrfs images (ext4 needs nothing).
 # Already-installed packages cost nothing: this script only calls apt when something is missing.
 set -eu
 
@@ -17,6 +18,8 @@ fi
 if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${CHROMEDRIVER:-}" ]; then
     missing="$missing chromium-driver"
 fi
+command -v mkfs.xfs >/dev/null 2>&1 || missing="$missing xfsprogs"
+command -v mkfs.btrfs >/dev/null 2>&1 || missing="$missing btrfs-progs"
 [ -z "$missing" ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
