@@ -65,9 +65,16 @@ class Queries:
     task_lock: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR NO KEY UPDATE"
     task_revision: str = "SELECT revision FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
     task_delete: str = "DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
-    task_list: str = (
+    # LIMIT NULL is no limit.
+    task_list_page: str = (
         "SELECT t.id, t.doc::text FROM {s}.workspaces w LEFT JOIN {s}.tasks t ON t.workspace = w.name"
         " WHERE w.name = %(ws)s ORDER BY t.created_at DESC NULLS LAST, t.id DESC"
+        " LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint"
+    )
+    # Keyset pages in insertion order: stable while tasks are added or deleted, no connection held between pages.
+    task_page: str = (
+        "SELECT seq, id, doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND seq > %(after)s::bigint"
+        " ORDER BY seq LIMIT %(size)s::bigint"
     )
     ids_in_range: str = "SELECT id FROM {s}.tasks WHERE workspace = %(ws)s AND id >= %(low)s AND id < %(high)s"
     has_uuid_ids: str = "SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE workspace = %(ws)s AND id ~ %(pattern)s)"

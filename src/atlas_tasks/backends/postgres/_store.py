@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
-from atlas_tasks.backends.file import _natural_key
+from atlas_tasks.backends.file import _natural_key, summarize
 from atlas_tasks.backends.postgres import _encoding as E
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
 from atlas_tasks.backends.postgres._queries import UUID_ID_SQL_RE, Queries
@@ -44,8 +44,11 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store import LogEntry, LogLines, TaskList, WorkspaceList
+from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import check_status_change, is_terminal
+
+#: Tasks per page of iter_tasks.
+_PAGE = 200
 
 
 class PostgresStore:
@@ -251,22 +254,86 @@ class PostgresStore:
             raise TaskNotFoundError(workspace, task_id, self._location(workspace))
         return self._decode(row[0], workspace, task_id)
 
-    def list(self, workspace: str, *, strict: bool = False) -> TaskList:
-        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`."""
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
+        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`.
+
+        ``limit`` keeps only the newest ``limit`` readable tasks, and older rows are not read at all (so ``errors``
+        reports the unreadable tasks among those read).
+        """
         N.check_workspace_name(workspace)
+        result, offset = TaskList(), 0
+        while True:
+            # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
+            wanted = None if limit is None else max(limit - len(result), 1)
+            rows = self._list_page(workspace, wanted, offset)
+            for task_id, doc in rows:
+                self._collect(result, result.errors, workspace, task_id, doc, strict)
+            offset += len(rows)
+            if limit is None:
+                return result
+            if len(result) >= limit or len(rows) < (wanted or 0):
+                del result[max(limit, 0) :]  # limit 0 still asked for one row, to tell an empty workspace
+                return result
+
+    def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
         with self._session("list") as conn:
-            rows = conn.execute(self._q.task_list, {"ws": workspace}).fetchall()
-        if not rows:
+            params = {"ws": workspace, "limit": limit, "offset": offset}
+            rows = conn.execute(self._q.task_list_page, params).fetchall()
+        if not rows and offset == 0:
             raise WorkspaceNotFoundError(workspace, self._location(workspace))
-        result = TaskList()
-        for task_id, doc in rows:
-            if task_id is None:
-                continue  # the workspace has no tasks (the outer join's one empty row)
+        # The outer join gives one empty row for a workspace without tasks.
+        return [row for row in rows if row[0] is not None]
+
+    def _collect(
+        self,
+        tasks: builtins.list[Task],
+        errors: builtins.list[AtlasTasksError] | None,
+        workspace: str,
+        task_id: str,
+        doc: str,
+        strict: bool,
+    ) -> None:
+        try:
+            tasks.append(self._decode(doc, workspace, task_id))
+        except (CorruptTaskError, SchemaVersionError) as exc:
+            if strict or errors is None:
+                raise
+            errors.append(exc)
+
+    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
+        """Yield the workspace's tasks one at a time, oldest created first, holding one page in memory.
+
+        Unreadable tasks are appended to ``errors`` when a list is given; otherwise the first one is raised.
+        No connection is held between pages, so a slow consumer keeps nothing locked.
+        """
+        N.check_workspace_name(workspace)
+        after, first = 0, True
+        while True:
+            with self._session("iter_tasks") as conn:
+                params = {"ws": workspace, "after": after, "size": _PAGE}
+                rows = conn.execute(self._q.task_page, params).fetchall()
+                if first and not rows:
+                    self._require(conn, workspace, "")
+            first = False
+            for seq, task_id, doc in rows:
+                page: builtins.list[Task] = []
+                self._collect(page, errors, workspace, task_id, doc, strict=False)
+                yield from page
+                after = seq
+            if len(rows) < _PAGE:
+                return
+
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """Summaries of the workspace's tasks, newest first, read without building full typed tasks.
+
+        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them.
+        """
+        result = SummaryList()
+        for task_id, doc in self._list_page(N.check_workspace_name(workspace), None, 0):
+            path = self._location(workspace, task_id)
             try:
-                result.append(self._decode(doc, workspace, task_id))
+                result.append(summarize(doc.encode(), workspace, task_id, path))
             except (CorruptTaskError, SchemaVersionError) as exc:
-                if strict:
-                    raise
                 result.errors.append(exc)
         return result
 

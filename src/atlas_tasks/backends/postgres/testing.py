@@ -24,6 +24,8 @@ from types import TracebackType
 
 #: Server settings that make a disposable cluster fast; never use them for data you want to keep.
 _FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200")
+#: Attempts at starting on a free port (another process may take the port between our probe and the server's bind).
+_START_ATTEMPTS = 3
 
 
 class ServerError(RuntimeError):
@@ -82,18 +84,40 @@ class TemporaryServer:
         Raises:
             ServerError: initdb or the server failed; the message holds their output.
         """
-        self.root = Path(tempfile.mkdtemp(prefix="atlas-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="atlas-pg-", dir=self._temp_parent()))
         self._hand_over(self.root)
         data, sockets = self.root / "data", self.root / "sock"
         sockets.mkdir()
         self._hand_over(sockets)
         self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-        self.port = free_port()
-        options = " ".join(
-            [f"-p {self.port}", f"-k {sockets}", "-c listen_addresses=127.0.0.1", *(f"-c {s}" for s in _FAST_SETTINGS)]
-        )
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self.port = free_port()
+            options = [f"-p {self.port}", f"-k {sockets}", "-c listen_addresses=127.0.0.1"]
+            options += [f"-c {setting}" for setting in _FAST_SETTINGS]
+            try:
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-o",
+                    " ".join(options),
+                    "-w",
+                    "start",
+                )
+                break
+            except ServerError:
+                if attempt == _START_ATTEMPTS or "could not bind" not in self.log():
+                    raise
         return self.url
+
+    def _temp_parent(self) -> str | None:
+        # The server's user must be able to reach its directory: a root-only $TMPDIR will not do, /tmp will.
+        parent = tempfile.gettempdir()
+        if self.run_as is not None and not Path(parent).stat().st_mode & 0o001:
+            return "/tmp"  # noqa: S108 - world-traversable by definition; the cluster dir inside is private
+        return parent
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory; safe to call twice."""

@@ -1,0 +1,74 @@
+"""The PostgreSQL store against the shared Store conformance suite, on a real server (never a mock).
+
+It runs twice, because the two ways of connecting take different paths for writes: with a caller's pool every write
+is a transaction that sets its own lock timeout; with the store's own pool the timeout is set per connection and a
+single-statement write runs without a transaction around it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg_pool import ConnectionPool
+
+from atlas_tasks.backends.postgres import PostgresStore
+from atlas_tasks.backends.postgres.testing import shared_server_url, stop_shared_server
+from atlas_tasks.testing import StoreTests
+
+INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg-test-server.sh"
+
+
+def _install_server() -> None:
+    subprocess.run(["sh", str(INSTALL_SCRIPT), "install"], check=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def server_url(request: pytest.FixtureRequest) -> str:
+    request.config.add_cleanup(stop_shared_server)
+    return shared_server_url(install=_install_server)
+
+
+@pytest.fixture(scope="module")
+def shared_pool(server_url: str) -> Iterator[tuple[ConnectionPool[Any], str]]:
+    """One pool and one random schema for every store of the module (the state machine builds many stores)."""
+    pool: ConnectionPool[Any] = ConnectionPool(
+        server_url, min_size=2, max_size=20, open=True, kwargs={"autocommit": True}
+    )
+    schema = f"atlas_conformance_{secrets.token_hex(4)}"
+    yield pool, schema
+    with pool.connection() as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    pool.close()
+
+
+class TestPostgresStoreConformance(StoreTests):
+    """PostgresStore on a caller's connection pool passes every conformance test, the state machine included."""
+
+    @pytest.fixture
+    def store_factory(self, shared_pool: tuple[ConnectionPool[Any], str]) -> Callable[[], PostgresStore]:
+        pool, schema = shared_pool
+        return lambda: PostgresStore(pool=pool, schema=schema, lock_timeout=30)
+
+
+class TestPostgresStoreOwnPoolConformance(StoreTests):
+    """PostgresStore opened from a URL (its own pool) passes every conformance test, the state machine included."""
+
+    @pytest.fixture
+    def store_factory(
+        self, server_url: str, shared_pool: tuple[ConnectionPool[Any], str]
+    ) -> Iterator[Callable[[], PostgresStore]]:
+        opened: list[PostgresStore] = []
+
+        def make() -> PostgresStore:
+            store = PostgresStore(server_url, schema=shared_pool[1], lock_timeout=30, max_connections=10)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
