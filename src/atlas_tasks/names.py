@@ -13,7 +13,9 @@ import re
 from atlas_tasks.errors import InvalidNameError
 
 MAX_NAME_LENGTH = 128
-MAX_ARTIFACT_COMPONENT_BYTES = 255
+# NAME_MAX is 255 bytes, and the store adds to an artifact's name: a temp name (".<name>.<12 hex>.tmp", 18 bytes) and
+# a version number (".<N>", up to 20 digits); 200 leaves room for both.
+MAX_ARTIFACT_COMPONENT_BYTES = 200
 MAX_ARTIFACT_DEPTH = 8
 
 # ASCII letters and digits first, then letters, digits, '.', '_' and '-'; the Go workspace store allows a subset.

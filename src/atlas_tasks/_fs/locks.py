@@ -16,8 +16,8 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
+from typing import Any
 
 import filelock
 
@@ -33,8 +33,24 @@ def _counts() -> dict[str, int]:
     return counts
 
 
-def _open_lock_file(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+def _open_lock_file(path: str, dir_fd: int | None) -> int:
+    """Open (creating) the lock file; with ``dir_fd``, its last component relative to that directory.
+
+    The store always passes the descriptor of a directory it reached by walking from its home with O_NOFOLLOW, so
+    a symlink planted at the lock's directory (or a directory swapped for one after the walk) cannot make us create
+    a lock file outside the home; O_NOFOLLOW on the file itself refuses a symlinked lock file.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    if dir_fd is None:
+        return os.open(path, flags, 0o600)
+    return os.open(path.rpartition("/")[2], flags, 0o600, dir_fd=dir_fd)
+
+
+def _open_existing(path: str, dir_fd: int | None) -> int:
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    if dir_fd is None:
+        return os.open(path, flags)
+    return os.open(path.rpartition("/")[2], flags, dir_fd=dir_fd)
 
 
 def _wait_in_kernel(fd: int, timeout: float) -> bool:
@@ -72,7 +88,7 @@ def _wait_in_kernel(fd: int, timeout: float) -> bool:
 
 
 @contextmanager
-def hold(path: str, what: str, timeout: float) -> Iterator[None]:
+def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
 
     The uncontended path is one open and one non-blocking flock (filelock's ``lock_descriptor``): a few
@@ -89,7 +105,7 @@ def hold(path: str, what: str, timeout: float) -> Iterator[None]:
         finally:
             counts[path] -= 1
         return
-    fd = _open_lock_file(path)
+    fd = _open_lock_file(path, dir_fd)
     try:
         acquired = filelock.lock_descriptor(fd, blocking=False)
     except BaseException:
@@ -111,12 +127,12 @@ def hold(path: str, what: str, timeout: float) -> Iterator[None]:
         os.close(fd)  # closing the only descriptor of this open file description releases the flock
 
 
-def try_hold_free(path: str) -> bool:
+def try_hold_free(path: str, *, dir_fd: int | None = None) -> bool:
     """True if nobody holds the lock on ``path`` right now (it is taken and released at once)."""
     if _counts().get(path):
         return False
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = _open_existing(path, dir_fd)
     except FileNotFoundError:
         return True
     try:
@@ -151,9 +167,9 @@ class Lease:
             self.fd = -1
 
 
-def try_lease(path: str, holder: bytes) -> Lease | None:
+def try_lease(path: str, holder: bytes, *, dir_fd: int | None = None) -> Lease | None:
     """Take the lease on ``path`` and write ``holder`` into it; None (and no change) if someone holds it."""
-    fd = _open_lock_file(path)
+    fd = _open_lock_file(path, dir_fd)
     try:
         if not filelock.lock_descriptor(fd, blocking=False):
             os.close(fd)
@@ -170,10 +186,10 @@ def try_lease(path: str, holder: bytes) -> Lease | None:
     return Lease(fd, path)
 
 
-def lease_holder(path: str) -> bytes | None:
+def lease_holder(path: str, *, dir_fd: int | None = None) -> bytes | None:
     """The holder's description if the lease on ``path`` is held (by anyone, this process included), else None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = _open_existing(path, dir_fd)
     except FileNotFoundError:
         return None
     try:

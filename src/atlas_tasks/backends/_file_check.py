@@ -75,6 +75,7 @@ def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckRepo
 def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckReport) -> None:
     ids_on_disk: dict[str, Task | None] = {}
     with store._ws_dir(workspace) as wsd:
+        _sweep_workspace_temp_files(store, wsd, workspace, fix, report)
         try:
             tasks = walk(wsd, ["tasks"])
         except FileNotFoundError:
@@ -86,6 +87,28 @@ def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckR
                         continue
                     ids_on_disk[entry.name] = _check_task(store, tasks, workspace, entry.name, fix, report)
     _check_refs(store, workspace, ids_on_disk, fix, report)
+
+
+def _sweep_workspace_temp_files(store: FileStore, wsd: Dir, workspace: str, fix: bool, report: CheckReport) -> None:
+    """``.workspace.json.*.tmp`` beside workspace.json: a create/delete that died while keeping its refs in step.
+
+    workspace.json is only replaced under the workspace lock, so once we hold it no write is under way and every
+    temp file there is a leftover, never another process's write in progress.
+    """
+    if not any(e.is_file(follow_symlinks=False) and atomic.is_temp_name(e.name) for e in ops.scandir(wsd.fd, wsd.path)):
+        return
+    what = f"workspace {workspace!r}"
+    with locks.hold(wsd.child("workspace.json.lock"), what, store.lock_timeout, dir_fd=wsd.fd):
+        for entry in list(ops.scandir(wsd.fd, wsd.path)):
+            if not (entry.is_file(follow_symlinks=False) and atomic.is_temp_name(entry.name)):
+                continue
+            finding = report.add(
+                Finding("temp_file", wsd.child(entry.name), "leftover of a workspace.json write", workspace)
+            )
+            if fix:
+                with contextlib.suppress(FileNotFoundError):
+                    ops.unlink(entry.name, wsd.fd, wsd.child(entry.name))
+                finding.fixed = True
 
 
 def _sweep_temp_files(d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
@@ -119,7 +142,7 @@ def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, rep
     try:
         return store._read_task(d, workspace, task_id)
     except IncompleteTaskError:
-        if not locks.try_hold_free(store._lock_path(workspace, task_id)):
+        if not store._lock_free(workspace, task_id):
             return None  # a creation in progress
         others = [e.name for e in ops.scandir(d.fd, d.path) if e.name not in _HARMLESS]
         finding = report.add(

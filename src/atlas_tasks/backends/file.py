@@ -137,8 +137,6 @@ class FileStore:
         self.id_style: IdStyle = id_style
         self.go_locks = go_locks
         self._uuid_workspaces: set[str] = set()
-        self._lock_dirs: set[str] = set()
-        self._lease_dirs: set[str] = set()
         self._next_version: dict[tuple[str, ...], int] = {}
 
     def __repr__(self) -> str:
@@ -186,25 +184,37 @@ class FileStore:
             raise IncompleteTaskError(workspace, task_id, d.path) from None
 
     # -- locks ------------------------------------------------------------------------------------------------------
-    def _lock_path(self, workspace: str, task_id: str) -> str:
-        lock_dir = self.home / PRIVATE_DIR / "locks" / workspace
-        if workspace not in self._lock_dirs:
-            with self._open_home(create=True) as home:
-                walk(home, [PRIVATE_DIR, "locks", workspace], create=True, mode=0o700).close()
-            self._lock_dirs.add(workspace)
-        return str(lock_dir / f"{task_id}.lock")
+    def _private_dir(self, kind: str, workspace: str, *, create: bool) -> Dir:
+        """``.atlas-tasks/<kind>/<workspace>``, walked from the home with O_NOFOLLOW on every call.
+
+        Never a cached path: a symlink planted there later must not lead a lock or lease file outside the home.
+        """
+        with self._open_home(create=create) as home:
+            return walk(home, [PRIVATE_DIR, kind, workspace], create=create, mode=0o700)
+
+    def _lock_free(self, workspace: str, task_id: str) -> bool:
+        """True if no writer holds the task's lock right now."""
+        try:
+            lock_dir = self._private_dir("locks", workspace, create=False)
+        except FileNotFoundError:
+            return True
+        with lock_dir:
+            return locks.try_hold_free(lock_dir.child(f"{task_id}.lock"), dir_fd=lock_dir.fd)
 
     @contextlib.contextmanager
     def _write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
         what = f"task {task_id!r} in workspace {workspace!r}"
-        with locks.hold(self._lock_path(workspace, task_id), what, self.lock_timeout):
+        with (
+            self._private_dir("locks", workspace, create=True) as lock_dir,
+            locks.hold(lock_dir.child(f"{task_id}.lock"), what, self.lock_timeout, dir_fd=lock_dir.fd),
+        ):
             if task_dir is not None:
                 self._still_there(task_dir, workspace, task_id)
             if not (self.go_locks and task_dir is not None):
                 yield
                 return
             # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
-            with locks.hold(f"{task_dir.path}/{TASK_FILE}.lock", what, self.lock_timeout):
+            with locks.hold(task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd):
                 yield
 
     def _still_there(self, d: Dir, workspace: str, task_id: str) -> None:
@@ -338,7 +348,7 @@ class FileStore:
                 return self._read_task(d, workspace, name)
         except IncompleteTaskError as exc:
             # A creation in progress holds the task lock between mkdir and its first write: not an error.
-            if not locks.try_hold_free(self._lock_path(workspace, name)):
+            if not self._lock_free(workspace, name):
                 return None
             try:  # the creator may have finished between our read and the lock check
                 with walk(tasks, [name]) as d:
@@ -483,7 +493,8 @@ class FileStore:
             walk(wsd, ["tasks"]) as tasks,
         ):
             # Rename first, so no reader or writer ever sees a half-deleted task, then remove at leisure.
-            parked = f"{workspace}--{task_id}--{secrets.token_hex(4)}"
+            # Cut to fit NAME_MAX (255 bytes) with the longest names; the random part keeps it unique.
+            parked = f"{workspace[:100]}--{task_id[:100]}--{secrets.token_hex(4)}"
             ops.rename(task_id, parked, tasks.fd, trash.fd, tasks.child(task_id))
             ops.fsync(tasks.fd, tasks.path)
             ops.fsync(trash.fd, trash.path)
@@ -634,15 +645,10 @@ class FileStore:
                 yield prefix + entry.name
 
     # -- run leases -------------------------------------------------------------------------------------------------
-    def _lease_path(self, workspace: str, task_id: str, *, create: bool) -> str:
+    def _lease_dir(self, workspace: str, task_id: str, *, create: bool) -> Dir:
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        lease_dir = self.home / PRIVATE_DIR / "leases" / workspace
-        if create and workspace not in self._lease_dirs:
-            with self._open_home(create=True) as home:
-                walk(home, [PRIVATE_DIR, "leases", workspace], create=True, mode=0o700).close()
-            self._lease_dirs.add(workspace)
-        return str(lease_dir / f"{task_id}.lease")
+        return self._private_dir("leases", workspace, create=create)
 
     @_storage_errors
     def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> locks.Lease:
@@ -651,8 +657,9 @@ class FileStore:
         Raises:
             TaskRunningError: a live runner holds it (the error names its pid, host and start time).
         """
-        path = self._lease_path(workspace, task_id, create=True)
-        lease = locks.try_lease(path, json.dumps(dict(holder), default=str).encode())
+        with self._lease_dir(workspace, task_id, create=True) as lease_dir:
+            path, data = lease_dir.child(f"{task_id}.lease"), json.dumps(dict(holder), default=str).encode()
+            lease = locks.try_lease(path, data, dir_fd=lease_dir.fd)
         if lease is None:
             raise TaskRunningError(workspace, task_id, self.lease_holder(workspace, task_id) or {})
         return lease
@@ -660,7 +667,12 @@ class FileStore:
     @_storage_errors
     def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
         """Who holds the task's run lease (pid, host, started_at), or None when no live runner does."""
-        raw = locks.lease_holder(self._lease_path(workspace, task_id, create=False))
+        try:
+            lease_dir = self._lease_dir(workspace, task_id, create=False)
+        except FileNotFoundError:
+            return None
+        with lease_dir:
+            raw = locks.lease_holder(lease_dir.child(f"{task_id}.lease"), dir_fd=lease_dir.fd)
         if raw is None:
             return None
         try:
@@ -702,7 +714,7 @@ class FileStore:
         with (
             self._open_home(create=True) as home,
             walk(home, ["workspaces", name], create=True) as wsd,
-            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout),
+            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout, dir_fd=wsd.fd),
         ):
             existing = self._read_workspace(wsd, name)
             if existing is not None and existing.created_at is not None:
@@ -782,7 +794,7 @@ class FileStore:
         """
         with (
             self._ws_dir(name) as wsd,
-            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout),
+            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout, dir_fd=wsd.fd),
         ):
             ws = self._read_workspace(wsd, name) or Workspace(name=name, created_at=utcnow())
             ws.status = WorkspaceStatus(status)
@@ -797,7 +809,9 @@ class FileStore:
         with (
             contextlib.suppress(AtlasTasksError, OSError),
             self._ws_dir(workspace) as wsd,
-            locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {workspace!r}", self.lock_timeout),
+            locks.hold(
+                wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {workspace!r}", self.lock_timeout, dir_fd=wsd.fd
+            ),
         ):
             ws = self._read_workspace(wsd, workspace)
             if ws is None or not change(ws.tasks):
