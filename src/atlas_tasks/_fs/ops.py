@@ -101,6 +101,10 @@ def fsync(fd: int, path: str) -> None:
     try:
         _see("fsync", path)
         os.fsync(fd)
+        # xfs: once the filesystem has shut down (an I/O error, or a cut), fsync of a directory returns 0 without
+        # forcing the log, and the rename it was to make durable is gone after remount. getattr does check for a
+        # shutdown (EIO), so this fstat, under a microsecond, keeps such an fsync from acknowledging a write.
+        os.fstat(fd)
     except OSError as exc:
         _blame(exc, "fsync", path)
         raise
