@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.store import Store
@@ -46,7 +46,8 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
 
     Args:
         url: ``file:///absolute/path`` for a file store at that home, ``postgresql://…`` (or ``postgres://…``) for
-            PostgreSQL; ``None``: ``$ATLAS_STORE_URL``, and if that is unset or empty the file store at its default
+            PostgreSQL, where a ``schema=NAME`` query parameter picks the PostgreSQL schema (the others go to
+            libpq: ``?sslmode=require``); ``None``: ``$ATLAS_STORE_URL``, and if that is unset or empty the file store at its default
             home (``$ATLAS_HOME`` or ``~/.atlas``).
         **kwargs: passed to the store's constructor (``lock_timeout``, ``id_style``; ``schema``, ``pool`` … for
             PostgreSQL).
@@ -64,7 +65,7 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
         return _file_store(None, kwargs)
     scheme = urlsplit(url).scheme.lower()
     if scheme == "file":
-        return _file_store(_file_path(url), kwargs)
+        return _file_store(file_url_path(url), kwargs)
     if scheme in _POSTGRES_SCHEMES:
         return _postgres_store(url, kwargs)
     raise ValueError(
@@ -72,7 +73,12 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
     )
 
 
-def _file_path(url: str) -> str:
+def file_url_path(url: str) -> str:
+    """The directory a ``file:///absolute/path`` URL names.
+
+    Raises:
+        ValueError: a host other than localhost, a relative path, a query or a fragment.
+    """
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file store URL {url!r} names a host; use file:///absolute/path (a local directory)")
@@ -97,7 +103,25 @@ def _postgres_store(url: str, kwargs: dict[str, Any]) -> Store:
         if exc.name in ("psycopg", "psycopg_pool"):
             raise MissingExtraError("postgres", "a postgresql:// store", exc) from exc
         raise
+    url, schema = _split_schema(url)
+    if schema is not None:
+        if "schema" in kwargs and kwargs["schema"] != schema:
+            raise ValueError(f"the store URL names schema {schema!r} and the caller schema {kwargs['schema']!r}")
+        kwargs = {**kwargs, "schema": schema}
     return PostgresStore(url, **kwargs)
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    # `schema` is ours, not libpq's (libpq refuses parameters it does not know): take it out of the URL.
+    parts = urlsplit(url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in params if key == "schema"]
+    if not schemas:
+        return url, None
+    if len(schemas) > 1:
+        raise ValueError(f"store URL {_redact(url)!r} names more than one schema")
+    rest = urlencode([(key, value) for key, value in params if key != "schema"])
+    return parts._replace(query=rest).geturl(), schemas[0]
 
 
 def _redact(url: str) -> str:
@@ -109,4 +133,4 @@ def _redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-__all__ = ["STORE_URL_ENV", "MissingExtraError", "open_store"]
+__all__ = ["STORE_URL_ENV", "MissingExtraError", "file_url_path", "open_store"]

@@ -60,7 +60,7 @@ class LeaseHandle(Protocol):
 
 
 class LeasingStore(Store, Protocol):
-    """A Store that can also hold run leases (the file store; PostgreSQL later)."""
+    """A Store that can also hold run leases (the file store: an flock; PostgreSQL: an advisory lock)."""
 
     def acquire_lease(self, workspace: str, task_id: str, holder: dict[str, Any]) -> LeaseHandle: ...
 
@@ -167,7 +167,14 @@ class Run:
         self.stopped = False
 
     def checkpoint(self) -> Task:
-        """Save the task now (revision-checked) and keep the stored copy."""
+        """Save the task now (revision-checked) and keep the stored copy.
+
+        A lease that can tell it was lost (PostgreSQL's, when its connection broke) is checked first, so a runner
+        that may have been replaced stops instead of writing.
+        """
+        verify = getattr(self._lease, "verify", None)
+        if verify is not None:
+            verify()
         self.task = self.store.update(self.workspace, self.task)
         return self.task
 

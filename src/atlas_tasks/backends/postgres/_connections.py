@@ -122,6 +122,28 @@ class Connections:
         with conn:
             yield conn
 
+    def translated(self, op: str) -> contextlib.AbstractContextManager[None]:
+        """Translate psycopg errors raised in the block (on a dedicated connection) for ``op``."""
+        return translated(op, self.where)
+
+    def dedicated(self, op: str, **settings: Any) -> Conn:
+        """A new autocommit connection of its own, not pooled (a run lease, a log follower); the caller closes it.
+
+        Args:
+            op: the store method, for messages.
+            **settings: libpq connection parameters added to the store's (keepalives …).
+        """
+        self.ensure_ready()
+        given = self.pool.kwargs
+        # A caller's pool may compute its parameters per connection (rotating credentials).
+        kwargs: dict[str, Any] = {} if self._owns_pool else dict(given() if callable(given) else given or {})
+        kwargs.update(settings, autocommit=True, connect_timeout=max(2, round(self.connect_timeout)))
+        with translated(op, self.where):
+            try:
+                return psycopg.connect(self.conninfo, **kwargs)
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(self.where, first_line(exc)) from exc
+
     # -- sessions -------------------------------------------------------------------------------------------------
     def _configure(self, conn: Conn) -> None:
         # Once per connection of our own pool: then a write that is one statement needs no transaction around it

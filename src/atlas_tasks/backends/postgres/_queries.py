@@ -84,8 +84,16 @@ class Queries:
         "WITH task AS (SELECT workspace, id FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR KEY SHARE),"
         " head AS (INSERT INTO {s}.log_heads AS h (workspace, task_id, last_seq) SELECT workspace, id, 1 FROM task"
         " ON CONFLICT (workspace, task_id) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING last_seq)"
-        " INSERT INTO {s}.log_lines (workspace, task_id, seq, line) SELECT %(ws)s, %(id)s, last_seq, %(line)s FROM head"
-        " RETURNING seq"
+        " , line AS (INSERT INTO {s}.log_lines (workspace, task_id, seq, line)"
+        "   SELECT %(ws)s, %(id)s, last_seq, %(line)s FROM head RETURNING seq)"
+        # Sent at commit, to `logs --follow` listeners of this task only (the channel is the task's).
+        " SELECT seq, pg_notify(%(channel)s, seq::text) FROM line"
+    )
+    # Lines after `after`, for a follower. No row: no task; one row with NULLs: no new lines.
+    log_since: str = (
+        "SELECT l.seq, l.line FROM {s}.tasks t LEFT JOIN {s}.log_lines l"
+        " ON l.workspace = t.workspace AND l.task_id = t.id AND l.seq > %(after)s::bigint"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s ORDER BY l.seq"
     )
     # No row: no task; one row with a NULL line: a task without log lines.
     log_read: str = (
@@ -127,8 +135,38 @@ class Queries:
         " LEFT JOIN {s}.artifacts a ON a.workspace = t.workspace AND a.task_id = t.id"
         " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
     )
+    artifact_sizes: str = (
+        "SELECT a.name, octet_length(a.data) FROM {s}.tasks t"
+        " LEFT JOIN {s}.artifacts a ON a.workspace = t.workspace AND a.task_id = t.id"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+    )
     artifact_insert: str = (
         "INSERT INTO {s}.artifacts (workspace, task_id, name, data) VALUES (%(ws)s, %(id)s, %(name)s, %(data)s)"
+    )
+
+    # -- run leases -------------------------------------------------------------------------------------------------
+    lease_try: str = "SELECT pg_try_advisory_lock(%(key)s::bigint)"
+    lease_unlock: str = "SELECT pg_advisory_unlock(%(key)s::bigint)"
+    # Describe the holder; no row: no such task (the lock is then given back).
+    lease_describe: str = (
+        "INSERT INTO {s}.run_leases (workspace, task_id, holder, backend_pid)"
+        " SELECT workspace, id, %(holder)s::json, pg_backend_pid() FROM {s}.tasks"
+        " WHERE workspace = %(ws)s AND id = %(id)s"
+        " ON CONFLICT (workspace, task_id) DO UPDATE"
+        " SET holder = EXCLUDED.holder, backend_pid = EXCLUDED.backend_pid, acquired_at = now()"
+        " RETURNING 1"
+    )
+    lease_forget: str = (
+        "DELETE FROM {s}.run_leases WHERE workspace = %(ws)s AND task_id = %(id)s AND backend_pid = pg_backend_pid()"
+    )
+    # Held iff some server process holds the advisory lock (a bigint key shows as classid = high 32 bits, objid =
+    # low 32 bits, objsubid = 1). The description counts only if that same process wrote it.
+    lease_holder: str = (
+        "SELECT CASE WHEN r.backend_pid = l.pid THEN r.holder::text END FROM pg_locks l"
+        " LEFT JOIN {s}.run_leases r ON r.workspace = %(ws)s AND r.task_id = %(id)s"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND l.classid = %(hi)s::bigint::oid AND l.objid = %(lo)s::bigint::oid"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
 
     # -- sessions ---------------------------------------------------------------------------------------------------

@@ -85,8 +85,26 @@ _V1 = (
     )""",
 )
 
+# Run leases. Who holds a task is decided by a session-level advisory lock (released by the server when the holder's
+# connection ends, however its process or machine dies); this row only describes the holder (pid, host, start) and
+# names the server process holding the lock, so a stale row from a dead holder is never taken for a live one.
+_V2 = (
+    """CREATE TABLE {s}.run_leases (
+        workspace text COLLATE "C" NOT NULL,
+        task_id text COLLATE "C" NOT NULL,
+        holder json NOT NULL,
+        backend_pid integer NOT NULL,
+        acquired_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (workspace, task_id),
+        FOREIGN KEY (workspace, task_id) REFERENCES {s}.tasks (workspace, id) ON DELETE CASCADE
+    )""",
+)
+
 #: Every migration, oldest first; a new one is appended, never edited once released.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "workspaces, tasks, log lines and artifacts", _V1),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "workspaces, tasks, log lines and artifacts", _V1),
+    Migration(2, "run leases (holder descriptions; the lease itself is an advisory lock)", _V2),
+)
 #: The schema version this library writes.
 LATEST = MIGRATIONS[-1].version
 

@@ -20,7 +20,7 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg_pool import ConnectionPool
 
@@ -28,6 +28,7 @@ from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
 from atlas_tasks.backends.file import _natural_key, summarize
 from atlas_tasks.backends.postgres import _encoding as E
+from atlas_tasks.backends.postgres import _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
 from atlas_tasks.backends.postgres._queries import UUID_ID_SQL_RE, Queries
 from atlas_tasks.errors import (
@@ -39,6 +40,7 @@ from atlas_tasks.errors import (
     SchemaVersionError,
     TaskExistsError,
     TaskNotFoundError,
+    TaskRunningError,
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
@@ -46,6 +48,9 @@ from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
 from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import check_status_change, is_terminal
+
+if TYPE_CHECKING:
+    from atlas_tasks.runs import Run
 
 #: Tasks per page of iter_tasks.
 _PAGE = 200
@@ -499,7 +504,7 @@ class PostgresStore:
         N.check_task_id(task_id)
         line = E.log_line(workspace, task_id, entry)
         with self._session("append_log", workspace, task_id, mode="write") as conn:
-            params = {"ws": workspace, "id": task_id, "line": line}
+            params = {"ws": workspace, "id": task_id, "line": line, "channel": self._channel(workspace, task_id)}
             if conn.execute(self._q.log_append, params).fetchone() is None:
                 self._require(conn, workspace, task_id)
 
@@ -571,6 +576,106 @@ class PostgresStore:
             if not rows:
                 self._require(conn, workspace, task_id)
         return sorted((row[0] for row in rows if row[0] is not None), key=_natural_key)
+
+    def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
+        """Each artifact's size in bytes, by name (natural order), without reading the artifacts.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with self._session("artifact_sizes") as conn:
+            rows = conn.execute(self._q.artifact_sizes, {"ws": workspace, "id": task_id}).fetchall()
+            if not rows:
+                self._require(conn, workspace, task_id)
+        found = {str(name): int(size) for name, size in rows if name is not None}
+        return {name: found[name] for name in sorted(found, key=_natural_key)}
+
+    # -- following a log ------------------------------------------------------------------------------------------
+    def _channel(self, workspace: str, task_id: str) -> str:
+        return _leases.log_channel(self.schema, workspace, task_id)
+
+    def follow_log(
+        self, workspace: str, task_id: str, *, until: Callable[[], bool], poll: float = 1.0
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the log's entries, then each new one as it is committed, until ``until()`` says the run is over.
+
+        New lines are announced by NOTIFY (sent by ``append_log`` at commit) and read by sequence number, so none
+        is missed or repeated; ``until`` is asked at least every ``poll`` seconds, and once it returns true the
+        lines committed before it was asked are still yielded. Holds a connection of its own while iterating.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, StoreUnavailableError.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        where = self._location(workspace, task_id) + " log"
+        conn = self._db.dedicated("follow_log", **_leases.CLIENT_KEEPALIVES)
+        with conn:
+            after = 0
+            with self._db.translated("follow_log"):
+                conn.execute(f'LISTEN "{self._channel(workspace, task_id)}"')  # a hex identifier, see log_channel
+            while True:
+                done = until()
+                with self._db.translated("follow_log"):
+                    rows = conn.execute(self._q.log_since, {"ws": workspace, "id": task_id, "after": after}).fetchall()
+                    if not rows:
+                        self._require(conn, workspace, task_id)
+                lines = [(int(seq), bytes(line)) for seq, line in rows if seq is not None]
+                if lines:
+                    after = lines[-1][0]
+                    yield from E.parse_lines([line for _, line in lines], workspace, task_id, where)
+                elif done:
+                    return
+                with self._db.translated("follow_log"):
+                    for _ in conn.notifies(timeout=poll, stop_after=1):
+                        pass
+
+    # -- run leases -----------------------------------------------------------------------------------------------
+    def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> _leases.PostgresLease:
+        """Take the task's run lease (one live runner per task, across machines); see :mod:`atlas_tasks.runs`.
+
+        The lease is an advisory lock on a connection of its own, given back by ``lease.release()`` or by the
+        server when the runner dies (its connection ends).
+
+        Raises:
+            TaskRunningError: a live runner holds it (the error names its pid, host and start time).
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, StoreUnavailableError.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        conn = self._db.dedicated("acquire_lease", **_leases.CLIENT_KEEPALIVES)
+        try:
+            lease = _leases.take(conn, self._q, self.where, self.schema, workspace, task_id, holder)
+        except LookupError:
+            conn.close()
+            with self._session("acquire_lease") as check:
+                self._require(check, workspace, task_id)
+            raise TaskNotFoundError(workspace, task_id, self._location(workspace)) from None
+        except BaseException:
+            conn.close()
+            raise
+        if lease is None:
+            conn.close()
+            raise TaskRunningError(workspace, task_id, self.lease_holder(workspace, task_id) or {})
+        return lease
+
+    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
+        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does.
+
+        ``{}`` means held by a runner that has not described itself yet. Seen the same from every machine.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with self._session("lease_holder") as conn:
+            return _leases.holder_of(conn, self._q, self.schema, workspace, task_id)
+
+    def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
+        """Run a task step by step under its run lease; see :mod:`atlas_tasks.runs`."""
+        from atlas_tasks import runs
+
+        return runs.run(self, workspace, task_id)
 
     # -- importing as is (copy_store) -----------------------------------------------------------------------------
     def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:
