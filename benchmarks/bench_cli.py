@@ -1,0 +1,113 @@
+"""Cold start of ``atlas-tasks list`` on 100 tasks against ``python -c pass`` plus the same command run warm.
+
+"The same work in-process" is the very command, invoked through the CLI's app object in this (warm) process, with
+its output captured: the listing, the crash check of each task and the rendering, without interpreter start-up and
+imports. So the target reads: start-up + imports may cost at most what the interpreter start and the work cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from atlas_tasks import FileStore
+from benchmarks import fixtures
+from benchmarks._harness import ERROR, Context, Row, Stats, fmt_time, measure
+
+
+def _cli_command() -> list[str]:
+    script = Path(sys.executable).with_name("atlas-tasks")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "atlas_tasks"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    env["COLUMNS"] = "160"
+    return env
+
+
+def bench_cli_cold_start(ctx: Context) -> Row:
+    s = ctx.scale
+    home = ctx.fresh_dir("cli")
+    store = FileStore(home)
+    fixtures.seed_workspace(store, "ws", s.cli_tasks, fixtures.sample_task(s.task_bytes))
+    argv = ["--home", str(home), "list", "ws"]
+    command = [*_cli_command(), *argv]
+    env = _env()
+
+    def cold() -> None:
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+
+    def bare() -> None:
+        subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+
+    from atlas_tasks.cli._app import app
+
+    def warm() -> None:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            app(argv, standalone_mode=False)
+
+    stats = measure(
+        {"cold": cold, "bare": bare, "warm": warm},
+        rounds=s.cli_runs,
+        warmup=s.warmup(2),
+        min_rounds=min(s.cli_runs, 5),
+        budget=s.budget(20),
+    )
+    floor = stats["bare"].median + stats["warm"].median
+    row = Row(
+        "cli_cold",
+        f"`atlas-tasks list` cold start, {s.cli_tasks} tasks",
+        "≤ 2× (python -c pass + same work in-process)",
+        ours=stats["cold"],
+        ref=Stats.of([floor]),
+        ref_label=f"python -c pass {fmt_time(stats['bare'].median)} + in-process {fmt_time(stats['warm'].median)}",
+    )
+    row.ratio = stats["cold"].median / floor
+    row.met = row.ratio <= 2
+    check = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if check.returncode != 0 or fixtures.task_id_at(s.cli_tasks - 1) not in check.stdout:
+        row.status, row.met = ERROR, False
+        row.note = f"the command failed or did not list the tasks: {check.stderr.strip()[:200]}"
+    if ctx.profile and row.met is False:
+        row.profile = import_profile(command, env)
+    return row
+
+
+def import_profile(command: list[str], env: dict[str, str], top: int = 18) -> str:
+    """Where start-up goes: ``-X importtime`` of the command, cumulative time per top-level package."""
+    python = [sys.executable, "-X", "importtime"]
+    if command[0] != sys.executable:
+        python += ["-m", "atlas_tasks", *command[1:]]
+    else:
+        python += command[1:]
+    t0 = time.perf_counter()
+    out = subprocess.run(python, capture_output=True, text=True, env=env, check=False)
+    total = time.perf_counter() - t0
+    per_package: dict[str, int] = defaultdict(int)
+    slowest: list[tuple[int, str]] = []
+    for line in out.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            continue
+        self_us, cumulative_us, name = int(parts[0]), int(parts[1]), parts[2]
+        module = name.strip()
+        per_package[module.split(".")[0]] += self_us
+        if not name.startswith("  "):  # top level (nested imports are indented further)
+            slowest.append((cumulative_us, module))
+    lines = [f"python -X importtime: whole command {fmt_time(total)} (import tracing adds overhead)"]
+    lines.append("-- self time by top-level package (all imports) --")
+    for name, us in sorted(per_package.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{us / 1000:9.1f} ms  {name}")
+    lines.append("-- slowest top-level imports (cumulative) --")
+    for us, name in sorted(slowest, reverse=True)[:top]:
+        lines.append(f"{us / 1000:9.1f} ms  {name}")
+    return "\n".join(lines)

@@ -1,0 +1,273 @@
+"""Reads: get, list of 10,000 tasks (full, summaries, newest 20), list_artifacts; and create in a big workspace."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas_tasks import FileStore, Task
+from benchmarks import fixtures, floors
+from benchmarks._harness import ERROR, Context, Row, measure
+
+LIST_FLOOR = "raw scandir + read + json.loads of every task.json"
+
+
+@dataclass
+class BigWorkspace:
+    store: FileStore
+    home: Path
+    workspace: str
+    ids: list[str]
+    tasks_dir: str
+
+
+def big_workspace(ctx: Context) -> BigWorkspace:
+    """The shared 10,000-task workspace (seeded once per run)."""
+    big = ctx.fixtures.get("big")
+    if big is None:
+        home = ctx.fresh_dir("big")
+        store = FileStore(home)
+        started = time.perf_counter()
+        ids = fixtures.seed_workspace(store, "big", ctx.scale.list_tasks, fixtures.sample_task(ctx.scale.task_bytes))
+        ctx.log(f"seeded {len(ids)} tasks in {time.perf_counter() - started:.1f}s")
+        big = BigWorkspace(store, home, "big", ids, str(store.workspace_path("big") / "tasks"))
+        ctx.fixtures["big"] = big
+    return big
+
+
+def bench_get(ctx: Context) -> Row:
+    big = big_workspace(ctx)
+    task_id = big.ids[len(big.ids) // 2]
+    path = f"{big.tasks_dir}/{task_id}/task.json"
+    size = os.path.getsize(path)
+    store = big.store
+
+    def ours() -> None:
+        store.get(big.workspace, task_id)
+
+    def floor() -> None:
+        floors.read_json(path)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor},
+        rounds=s.rounds(3000),
+        warmup=s.warmup(50),
+        min_rounds=s.rounds(200),
+        budget=s.budget(6),
+    )
+    row = Row(
+        "get",
+        f"get of a {size / 1000:.1f} KB task, full typed model",
+        "≤ 100 µs and ≤ 3× floor",
+        ours=stats["ours"],
+        ref=stats["floor"],
+        ref_label="raw read + json.loads",
+    )
+    row.ratio = row.ours.median / row.ref.median  # type: ignore[union-attr]
+    row.met = row.ours.median <= 100e-6 and row.ratio <= 3  # type: ignore[union-attr]
+    ctx.maybe_profile(row, ours, calls=s.rounds(2000))
+    return row
+
+
+def _check_listing(tasks: list[Task], big: BigWorkspace, expected: int) -> str:
+    if len(tasks) != expected:
+        return f"returned {len(tasks)} tasks, expected {expected}"
+    if expected and tasks[0].id != big.ids[-1]:
+        return f"not newest first: first is {tasks[0].id}, expected {big.ids[-1]}"
+    return ""
+
+
+def bench_list(ctx: Context) -> Row:
+    big = big_workspace(ctx)
+    n = len(big.ids)
+    result: dict[str, list[Task]] = {}
+
+    def ours() -> None:
+        result["tasks"] = big.store.list(big.workspace)
+
+    def floor() -> None:
+        floors.read_all_tasks(big.tasks_dir)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor}, rounds=s.rounds(7), warmup=s.warmup(1), min_rounds=3, budget=s.budget(20)
+    )
+    row = Row(
+        "list",
+        f"list {n:,} tasks, full typed models, newest first",
+        "≤ 1.5× floor (Go ATLAS ~2.5×)",
+        ours=stats["ours"],
+        ref=stats["floor"],
+        ref_label=LIST_FLOOR,
+    )
+    row.ratio = row.ours.median / row.ref.median  # type: ignore[union-attr]
+    row.met = row.ratio <= 1.5
+    wrong = _check_listing(result["tasks"], big, n)
+    if wrong:
+        row.status, row.met, row.note = ERROR, False, wrong
+    ctx.maybe_profile(row, ours, calls=1, force=True)
+    return row
+
+
+def bench_list_summaries(ctx: Context) -> Row:
+    big = big_workspace(ctx)
+    n = len(big.ids)
+    row = Row(
+        "list_summaries",
+        f"list summaries of {n:,} tasks (id, status, times, description)",
+        "≤ 0.2 s",
+        ref_label=LIST_FLOOR,
+    )
+    list_summaries = getattr(big.store, "list_summaries", None)
+    if list_summaries is None:
+        return row.missing("FileStore.list_summaries(workspace) -> list[TaskSummary]")
+    result: dict[str, list[object]] = {}
+
+    def ours() -> None:
+        summaries = list_summaries(big.workspace)
+        # Touch every field the row promises, so a lazy result is paid for here.
+        touched = [(x.id, x.status, x.created_at, x.updated_at, x.description) for x in summaries]
+        result["summaries"] = summaries
+        result["touched"] = touched
+
+    def floor() -> None:
+        floors.read_all_tasks(big.tasks_dir)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor}, rounds=s.rounds(9), warmup=s.warmup(1), min_rounds=3, budget=s.budget(10)
+    )
+    row.ours, row.ref = stats["ours"], stats["floor"]
+    row.ratio = row.ours.median / row.ref.median
+    row.met = row.ours.median <= 0.2
+    got = result["summaries"]
+    if len(got) != n or (n and got[0].id != big.ids[-1]):  # type: ignore[attr-defined]
+        row.status, row.met = ERROR, False
+        row.note = f"returned {len(got)} summaries (expected {n}, newest first)"
+    ctx.maybe_profile(row, ours, calls=1)
+    return row
+
+
+def bench_list_newest(ctx: Context) -> Row:
+    big = big_workspace(ctx)
+    n = len(big.ids)
+    row = Row(
+        "list_newest",
+        f"list newest 20 of {n:,} tasks",
+        "≤ 20 ms",
+        ref_label="raw scandir + sort + read/json.loads of 20",
+    )
+    if "limit" not in inspect.signature(big.store.list).parameters:
+        return row.missing("FileStore.list(workspace, *, limit=20)")
+    result: dict[str, list[Task]] = {}
+
+    def ours() -> None:
+        result["tasks"] = big.store.list(big.workspace, limit=20)  # type: ignore[call-arg]
+
+    def floor() -> None:
+        floors.newest_n(big.tasks_dir, 20)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor},
+        rounds=s.rounds(100),
+        warmup=s.warmup(1),
+        min_rounds=3,
+        budget=s.budget(5),
+    )
+    row.ours, row.ref = stats["ours"], stats["floor"]
+    row.ratio = row.ours.median / row.ref.median
+    row.met = row.ours.median <= 0.020
+    got = result["tasks"]
+    expected = big.ids[::-1][:20]
+    if [t.id for t in got] != expected:
+        row.status, row.met = ERROR, False
+        row.note = f"returned {[t.id for t in got][:3]}…, expected the 20 newest ({expected[:3]}…)"
+    ctx.maybe_profile(row, ours, calls=s.rounds(20))
+    return row
+
+
+def bench_list_artifacts(ctx: Context) -> Row:
+    s = ctx.scale
+    home = ctx.fresh_dir("artifacts")
+    store = FileStore(home)
+    store.create_workspace("ws")
+    task = store.create("ws", fixtures.sample_task(2_000))
+    directory = store.task_path("ws", task.id) / "artifacts"
+    fixtures.seed_artifacts(directory, s.artifact_files)
+    result: dict[str, list[str]] = {}
+
+    def ours() -> None:
+        result["names"] = store.list_artifacts("ws", task.id)
+
+    def floor() -> None:
+        floors.scandir_sorted(str(directory))
+
+    stats = measure(
+        {"ours": ours, "floor": floor},
+        rounds=s.rounds(300),
+        warmup=s.warmup(5),
+        min_rounds=s.rounds(30),
+        budget=s.budget(6),
+    )
+    row = Row(
+        "list_artifacts",
+        f"list_artifacts with {s.artifact_files:,} files",
+        "≤ 2× floor",
+        ours=stats["ours"],
+        ref=stats["floor"],
+        ref_label="raw os.scandir + sort",
+    )
+    row.ratio = row.ours.median / row.ref.median  # type: ignore[union-attr]
+    row.met = row.ratio <= 2
+    if len(result["names"]) != s.artifact_files:
+        row.status, row.met = ERROR, False
+        row.note = f"returned {len(result['names'])} names"
+    ctx.maybe_profile(row, ours, calls=s.rounds(200))
+    return row
+
+
+def bench_create_in_big(ctx: Context) -> Row:
+    """create in the 10,000-task workspace: does a create cost grow with the workspace? Runs after the list rows
+    (it adds tasks to the shared workspace)."""
+    big = big_workspace(ctx)
+    template = fixtures.sample_task(ctx.scale.task_bytes)
+    floor_dir = big.home / "floor"
+    floor_dir.mkdir(exist_ok=True)
+    data = (Path(big.tasks_dir) / big.ids[0] / "task.json").read_bytes()
+    created: list[str] = []
+
+    def ours() -> None:
+        created.append(big.store.create(big.workspace, template).id)
+
+    def floor() -> None:
+        floors.durable_replace(str(floor_dir), "task.json", data)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor},
+        rounds=s.rounds(40),
+        warmup=s.warmup(2),
+        min_rounds=s.rounds(8),
+        budget=s.budget(8),
+    )
+    row = Row(
+        "create_big",
+        f"create in a workspace of {len(big.ids):,} tasks (extra row)",
+        "≤ 2.5× floor",
+        ours=stats["ours"],
+        ref=stats["floor"],
+        ref_label="raw write+fsync+rename+dir-fsync",
+    )
+    row.ratio = row.ours.median / row.ref.median  # type: ignore[union-attr]
+    row.met = row.ratio <= 2.5
+
+    def one() -> None:
+        created.append(big.store.create(big.workspace, template).id)
+
+    ctx.maybe_profile(row, one, calls=s.rounds(10))
+    return row

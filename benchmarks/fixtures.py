@@ -1,0 +1,161 @@
+"""Realistic payloads and big workspaces for the benchmarks.
+
+The task is an agent run half way through the Go ATLAS's bugfix template: 7 steps, 3 results with output, two
+transitions and some metadata, padded to about ``size`` bytes of task.json. Every benchmark writes the same task.
+
+Big workspaces (10,000 and 100,000 tasks) are seeded by writing task directories directly (one task is created
+through ``FileStore.create`` and its task.json bytes are copied with a new id and times), the way a home written by
+the Go ATLAS or restored from a backup looks. Seeding does not fsync: it is a fixture, not a measurement. If the
+store keeps a listing index, it has to notice tasks written behind its back (the Go ATLAS writes task.json without
+knowing about any index); if it offers ``FileStore.reindex(workspace)``, seeding calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from atlas_tasks import FileStore, Step, StepResult, Task, TaskStatus
+
+BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+STEP_NAMES = (
+    ("analyze", "ai"),
+    ("implement", "ai"),
+    ("validate", "validation"),
+    ("commit", "git"),
+    ("pr", "git"),
+    ("ci", "ci"),
+    ("review", "human"),
+)
+
+
+def sample_task(size: int = 10_000) -> Task:
+    """A mid-run task whose JSON is about ``size`` bytes (the padding is in the last result's output)."""
+    t0 = BASE_TIME
+    steps = [
+        Step(
+            name=name,
+            type=kind,
+            description=f"{name} the change",
+            prompt="Fix the rounding of invoice totals; keep the public API." if kind == "ai" else "",
+            commands=["make test", "make lint"] if kind == "validation" else [],
+            timeout_seconds=900,
+            status="success" if i < 3 else ("running" if i == 3 else "pending"),
+            started_at=t0 + timedelta(minutes=i) if i <= 3 else None,
+            completed_at=t0 + timedelta(minutes=i, seconds=40) if i < 3 else None,
+            attempts=1 if i <= 3 else 0,
+        )
+        for i, (name, kind) in enumerate(STEP_NAMES)
+    ]
+    results = [
+        StepResult(
+            step_index=i,
+            step_name=STEP_NAMES[i][0],
+            status="success",
+            started_at=t0 + timedelta(minutes=i),
+            completed_at=t0 + timedelta(minutes=i, seconds=40),
+            duration_ms=40_000,
+            output="",
+            files_changed=["billing/invoice.py", "billing/tests/test_invoice.py"],
+            session_id=f"sess-{i:04d}",
+            num_turns=7,
+            metadata={"tokens_in": 12_000 + i, "tokens_out": 3_400 + i, "cost_usd": 0.42},
+        )
+        for i in range(3)
+    ]
+    task = Task(
+        description="Fix rounding in invoice totals (half-even, per line, then sum)",
+        template="bugfix",
+        steps=steps,
+        step_results=results,
+        current_step=3,
+        metadata={"repo": "shop", "branch": "fix/rounding", "issue": 1234, "labels": ["bug", "billing"]},
+        running_processes=[4242],
+    )
+    task.transition(TaskStatus.RUNNING, "started", now=t0)
+    # Pad to the requested size with readable output (a test log), split over the three results.
+    encoded = len(task.model_dump_json(indent=2))
+    missing = max(0, size - encoded)
+    line = "PASSED billing/tests/test_invoice.py::test_rounding_case_0001\n"
+    text = (line * (missing // len(line) + 1))[:missing]
+    third = len(text) // 3
+    for i, result in enumerate(task.step_results):
+        result.output = text[i * third : (i + 1) * third] if i < 2 else text[2 * third :]
+    return task
+
+
+def small_task() -> Task:
+    """A ~2 KB task, for the 100,000-task memory row (the bound does not depend on the size)."""
+    return sample_task(2_000)
+
+
+def task_id_at(i: int) -> str:
+    return f"task-{(BASE_TIME + timedelta(seconds=i)):%Y%m%d-%H%M%S}"
+
+
+def time_text_at(i: int) -> str:
+    return f"{(BASE_TIME + timedelta(seconds=i, microseconds=123_456)):%Y-%m-%dT%H:%M:%S.%f}Z"
+
+
+def _template_bytes(store: FileStore, workspace: str, task: Task) -> tuple[bytes, str, str]:
+    """Create one task through the store; return its task.json bytes, its id and its created_at text."""
+    created = store.create(workspace, task)
+    raw = (store.task_path(workspace, created.id) / "task.json").read_bytes()
+    doc = json.loads(raw)
+    return raw, created.id, doc["created_at"]
+
+
+def seed_workspace(store: FileStore, workspace: str, count: int, task: Task) -> list[str]:
+    """Create ``workspace`` holding ``count`` tasks (newest = highest index); return their ids, oldest first.
+
+    Every task.json is the store's own encoding of ``task`` with its id and times changed: task i is created at
+    BASE_TIME + i seconds and has id ``task-YYYYMMDD-HHMMSS`` of that time. workspace.json lists them all, as
+    ``create`` keeps it.
+    """
+    store.create_workspace(workspace, exist_ok=True)
+    template, template_id, template_time = _template_bytes(store, workspace, task)
+    tasks_dir = store.workspace_path(workspace) / "tasks"
+    # Remove the template task (its id is "now", newer than every seeded one); the seeded ones take its place.
+    store.delete(workspace, template_id)
+    old_id = template_id.encode()
+    old_time = template_time.encode()
+    ids: list[str] = []
+    refs: list[dict[str, Any]] = []
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for i in range(count):
+        task_id = task_id_at(i)
+        when = time_text_at(i)
+        data = template.replace(old_id, task_id.encode()).replace(old_time, when.encode())
+        directory = tasks_dir / task_id
+        os.mkdir(directory, 0o750)
+        fd = os.open(directory / "task.json", flags, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        ids.append(task_id)
+        refs.append({"id": task_id, "status": str(task.status), "started_at": when})
+    ws_file = store.workspace_path(workspace) / "workspace.json"
+    doc = json.loads(ws_file.read_bytes())
+    doc["tasks"] = refs
+    ws_file.write_bytes(json.dumps(doc, indent=2).encode())
+    reindex = getattr(store, "reindex", None)
+    if callable(reindex):
+        reindex(workspace)
+    return ids
+
+
+def seed_artifacts(directory: Path, count: int, *, size: int = 512) -> None:
+    """``count`` plain artifact files (``report-0001.txt`` ...) written directly (a fixture: no fsync)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = b"x" * size
+    for i in range(count):
+        (directory / f"report-{i:04d}.txt").write_bytes(payload)
+
+
+def payload_dict(task: Task) -> dict[str, Any]:
+    """The same task as a plain JSON-able dict: what peers are given to store."""
+    return task.model_dump(mode="json")
