@@ -117,3 +117,18 @@ def test_psycopg_not_imported_by_the_rest(module: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_schema_query_parameter_picks_the_schema(pg_url: str, pg_schema: str) -> None:
+    """`?schema=NAME` is taken out of the URL (libpq would refuse it) and picks the PostgreSQL schema."""
+    url = f"{pg_url}{'&' if '?' in pg_url else '?'}schema={pg_schema}"
+    store = open_store(url)
+    try:
+        assert isinstance(store, PostgresStore) and store.schema == pg_schema
+        store.list_workspaces()  # it connects: the rest of the URL reached libpq intact
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="more than one schema"):
+        open_store(f"{url}&schema=other")
+    with pytest.raises(ValueError, match="names schema"):
+        open_store(url, schema="another")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from atlas_tasks.cli import _runs, _serve, _tasks, _workspace
+from atlas_tasks.cli import _db, _runs, _serve, _tasks, _workspace
 from atlas_tasks.cli._errors import AtlasGroup
 from atlas_tasks.cli._state import State
 
@@ -41,7 +41,18 @@ HomeOpt = Annotated[
     typer.Option(
         "--home",
         metavar="DIR",
-        help="The store's directory. Default: $ATLAS_HOME, or ~/.atlas.",
+        help="The file store's directory (with a database --store: where user templates live). "
+        "Default: $ATLAS_HOME, or ~/.atlas.",
+        show_default=False,
+    ),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="URL",
+        help="The store: file:///abs/path or postgresql://user@host:port/db. Default: $ATLAS_STORE_URL, "
+        "else the file store at --home.",
         show_default=False,
     ),
 ]
@@ -53,9 +64,19 @@ VersionOpt = Annotated[
 
 
 @app.callback()
-def root(ctx: typer.Context, home: HomeOpt = None, debug: DebugOpt = False, version: VersionOpt = False) -> None:
+def root(
+    ctx: typer.Context,
+    home: HomeOpt = None,
+    store: StoreOpt = None,
+    debug: DebugOpt = False,
+    version: VersionOpt = False,
+) -> None:
     """Run and inspect durable, crash-safe multi-step agent tasks."""
-    ctx.obj = State(home=home, debug=debug)
+    if home is not None and store and "://" in store and store.lower().startswith("file:"):
+        raise typer.BadParameter("give either --store file:///… or --home, not both", param_hint="--store")
+    state = State(home=home, store_url=store or None, debug=debug)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 app.add_typer(_workspace.app, name="workspace")
@@ -73,3 +94,5 @@ app.command("recover")(_runs.recover)
 app.command("doctor")(_runs.doctor)
 app.command("templates")(_runs.templates)
 app.command("serve")(_serve.serve)
+app.command("migrate-db")(_db.migrate_db)
+app.command("migrate")(_db.migrate)

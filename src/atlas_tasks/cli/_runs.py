@@ -16,7 +16,7 @@ from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
 if TYPE_CHECKING:
-    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.cli._state import CliStore
     from atlas_tasks.models import Task
     from atlas_tasks.runs import StepContext
 
@@ -40,7 +40,7 @@ def _progress(ctx: StepContext, what: str) -> None:
         _emit(f"[{index}/{total}] {step.name}: {what}" + (f" - {ctx.output}" if ctx.output else ""))
 
 
-def _run(store: FileStore, workspace: str, task_id: str) -> Task:
+def _run(store: CliStore, workspace: str, task_id: str) -> Task:
     from atlas_tasks.executors import run_task
 
     with store.run(workspace, task_id) as live:
@@ -78,15 +78,14 @@ def new(
 
     Ids follow the Go ATLAS: task-YYYYMMDD-HHMMSS, or task-<uuid4> in a workspace that already has uuid ids.
     """
-    from atlas_tasks.backends.file import FileStore
     from atlas_tasks.cli import _render
     from atlas_tasks.templates import load_template
 
     if id_style not in ("auto", "timestamp", "uuid"):
         raise typer.BadParameter("must be auto, timestamp or uuid", param_hint="--id-style")
-    base = state(ctx).store()
-    store = FileStore(base.home, id_style=id_style)  # type: ignore[arg-type]
-    task = load_template(store.home, template).new_task(description, validation_commands=validate)
+    current = state(ctx)
+    store = current.store(id_style=id_style)
+    task = load_template(current.templates_home(), template).new_task(description, validation_commands=validate)
     if ai_command:
         task.config.variables["ai_command"] = ai_command
     created = store.create(workspace, task)
@@ -138,7 +137,7 @@ def abandon(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, reaso
     _emit(f"abandoned {task_id}: now {task.status}")
 
 
-def _workspaces(store: FileStore, workspace: str | None) -> list[str]:
+def _workspaces(store: CliStore, workspace: str | None) -> list[str]:
     if workspace is not None:
         store.get_workspace(workspace)  # a clear WorkspaceNotFoundError for a typo
         return [workspace]
@@ -172,20 +171,34 @@ def doctor(
     """Check the store: leftover temp files, incomplete creations, corrupt tasks, torn logs, unfinished deletes,
     workspace refs out of step, and crashed runs. Exits 1 while something still needs attention.
     """
-    from atlas_tasks.backends._file_check import Finding
+    from atlas_tasks.backends._file_check import CheckReport, Finding
     from atlas_tasks.cli import _render
     from atlas_tasks.runs import is_interrupted
     from atlas_tasks.runs import recover as recover_ws
 
     store = state(ctx).store()
-    report = store.check(workspace, fix=fix)
+    check = getattr(store, "check", None)
+    if check is not None:
+        report = check(workspace, fix=fix)
+    else:
+        # A database store has no files to sweep: no temp files, torn logs or half-done deletes (each write is one
+        # transaction). What can still need attention is a run whose runner died.
+        report = CheckReport()
+        if not as_json:
+            note(f"{store!r}: file checks do not apply (each write is one transaction); checking for crashed runs")
     for ws in _workspaces(store, workspace):
-        for task in store.list(ws):
+        tasks = store.list(ws)
+        if check is None:  # the file store's check counted and read its tasks already
+            report.tasks_checked += len(tasks) + len(tasks.errors)
+            for exc in tasks.errors:
+                task_id = exc.context.get("task_id")
+                report.add(Finding("corrupt_task", _task_where(store, ws, str(task_id)), exc.message, ws, task_id))
+        for task in tasks:
             if is_interrupted(store, ws, task):
                 report.add(
                     Finding(
                         "interrupted_run",
-                        str(store.task_path(ws, task.id)),
+                        _task_where(store, ws, task.id),
                         "running, but no live runner holds it (the runner died)",
                         ws,
                         task.id,
@@ -219,12 +232,17 @@ def doctor(
         raise typer.Exit(1)
 
 
+def _task_where(store: CliStore, workspace: str, task_id: str) -> str:
+    task_path = getattr(store, "task_path", None)
+    return str(task_path(workspace, task_id)) if task_path is not None else f"{store!r} {workspace}/{task_id}"
+
+
 def templates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the task templates: the built-in ones and those under <home>/templates/."""
     from atlas_tasks.cli import _render
     from atlas_tasks.templates import list_templates
 
-    found = list_templates(state(ctx).store().home)
+    found = list_templates(state(ctx).templates_home())
     if as_json:
         _render.write_json(
             {
@@ -244,14 +262,25 @@ def templates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         _emit(f"{t.name:<10} {t.description}  [{' → '.join(s['name'] for s in t.steps)}]")
 
 
-def follow_log(store: FileStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:
+def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:
     """Print new log lines as the run writes them.
 
     Waits while the task has not started (or was approved and waits to continue); returns once the task is
     over or waits for a person, and everything written is printed; warns and returns if its runner died.
     """
-    from atlas_tasks.backends.file import parse_log
+    follow = getattr(store, "follow_log", None)
+    if follow is not None:
+        # A database store announces new lines itself (PostgreSQL: LISTEN/NOTIFY); stop once no runner is left.
+        def over() -> bool:
+            return store.lease_holder(workspace, task_id) is None and _follow_done(store, workspace, task_id)
 
+        for record in follow(workspace, task_id, until=over):
+            emit(record)
+        return
+
+    from atlas_tasks.backends.file import FileStore, parse_log
+
+    assert isinstance(store, FileStore)  # the only store without follow_log
     path = store.log_path(workspace, task_id)
     offset = 0
     while True:
@@ -271,7 +300,7 @@ def follow_log(store: FileStore, workspace: str, task_id: str, emit: Any, *, pol
         time.sleep(poll)
 
 
-def _follow_done(store: FileStore, workspace: str, task_id: str) -> bool:
+def _follow_done(store: CliStore, workspace: str, task_id: str) -> bool:
     from atlas_tasks.runs import ACTIVE_STATUSES, is_interrupted, ready_to_continue
 
     task = store.get(workspace, task_id)

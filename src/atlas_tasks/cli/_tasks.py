@@ -17,11 +17,10 @@ from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
 if TYPE_CHECKING:
-    from atlas_tasks.backends.file import FileStore
     from atlas_tasks.cli._render import Artifact
     from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.models import Task
-    from atlas_tasks.store import LogLines
+    from atlas_tasks.store import LogLines, Store
 
 StatusOpt = Annotated[
     list[TaskStatus] | None,
@@ -181,17 +180,23 @@ def artifacts(
         note(f"task {task_id} in workspace {workspace} has no artifacts")
 
 
-def artifact_list(store: FileStore, workspace: str, task_id: str) -> list[Artifact]:
+def artifact_list(store: Store, workspace: str, task_id: str) -> list[Artifact]:
     """The task's artifacts in natural order, each with its size (``None`` if it vanished or cannot be read).
 
     Args:
-        store: The open store.
+        store: The open store (a file store's sizes come from the files; a database store reports them).
         workspace: The workspace name.
         task_id: The task id.
     """
+    from atlas_tasks.backends.file import FileStore
     from atlas_tasks.cli._render import Artifact
 
+    sizes = getattr(store, "artifact_sizes", None)
+    if sizes is not None:
+        return [Artifact(name, size) for name, size in sizes(workspace, task_id).items()]
     names = store.list_artifacts(workspace, task_id)
+    if not isinstance(store, FileStore):
+        return [Artifact(name, len(store.get_artifact(workspace, task_id, name))) for name in names]
     base = store.task_path(workspace, task_id) / "artifacts"
     found = []
     for name in names:

@@ -53,7 +53,9 @@ def create(
     # With --exist-ok the store hands back the existing workspace: its creation time tells which case this was.
     fresh = ws.created_at is not None and ws.created_at >= started
     verb = "created workspace" if fresh else "workspace already exists:"
-    _render.message(f"{verb} {name} ({store.workspace_path(name)})")
+    workspace_path = getattr(store, "workspace_path", None)
+    where = workspace_path(name) if workspace_path is not None else repr(store)
+    _render.message(f"{verb} {name} ({where})")
 
 
 @app.command("list")
