@@ -1,0 +1,208 @@
+"""Listing tasks for the dashboard fast: a page of 10,000 tasks must not decode 10,000 task.json files each time.
+
+The file store's ``list`` reads and validates every task (seconds for 10,000). :class:`FileTaskIndex` keeps the
+decoded tasks and, on each request, only ``stat``s each ``task.json``: a task is read again (through the store,
+which validates names and refuses symlinks) when its file changed. ``task.json`` is only ever replaced by rename,
+so a changed task always has a new inode or mtime. Other backends use :class:`StoreTaskIndex`, which asks the
+store every time (a database answers a listing with one query).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from atlas_tasks import names as N
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CorruptTaskError,
+    InvalidNameError,
+    SchemaVersionError,
+    TaskNotFoundError,
+    WorkspaceNotFoundError,
+)
+from atlas_tasks.store import TaskList
+
+if TYPE_CHECKING:
+    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.models import Task
+    from atlas_tasks.store import Store
+
+#: Above this many changed tasks one ``store.list`` is cheaper (and exactly the store's semantics).
+FULL_RELOAD_AFTER = 64
+
+# What identifies one committed version of a task.json; None when the file is missing.
+Stamp = tuple[int, int, int, int] | None
+
+
+class TaskIndex(Protocol):
+    """Where the dashboard gets workspace names and task listings from."""
+
+    def workspace_names(self) -> list[str]:
+        """The names of every workspace, sorted (unreadable ones are left to the workspaces page)."""
+        ...
+
+    def tasks(self, workspace: str) -> TaskList:
+        """The workspace's tasks, newest first, with ``.errors`` (what ``store.list`` returns)."""
+        ...
+
+
+class StoreTaskIndex:
+    """The plain index: every call goes to the store (for backends whose listing is already cheap)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def workspace_names(self) -> list[str]:
+        """The names of the readable workspaces, sorted."""
+        return [ws.name for ws in self.store.list_workspaces()]
+
+    def tasks(self, workspace: str) -> TaskList:
+        """``store.list(workspace)``."""
+        return self.store.list(workspace)
+
+
+@dataclass
+class _Cached:
+    stamps: dict[str, Stamp]
+    # A Task, the error that made it unreadable, or None for an entry the store's listing leaves out
+    # (a creation in progress).
+    items: dict[str, Task | AtlasTasksError | None]
+    listing: TaskList
+
+
+class FileTaskIndex:
+    """A FileStore index that re-reads only the tasks whose ``task.json`` changed since the last call."""
+
+    def __init__(self, store: FileStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._cache: dict[str, _Cached] = {}
+
+    def workspace_names(self) -> list[str]:
+        """Workspace directories with valid names, sorted (no workspace.json is decoded)."""
+        try:
+            entries = list(os.scandir(self.store.home / "workspaces"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(e.name for e in entries if _valid_workspace(e.name) and e.is_dir(follow_symlinks=False))
+
+    def tasks(self, workspace: str) -> TaskList:
+        """The workspace's tasks as ``store.list`` would return them, re-reading only what changed."""
+        N.check_workspace_name(workspace)
+        stamps = self._stamps(workspace)
+        # One loader at a time: two requests racing on a cold cache would both spend seconds decoding.
+        with self._lock:
+            cached = self._cache.get(workspace)
+            if cached is not None and cached.stamps == stamps:
+                return cached.listing
+            previous = cached.items if cached is not None else {}
+            stale = [tid for tid, stamp in stamps.items() if cached is None or cached.stamps.get(tid, ()) != stamp]
+            if len(stale) > FULL_RELOAD_AFTER or any(not _valid_task_id(t) for t in stale):
+                items = self._load_all(workspace, stamps)
+            else:
+                items = {tid: previous.get(tid) for tid in stamps}
+                items.update({tid: self._load_one(workspace, tid) for tid in stale})
+            fresh = _Cached(stamps, items, _listing(items))
+            self._cache[workspace] = fresh
+            return fresh.listing
+
+    def _stamps(self, workspace: str) -> dict[str, Stamp]:
+        with self._tasks_dir(workspace) as fd:
+            if fd is None:
+                return {}
+            stamps: dict[str, Stamp] = {}
+            for entry in os.scandir(fd):
+                if entry.name.startswith("."):
+                    continue  # the store's own temp entries
+                stamps[entry.name] = _stamp(entry.name, fd)
+            return stamps
+
+    @contextmanager
+    def _tasks_dir(self, workspace: str) -> Iterator[int | None]:
+        ws_path = self.store.workspace_path(workspace)
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(ws_path / "tasks", flags)
+        except (FileNotFoundError, NotADirectoryError):
+            if not ws_path.is_dir():
+                raise WorkspaceNotFoundError(workspace, str(ws_path)) from None
+            yield None  # a workspace without tasks yet
+            return
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _load_all(self, workspace: str, stamps: dict[str, Stamp]) -> dict[str, Task | AtlasTasksError | None]:
+        # Stamps were taken before this read: a task written in between is read again on the next call.
+        listing = self.store.list(workspace)
+        items: dict[str, Task | AtlasTasksError | None] = dict.fromkeys(stamps)
+        items.update({task.id: task for task in listing})
+        for exc in listing.errors:
+            items[_error_task_id(exc)] = exc
+        return items
+
+    def _load_one(self, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
+        try:
+            return self.store.get(workspace, task_id)
+        except (CorruptTaskError, SchemaVersionError) as exc:
+            return exc
+        except TaskNotFoundError:
+            return None  # deleted since the scan
+
+
+def _stamp(name: str, tasks_fd: int) -> Stamp:
+    try:
+        st = os.stat(f"{name}/task.json", dir_fd=tasks_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def _listing(items: dict[str, Task | AtlasTasksError | None]) -> TaskList:
+    result = TaskList()
+    for item in items.values():
+        if isinstance(item, AtlasTasksError):
+            result.errors.append(item)
+        elif item is not None:
+            result.append(item)
+    # The store's order: newest first by created_at, ties by id, descending.
+    result.sort(key=lambda t: (t.created_at.timestamp() if t.created_at else float("-inf"), t.id), reverse=True)
+    return result
+
+
+def _error_task_id(exc: AtlasTasksError) -> str:
+    from atlas_tasks.cli._render import task_error_document
+
+    return str(task_error_document(exc)["task_id"])
+
+
+def _valid_workspace(name: str) -> bool:
+    try:
+        N.check_workspace_name(name)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def _valid_task_id(name: str) -> bool:
+    try:
+        N.check_task_id(name)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def index_for(store: Store) -> TaskIndex:
+    """The fastest index for this store: the caching one for a FileStore, the plain one otherwise."""
+    from atlas_tasks.backends.file import FileStore
+
+    return FileTaskIndex(store) if isinstance(store, FileStore) else StoreTaskIndex(store)
+
+
+__all__ = ["FULL_RELOAD_AFTER", "FileTaskIndex", "StoreTaskIndex", "TaskIndex", "index_for"]

@@ -1,0 +1,597 @@
+"""The dashboard's ASGI application: pages, the JSON API, live events and the two actions.
+
+Build it with :func:`create_app` around any store that holds run leases (the file store now; PostgreSQL plugs in
+through the same Store protocol plus ``lease_holder``). ``atlas-tasks serve`` runs it under uvicorn.
+
+Routes (``{name:path}`` is an artifact path such as ``sdd/spec.md``)::
+
+    GET  /                                         workspaces
+    GET  /tasks                                    tasks of every workspace   ?status=..&q=..&page=..&per_page=..
+    GET  /workspaces/{ws}                          tasks of one workspace     (same parameters)
+    GET  /workspaces/{ws}/tasks/{id}               one task: header, steps, transitions, artifacts, log
+    GET  /workspaces/{ws}/tasks/{id}/artifacts/{name:path}   an artifact shown (JSON, Markdown, text)
+    GET  /workspaces/{ws}/tasks/{id}/raw/{name:path}         its bytes, with a safe content type (?download=1)
+    GET  /workspaces/{ws}/tasks/{id}/events        Server-Sent Events of the task page
+    GET  /events/tasks?t={ws}/{id}...              Server-Sent Events of a listing page
+    POST /workspaces/{ws}/tasks/{id}/approve|reject            with --allow-actions, the token and CSRF
+    GET  /api/...                                  the CLI's --json documents (see docs/web.md)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from atlas_tasks.cli import _render
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    ConflictError,
+    CorruptTaskError,
+    CorruptWorkspaceError,
+    InvalidNameError,
+    InvalidTransitionError,
+    LockTimeoutError,
+    SchemaVersionError,
+    StorageError,
+    TaskRunningError,
+)
+from atlas_tasks.runs import LeasingStore, NotRunnableError, approve, ready_to_continue, reject
+from atlas_tasks.web import _content, _live, _views
+from atlas_tasks.web._index import TaskIndex, index_for
+from atlas_tasks.web._security import (
+    RAW_CSP,
+    SECURITY_HEADERS,
+    Forbidden,
+    Security,
+    SecurityMiddleware,
+    check_action,
+    hosts_for,
+)
+
+log = logging.getLogger("atlas_tasks.web")
+
+HERE = Path(__file__).parent
+#: How many tasks one listing page can ask the live feed about.
+MAX_LIVE_ROWS = 200
+MAX_QUERY = 200
+MAX_FORM_BYTES = 16 * 1024
+MAX_REASON = 1000
+
+Runner = Callable[[str, str], None]
+
+
+class BadRequest(Exception):
+    """A query parameter or form field that makes no sense (400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Dashboard:
+    """Everything the routes share: the store and its index and live source, security, templates, settings."""
+
+    store: LeasingStore
+    index: TaskIndex
+    source: _live.LiveSource
+    security: Security
+    templates: jinja2.Environment
+    live: _live.LiveSettings
+    runner: Runner | None
+    store_label: str
+
+    def warm_up(self) -> None:
+        """Read every workspace's tasks once, so the first listing a person opens costs no full read."""
+        try:
+            for name in self.index.workspace_names():
+                self.index.tasks(name)
+        except (AtlasTasksError, OSError) as exc:  # the pages will show the problem; warming is only an optimisation
+            log.warning("warming up the task index failed: %s", exc)
+
+
+def _dash(request: Request) -> Dashboard:
+    dash: Dashboard = request.app.state.dashboard
+    return dash
+
+
+# -- rendering ------------------------------------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,  # every template, whatever its name: stored text is hostile
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        ago=_render.ago,
+        iso=_render.iso,
+        when=_render.when,
+        size=_render.size,
+        step_progress=_render.step_progress,
+        truncate=_render.truncate,
+        status_class=_views.status_class,
+        display_status=_views.display_status,
+        path=_quote_path,
+        description_width=_render.DESCRIPTION_WIDTH,
+    )
+    return env
+
+
+def _quote_path(name: str) -> str:
+    return quote(name, safe="/")
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a template with what every page needs (actions, CSRF value, the store's name)."""
+    dash = _dash(request)
+    state = request.scope.get("state", {})
+    html = dash.templates.get_template(template).render(
+        request_path=request.url.path,
+        now=datetime.now(UTC),
+        allow_actions=dash.security.allow_actions,
+        authenticated=bool(state.get("authenticated")),
+        csrf=state.get("csrf", ""),
+        store_label=dash.store_label,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def json_response(document: Any, status: int = 200) -> Response:
+    """A JSON document written as the CLI writes it (UTF-8, 2-space indent)."""
+    return Response(_render._dumps(document, indent=2) + b"\n", status, media_type="application/json")
+
+
+# -- query parameters -----------------------------------------------------------------------------------------------
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise BadRequest(f"{name} must be a whole number, not {raw!r}")
+    return min(max(int(raw), low), high)
+
+
+def _statuses(request: Request) -> list[str]:
+    wanted = [s for s in request.query_params.getlist("status") if s]
+    for status in wanted:
+        if status not in _views.STATUS_FILTERS:
+            raise BadRequest(f"unknown status {status!r}: use one of {', '.join(_views.STATUS_FILTERS)}")
+    return list(dict.fromkeys(wanted))
+
+
+def _query(request: Request) -> str:
+    text = request.query_params.get("q", "")
+    if len(text) > MAX_QUERY:
+        raise BadRequest(f"the search text is longer than {MAX_QUERY} characters")
+    return text
+
+
+# -- pages ----------------------------------------------------------------------------------------------------------
+
+
+def workspaces_page(request: Request) -> HTMLResponse:
+    """The workspaces, each with its task counts (crashed runs counted apart)."""
+    dash = _dash(request)
+    found = dash.store.list_workspaces()
+    summaries = []
+    for ws in found:
+        listing = _views.task_list_page(dash.index, dash.store, ws.name, per_page=1)
+        summaries.append((ws, listing))
+    errors = [_render.workspace_error_document(exc) for exc in found.errors]
+    return page(request, "workspaces.html", summaries=summaries, errors=errors)
+
+
+def _listing(request: Request, workspace: str | None) -> HTMLResponse:
+    dash = _dash(request)
+    listing = _views.task_list_page(
+        dash.index,
+        dash.store,
+        workspace,
+        statuses=_statuses(request),
+        query=_query(request),
+        page=_int_param(request, "page", 1, 1, 10**9),
+        per_page=_int_param(request, "per_page", _views.PER_PAGE, 1, _views.MAX_PER_PAGE),
+    )
+    info = dash.store.get_workspace(workspace) if workspace is not None else None
+    return page(
+        request,
+        "tasks.html",
+        listing=listing,
+        workspace=info,
+        filters=_views.STATUS_FILTERS,
+        link=_list_link(request.url.path, listing),
+        live_keys=[f"{row.workspace}/{row.task.id}" for row in listing.rows][:MAX_LIVE_ROWS],
+    )
+
+
+def _list_link(base: str, listing: _views.ListPage) -> Callable[..., str]:
+    """Build listing URLs that keep the current filters, changing some of them."""
+
+    def link(**change: Any) -> str:
+        params: dict[str, Any] = {"status": listing.statuses, "q": listing.query, "page": listing.page}
+        if listing.per_page != _views.PER_PAGE:
+            params["per_page"] = listing.per_page
+        params.update(change)
+        pairs = [(k, v) for k, values in params.items() for v in (values if isinstance(values, list) else [values])]
+        query = urlencode([(k, v) for k, v in pairs if v not in ("", None) and not (k == "page" and v == 1)])
+        return base + (f"?{query}" if query else "")
+
+    return link
+
+
+def all_tasks_page(request: Request) -> HTMLResponse:
+    """The tasks of every workspace."""
+    return _listing(request, None)
+
+
+def workspace_page(request: Request) -> HTMLResponse:
+    """The tasks of one workspace."""
+    return _listing(request, request.path_params["ws"])
+
+
+def task_page(request: Request) -> HTMLResponse:
+    """One task: header, steps timeline with attempts, transitions, artifacts and the log (live with JS)."""
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    task = dash.store.get(ws, task_id)
+    state = _views.task_state(dash.store, ws, task)
+    log_records = dash.store.read_log(ws, task_id)
+    hidden, tail = _views.log_tail(log_records)
+    return page(
+        request,
+        "task.html",
+        ws=ws,
+        task=task,
+        state=state,
+        results=[_views.step_results(task, i) for i in range(len(task.steps))],
+        log=_views.log_lines(tail, ws, task_id),
+        log_count=len(log_records),
+        log_hidden=hidden,
+        log_skipped=log_records.skipped,
+        log_errors=[exc.message for exc in log_records.errors],
+        can_run_on=dash.runner is not None,
+    )
+
+
+def artifact_page(request: Request) -> HTMLResponse:
+    """An artifact: JSON pretty-printed, Markdown rendered (no raw HTML), text as is, anything else downloadable."""
+    dash = _dash(request)
+    ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
+    data = dash.store.get_artifact(ws, task_id, name)
+    return page(
+        request,
+        "artifact.html",
+        ws=ws,
+        task_id=task_id,
+        name=name,
+        length=len(data),
+        preview=_content.preview(name, data),
+    )
+
+
+def artifact_raw(request: Request) -> Response:
+    """An artifact's bytes: text/plain or octet-stream, nosniff, sandboxed; a download unless readable text."""
+    dash = _dash(request)
+    ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
+    data = dash.store.get_artifact(ws, task_id, name)
+    return raw_response(name, data, download=request.query_params.get("download") == "1")
+
+
+def raw_response(name: str, data: bytes, *, download: bool) -> Response:
+    """Bytes that no browser will run: a safe content type, nosniff, a sandboxing CSP, attachment when binary."""
+    media_type = _content.safe_content_type(data)
+    headers = {"content-security-policy": RAW_CSP, "x-content-type-options": "nosniff"}
+    if download or media_type == _content.BINARY_TYPE:
+        headers["content-disposition"] = _content.content_disposition(name)
+    return Response(data, media_type=media_type, headers=headers)
+
+
+# -- live events ----------------------------------------------------------------------------------------------------
+
+_SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+
+
+async def task_events(request: Request) -> Response:
+    """The task page's event stream (``task``, ``log``, ``end``); resumes after ``Last-Event-ID`` log lines."""
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    await run_in_threadpool(dash.store.get, ws, task_id)  # a 404 before the stream starts, not inside it
+    resume = request.headers.get("last-event-id") or request.query_params.get("log_from") or "0"
+    if not resume.isascii() or not resume.isdigit():
+        raise BadRequest(f"log_from must be a whole number, not {resume!r}")
+    stream = _live.task_events(request, dash.store, dash.source, ws, task_id, int(resume), dash.live)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def row_events(request: Request) -> Response:
+    """A listing page's event stream: ``row`` events for the listed tasks (``?t=ws/id``, repeated)."""
+    dash = _dash(request)
+    keys: list[tuple[str, str]] = []
+    for item in request.query_params.getlist("t")[:MAX_LIVE_ROWS]:
+        ws, slash, task_id = item.partition("/")
+        if not slash:
+            raise BadRequest(f"t must be workspace/task-id, not {item!r}")
+        from atlas_tasks import names
+
+        keys.append((names.check_workspace_name(ws), names.check_task_id(task_id)))
+    stream = _live.row_events(request, dash.store, dash.source, keys, dash.live)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+# -- actions --------------------------------------------------------------------------------------------------------
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # URL-encoded forms only, parsed here: no multipart parser (and no extra dependency) for two small fields.
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise BadRequest("the form is too large")
+    if not body:
+        return {}
+    if content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("send the form as application/x-www-form-urlencoded")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"unreadable form: {exc}") from None
+    return {key: values[0] for key, values in fields.items()}
+
+
+async def _decide(request: Request, decide: Callable[[LeasingStore, str, str, str], Any], default: str) -> Any:
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    form = await _form(request)
+    check_action(request, dash.security, form)
+    reason = (form.get("reason") or "").strip()[:MAX_REASON] or default
+    task = await run_in_threadpool(decide, dash.store, ws, task_id, reason)
+    if ready_to_continue(task) and dash.runner is not None and form.get("run", "1") == "1":
+        await run_in_threadpool(dash.runner, ws, task_id)  # what `atlas-tasks approve` does: continue the run
+    return task
+
+
+async def approve_action(request: Request) -> Response:
+    """Approve a task waiting for a human, then show it again (303, so a reload does not post twice)."""
+    await _decide(request, approve, "approved in the dashboard")
+    return RedirectResponse(request.url_for("task", **request.path_params).path, status_code=303)
+
+
+async def reject_action(request: Request) -> Response:
+    """Reject a task waiting for a human."""
+    await _decide(request, reject, "rejected in the dashboard")
+    return RedirectResponse(request.url_for("task", **request.path_params).path, status_code=303)
+
+
+async def api_approve(request: Request) -> Response:
+    """``POST /api/.../approve``: the task document after the decision."""
+    return json_response(_render.task_document(await _decide(request, approve, "approved through the API")))
+
+
+async def api_reject(request: Request) -> Response:
+    """``POST /api/.../reject``: the task document after the decision."""
+    return json_response(_render.task_document(await _decide(request, reject, "rejected through the API")))
+
+
+# -- the JSON API: the CLI's --json documents -----------------------------------------------------------------------
+
+
+def api_workspaces(request: Request) -> Response:
+    """``workspace list --json``."""
+    found = _dash(request).store.list_workspaces()
+    return json_response(_render.workspace_list_document(found, found.errors))
+
+
+def api_workspace(request: Request) -> Response:
+    """``workspace show NAME --json``."""
+    return json_response(_render.workspace_document(_dash(request).store.get_workspace(request.path_params["ws"])))
+
+
+def api_tasks(request: Request) -> Response:
+    """``list [WS] [--status S]... --json`` (every workspace at /api/tasks)."""
+    dash = _dash(request)
+    workspace = request.path_params.get("ws")
+    statuses = [s for s in _statuses(request) if s != _views.CRASHED]
+    return json_response(_views.list_document(dash.index, dash.store, workspace, statuses))
+
+
+def api_task(request: Request) -> Response:
+    """``show WS TASK --json``."""
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    task = dash.store.get(ws, task_id)
+    found = _views.artifact_list(dash.store, ws, task_id)
+    return json_response(_render.show_document(ws, task, found, dash.store.read_log(ws, task_id)))
+
+
+def api_artifacts(request: Request) -> Response:
+    """``artifacts WS TASK --json``."""
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    return json_response(_render.artifacts_document(ws, task_id, _views.artifact_list(dash.store, ws, task_id)))
+
+
+def api_log(request: Request) -> Response:
+    """``logs WS TASK --json``: JSON Lines, one compact entry per line."""
+    dash = _dash(request)
+    log_records = dash.store.read_log(request.path_params["ws"], request.path_params["task_id"])
+    body = b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in log_records)
+    return Response(body, media_type="application/x-ndjson")
+
+
+# -- errors ---------------------------------------------------------------------------------------------------------
+
+_STATUS_OF: list[tuple[type[BaseException], int, str]] = [
+    (InvalidNameError, 400, "Invalid name"),
+    (BadRequest, 400, "Bad request"),
+    (Forbidden, 403, "Not allowed"),
+    (LookupError, 404, "Not found"),  # WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError
+    (InvalidTransitionError, 409, "Not possible now"),
+    (NotRunnableError, 409, "Not possible now"),
+    (TaskRunningError, 409, "A runner holds this task"),
+    (ConflictError, 409, "Changed meanwhile"),
+    (CorruptTaskError, 500, "Unreadable task"),
+    (CorruptWorkspaceError, 500, "Unreadable workspace"),
+    (SchemaVersionError, 500, "Newer format"),
+    (LockTimeoutError, 503, "Busy"),
+    (StorageError, 503, "Storage error"),
+    (AtlasTasksError, 500, "Error"),
+]
+
+
+def _classify(exc: BaseException) -> tuple[int, str, str]:
+    for kind, status, title in _STATUS_OF:
+        if isinstance(exc, kind):
+            message = getattr(exc, "message", None) or getattr(exc, "reason", None) or str(exc)
+            return status, title, message
+    return 500, "Internal error", "something went wrong in atlas-tasks; the server's output has the details"
+
+
+def error_response(request: Request, status: int, title: str, message: str, kind: str) -> Response:
+    """A JSON error under /api/, an HTML error page elsewhere; never a traceback."""
+    if request.url.path.startswith("/api/"):
+        response = json_response({"error": kind, "status": status, "title": title, "message": message}, status)
+    else:
+        try:
+            response = page(request, "error.html", status, title=title, message=message, status=status)
+        except Exception:  # the error page itself failed: still no traceback for the browser
+            log.exception("rendering the error page failed")
+            response = Response(f"{status} {title}: {message}\n", status, media_type="text/plain")
+    # A 500 is answered outside the security middleware: the headers go on here too.
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """Known errors become 400/403/404/409/5xx pages that say what is wrong; anything else a plain 500."""
+    status, title, message = _classify(exc)
+    if status == 500 and not isinstance(exc, AtlasTasksError):
+        log.error("unexpected error serving %s", request.url.path, exc_info=exc)
+    return error_response(request, status, title, message, type(exc).__name__)
+
+
+async def handle_http(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) as the same pages."""
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not found", 405: "Method not allowed"}
+    message = "no such page" if exc.status_code == 404 else str(exc.detail)
+    title = titles.get(exc.status_code, "Error")
+    response = error_response(request, exc.status_code, title, message, "HTTPException")
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+# -- the application ------------------------------------------------------------------------------------------------
+
+
+def _routes() -> list[Route | Mount]:
+    task = "/workspaces/{ws}/tasks/{task_id}"
+    api_task_path = "/api/workspaces/{ws}/tasks/{task_id}"
+    return [
+        Route("/", workspaces_page, name="workspaces"),
+        Route("/tasks", all_tasks_page, name="all_tasks"),
+        Route("/workspaces/{ws}", workspace_page, name="workspace"),
+        Route(task, task_page, name="task"),
+        Route(task + "/artifacts/{name:path}", artifact_page, name="artifact"),
+        Route(task + "/raw/{name:path}", artifact_raw, name="artifact_raw"),
+        Route(task + "/events", task_events, name="task_events"),
+        Route(task + "/approve", approve_action, methods=["POST"], name="approve"),
+        Route(task + "/reject", reject_action, methods=["POST"], name="reject"),
+        Route("/events/tasks", row_events, name="row_events"),
+        Route("/api/workspaces", api_workspaces),
+        Route("/api/workspaces/{ws}", api_workspace),
+        Route("/api/tasks", api_tasks),
+        Route("/api/workspaces/{ws}/tasks", api_tasks),
+        Route(api_task_path, api_task),
+        Route(api_task_path + "/artifacts", api_artifacts),
+        Route(api_task_path + "/artifacts/{name:path}", artifact_raw),
+        Route(api_task_path + "/log", api_log),
+        Route(api_task_path + "/approve", api_approve, methods=["POST"]),
+        Route(api_task_path + "/reject", api_reject, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def describe(store: LeasingStore) -> str:
+    """How the page header names the store: its home for a file store."""
+    home = getattr(store, "home", None)
+    return str(home) if home is not None else type(store).__name__
+
+
+def create_app(
+    store: LeasingStore,
+    *,
+    allow_actions: bool = False,
+    token: str | None = None,
+    bind_host: str = "127.0.0.1",
+    live: _live.LiveSettings | None = None,
+    runner: Runner | None = None,
+    index: TaskIndex | None = None,
+    source: _live.LiveSource | None = None,
+) -> Starlette:
+    """The dashboard for ``store``.
+
+    Args:
+        store: Any Store with run leases (``lease_holder``); the file store gets a caching index and file watching.
+        allow_actions: Turn approve/reject on (they still need ``token`` and pass a CSRF check).
+        token: The action token; a random one by default (read it back from ``app.state.dashboard.security``).
+        bind_host: The address the server listens on: loopback names (and this one) are the accepted ``Host``
+            headers; bound to all interfaces, any.
+        live: Polling interval and stream lifetime of the live events.
+        runner: Called as ``runner(ws, task_id)`` to continue a run after an approval leaves steps to do (the
+            CLI's ``approve`` does the same); ``None`` leaves the task for ``atlas-tasks run``.
+        index, source: Override how tasks are listed and watched (tests; other backends).
+    """
+    security = Security(allow_actions=allow_actions, allowed_hosts=hosts_for(bind_host))
+    if token is not None:
+        security.token = token
+    dashboard = Dashboard(
+        store=store,
+        index=index or index_for(store),
+        source=source or _live.source_for(store),
+        security=security,
+        templates=_environment(),
+        live=live or _live.LiveSettings(),
+        runner=runner,
+        store_label=describe(store),
+    )
+    # Exception goes to Starlette's outermost handler (which also logs it); the others answer normally.
+    handlers: Mapping[Any, Any] = {
+        AtlasTasksError: handle_error,
+        BadRequest: handle_error,
+        Forbidden: handle_error,
+        HTTPException: handle_http,
+        Exception: handle_error,
+    }
+    app = Starlette(
+        routes=_routes(),
+        middleware=[Middleware(SecurityMiddleware, security=security)],
+        exception_handlers=dict(handlers),
+    )
+    app.state.dashboard = dashboard
+    return app
+
+
+__all__ = ["BadRequest", "Dashboard", "create_app", "raw_response"]

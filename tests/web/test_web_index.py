@@ -1,0 +1,144 @@
+"""The task index behind the listings: cached for the file store, exact with any store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from web_data import BASE_URL, FAST
+
+from atlas_tasks import FileStore, Task
+from atlas_tasks.web import _index, create_app
+from atlas_tasks.web._index import FileTaskIndex, StoreTaskIndex, index_for
+from atlas_tasks.web._live import StoreLiveSource
+
+
+class CountingStore(FileStore):
+    """A FileStore that counts the reads the index makes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gets = 0
+        self.lists = 0
+
+    def get(self, workspace: str, task_id: str) -> Task:
+        self.gets += 1
+        return super().get(workspace, task_id)
+
+    def list(self, workspace: str, *, strict: bool = False) -> Any:
+        self.lists += 1
+        return super().list(workspace, strict=strict)
+
+
+class OtherStore:
+    """Another backend, as far as the dashboard can tell: the Store protocol plus leases, and no file paths."""
+
+    def __init__(self, inner: FileStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("home", "task_path", "log_path", "workspace_path"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def counting(home: Any) -> CountingStore:
+    return CountingStore(home)
+
+
+def _ids(listing: Any) -> list[str]:
+    return [t.id for t in listing]
+
+
+def test_index_matches_store_list(store: FileStore, filled: dict[str, str]) -> None:
+    """The cached listing has the store's tasks, order and errors."""
+    (store.task_path("ws", filled["pending"]) / "task.json").write_text("{oops")
+    expected = store.list("ws")
+    got = FileTaskIndex(store).tasks("ws")
+    assert _ids(got) == _ids(expected)
+    assert [type(e) for e in got.errors] == [type(e) for e in expected.errors]
+
+
+def test_index_reads_nothing_when_nothing_changed(counting: CountingStore, filled: dict[str, str]) -> None:
+    """A second listing of an unchanged workspace decodes no task at all."""
+    index = FileTaskIndex(counting)
+    index.tasks("ws")
+    counting.gets = counting.lists = 0
+    index.tasks("ws")
+    assert counting.gets == counting.lists == 0
+
+
+def test_index_rereads_only_changed_tasks(counting: CountingStore, filled: dict[str, str]) -> None:
+    """A modified, a new and a deleted task are seen; only the first two are read again."""
+    index = FileTaskIndex(counting)
+    index.tasks("ws")
+    counting.modify("ws", filled["done"], lambda t: t.metadata.update(seen=True))
+    counting.create("ws", Task(id="task-zz", description="new"))
+    counting.delete("ws", filled["pending"])
+    counting.gets = counting.lists = 0
+    listing = index.tasks("ws")
+    assert counting.lists == 0 and counting.gets == 2
+    assert "task-zz" in _ids(listing) and filled["pending"] not in _ids(listing)
+    assert next(t for t in listing if t.id == filled["done"]).metadata["seen"] is True
+    assert _ids(listing) == _ids(counting.list("ws"))
+
+
+def test_index_reloads_everything_after_many_changes(counting: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More changed tasks than the threshold are read with one store.list instead of one get each."""
+    monkeypatch.setattr(_index, "FULL_RELOAD_AFTER", 3)
+    counting.create_workspace("big")
+    index = FileTaskIndex(counting)
+    index.tasks("big")
+    for i in range(4):
+        counting.create("big", Task(id=f"task-{i:04d}"))
+    counting.gets = counting.lists = 0
+    assert len(index.tasks("big")) == 4
+    assert counting.lists == 1 and counting.gets == 0
+
+
+def test_index_sees_a_task_turn_unreadable(store: FileStore, filled: dict[str, str]) -> None:
+    """A task.json damaged after it was cached moves to the errors."""
+    index = FileTaskIndex(store)
+    index.tasks("ws")
+    (store.task_path("ws", filled["pending"]) / "task.json").write_text("{broken")
+    listing = index.tasks("ws")
+    assert filled["pending"] not in _ids(listing) and [e.task_id for e in listing.errors] == [filled["pending"]]
+
+
+def test_index_workspace_names_and_missing_workspace(store: FileStore, filled: dict[str, str]) -> None:
+    """Workspace names come from the directory; an unknown workspace raises WorkspaceNotFoundError."""
+    from atlas_tasks.errors import WorkspaceNotFoundError
+
+    index = FileTaskIndex(store)
+    assert index.workspace_names() == ["other", "ws"]
+    with pytest.raises(WorkspaceNotFoundError):
+        index.tasks("nope")
+    assert FileTaskIndex(FileStore(store.home / "missing")).workspace_names() == []
+
+
+def test_index_for_picks_by_backend(store: FileStore) -> None:
+    """The file store gets the caching index; any other store the plain one."""
+    assert isinstance(index_for(store), FileTaskIndex)
+    assert isinstance(index_for(OtherStore(store)), StoreTaskIndex)  # type: ignore[arg-type]
+
+
+def test_dashboard_works_through_the_store_protocol_alone(store: FileStore, filled: dict[str, str]) -> None:
+    """With a store that has no file paths (another backend) every page and API document still works."""
+    other: Any = OtherStore(store)
+    app = create_app(other, live=FAST)
+    assert isinstance(app.state.dashboard.source, StoreLiveSource)
+    with TestClient(app, base_url=BASE_URL) as client:
+        for path in (
+            "/",
+            "/tasks",
+            "/workspaces/ws?status=crashed",
+            f"/workspaces/ws/tasks/{filled['done']}",
+            f"/workspaces/ws/tasks/{filled['done']}/artifacts/report.json",
+            f"/api/workspaces/ws/tasks/{filled['done']}",
+        ):
+            assert client.get(path).status_code == 200, path
+        sizes = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts").json()["artifacts"]
+        expected = len(store.get_artifact("ws", filled["done"], "report.json"))
+        assert {"name": "report.json", "size": expected} in sizes
