@@ -1,0 +1,221 @@
+"""Deliberately weakened variants of the store: the negative controls.
+
+Each variant patches one protocol of the real store in the running process, the way a plausible regression would
+break it. A campaign that cannot tell a variant from the real store measures nothing, so every campaign runs
+against its controls and must report violations there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from atlas_tasks import names as N
+from atlas_tasks._fs import atomic, locks, ops
+from atlas_tasks._fs.dirs import Dir
+from atlas_tasks.backends import file as file_backend
+from atlas_tasks.errors import CorruptLogError
+from atlas_tasks.store import LogLines
+
+Undo = Callable[[], None]
+
+
+def _patch(target: Any, name: str, value: Any, undo: list[Undo]) -> None:
+    original = getattr(target, name)
+    setattr(target, name, value)
+    undo.append(lambda: setattr(target, name, original))
+
+
+def _fsync_unless(skip: Callable[[int], bool], undo: list[Undo]) -> None:
+    """Make ops.fsync/fdatasync silently do nothing on descriptors ``skip`` selects."""
+    for name in ("fsync", "fdatasync"):
+        real = getattr(ops, name)
+
+        def weak(fd: int, path: str, _real: Callable[[int, str], None] = real) -> None:
+            if not skip(fd):
+                _real(fd, path)
+
+        _patch(ops, name, weak, undo)
+
+
+def _is_dir(fd: int) -> bool:
+    return stat.S_ISDIR(os.fstat(fd).st_mode)
+
+
+def no_dir_fsync(undo: list[Undo]) -> None:
+    """Renames, links and mkdirs are never made durable (the Go ATLAS's replace)."""
+    _fsync_unless(_is_dir, undo)
+
+
+def no_file_fsync(undo: list[Undo]) -> None:
+    """File data is renamed into place or appended without fsync (the 0-byte task.json of ext4/xfs/btrfs)."""
+    _fsync_unless(lambda fd: not _is_dir(fd), undo)
+
+
+def no_fsync(undo: list[Undo]) -> None:
+    """No fsync at all: everything rests in the page cache."""
+    _fsync_unless(lambda fd: True, undo)
+
+
+def fsync_retry(undo: list[Undo]) -> None:
+    """A failed fsync is retried, and its second success trusted (the fsyncgate mistake)."""
+    for name in ("fsync", "fdatasync"):
+        real = getattr(ops, name)
+
+        def retrying(fd: int, path: str, _real: Callable[[int, str], None] = real) -> None:
+            try:
+                _real(fd, path)
+            except OSError:
+                _real(fd, path)
+
+        _patch(ops, name, retrying, undo)
+
+
+def in_place_write(undo: list[Undo]) -> None:
+    """task.json and workspace.json are rewritten in place (truncate, then write in two pieces) instead of renamed."""
+
+    def replace(d: Dir, name: str, data: bytes) -> None:
+        path = d.child(name)
+        fd = ops.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, d.fd, path)
+        try:
+            half = len(data) // 2
+            ops.write_all(fd, data[:half], path)
+            ops.write_all(fd, data[half:], path)
+            ops.fsync(fd, path)
+        finally:
+            ops.close(fd)
+
+    _patch(atomic, "replace", replace, undo)
+
+
+def naive_log_reader(undo: list[Undo]) -> None:
+    """The log reader takes every line for data: a torn tail is reported as damage and nothing is skipped."""
+
+    def parse_log(raw: bytes, workspace: str, task_id: str, path: str) -> LogLines:
+        out = LogLines()
+        for number, line in enumerate(raw.splitlines(), 1):
+            try:
+                out.append(json.loads(line))
+            except ValueError as exc:
+                out.errors.append(CorruptLogError(workspace, task_id, path, number, str(exc)))
+        return out
+
+    _patch(file_backend, "parse_log", parse_log, undo)
+
+
+def no_lock(undo: list[Undo]) -> None:
+    """Writers take no lock: the read-modify-write is not exclusive."""
+
+    @contextlib.contextmanager
+    def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> Iterator[None]:
+        yield
+
+    _patch(locks, "hold", hold, undo)
+
+
+def lockf_lock(undo: list[Undo]) -> None:
+    """POSIX record locks (``lockf``) instead of flock: shared by the threads of a process, lost on any close."""
+
+    @contextlib.contextmanager
+    def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> Iterator[None]:
+        name = path if dir_fd is None else path.rsplit("/", 1)[-1]
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    _patch(locks, "hold", hold, undo)
+
+
+def no_name_check(undo: list[Undo]) -> None:
+    """Names are used as given: no allowlist for workspaces, task ids or artifact paths."""
+
+    def same(name: object) -> str:
+        return str(name)
+
+    def split(name: object) -> list[str]:
+        return str(name).split("/")
+
+    for target, value in (
+        ("check_workspace_name", same),
+        ("check_task_id", same),
+        ("artifact_parts", split),
+        ("check_plain_artifact_name", split),
+    ):
+        _patch(N, target, value, undo)
+
+
+def stat_then_write(undo: list[Undo]) -> None:
+    """Versioned artifacts take the first name that does not exist yet, then write it (a check-then-act race)."""
+
+    def claim_first(d: Dir, names: Iterable[str], data: bytes) -> str | None:
+        for name in names:
+            try:
+                ops.stat_at(name, d.fd)
+            except FileNotFoundError:
+                atomic.replace(d, name, data)
+                return name
+        return None
+
+    _patch(atomic, "claim_first", claim_first, undo)
+
+
+def no_mkdir_reservation(undo: list[Undo]) -> None:
+    """Task ids are taken when their directory does not exist yet, without an exclusive mkdir."""
+
+    def reserve(self: file_backend.FileStore, tasks: Dir, workspace: str, explicit: str) -> str:
+        for candidate in [explicit] if explicit else file_backend.timestamp_candidates():
+            try:
+                ops.stat_at(candidate, tasks.fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    ops.mkdir(candidate, tasks.fd, tasks.child(candidate))
+                return candidate
+        raise RuntimeError("no free id")
+
+    _patch(file_backend.FileStore, "_reserve", reserve, undo)
+
+
+VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
+    "no-dir-fsync": no_dir_fsync,
+    "no-file-fsync": no_file_fsync,
+    "no-fsync": no_fsync,
+    "fsync-retry": fsync_retry,
+    "in-place-write": in_place_write,
+    "naive-log-reader": naive_log_reader,
+    "no-lock": no_lock,
+    "lockf": lockf_lock,
+    "no-name-check": no_name_check,
+    "stat-then-write": stat_then_write,
+    "no-mkdir-reservation": no_mkdir_reservation,
+}
+
+
+def apply(variant: str | None) -> Undo:
+    """Patch the store into ``variant`` (None: the real store); returns the function that undoes it."""
+    undo: list[Undo] = []
+    if variant is not None:
+        VARIANTS[variant](undo)
+
+    def restore() -> None:
+        while undo:
+            undo.pop()()
+
+    return restore
+
+
+@contextlib.contextmanager
+def weakened(variant: str | None) -> Iterator[None]:
+    """Run the block with the store patched into ``variant``."""
+    restore = apply(variant)
+    try:
+        yield
+    finally:
+        restore()
