@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from atlas_tasks.errors import SchemaVersionError
-from atlas_tasks.models import Task, Workspace, _GoModel
+from atlas_tasks.models import Task, TaskRef, Workspace, _GoModel, format_time
 
 #: The task document version this library writes.
 SCHEMA_VERSION = "1.0"
@@ -46,16 +47,20 @@ _GO_ESCAPES = (
 _M = TypeVar("_M", bound=BaseModel)
 
 
+def _go_escape(raw: bytes) -> bytes:
+    for char, escape in _GO_ESCAPES:
+        if char in raw:
+            raw = raw.replace(char, escape)
+    return raw
+
+
 def _go_json(model: _GoModel) -> bytes:
     # pydantic's Rust encoder with indent=2 already writes Go's MarshalIndent layout (": ", "[]", "{}", raw UTF-8,
     # no trailing newline) at a fraction of the cost of json.dumps(indent=...), which is pure Python.
     target, go_names = model._go_target()
     exclude = target._go_exclude()
     raw = target.__pydantic_serializer__.to_json(target, indent=2, exclude=exclude or None, by_alias=go_names)
-    for char, escape in _GO_ESCAPES:
-        if char in raw:
-            raw = raw.replace(char, escape)
-    return raw
+    return _go_escape(raw)
 
 
 def encode_task(task: Task) -> bytes:
@@ -76,6 +81,45 @@ def encode_task(task: Task) -> bytes:
 def encode_workspace(workspace: Workspace) -> bytes:
     """Encode a workspace as the Go ATLAS writes ``workspace.json`` (same layout as :func:`encode_task`)."""
     return _go_json(workspace)
+
+
+def ref_document(ref: TaskRef) -> dict[str, Any]:
+    """A task ref as the plain JSON object :func:`encode_workspace` writes for it (for :func:`patch_workspace_refs`)."""
+    doc: dict[str, Any] = from_json(_go_json(ref))
+    return doc
+
+
+def patch_workspace_refs(
+    data: bytes,
+    change: Callable[[list[dict[str, Any]]], bool],
+    updated_at: datetime,
+    *,
+    path: str = "workspace.json",
+) -> bytes | None:
+    """``workspace.json`` with its task refs changed by ``change``, without building a model per ref.
+
+    ``change`` gets the refs as plain JSON objects and says whether it changed them. Every other key of the
+    document is written back as it was read, in the same layout as :func:`encode_workspace`; ``updated_at`` is set.
+
+    Returns:
+        The new document, or None when ``change`` changed nothing.
+
+    Raises:
+        SchemaVersionError: a newer document (left alone, as :func:`decode_workspace` does).
+        ValueError: not a document this edit can keep exact (invalid JSON, an older format to migrate, refs that
+            are not a list of objects): the caller decodes the workspace instead.
+    """
+    raw = _load_object(data, path)
+    version = raw.get("schema_version")
+    if _major(version, path, supported=_WORKSPACE_MAJOR) != _WORKSPACE_MAJOR or not isinstance(version, int):
+        raise ValueError(f"{path}: schema_version {version!r} is left to the model path")
+    refs = raw.get("tasks")
+    if not isinstance(refs, list) or not all(isinstance(ref, dict) for ref in refs):
+        raise ValueError(f"{path}: tasks is not a list of objects")
+    if not change(refs):
+        return None
+    raw["updated_at"] = format_time(updated_at)
+    return _go_escape(to_json(raw, indent=2))
 
 
 def decode_task(data: bytes | str, *, path: str = "task.json") -> Task:
@@ -169,4 +213,6 @@ __all__ = [
     "decode_workspace",
     "encode_task",
     "encode_workspace",
+    "patch_workspace_refs",
+    "ref_document",
 ]

@@ -1,0 +1,37 @@
+"""workspace.json refs edited as plain JSON are byte-identical to what the model path writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from atlas_tasks import FileStore, Task, TaskStatus
+from atlas_tasks._codec import decode_workspace, encode_workspace, patch_workspace_refs
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def test_refs_kept_in_step_and_identical_to_the_model_encoding(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "home")
+    store.create_workspace("ws", metadata={"b": 1, "a": "<x & y>"})
+    ids = [store.create("ws", Task(description=f"t{i}", created_at=T0 + timedelta(minutes=i))).id for i in range(3)]
+    task = store.get("ws", ids[1])
+    task.transition(TaskStatus.RUNNING)
+    task.transition(TaskStatus.ABANDONED)
+    store.update("ws", task)
+    store.delete("ws", ids[0])
+    raw = (store.workspace_path("ws") / "workspace.json").read_bytes()
+    ws = decode_workspace(raw)
+    assert [r.id for r in ws.tasks] == ids[1:]
+    assert ws.tasks[0].completed_at is not None
+    assert encode_workspace(ws) == raw
+
+
+def test_unchanged_refs_give_none_and_odd_documents_are_refused() -> None:
+    doc = b'{"name": "ws", "tasks": [], "schema_version": 1}'
+    assert patch_workspace_refs(doc, lambda refs: False, T0) is None
+    for odd in (b"[]", b'{"tasks": {}, "schema_version": 1}', b'{"tasks": [], "schema_version": "1"}'):
+        with pytest.raises(ValueError, match="."):
+            patch_workspace_refs(odd, lambda refs: True, T0)
