@@ -33,5 +33,5 @@ def test_unchanged_refs_give_none_and_odd_documents_are_refused() -> None:
     doc = b'{"name": "ws", "tasks": [], "schema_version": 1}'
     assert patch_workspace_refs(doc, lambda refs: False, T0) is None
     for odd in (b"[]", b'{"tasks": {}, "schema_version": 1}', b'{"tasks": [], "schema_version": "1"}'):
-        with pytest.raises(ValueError, match="."):
+        with pytest.raises(ValueError, match=r"workspace\.json"):
             patch_workspace_refs(odd, lambda refs: True, T0)
