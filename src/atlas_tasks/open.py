@@ -47,8 +47,8 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
     Args:
         url: ``file:///absolute/path`` for a file store at that home, ``postgresql://…`` (or ``postgres://…``) for
             PostgreSQL, where a ``schema=NAME`` query parameter picks the PostgreSQL schema (the others go to
-            libpq: ``?sslmode=require``); ``None``: ``$ATLAS_STORE_URL``, and if that is unset or empty the file store at its default
-            home (``$ATLAS_HOME`` or ``~/.atlas``).
+            libpq: ``?sslmode=require``); ``None``: ``$ATLAS_STORE_URL``, and if that is unset or empty the file
+            store at its default home (``$ATLAS_HOME`` or ``~/.atlas``).
         **kwargs: passed to the store's constructor (``lock_timeout``, ``id_style``; ``schema``, ``pool`` … for
             PostgreSQL).
 

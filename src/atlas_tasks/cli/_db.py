@@ -149,15 +149,19 @@ class _ProgressBar:
                 TextColumn,
                 TimeRemainingColumn,
             )
+            from rich.table import Column
 
             self._progress = Progress(
                 TextColumn("copying"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
                 TextColumn("{task.fields[rate]}"),
                 TimeRemainingColumn(),
-                TextColumn("{task.fields[current]}"),
+                # The task at hand takes what width is left, cut short rather than squeezing the counts.
+                TextColumn(
+                    "{task.fields[current]}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=32)
+                ),
                 console=Console(stderr=True),
             )
             self._progress.__enter__()
@@ -178,7 +182,7 @@ class _ProgressBar:
         )
         if step.done == step.total and self.verify:
             # copy_store compares both stores next, without reporting progress: say so.
-            self._progress.update(self._task, current="verifying: counts and sha256 of both stores …")
+            self._progress.update(self._task, current="verifying (sha256) …")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._progress is not None:
