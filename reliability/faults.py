@@ -70,10 +70,10 @@ def _tracking_refs(injector: Injector) -> Iterator[None]:
     """Tell the injector when a call belongs to the workspace.json refs update (allowed to fail after a commit)."""
     real = _FileStore._edit_refs
 
-    def edit_refs(self: _FileStore, workspace: str, change: Callable[[list[Any]], bool]) -> None:
+    def edit_refs(self: _FileStore, workspace: str, *args: Any, **kwargs: Any) -> None:
         injector.in_refs = True
         try:
-            real(self, workspace, change)
+            real(self, workspace, *args, **kwargs)
         finally:
             injector.in_refs = False
 

@@ -2,8 +2,10 @@
 
 1. Hostile names (an adversarial corpus, Hypothesis, and a seeded fuzzer: 10^5 per kind at full scale) go through
    the store's public API as workspace names, task ids and artifact paths. Each call succeeds or raises
-   InvalidNameError; every filesystem call it makes stays below the home (checked by an ops hook on the path, and
-   by the digest of the canary tree around the home).
+   InvalidNameError (an artifact path in the way of an earlier one of the same task, ``d`` beside ``d/x``, may
+   instead raise StorageError EISDIR/ENOTDIR naming it: counted apart, and only where that conflict is real);
+   every filesystem call it makes stays below the home (checked by an ops hook on the path, and by the digest of
+   the canary tree around the home).
 2. A symlink is planted at every position of the layout (the real subtree moved outside and linked back), with a
    fresh store and with one that has already worked on the home; every operation then runs, and the outside tree
    must not change.
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import shutil
@@ -29,7 +32,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from atlas_tasks import FileStore, InvalidNameError
+from atlas_tasks import FileStore, InvalidNameError, StorageError
 from atlas_tasks._fs import ops
 from atlas_tasks.errors import AtlasTasksError
 from reliability import weaken
@@ -139,6 +142,7 @@ class Sandbox:
         self.store = FileStore(self.home, lock_timeout=5)
         self.digest = tree_digest(self.root, skip="home")
         self.escapes: list[str] = []
+        self.conflicts = 0
         self.batch = 0
         self._fresh_targets()
 
@@ -186,12 +190,29 @@ KINDS: dict[str, Callable[[Sandbox, Any], None]] = {
 }
 
 
+def _conflict(box: Sandbox, name: Any, exc: StorageError) -> bool:
+    """A valid artifact path refused because an earlier one of the same task is in the way: ``d`` when ``d/x``
+    exists (EISDIR), or ``d/x`` when the file ``d`` exists (ENOTDIR). A state conflict, not a name problem."""
+    if not isinstance(name, str) or exc.errno not in (errno.EISDIR, errno.ENOTDIR):
+        return False
+    existing = box.store.list_artifacts(box.ws, box.task)
+    parts = name.split("/")
+    under = any(a.startswith(name + "/") for a in existing)
+    over = any("/".join(parts[:i]) in existing for i in range(1, len(parts)))
+    return under if exc.errno == errno.EISDIR else over
+
+
 def _try(box: Sandbox, kind: str, name: Any, verdict: Verdict) -> None:
     box.escapes.clear()
     try:
         KINDS[kind](box, name)
     except InvalidNameError:
         pass
+    except StorageError as exc:
+        if kind == "artifact path" and _conflict(box, name, exc):
+            box.conflicts += 1
+        else:
+            verdict.add(f"{kind} refused without InvalidNameError", f"{name!r:.80}: {exc!r:.200}")
     except Exception as exc:  # the finding: a refusal that is not an InvalidNameError
         verdict.add(f"{kind} refused without InvalidNameError", f"{name!r:.80}: {exc!r:.200}")
     if box.escapes:
@@ -203,7 +224,12 @@ def _hypothesis(box: Sandbox, kind: str, n: int, verdict: Verdict) -> int:
     names = st.one_of(st.lists(st.sampled_from(PIECES), max_size=12).map("".join), st.text(max_size=40))
 
     @settings(
-        max_examples=n, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)
+        max_examples=n,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
     )
     @given(names)
     def probe(name: str) -> None:
@@ -237,6 +263,8 @@ def run_names(
                     box._fresh_targets()
             details[kind] = tried
             total += tried
+        if box.conflicts:
+            details["artifact paths in the way of an earlier one (typed StorageError EISDIR/ENOTDIR)"] = box.conflicts
     finally:
         ops.set_hook(previous)
     if box.outside_changed():
