@@ -105,3 +105,12 @@ def test_reindex_rebuilds_the_cache(tmp_path: Path) -> None:
     store.reindex("ws")
     assert _cache_file(store).exists()
     assert set(json.loads(_cache_file(store).read_bytes())["tasks"]) == set(ids)
+
+
+def test_a_task_recreated_under_the_same_id_is_ordered_by_its_new_created_at(tmp_path: Path) -> None:
+    store, ids = _store(tmp_path)
+    assert [t.id for t in store.list("ws", limit=1)] == [ids[4]]
+    store.delete("ws", ids[0])
+    store.create("ws", Task(id=ids[0], description="again", created_at=T0 + timedelta(days=2)))
+    newest = store.list("ws", limit=1)
+    assert [(t.id, t.description) for t in newest] == [(ids[0], "again")]

@@ -94,6 +94,45 @@ class SummaryCache:
         self._lock = threading.Lock()
         # workspace -> (identity of the cache file decoded, its entries)
         self._memory: dict[str, tuple[tuple[int, int, int, int], dict[str, list[Any]]]] = {}
+        # workspace -> name -> (the entry, the TaskSummary built from it): summaries are frozen, so shared.
+        self._built: dict[str, dict[str, tuple[list[Any], TaskSummary]]] = {}
+        # workspace -> (task directory inodes, the entries, newest-first keys, unreadable names) of the last order
+        self._order: dict[str, tuple[dict[str, int], dict[str, list[Any]], list[tuple[float, str]], list[str]]] = {}
+
+    def summary(self, workspace: str, name: str, entry: list[Any]) -> TaskSummary:
+        """The TaskSummary of a cached entry, built once per entry."""
+        built = self._built.setdefault(workspace, {})
+        known = built.get(name)
+        if known is not None and known[0] is entry:
+            return known[1]
+        summary = summary_of(entry, workspace)
+        built[name] = (entry, summary)
+        return summary
+
+    def remember(self, workspace: str, name: str, entry: list[Any], summary: TaskSummary) -> None:
+        """Keep a summary just read with its new entry."""
+        self._built.setdefault(workspace, {})[name] = (entry, summary)
+
+    def order(
+        self, workspace: str, inodes: dict[str, int], entries: dict[str, list[Any]]
+    ) -> tuple[list[tuple[float, str]], list[str]] | None:
+        """The last newest-first order, if the task directories (names and inodes) and the entries are the same."""
+        with self._lock:
+            last = self._order.get(workspace)
+        if last is None or last[1] is not entries or last[0] != inodes:
+            return None
+        return last[2], last[3]
+
+    def remember_order(
+        self,
+        workspace: str,
+        inodes: dict[str, int],
+        entries: dict[str, list[Any]],
+        keys: list[tuple[float, str]],
+        unreadable: list[str],
+    ) -> None:
+        with self._lock:
+            self._order[workspace] = (inodes, entries, keys, unreadable)
 
     def _dir(self, *, create: bool) -> Dir:
         from atlas_tasks._fs.dirs import open_home
@@ -148,6 +187,8 @@ class SummaryCache:
         """Forget a workspace's cache (file and memory); best effort."""
         with self._lock:
             self._memory.pop(workspace, None)
+            self._order.pop(workspace, None)
+            self._built.pop(workspace, None)
         with contextlib.suppress(OSError, ValueError), self._dir(create=False) as d:
             ops.unlink(f"{workspace}.json", d.fd, d.child(f"{workspace}.json"))
 

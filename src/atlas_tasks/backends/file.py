@@ -287,7 +287,7 @@ class FileStore:
                     raise outcome
                 else:
                     result.errors.append(outcome)
-        result.sort(key=_newest_first_key, reverse=True)
+            result.sort(key=_newest_first_key, reverse=True)
         if limit is not None:
             del result[limit:]
         return result
@@ -336,7 +336,7 @@ class FileStore:
                         else:
                             if _summaries.stamp_of(entry.inode(), st) == tuple(item[:6]):
                                 fresh[name] = item
-                                result.append(_summaries.summary_of(item, workspace))
+                                result.append(self._summaries.summary(workspace, name, item))
                                 continue
                     outcome = self._summary_entry(tasks, workspace, name, entry.inode())
                     if isinstance(outcome, AtlasTasksError):
@@ -344,9 +344,10 @@ class FileStore:
                     elif outcome is not None:
                         result.append(outcome[0])
                         fresh[name] = outcome[1]
+                        self._summaries.remember(workspace, name, outcome[1], outcome[0])
+                result.sort(key=_newest_first_key, reverse=True)
         if fresh != cached:
             self._summaries.save(workspace, fresh)
-        result.sort(key=_newest_first_key, reverse=True)
         return result
 
     def _list_newest(self, workspace: str, limit: int) -> TaskList | None:
@@ -358,18 +359,26 @@ class FileStore:
                 return TaskList()
             with tasks:
                 cached = self._summaries.load(workspace)
-                fresh: dict[str, builtins.list[Any]] = {}
-                keys: builtins.list[tuple[float, str]] = []
+                inodes = {e.name: e.inode() for e in ops.scandir(tasks.fd, tasks.path) if e.name[0] != "."}
                 result = TaskList()
-                for entry in ops.scandir(tasks.fd, tasks.path):
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    item = cached.get(name)
-                    if item is None or item[0] != entry.inode():
-                        outcome = self._summary_entry(tasks, workspace, name, entry.inode())
+                order = self._summaries.order(workspace, inodes, cached)
+                if order is not None:
+                    keys, unreadable = order
+                    for name in unreadable:  # never cached: classified again, as list() would
+                        outcome = self._summary_entry(tasks, workspace, name, inodes[name])
                         if isinstance(outcome, AtlasTasksError):
                             result.errors.append(outcome)
+                    return self._read_newest(tasks, workspace, keys, limit, result)
+                fresh: dict[str, builtins.list[Any]] = {}
+                keys = []
+                unreadable = []
+                for name, inode in inodes.items():
+                    item = cached.get(name)
+                    if item is None or item[0] != inode:
+                        outcome = self._summary_entry(tasks, workspace, name, inode)
+                        if isinstance(outcome, AtlasTasksError):
+                            result.errors.append(outcome)
+                            unreadable.append(name)
                             continue
                         if outcome is None:
                             continue
@@ -377,19 +386,28 @@ class FileStore:
                     fresh[name] = item
                     keys.append(_summaries.sort_key(item, name))
                 keys.sort(reverse=True)
-                for key in keys:
-                    if len(result) >= limit:
-                        break
-                    loaded = self._load_entry(tasks, workspace, key[1])
-                    if isinstance(loaded, Task):
-                        if _newest_first_key(loaded) != key:
-                            self._summaries.drop(workspace)  # created_at was rewritten behind our back
-                            return None
-                        result.append(loaded)
-                    elif loaded is not None:
-                        result.errors.append(loaded)
-        if fresh != cached:
-            self._summaries.save(workspace, fresh)
+                if fresh != cached:
+                    self._summaries.save(workspace, fresh)
+                else:
+                    fresh = cached  # the object load() hands out while the file is unchanged
+                self._summaries.remember_order(workspace, inodes, fresh, keys, unreadable)
+                return self._read_newest(tasks, workspace, keys, limit, result)
+
+    def _read_newest(
+        self, tasks: Dir, workspace: str, keys: builtins.list[tuple[float, str]], limit: int, result: TaskList
+    ) -> TaskList | None:
+        """Read the tasks of ``keys`` (newest first) in full until ``limit`` are in; None if an order proved stale."""
+        for key in keys:
+            if len(result) >= limit:
+                break
+            loaded = self._load_entry(tasks, workspace, key[1])
+            if isinstance(loaded, Task):
+                if _newest_first_key(loaded) != key:
+                    self._summaries.drop(workspace)  # created_at was rewritten behind our back
+                    return None
+                result.append(loaded)
+            elif loaded is not None:
+                result.errors.append(loaded)
         return result
 
     def reindex(self, workspace: str) -> None:
