@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import (
+    analysis,
     bench_cli,
     bench_concurrency,
     bench_memory,
@@ -183,6 +184,8 @@ def missed_section(rows: list[Row]) -> str:
             out.append(f"Status: **{r.status}**. {r.note}\n")
         else:
             out.append(f"Ours {ours_cell(r)}, {ref_cell(r)}, ratio {fmt_ratio(r.ratio)}; target {r.target}.\n")
+        if r.key in analysis.WHY:
+            out.append(f"Why: {analysis.WHY[r.key]}\n")
         if r.profile:
             out.append("Profile of our side (cProfile, or `-X importtime` for the CLI):\n")
             out.append("```\n" + r.profile + "\n```\n")
