@@ -10,7 +10,7 @@ from web_data import BASE_URL, FAST
 
 from atlas_tasks import FileStore, Task
 from atlas_tasks.web import _index, create_app
-from atlas_tasks.web._index import FileTaskIndex, StoreTaskIndex, index_for
+from atlas_tasks.web._index import FileTaskIndex, StoreTaskIndex, SummaryTaskIndex, index_for
 from atlas_tasks.web._live import StoreLiveSource
 
 
@@ -34,13 +34,21 @@ class CountingStore(FileStore):
 class OtherStore:
     """Another backend, as far as the dashboard can tell: the Store protocol plus leases, and no file paths."""
 
+    hidden: tuple[str, ...] = ("home", "task_path", "log_path", "workspace_path")
+
     def __init__(self, inner: FileStore) -> None:
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("home", "task_path", "log_path", "workspace_path"):
+        if name in self.hidden:
             raise AttributeError(name)
         return getattr(self._inner, name)
+
+
+class BareStore(OtherStore):
+    """A backend with only the Store protocol and leases: no summaries either."""
+
+    hidden = (*OtherStore.hidden, "list_summaries")
 
 
 @pytest.fixture
@@ -119,14 +127,18 @@ def test_index_workspace_names_and_missing_workspace(store: FileStore, filled: d
 
 
 def test_index_for_picks_by_backend(store: FileStore) -> None:
-    """The file store gets the caching index; any other store the plain one."""
+    """The file store gets the stat-based index; a store with summaries the summary-based one; else the plain one."""
     assert isinstance(index_for(store), FileTaskIndex)
-    assert isinstance(index_for(OtherStore(store)), StoreTaskIndex)  # type: ignore[arg-type]
+    assert isinstance(index_for(OtherStore(store)), SummaryTaskIndex)  # type: ignore[arg-type]
+    assert isinstance(index_for(BareStore(store)), StoreTaskIndex)  # type: ignore[arg-type]
 
 
-def test_dashboard_works_through_the_store_protocol_alone(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.parametrize("kind", [OtherStore, BareStore])
+def test_dashboard_works_through_the_store_protocol_alone(
+    store: FileStore, filled: dict[str, str], kind: type[OtherStore]
+) -> None:
     """With a store that has no file paths (another backend) every page and API document still works."""
-    other: Any = OtherStore(store)
+    other: Any = kind(store)
     app = create_app(other, live=FAST)
     assert isinstance(app.state.dashboard.source, StoreLiveSource)
     with TestClient(app, base_url=BASE_URL) as client:
@@ -142,3 +154,38 @@ def test_dashboard_works_through_the_store_protocol_alone(store: FileStore, fill
         sizes = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts").json()["artifacts"]
         expected = len(store.get_artifact("ws", filled["done"], "report.json"))
         assert {"name": "report.json", "size": expected} in sizes
+
+
+def test_run_finishing_between_reads_is_not_crashed(store: FileStore, filled: dict[str, str]) -> None:
+    """A listing read while the task ran, then the runner finished and let go of its lease: not a crash."""
+    from atlas_tasks.web import _views
+
+    index = FileTaskIndex(store)
+    stale = next(t for t in index.tasks("ws") if t.id == filled["crashed"])
+    assert stale.status == "running" and index.unchanged("ws", stale)
+
+    def finish(task: Task) -> None:
+        task.steps[0].status = "success"
+        task.current_step = 1
+        task.transition("validating", "done")
+        task.transition("awaiting_approval", "done")
+        task.transition("completed", "done")
+
+    store.modify("ws", filled["crashed"], finish)
+    assert _views.crashed_keys(store, [("ws", stale)]) == {("ws", stale.id)}  # the two reads disagree...
+    assert not index.unchanged("ws", stale)  # ...and the second look says the copy is old
+    state = _views.task_state(store, "ws", stale)
+    assert state["status"] == "completed" and state["crashed"] is False
+
+
+def test_lease_file_left_by_a_dead_runner_still_counts_as_crashed(
+    client: TestClient, store: FileStore, filled: dict[str, str]
+) -> None:
+    """A lease file whose runner is gone is probed, not trusted; a held one means a live runner."""
+    store.acquire_lease("ws", filled["crashed"], {"pid": 1, "host": "h"}).release()
+    assert filled["crashed"] in client.get("/workspaces/ws?status=crashed").text
+    lease = store.acquire_lease("ws", filled["crashed"], {"pid": 1, "host": "h"})
+    try:
+        assert filled["crashed"] not in client.get("/workspaces/ws?status=crashed").text
+    finally:
+        lease.release()

@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +21,8 @@ from atlas_tasks.cli._state import state
 from atlas_tasks.errors import AtlasTasksError
 
 if TYPE_CHECKING:
-    from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.runs import LeasingStore
+    from atlas_tasks.web._runner import RunnerLauncher
 
 DEFAULT_PORT = 8700
 
@@ -30,7 +32,12 @@ HostOpt = Annotated[
 PortOpt = Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="Port (0: any free one).")]
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", metavar="URL", help="The store, as file:///absolute/path.", show_default=False),
+    typer.Option(
+        "--store",
+        metavar="URL",
+        help="The store: file:///abs/path or postgresql://user@host:port/db (as the global --store).",
+        show_default=False,
+    ),
 ]
 ServeHomeOpt = Annotated[
     Path | None,
@@ -71,9 +78,9 @@ def serve(
 
         raise MissingExtraError("web", "atlas-tasks serve", exc) from exc
 
-    store = _open_store(ctx, store_url, home)
+    store, runner = _open_store(ctx, store_url, home, runner_for)
     sock = _listen(host, port)
-    app = create_app(store, allow_actions=allow_actions, bind_host=host, runner=runner_for(store.home))
+    app = create_app(store, allow_actions=allow_actions, bind_host=host, runner=runner)
     dashboard = app.state.dashboard
     url = _url(host, sock.getsockname()[1])
     _announce(store, host, url, dashboard.security.token if allow_actions else None)
@@ -83,32 +90,41 @@ def serve(
         target = f"{url}?token={dashboard.security.token}" if allow_actions else url
         threading.Timer(0.5, webbrowser.open, (target,)).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        dashboard.close()
 
 
-def _open_store(ctx: typer.Context, store_url: str | None, home: Path | None) -> FileStore:
+def _open_store(
+    ctx: typer.Context,
+    store_url: str | None,
+    home: Path | None,
+    runner_for: Callable[..., RunnerLauncher],
+) -> tuple[LeasingStore, RunnerLauncher]:
+    """The store to serve (``serve --store/--home``, else the global options, else $ATLAS_STORE_URL) and a
+    launcher of runner processes for that same store."""
     from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.open import open_store
 
     if store_url is not None and home is not None:
         raise typer.BadParameter("give --store or --home, not both", param_hint="--store")
-    if store_url is None:
-        return FileStore(home if home is not None else state(ctx).home)
-    from urllib.parse import urlsplit
-
-    from atlas_tasks.open import open_store
-
-    if urlsplit(store_url).scheme.lower() != "file":
-        raise typer.BadParameter(
-            "only file:///absolute/path stores can be served for now (the dashboard of a PostgreSQL store is not "
-            "built yet); use --home DIR or --store file:///DIR",
-            param_hint="--store",
-        )
-    try:
-        store = open_store(store_url)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--store") from None
-    assert isinstance(store, FileStore)
-    return store
+    if home is not None:
+        file_store = FileStore(home)
+        return file_store, runner_for(file_store.home)
+    if store_url is not None:
+        try:
+            store: LeasingStore = open_store(store_url)  # type: ignore[assignment]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from None
+        state(ctx).track(store)  # closed (its connection pool) when the command ends
+    else:
+        store = state(ctx).store()
+        store_url = state(ctx).url()
+    if isinstance(store, FileStore):
+        return store, runner_for(store.home)
+    assert store_url is not None  # only a URL opens a database store
+    return store, runner_for(store_url=store_url)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -139,10 +155,11 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _announce(store: FileStore, host: str, url: str, token: str | None) -> None:
+def _announce(store: LeasingStore, host: str, url: str, token: str | None) -> None:
     from atlas_tasks.web._security import is_loopback
+    from atlas_tasks.web.app import describe
 
-    note(f"atlas-tasks dashboard of {store.home}")
+    note(f"atlas-tasks dashboard of {describe(store)}")
     note(f"  {url}")
     if is_loopback(host):
         note(f"listening on {host} only: other machines cannot connect (--host 0.0.0.0 would change that)")

@@ -3,8 +3,9 @@
 The file store's ``list`` reads and validates every task (seconds for 10,000). :class:`FileTaskIndex` keeps the
 decoded tasks and, on each request, only ``stat``s each ``task.json``: a task is read again (through the store,
 which validates names and refuses symlinks) when its file changed. ``task.json`` is only ever replaced by rename,
-so a changed task always has a new inode or mtime. Other backends use :class:`StoreTaskIndex`, which asks the
-store every time (a database answers a listing with one query).
+so a changed task always has a new inode or mtime. Other backends (PostgreSQL) get :class:`SummaryTaskIndex`:
+one ``list_summaries`` query per listing gives each task's revision, and only the tasks whose revision changed are
+read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores with neither.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class TaskIndex(Protocol):
         """The workspace's tasks, newest first, with ``.errors`` (what ``store.list`` returns)."""
         ...
 
+    def unchanged(self, workspace: str, task: Task) -> bool:
+        """Whether ``task`` (from :meth:`tasks`) is still the stored version (False if unsure)."""
+        ...
+
+
+def reread_unchanged(store: Store, workspace: str, task: Task) -> bool:
+    """Whether the store still holds this revision of the task (one read)."""
+    try:
+        return store.get(workspace, task.id).revision == task.revision
+    except AtlasTasksError:
+        return False
+
 
 class StoreTaskIndex:
     """The plain index: every call goes to the store (for backends whose listing is already cheap)."""
@@ -64,6 +77,65 @@ class StoreTaskIndex:
     def tasks(self, workspace: str) -> TaskList:
         """``store.list(workspace)``."""
         return self.store.list(workspace)
+
+    def unchanged(self, workspace: str, task: Task) -> bool:
+        """Read the task again and compare revisions."""
+        return reread_unchanged(self.store, workspace, task)
+
+
+class SummaryTaskIndex:
+    """A cache of decoded tasks kept fresh by ``store.list_summaries`` (revision and update time of every task).
+
+    A listing costs one summaries query; a task is decoded again only when its revision or update time changed.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._cache: dict[str, dict[str, tuple[object, Task]]] = {}
+
+    def workspace_names(self) -> list[str]:
+        """The names of the readable workspaces, sorted."""
+        return sorted(ws.name for ws in self.store.list_workspaces())
+
+    def tasks(self, workspace: str) -> TaskList:
+        """The workspace's tasks as ``store.list`` would return them, decoding only what changed."""
+        summaries = self.store.list_summaries(workspace)  # type: ignore[attr-defined]
+        with self._lock:
+            cached = self._cache.get(workspace, {})
+            stale = [s.id for s in summaries if cached.get(s.id, (None,))[0] != (s.revision, s.updated_at)]
+            fresh: dict[str, tuple[object, Task]] = {s.id: cached[s.id] for s in summaries if s.id not in stale}
+            result = TaskList()
+            result.errors.extend(summaries.errors)
+            if len(stale) > FULL_RELOAD_AFTER:
+                listing = self.store.list(workspace)
+                result.errors = list(listing.errors)
+                loaded = {task.id: task for task in listing}
+            else:
+                loaded = {}
+                for task_id in stale:
+                    item = self._load_one(workspace, task_id)
+                    if isinstance(item, AtlasTasksError):
+                        result.errors.append(item)
+                    elif item is not None:
+                        loaded[task_id] = item
+            fresh.update({tid: ((task.revision, task.updated_at), task) for tid, task in loaded.items()})
+            self._cache[workspace] = fresh
+            # The summaries' order: newest first (a task that appeared since is picked up on the next call).
+            result.extend(fresh[s.id][1] for s in summaries if s.id in fresh)
+            return result
+
+    def _load_one(self, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
+        try:
+            return self.store.get(workspace, task_id)
+        except (CorruptTaskError, SchemaVersionError) as exc:
+            return exc
+        except TaskNotFoundError:
+            return None  # deleted since the summaries were read
+
+    def unchanged(self, workspace: str, task: Task) -> bool:
+        """Read the task again and compare revisions."""
+        return reread_unchanged(self.store, workspace, task)
 
 
 @dataclass
@@ -110,6 +182,19 @@ class FileTaskIndex:
             fresh = _Cached(stamps, items, _listing(items))
             self._cache[workspace] = fresh
             return fresh.listing
+
+    def unchanged(self, workspace: str, task: Task) -> bool:
+        """Whether task.json is still the file this copy of the task was read from (one ``stat``)."""
+        with self._lock:
+            cached = self._cache.get(workspace)
+            known = cached.stamps.get(task.id) if cached is not None and cached.items.get(task.id) is task else None
+        if known is None:
+            return reread_unchanged(self.store, workspace, task)
+        try:
+            st = (self.store.task_path(workspace, task.id) / "task.json").lstat()
+        except OSError:
+            return False
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known
 
     def _stamps(self, workspace: str) -> dict[str, Stamp]:
         with self._tasks_dir(workspace) as fd:
@@ -199,10 +284,22 @@ def _valid_task_id(name: str) -> bool:
 
 
 def index_for(store: Store) -> TaskIndex:
-    """The fastest index for this store: the caching one for a FileStore, the plain one otherwise."""
+    """The fastest index for this store: file stamps for a FileStore, summaries for a database, else plain."""
     from atlas_tasks.backends.file import FileStore
 
-    return FileTaskIndex(store) if isinstance(store, FileStore) else StoreTaskIndex(store)
+    if isinstance(store, FileStore):
+        return FileTaskIndex(store)
+    if callable(getattr(store, "list_summaries", None)):
+        return SummaryTaskIndex(store)
+    return StoreTaskIndex(store)
 
 
-__all__ = ["FULL_RELOAD_AFTER", "FileTaskIndex", "StoreTaskIndex", "TaskIndex", "index_for"]
+__all__ = [
+    "FULL_RELOAD_AFTER",
+    "FileTaskIndex",
+    "StoreTaskIndex",
+    "SummaryTaskIndex",
+    "TaskIndex",
+    "index_for",
+    "reread_unchanged",
+]

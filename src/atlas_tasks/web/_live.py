@@ -3,16 +3,19 @@
 A :class:`LiveSource` tells cheaply whether a task changed and what was appended to its log. The file store's
 watches the ``task.json`` inode/mtime and the run lease (a runner that dies writes nothing, but its task must turn
 into "interrupted (crashed)"), and follows ``task.log`` by byte offset, as ``logs --follow`` does. Any other
-store gets :class:`StoreLiveSource`, which polls through the Store protocol; a PostgreSQL source can implement
-:meth:`LiveSource.wait` with LISTEN/NOTIFY instead of sleeping.
+store gets :class:`StoreLiveSource`, which polls through the Store protocol. A store that can follow a log with
+notifications (``follow_log``: PostgreSQL's LISTEN/NOTIFY) gets :class:`FollowingLiveSource`: new log lines are
+pushed the moment they commit, and a stream waiting between polls wakes up at once to re-read the task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -21,7 +24,7 @@ import anyio.to_thread
 
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import AtlasTasksError
-from atlas_tasks.runs import is_interrupted
+from atlas_tasks.runs import ACTIVE_STATUSES, is_interrupted
 from atlas_tasks.web import _views
 
 if TYPE_CHECKING:
@@ -76,9 +79,10 @@ class StoreLiveSource:
         self.store = store
 
     def task_stamp(self, workspace: str, task_id: str) -> object:
-        """The task's revision and whether a live runner holds it."""
+        """The task's revision and update time, and (running tasks only) whether a live runner holds it."""
         task = self.store.get(workspace, task_id)
-        return (task.revision, task.updated_at, self.store.lease_holder(workspace, task_id) is not None)
+        held = task.status in ACTIVE_STATUSES and self.store.lease_holder(workspace, task_id) is not None
+        return (task.revision, task.updated_at, held)
 
     def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
         """Everything after the first ``cursor.count`` entries."""
@@ -128,6 +132,150 @@ class FileLiveSource(StoreLiveSource):
         return records
 
 
+class _Follower:
+    """One task's log, followed in a thread of its own through ``store.follow_log`` (LISTEN/NOTIFY on PostgreSQL).
+
+    Every stream of the task reads from it, so a task watched in ten tabs costs one database connection. It stops
+    (and frees its connection) once no stream has asked for it for ``idle`` seconds.
+    """
+
+    def __init__(self, follow: Callable[..., Iterator[dict[str, Any]]], idle: float, on_exit: Callable[[], None]):
+        self.entries: list[dict[str, Any]] = []
+        self.error: AtlasTasksError | None = None
+        self.finished = False
+        self._follow = follow
+        self._idle = idle
+        self._on_exit = on_exit
+        self._lock = threading.Lock()
+        self._used = time.monotonic()
+        self._stop = False
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        self._thread = threading.Thread(target=self._run, name="atlas-tasks-follow-log", daemon=True)
+        self._thread.start()
+
+    def touch(self) -> None:
+        self._used = time.monotonic()
+
+    def _idle_now(self) -> bool:
+        return self._stop or time.monotonic() - self._used > self._idle
+
+    def stop(self, timeout: float) -> None:
+        """Stop following (within the follower's poll interval) and wait up to ``timeout`` seconds for it."""
+        self._stop = True
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            for entry in self._follow(until=self._idle_now, poll=1.0):
+                with self._lock:
+                    self.entries.append(entry)
+                self._wake()
+        except AtlasTasksError as exc:  # deleted, or the server went away: the streams say so
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - a thread must not die with a traceback: its streams say it
+            self.error = AtlasTasksError(f"following the log failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.finished = True
+            self._on_exit()
+            self._wake()
+
+    def since(self, count: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.entries[count:]
+
+    def _wake(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when a new line arrives, or after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future)
+        with self._lock:
+            self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class FollowingLiveSource(StoreLiveSource):
+    """A store with notifications (``follow_log``, PostgreSQL's LISTEN/NOTIFY): log lines are pushed, not polled.
+
+    The task itself is still compared by revision at each poll (a task update sends no notification), but a
+    stream waiting for its next poll wakes up as soon as a log line commits, and a runner logs every step it
+    starts and ends, so step changes show at once too.
+    """
+
+    def __init__(self, store: LeasingStore, idle: float = 30.0) -> None:
+        super().__init__(store)
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._followers: dict[tuple[str, str], _Follower] = {}
+
+    def follower(self, workspace: str, task_id: str) -> _Follower:
+        """The task's follower, started on first use (and again after it stopped)."""
+        key = (workspace, task_id)
+        with self._lock:
+            current = self._followers.get(key)
+            if current is None or current.finished:
+                follow_log: Callable[..., Iterator[dict[str, Any]]] = self.store.follow_log  # type: ignore[attr-defined]
+
+                def follow(**options: Any) -> Iterator[dict[str, Any]]:
+                    return follow_log(workspace, task_id, **options)
+
+                current = _Follower(follow, self.idle, lambda: self._forget(key))
+                self._followers[key] = current
+            current.touch()
+            return current
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            follower = self._followers.get(key)
+            if follower is not None and follower.finished:
+                del self._followers[key]
+
+    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
+        """The entries the follower has after ``cursor`` (it reads the whole log first, then each new line)."""
+        follower = self.follower(workspace, task_id)
+        new = follower.since(cursor.count)
+        cursor.count += len(new)
+        if not new and follower.error is not None:
+            raise follower.error
+        return new
+
+    async def wait(self, workspace: str | None, task_id: str | None, timeout: float) -> None:
+        """Until the task's next log line commits, or ``timeout``."""
+        if workspace is None or task_id is None:
+            await anyio.sleep(timeout)
+            return
+        await self.follower(workspace, task_id).wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every follower and give back their connections (the server is shutting down)."""
+        with self._lock:
+            followers = list(self._followers.values())
+        deadline = time.monotonic() + timeout
+        for follower in followers:
+            follower.stop(max(0.0, deadline - time.monotonic()))
+
+    def following(self) -> int:
+        """How many task logs are being followed now (each holds one database connection)."""
+        with self._lock:
+            return sum(1 for follower in self._followers.values() if not follower.finished)
+
+
 def _read_from(path: str, offset: int) -> bytes | None:
     """The file's bytes from ``offset``; empty if it does not exist yet; None if it is now shorter than that."""
     try:
@@ -145,7 +293,11 @@ def source_for(store: LeasingStore) -> LiveSource:
     """The cheapest change detection for this store."""
     from atlas_tasks.backends.file import FileStore
 
-    return FileLiveSource(store) if isinstance(store, FileStore) else StoreLiveSource(store)
+    if isinstance(store, FileStore):
+        return FileLiveSource(store)
+    if callable(getattr(store, "follow_log", None)):
+        return FollowingLiveSource(store)
+    return StoreLiveSource(store)
 
 
 # -- the SSE wire format --------------------------------------------------------------------------------------------
@@ -272,6 +424,7 @@ async def row_events(
 
 __all__ = [
     "FileLiveSource",
+    "FollowingLiveSource",
     "LiveSettings",
     "LiveSource",
     "LogCursor",

@@ -1,29 +1,44 @@
 """Continuing a run after an approval in the dashboard, as ``atlas-tasks approve`` does: in a runner process.
 
 The server never runs steps itself (a step can take hours, and the runner must survive the server stopping): it
-starts ``python -m atlas_tasks --home HOME run WS TASK`` in its own session, which takes the run lease like any
-runner, and reaps it when it ends.
+starts ``python -m atlas_tasks --home HOME run WS TASK`` in its own session (for a database store the URL goes in
+``$ATLAS_STORE_URL``, never on a command line other users can read), which takes the run lease like any runner,
+and reaps it when it ends.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from atlas_tasks.open import STORE_URL_ENV
+
 
 class RunnerLauncher:
     """Starts ``atlas-tasks run`` for a task in a detached process; its output goes to the task's log anyway."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path | None = None, *, store_url: str | None = None) -> None:
+        if (home is None) == (store_url is None):
+            raise ValueError("give the runner a file store home or a store URL, one of them")
         self.home = home
+        self.store_url = store_url
         self.started: list[subprocess.Popen[bytes]] = []
 
     def __call__(self, workspace: str, task_id: str) -> None:
         """Start the runner and return at once; a thread waits for it so it leaves no zombie."""
+        env = dict(os.environ)
+        if self.store_url is not None:
+            env[STORE_URL_ENV] = self.store_url
+            where: list[str] = []
+        else:
+            env.pop(STORE_URL_ENV, None)
+            where = ["--home", str(self.home)]
         process = subprocess.Popen(
-            [sys.executable, "-m", "atlas_tasks", "--home", str(self.home), "run", workspace, task_id],
+            [sys.executable, "-m", "atlas_tasks", *where, "run", workspace, task_id],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -34,9 +49,9 @@ class RunnerLauncher:
         threading.Thread(target=process.wait, name=f"reap-{task_id}", daemon=True).start()
 
 
-def runner_for(home: Path) -> RunnerLauncher:
-    """A launcher of runner processes for the file store at ``home``."""
-    return RunnerLauncher(home)
+def runner_for(home: Path | None = None, *, store_url: str | None = None) -> RunnerLauncher:
+    """A launcher of runner processes for the file store at ``home``, or for the store at ``store_url``."""
+    return RunnerLauncher(home, store_url=store_url)
 
 
 __all__ = ["RunnerLauncher", "runner_for"]

@@ -7,11 +7,12 @@ Nothing here knows about HTTP. Formatting (times, durations, sizes, log lines) i
 from __future__ import annotations
 
 import heapq
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import ArtifactNotFoundError, AtlasTasksError
@@ -104,8 +105,7 @@ def task_list_page(
     everything, errors = scoped_tasks(index, workspace)
     needle = query.strip().lower()
     searched = [(ws, t) for ws, t in everything if _matches(ws, t, needle)] if needle else everything
-    # Only running/validating tasks can have crashed; asking the lease of the others would cost a file open each.
-    crashed = {(ws, t.id) for ws, t in searched if t.status in ACTIVE_STATUSES and is_interrupted(store, ws, t)}
+    crashed = crashed_keys(store, searched)
     counts = Counter(str(t.status) for _, t in searched)
     counts[CRASHED] = len(crashed)
     wanted = set(statuses)
@@ -118,7 +118,9 @@ def task_list_page(
     chunk = searched[(page - 1) * per_page : page * per_page]
     return ListPage(
         workspace=workspace,
-        rows=[Row(ws, t, (ws, t.id) in crashed) for ws, t in chunk],
+        # A runner that finished between the listing's read and the lease probe looks crashed: the rows shown
+        # are checked again (the counts may be off by one for that moment).
+        rows=[Row(ws, t, (ws, t.id) in crashed and index.unchanged(ws, t)) for ws, t in chunk],
         searched=sum(counts[str(s)] for s in TaskStatus),
         matched=len(searched),
         total=len(everything),
@@ -132,6 +134,52 @@ def task_list_page(
     )
 
 
+class _Unleased:
+    """A store view whose answer to "who holds this lease?" is "nobody" (for tasks known to have no lease file)."""
+
+    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
+        return None
+
+
+def leased_ids(store: LeasingStore, workspace: str) -> set[str] | None:
+    """The ids of the workspace's tasks that have a run-lease file at all (file store), or None when unknown.
+
+    A runner creates its lease file before it moves the task to running, and the file is never removed, so a
+    running task without one has no live runner: one directory listing instead of one lease probe per task
+    (which, for thousands of active tasks, is most of a listing's time).
+    """
+    from atlas_tasks.backends.file import FileStore
+
+    if not isinstance(store, FileStore):
+        return None
+    try:
+        lease_dir = store._private_dir("leases", workspace, create=False)
+    except FileNotFoundError:
+        return set()
+    except (OSError, AtlasTasksError):
+        return None
+    with lease_dir:
+        return {entry.name[: -len(".lease")] for entry in os.scandir(lease_dir.fd) if entry.name.endswith(".lease")}
+
+
+def crashed_keys(store: LeasingStore, tasks: Sequence[tuple[str, Task]]) -> set[tuple[str, str]]:
+    """The ``(workspace, id)`` of the tasks whose run is interrupted (running/validating, no live runner)."""
+    now = datetime.now(UTC)
+    leased: dict[str, set[str] | None] = {}
+    unleased = cast("LeasingStore", _Unleased())
+    found = set()
+    for ws, task in tasks:
+        if task.status not in ACTIVE_STATUSES:
+            continue  # only these can have crashed; asking the lease of the others would cost a file open each
+        if ws not in leased:
+            leased[ws] = leased_ids(store, ws)
+        known = leased[ws]
+        probe = unleased if known is not None and task.id not in known else store
+        if is_interrupted(probe, ws, task, now=now):
+            found.add((ws, task.id))
+    return found
+
+
 def list_document(
     index: TaskIndex, store: LeasingStore, workspace: str | None, statuses: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -141,7 +189,10 @@ def list_document(
     document = _render.task_list_document(workspace or "", [t for _, t in rows], errors)
     # The two keys the CLI adds (see cli/_tasks.py): each task's workspace, and the runs whose runner died.
     document["workspaces"] = [ws for ws, _ in rows]
-    document["interrupted"] = [{"workspace": ws, "task_id": t.id} for ws, t in rows if is_interrupted(store, ws, t)]
+    crashed = crashed_keys(store, rows)
+    document["interrupted"] = [
+        {"workspace": ws, "task_id": t.id} for ws, t in rows if (ws, t.id) in crashed and index.unchanged(ws, t)
+    ]
     return document
 
 
@@ -186,6 +237,12 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
     artifacts = artifact_list(store, workspace, task.id)
     holder = store.lease_holder(workspace, task.id) if task.status in ACTIVE_STATUSES else None
     crashed = holder is None and is_interrupted(store, workspace, task, now=now)
+    if crashed:
+        # The task was read before the lease: a runner that finished in between (final write, then lease given
+        # back) looks crashed. Only the same revision read again with the lease free is a crash.
+        latest = store.get(workspace, task.id)
+        if latest.revision != task.revision:
+            return task_state(store, workspace, latest, now)
     status = display_status(task, crashed)
     return {
         "status": status,

@@ -1,7 +1,7 @@
 """The dashboard's ASGI application: pages, the JSON API, live events and the two actions.
 
-Build it with :func:`create_app` around any store that holds run leases (the file store now; PostgreSQL plugs in
-through the same Store protocol plus ``lease_holder``). ``atlas-tasks serve`` runs it under uvicorn.
+Build it with :func:`create_app` around any store that holds run leases (``lease_holder``): the file store or
+PostgresStore. ``atlas-tasks serve`` runs it under uvicorn.
 
 Routes (``{name:path}`` is an artifact path such as ``sdd/spec.md``)::
 
@@ -19,8 +19,9 @@ Routes (``{name:path}`` is an artifact path such as ``sdd/spec.md``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,12 @@ class Dashboard:
     live: _live.LiveSettings
     runner: Runner | None
     store_label: str
+
+    def close(self) -> None:
+        """Stop what the live source runs in the background (PostgreSQL log followers and their connections)."""
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
 
     def warm_up(self) -> None:
         """Read every workspace's tasks once, so the first listing a person opens costs no full read."""
@@ -535,9 +542,14 @@ def _routes() -> list[Route | Mount]:
 
 
 def describe(store: LeasingStore) -> str:
-    """How the page header names the store: its home for a file store."""
+    """How the page header names the store: its home for a file store, server and schema for PostgreSQL."""
     home = getattr(store, "home", None)
-    return str(home) if home is not None else type(store).__name__
+    if home is not None:
+        return str(home)
+    where, schema = getattr(store, "where", None), getattr(store, "schema", None)
+    if where is not None:
+        return f"{where}, schema {schema}" if schema else str(where)
+    return type(store).__name__
 
 
 def create_app(
@@ -585,7 +597,14 @@ def create_app(
         HTTPException: handle_http,
         Exception: handle_error,
     }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(dashboard.close)
+
     app = Starlette(
+        lifespan=lifespan,
         routes=_routes(),
         middleware=[Middleware(SecurityMiddleware, security=security)],
         exception_handlers=dict(handlers),
