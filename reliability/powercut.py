@@ -11,12 +11,18 @@ acknowledged item is there. The store keeps growing through the next cuts on the
 
 **Acknowledged** means: the call returned before the cut began (``t < cut_ns``; ``t`` is read after the return, so
 the order is certain). A call still in flight when the cut lands is not acknowledged, whatever it returns: after a
-shutdown without log flush a call can finish from cached state. Such late returns are counted apart
-(``late returns``, and how many of them the cut then lost); on xfs a directory fsync that starts after the shutdown
-returns 0 (``xfs_dir_fsync`` only forces the log if the inode is still pinned, and the shutdown unpinned it), so an
-update whose last step is that fsync "succeeds" and is gone after remount. A real power cut kills the caller with
-the disk, so that success is never seen; a process that outlives an xfs shutdown (xfs shuts itself down on a
-metadata I/O error) does see it: test_regressions.py keeps that case.
+shutdown without log flush a call can finish from cached state, and a real power cut would have killed the caller
+before it saw that success. Such late returns are counted apart, split by whether they came while the ioctl ran or
+after it had returned, with how many of them the cut undid. (An earlier version of this campaign counted them as
+acknowledged and reported "losses" on ext4 and xfs. With the store as it was then, xfs: 100 cuts, 12,079 calls
+acknowledged, 0 lost; 12 late returns, 3 of them undone: an artifact and two checkpoints, each ending in a
+directory fsync.)
+
+One late return is not an artefact: on xfs a directory fsync issued after the shutdown returns 0
+(``xfs_dir_fsync`` forces the log only while the inode is pinned, and the shutdown unpinned it), and the rename it
+was to make durable is gone after remount. xfs also shuts itself down on a metadata or log I/O error, and then the
+caller lives on and believes it. The store fstat()s after every fsync (xfs getattr fails with EIO once shut down);
+test_regressions.py cuts the power exactly there on each filesystem.
 
 btrfs gained FS_IOC_SHUTDOWN only after Linux 6.18; where the ioctl is missing, its image lives in a file on an
 ext4 filesystem and the power is cut there: the btrfs device loses exactly what it had not flushed (its writes sit
@@ -385,6 +391,7 @@ def run_fs(fs: str, cuts: int, variant: str | None, seed: int = 3) -> Outcome:
         disk: Disk | None = None
         try:
             disk, how = open_disk(root, fs)
+            outcome.details["disk"] = f"{SIZES[fs]} {fs} image on a loop device"
             outcome.details["cut"] = how
             FileStore(disk.mnt / "home").create_workspace(WS)
             ledger = Ledger()
@@ -396,6 +403,7 @@ def run_fs(fs: str, cuts: int, variant: str | None, seed: int = 3) -> Outcome:
             outcome.details |= {
                 "acknowledged calls": ledger.acked,
                 "acknowledged steps": sum(ledger.done.values()),
+                "tasks on the disk at the end": len(ledger.tasks),
                 "late returns (success after the cut began: not acknowledged)": _counts(ledger.late),
                 "late returns the cut undid": _counts(ledger.late_lost),
             }

@@ -16,19 +16,23 @@ from reliability.outcome import Outcome
 from reliability.scratch import SHM, fs_type
 
 SCRATCH = re.compile(r"/(?:dev/shm|tmp|var/tmp)/(?:pytest-of-[^/]+/)?atlas-rel-[^/ ]+/")
-HEADER = ("Campaign", "Runs / states", "Violations", "Data lost", "Negative controls (violations)", "Time")
+HEADER = ("Campaign", "Runs / states", "Violations", "Data lost", "Negative controls: violations (data lost)", "Time")
 
 
 def _cells(row: Row) -> tuple[str, ...]:
     real = row.real
-    controls = ", ".join(
-        f"{c.variant}: {'skipped' if c.skipped else c.violations}" + ("" if c.skipped or c.violations else " (!)")
-        for c in row.controls
-    )
+    controls = ", ".join(f"{c.variant}: {_control(c)}" for c in row.controls)
     if real.skipped:
         return (real.campaign, "skipped", "-", "-", controls or "-", f"{real.seconds:.0f} s")
     runs = f"{real.runs:,} {real.unit}"
     return (real.campaign, runs, f"{real.violations:,}", f"{real.lost:,}", controls, f"{_time(row):.0f} s")
+
+
+def _control(c: Outcome) -> str:
+    """A control's violations, and the acknowledged items it lost; (!) marks one that caught nothing."""
+    if c.skipped:
+        return "skipped"
+    return f"{c.violations:,}" + (f" ({c.lost:,} lost)" if c.lost else "") + ("" if c.violations else " (!)")
 
 
 def _time(row: Row) -> float:
@@ -78,7 +82,7 @@ def verdict_line(rows: list[Row]) -> str:
     if skipped:
         parts.append(f"{len(skipped)} skipped (not counted as passed): {', '.join(skipped)}")
     if failures:
-        parts.append(f"{len(failures)} failures")
+        parts.append(f"{len(failures)} failure{'s' if len(failures) > 1 else ''}")
     return "; ".join(parts)
 
 
