@@ -140,6 +140,22 @@ def test_crashed_run_is_interrupted_and_recovered(store: FileStore, ws: str) -> 
     assert recover(store, ws) == []
 
 
+def test_run_that_finishes_between_read_and_lease_check_is_not_called_crashed(store: FileStore, ws: str) -> None:
+    """A copy read while the runner was alive, checked after it finished and let go of its lease, is not a crash.
+
+    The runner's last checkpoint and its lease release are placed between the reader's get and its lease check.
+    """
+    task = make(store, ws, cmd("one"))
+    with store.run(ws, task.id) as run:
+        seen = store.get(ws, task.id)  # a dashboard's copy: running, with a live runner
+        assert seen.status == TaskStatus.RUNNING
+        assert not is_interrupted(store, ws, seen)
+        run_task(run)
+    assert store.get(ws, task.id).status == TaskStatus.COMPLETED
+    assert store.lease_holder(ws, task.id) is None
+    assert not is_interrupted(store, ws, seen)  # stale copy, free lease: the re-read shows the run moved on
+
+
 def test_resume_after_crash_retries_in_flight_step(store: FileStore, ws: str) -> None:
     """A step left 'running' by a dead runner is recorded as interrupted and retried with attempts + 1."""
     task = make(store, ws, cmd("one"), cmd("two"))
