@@ -250,6 +250,13 @@ p90 needs ≥ 10 rounds and p99 ≥ 100 (– otherwise).
 - **Memory** is the peak resident set (VmHWM) of a fresh process iterating a workspace, minus its resident set
   after imports and one warm `get`; the target is met when going from {scale.iter_small:,} to {scale.iter_large:,}
   tasks adds at most {bench_memory.BYTES_PER_TASK_LIMIT} bytes per extra task (an id and a sort key, never a Task).
+- **Listing rows** (`list_summaries`, `list_newest`) use the store's summary cache, rebuilt by the fixture's
+  `reindex` after seeding (as a first listing would), and validated on every call (a `stat` of every task.json
+  for summaries, the task directory's inode for the order); the 20 newest tasks are read in full every time.
+- **PostgreSQL** rows: a throwaway cluster (`atlas_tasks.backends.postgres.testing`), seeded in SQL with the same
+  10,000 tasks, then restarted with `fsync=on`, `synchronous_commit=on`; reported as PostgreSQL ÷ file store.
+- **Dashboard**: `create_app(store)` under Starlette's TestClient in-process; the median of warm requests of the
+  workspace's first page (the first request of a fresh app, which reads every task, is shown beside it).
 - **Peers** are reported as ours ÷ theirs (below 1: we are faster), with the same payload (the same task, as a
   dict for SqliteSaver and as the same bytes for diskcache), both durable: SqliteSaver with WAL and synchronous
   FULL, diskcache with `sqlite_synchronous=2` (FULL).
