@@ -24,11 +24,13 @@ was to make durable is gone after remount. xfs also shuts itself down on a metad
 caller lives on and believes it. The store fstat()s after every fsync (xfs getattr fails with EIO once shut down);
 test_regressions.py cuts the power exactly there on each filesystem.
 
-btrfs gained FS_IOC_SHUTDOWN only after Linux 6.18; where the ioctl is missing, its image lives in a file on an
-ext4 filesystem and the power is cut there: the btrfs device loses exactly what it had not flushed (its writes sit
-in the outer page cache until a flush/FUA makes the loop driver fsync them), which is what a power cut does to a
-disk with a volatile write cache. Where there is no root, no loop device or no mount, the campaign is skipped with
-the reason, and not counted as passed.
+FS_IOC_SHUTDOWN keeps everything the filesystem had already sent to the device, flushed or not: it models a disk
+whose write cache survives. ext4 and xfs therefore run a second time with their image in a file on an ext4
+filesystem whose power is cut instead (``(volatile cache)``): the inner device loses what it had not flushed (its
+writes sit in the outer page cache, or in outer blocks not yet committed, until a flush/FUA makes the loop driver
+fsync the image file), and keeps an arbitrary part of the rest, as a disk with a volatile write cache does. btrfs
+gained FS_IOC_SHUTDOWN only after Linux 6.18; where the ioctl is missing, btrfs is only cut this way. Where there is
+no root, no loop device or no mount, the campaign is skipped with the reason, and not counted as passed.
 """
 
 # ruff: noqa: S311 - seeded PRNGs make the cuts reproducible; nothing here is secret
@@ -62,6 +64,9 @@ from reliability.view import leftovers
 from reliability.workload import WS, task
 
 FILESYSTEMS = ("ext4", "xfs", "btrfs")
+# Each filesystem cut by its own FS_IOC_SHUTDOWN, then ext4 and xfs again on a disk with a volatile write cache.
+TARGETS = (("ext4", False), ("xfs", False), ("btrfs", False), ("ext4", True), ("xfs", True))
+VOLATILE_SUFFIX = " (volatile cache)"
 SIZES = {"ext4": "128M", "xfs": "320M", "btrfs": "256M"}
 FS_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
 NOLOGFLUSH = 2
@@ -188,21 +193,27 @@ class NestedDisk(Disk):
         shutdown(self.outer.mnt)
 
 
-def open_disk(root: Path, fs: str) -> tuple[Disk, str]:
-    """Make and mount a disk for ``fs``; (disk, how the power is cut). Raises Unavailable with the reason."""
-    disk = Disk(root, fs)
-    disk.make()
-    if _supports_shutdown(disk.mnt):
-        return disk, "FS_IOC_SHUTDOWN"
-    disk.unmount()
+def open_disk(root: Path, fs: str, *, volatile: bool = False) -> tuple[Disk, str]:
+    """Make and mount a disk for ``fs``; (disk, how the power is cut). Raises Unavailable with the reason.
+
+    ``volatile``: the image inside an ext4 whose power is cut (a disk with a volatile write cache), even where
+    ``fs`` has FS_IOC_SHUTDOWN of its own.
+    """
+    if not volatile:
+        disk = Disk(root, fs)
+        disk.make()
+        if _supports_shutdown(disk.mnt):
+            return disk, "FS_IOC_SHUTDOWN"
+        disk.unmount()
     nested = NestedDisk(root, fs)
     try:
         nested.make()
     except Unavailable as exc:
         with contextlib.suppress(Unavailable):
             nested.unmount()
-        raise Unavailable(f"{fs} has no FS_IOC_SHUTDOWN on this kernel, and {exc}") from None
-    return nested, "FS_IOC_SHUTDOWN of the ext4 holding its image"
+        why = "" if volatile else f"{fs} has no FS_IOC_SHUTDOWN on this kernel, and "
+        raise Unavailable(f"{why}{exc}") from None
+    return nested, "FS_IOC_SHUTDOWN of the ext4 holding its image (unflushed writes lost)"
 
 
 # -- the workload (child) ---------------------------------------------------------------------------------------------
@@ -383,15 +394,16 @@ def _counts(counter: Counter[str]) -> str:
     return "; ".join(f"{n} {what}" for what, n in sorted(counter.items())) or "0"
 
 
-def run_fs(fs: str, cuts: int, variant: str | None, seed: int = 3) -> Outcome:
-    """``cuts`` power cuts on one filesystem."""
-    outcome = Outcome(f"T1c {fs}", variant or "store", unit="power cuts")
+def run_fs(fs: str, cuts: int, variant: str | None, seed: int = 3, *, volatile: bool = False) -> Outcome:
+    """``cuts`` power cuts on one filesystem (``volatile``: on a disk with a volatile write cache)."""
+    outcome = Outcome(f"T1c {fs}{VOLATILE_SUFFIX if volatile else ''}", variant or "store", unit="power cuts")
     rng = random.Random(seed)
     with timed(outcome), scratch(f"t1c-{fs}", fast_fs=False) as root, ForkServer() as server:
         disk: Disk | None = None
         try:
-            disk, how = open_disk(root, fs)
-            outcome.details["disk"] = f"{SIZES[fs]} {fs} image on a loop device"
+            disk, how = open_disk(root, fs, volatile=volatile)
+            inside = " in a 400M ext4 image" if isinstance(disk, NestedDisk) else ""
+            outcome.details["disk"] = f"{SIZES[fs]} {fs} image{inside} on a loop device"
             outcome.details["cut"] = how
             FileStore(disk.mnt / "home").create_workspace(WS)
             ledger = Ledger()
@@ -417,6 +429,6 @@ def run_fs(fs: str, cuts: int, variant: str | None, seed: int = 3) -> Outcome:
 
 
 def run(scale: Scale = "full", variant: str | None = None) -> list[Outcome]:
-    """Every filesystem: 100 cuts each at full scale (20 for a negative control), 3 in the fast subset."""
+    """Every target: 100 cuts each at full scale (20 for a negative control), 3 in the fast subset."""
     cuts = 3 if scale == "fast" else (100 if variant is None else 20)
-    return [run_fs(fs, cuts, variant) for fs in FILESYSTEMS]
+    return [run_fs(fs, cuts, variant, volatile=volatile) for fs, volatile in TARGETS]

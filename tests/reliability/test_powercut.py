@@ -1,4 +1,4 @@
-"""T1c fast subset: three real power cuts (FS_IOC_SHUTDOWN) per filesystem; skipped where mounting is refused."""
+"""T1c fast subset: three real power cuts (FS_IOC_SHUTDOWN) per target; skipped where mounting is refused."""
 
 from __future__ import annotations
 
@@ -12,21 +12,25 @@ from reliability import powercut
 
 pytestmark = pytest.mark.slow  # seconds each: real processes, mounts and thousands of crash states
 
+TARGETS = [
+    pytest.param(fs, volatile, id=fs + ("-volatile-cache" if volatile else "")) for fs, volatile in powercut.TARGETS
+]
 
-@pytest.mark.parametrize("fs", powercut.FILESYSTEMS)
-def test_power_cuts_lose_nothing_acknowledged(fs: str) -> None:
+
+@pytest.mark.parametrize(("fs", "volatile"), TARGETS)
+def test_power_cuts_lose_nothing_acknowledged(fs: str, volatile: bool) -> None:
     """After each cut and remount every task reads and every call that returned before the cut began is there."""
-    outcome = powercut.run_fs(fs, 3, None)
+    outcome = powercut.run_fs(fs, 3, None, volatile=volatile)
     if outcome.skipped:
         pytest.skip(outcome.skipped)
     assert outcome.runs == 3
     assert outcome.violations == 0, outcome.describe()
 
 
-@pytest.mark.parametrize("fs", powercut.FILESYSTEMS)
-def test_no_fsync_is_caught(fs: str) -> None:
+@pytest.mark.parametrize(("fs", "volatile"), TARGETS)
+def test_no_fsync_is_caught(fs: str, volatile: bool) -> None:
     """Negative control: without fsync, a real power cut loses acknowledged steps."""
-    outcome = powercut.run_fs(fs, 3, "no-fsync")
+    outcome = powercut.run_fs(fs, 3, "no-fsync", volatile=volatile)
     if outcome.skipped:
         pytest.skip(outcome.skipped)
     assert outcome.lost > 0, outcome.describe()
