@@ -83,23 +83,33 @@ def ready_to_continue(task: Task) -> bool:
     )
 
 
-def is_interrupted(store: LeasingStore, workspace: str, task: Task, *, now: datetime | None = None) -> bool:
+def is_interrupted(
+    store: LeasingStore, workspace: str, task: Task, *, now: datetime | None = None, confirm: bool = True
+) -> bool:
     """True when the task says a runner is at work (running/validating) but no live runner holds its lease.
 
     ``task`` may be a copy read a moment ago: a runner that finished in between (wrote its last checkpoint, then let
     go of its lease) would look crashed, so a free lease is confirmed by reading the task again: a run that crashed
-    stays at the revision it was seen at.
+    stays at the revision it was seen at. ``confirm=False`` skips that re-read, for callers that know no runner of
+    ours ever held the lease (no lease file) or that compare revisions themselves.
     """
     if task.status not in ACTIVE_STATUSES or ready_to_continue(task):
         return False
     if store.lease_holder(workspace, task.id) is not None:
         return False
+    if not confirm:
+        return _stale_enough(task, now)
     try:
         again = store.get(workspace, task.id)
     except AtlasTasksError:
         return False  # deleted or unreadable meanwhile: not a crashed run to resume
     if again.revision != task.revision or again.status not in ACTIVE_STATUSES:
         return False
+    return _stale_enough(task, now)
+
+
+def _stale_enough(task: Task, now: datetime | None) -> bool:
+    """A Go task carries no lease of ours: it counts as crashed only after GO_STALE_AFTER without a write."""
     if task.key_style == "go" and task.updated_at is not None:
         return (now or utcnow()) - task.updated_at > GO_STALE_AFTER
     return True

@@ -174,8 +174,10 @@ def crashed_keys(store: LeasingStore, tasks: Sequence[tuple[str, Task]]) -> set[
         if ws not in leased:
             leased[ws] = leased_ids(store, ws)
         known = leased[ws]
-        probe = unleased if known is not None and task.id not in known else store
-        if is_interrupted(probe, ws, task, now=now):
+        # Without a lease file no runner of ours ever ran the task, so no finishing runner can race this read.
+        never_leased = known is not None and task.id not in known
+        probe = unleased if never_leased else store
+        if is_interrupted(probe, ws, task, now=now, confirm=not never_leased):
             found.add((ws, task.id))
     return found
 
@@ -236,7 +238,7 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
     now = now or datetime.now(UTC)
     artifacts = artifact_list(store, workspace, task.id)
     holder = store.lease_holder(workspace, task.id) if task.status in ACTIVE_STATUSES else None
-    crashed = holder is None and is_interrupted(store, workspace, task, now=now)
+    crashed = holder is None and is_interrupted(store, workspace, task, now=now, confirm=False)
     if crashed:
         # The task was read before the lease: a runner that finished in between (final write, then lease given
         # back) looks crashed. Only the same revision read again with the lease free is a crash.
