@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -168,13 +169,18 @@ def stat_then_write(undo: list[Undo]) -> None:
 
 
 def no_mkdir_reservation(undo: list[Undo]) -> None:
-    """Task ids are taken when their directory does not exist yet, without an exclusive mkdir."""
+    """Task ids are taken when their directory does not exist yet, without an exclusive mkdir.
+
+    A millisecond passes between the check and the mkdir (as it would under load), so that the campaign catches
+    the race every run rather than now and then.
+    """
 
     def reserve(self: file_backend.FileStore, tasks: Dir, workspace: str, explicit: str) -> str:
         for candidate in [explicit] if explicit else file_backend.timestamp_candidates():
             try:
                 ops.stat_at(candidate, tasks.fd)
             except FileNotFoundError:
+                time.sleep(0.001)
                 with contextlib.suppress(FileExistsError):
                     ops.mkdir(candidate, tasks.fd, tasks.child(candidate))
                 return candidate
