@@ -42,11 +42,6 @@ def test_real_faults_catch_in_place_writes() -> None:
     assert faults.run_real("fast", "in-place-write").violations > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (since 5650739): EROFS opening a lock file raises a StorageError naming 'task-a.lock', not its path "
-    "(see test_regressions.py::test_a_lock_file_error_names_the_lock_path)",
-)
 def test_read_only_filesystem_refuses_every_write_by_path(tmp_path: Path) -> None:
     """As root, a tmpfs remounted read-only under a store: every write raises EROFS naming a path in the home."""
     outcome = faults.Outcome("F-real", "store")

@@ -162,11 +162,6 @@ def test_update_is_not_acknowledged_when_the_filesystem_shuts_down(tmp_path: Pat
             disk.unmount()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (since 5650739): a lock file opened relative to its directory fd fails with an OSError whose "
-    "filename is the bare '<id>.lock', so the StorageError names no path in the home",
-)
 def test_a_lock_file_error_names_the_lock_path(store: FileStore) -> None:
     """Every error names the path it concerns (F-real's read-only remount found this with EROFS on the lock)."""
     task = store.create("w", Task(description="t"))

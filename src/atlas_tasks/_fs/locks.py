@@ -41,16 +41,24 @@ def _open_lock_file(path: str, dir_fd: int | None) -> int:
     a lock file outside the home; O_NOFOLLOW on the file itself refuses a symlinked lock file.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    if dir_fd is None:
-        return os.open(path, flags, 0o600)
-    return os.open(path.rpartition("/")[2], flags, 0o600, dir_fd=dir_fd)
+    try:
+        if dir_fd is None:
+            return os.open(path, flags, 0o600)
+        return os.open(path.rpartition("/")[2], flags, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        exc.filename = path  # the error names the lock file's full path, not the name opened relative to dir_fd
+        raise
 
 
 def _open_existing(path: str, dir_fd: int | None) -> int:
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-    if dir_fd is None:
-        return os.open(path, flags)
-    return os.open(path.rpartition("/")[2], flags, dir_fd=dir_fd)
+    try:
+        if dir_fd is None:
+            return os.open(path, flags)
+        return os.open(path.rpartition("/")[2], flags, dir_fd=dir_fd)
+    except OSError as exc:
+        exc.filename = path
+        raise
 
 
 def _wait_in_kernel(fd: int, timeout: float) -> bool:
