@@ -115,6 +115,33 @@ def _natural_key(name: str) -> tuple[Any, ...]:
     return tuple(int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name)))
 
 
+# The version hint: an extended attribute of the directory holding the versions, ``user.atlas-tasks.v.<leaf>``,
+# the number of the last version saved there. Only a cache, never trusted: a save uses it only if that version
+# exists (one stat), and the version is still claimed with link() + EEXIST, so a stale, lost or planted hint costs a
+# rescan, never an overwrite. An attribute rather than a file: it is metadata of the directory the claim has just
+# changed anyway (no data block for the journal commit to flush, no file to list, copy or check), read and written
+# with one call on the walked directory's descriptor. Set without fsync (nothing is acknowledged on it) and with
+# plain os calls, outside the durable protocols the _fs.ops hooks watch; where attributes are unsupported (or the
+# name too long) there is no hint and a fresh store scans, as it always did.
+_HINT_PREFIX = "user.atlas-tasks.v."
+
+
+def _read_version_hint(d: Dir, leaf: str) -> int | None:
+    try:
+        raw = os.getxattr(d.fd, _HINT_PREFIX + leaf)
+    except (OSError, ValueError):
+        return None
+    if not (0 < len(raw) <= 20 and raw.isdigit()):
+        return None
+    version = int(raw)
+    return version if version > 0 else None
+
+
+def _write_version_hint(d: Dir, leaf: str, version: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        os.setxattr(d.fd, _HINT_PREFIX + leaf, b"%d" % version)
+
+
 def _to_bytes(data: bytes | str) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
@@ -700,9 +727,11 @@ class FileStore:
             self._require_task_file(d, workspace, task_id)
             with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
                 won = atomic.claim_first(adir, self._version_candidates(adir, key, leaf), payload)
-        if won is None:  # pragma: no cover - the candidate stream is endless
-            raise StorageError("claim artifact version", f"{base_name}", None, "no free version")
-        self._next_version[key] = (N.version_of(won, leaf) or 0) + 1
+                if won is None:  # pragma: no cover - the candidate stream is endless
+                    raise StorageError("claim artifact version", f"{base_name}", None, "no free version")
+                version = N.version_of(won, leaf) or 0
+                _write_version_hint(adir, leaf, version)
+        self._next_version[key] = version + 1
         return "/".join([*parts[:-1], won])
 
     def _version_candidates(self, adir: Dir, key: tuple[str, ...], leaf: str) -> Iterator[str]:
@@ -710,6 +739,10 @@ class FileStore:
         # process is new), scan once for the highest existing version, so a deleted number is never reused
         # below a higher one and retries stay bounded.
         cached = self._next_version.get(key)
+        if cached is None:
+            # A fresh store (a resumed run, a CLI call): the hint left by the last save, validated the same way.
+            hinted = _read_version_hint(adir, leaf)
+            cached = None if hinted is None else hinted + 1
         if cached is not None and self._exists(adir, N.versioned_name(leaf, cached - 1)):
             # One stat proves the cache still describes this directory (the task may have been deleted and
             # re-created under the same id since, by us or by another process).
