@@ -202,6 +202,17 @@ def scandir(fd: int, path: str) -> Iterator[os.DirEntry[str]]:
         raise
 
 
+def list_dir(fd: int, path: str) -> list[os.DirEntry[str]]:
+    """Entries of an open directory, all at once (:func:`scandir` without a generator step per entry)."""
+    try:
+        _see("scandir", path)
+        with os.scandir(fd) as entries:
+            return list(entries)
+    except OSError as exc:
+        _blame(exc, "list directory", path)
+        raise
+
+
 def rmtree(name: str, dir_fd: int, path: str) -> None:
     """Remove a directory tree without following symlinks (fd-based on Linux)."""
     try:
