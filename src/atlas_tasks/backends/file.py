@@ -612,7 +612,12 @@ class FileStore:
             raise IncompleteTaskError(workspace, task_id, d.path) from None
         return _Head.parse(raw, workspace, task_id, d.child(TASK_FILE))
 
-    def _commit(self, d: Dir, workspace: str, current: _Head, task: Task) -> Task:
+    def _commit(self, d: Dir, workspace: str, current: _Head, task: Task, *, decode: bool = True) -> Task:
+        """Write ``task`` as the next revision; returns what was written.
+
+        With ``decode`` (update), the result is decoded from the bytes written: an object that shares nothing with
+        the caller's. Without it (edit, which only needs the new revision and time), the shallow copy encoded.
+        """
         if task.revision != current.revision:
             raise ConflictError(workspace, task.id, task.revision, current.revision)
         check_status_change(task.id, current.status, task.status, task.transitions[current.transition_count :])
@@ -621,6 +626,8 @@ class FileStore:
         stored = task.model_copy(update={"revision": current.revision + 1, "updated_at": utcnow()})
         data = encode_task(stored)
         atomic.replace(d, TASK_FILE, data)
+        if not decode:
+            return stored
         # Hand back an object that shares nothing with the caller's: exactly what get() would now return.
         return self._decode(data, workspace, task.id, d.child(TASK_FILE))
 
@@ -644,7 +651,7 @@ class FileStore:
         with stack:
             yield work
             with _os_errors("update"):
-                stored = self._commit(d, workspace, current, work)
+                stored = self._commit(d, workspace, current, work, decode=False)
             work.revision, work.updated_at = stored.revision, stored.updated_at
         self._after_status_change(workspace, current, stored)
 
