@@ -93,13 +93,16 @@ def walk(start: Dir, parts: Iterable[str], *, create: bool = False, mode: int = 
         FileNotFoundError: a component is missing and ``create`` is false.
         UnsafePathError: a component is a symlink or a file.
     """
-    current = Dir(os.dup(start.fd), start.path)
+    # The first component is opened relative to ``start`` itself (no dup of its descriptor to open and close).
+    current: Dir | None = None
     try:
         for name in parts:
-            nxt = _open_component(current, name, create=create, mode=mode)
-            current.close()
+            nxt = _open_component(start if current is None else current, name, create=create, mode=mode)
+            if current is not None:
+                current.close()
             current = nxt
     except BaseException:
-        current.close()
+        if current is not None:
+            current.close()
         raise
-    return current
+    return Dir(os.dup(start.fd), start.path) if current is None else current

@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from pydantic_core import from_json
+
 from atlas_tasks import names as N
 from atlas_tasks._codec import (
     decode_task,
@@ -1088,7 +1090,9 @@ class _Head:
     @classmethod
     def parse(cls, raw: bytes, workspace: str, task_id: str, path: str) -> _Head:
         try:
-            doc = json.loads(raw)
+            # pydantic-core's parser, about 3x faster than json.loads on a 10 KB task; NaN/Infinity accepted as
+            # json.loads accepts them (this only reads the head; a full decode judges the rest).
+            doc = from_json(raw, allow_inf_nan=True)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
             _check_major(doc, path)
