@@ -123,7 +123,27 @@ _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\
 _ZERO_OFFSETS = frozenset({"+00:00", "-00:00"})
 
 
+# Parsed times by their text: a task's times are re-read on every get, list and update, and a parse (regex, then
+# fromisoformat, then the canonical-text check) costs more than the rest of validating the field. The values are
+# immutable datetimes (a NanoTime's extra attributes are set here, before it is shared, and never after), so one
+# object can serve every task that holds the same text. Only valid texts are kept; cleared past the cap.
+_PARSED_TIMES: dict[str, datetime | None] = {}
+_PARSED_TIMES_CAP = 1 << 15
+
+
 def _parse_rfc3339(text: str) -> datetime | None:
+    try:
+        return _PARSED_TIMES[text]
+    except KeyError:
+        pass
+    value = _parse_rfc3339_text(text)
+    if len(_PARSED_TIMES) >= _PARSED_TIMES_CAP:
+        _PARSED_TIMES.clear()
+    _PARSED_TIMES[text] = value
+    return value
+
+
+def _parse_rfc3339_text(text: str) -> datetime | None:
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise ValueError(f"not an RFC 3339 time with a zone: {text!r}")
