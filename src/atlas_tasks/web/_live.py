@@ -5,7 +5,9 @@ watches the ``task.json`` inode/mtime and the run lease (a runner that dies writ
 into "interrupted (crashed)"), and follows ``task.log`` by byte offset, as ``logs --follow`` does. Any other
 store gets :class:`StoreLiveSource`, which polls through the Store protocol. A store that can follow a log with
 notifications (``follow_log``: PostgreSQL's LISTEN/NOTIFY) gets :class:`FollowingLiveSource`: new log lines are
-pushed the moment they commit, and a stream waiting between polls wakes up at once to re-read the task.
+pushed the moment they commit, and so is every task write (status, steps, transitions): a stream waiting between
+polls wakes up at once to re-read the task. The poll is then only the fallback for what sends no notification (a
+runner that died: its lease is gone, and nothing was written).
 """
 
 from __future__ import annotations
@@ -67,8 +69,12 @@ class LiveSource(Protocol):
         """The intact log entries after ``cursor`` (which is advanced past them)."""
         ...
 
-    async def wait(self, workspace: str | None, task_id: str | None, timeout: float) -> None:
-        """Return after ``timeout`` seconds, or earlier when the backend knows something changed."""
+    def mark(self, workspace: str, task_id: str) -> object:
+        """Taken before reading the task: ``wait(…, since=mark)`` returns at once if a change was announced since."""
+        ...
+
+    async def wait(self, workspace: str | None, task_id: str | None, timeout: float, since: object = None) -> None:
+        """Return after ``timeout`` seconds, or earlier when the backend knows something changed (since ``since``)."""
         ...
 
 
@@ -91,7 +97,11 @@ class StoreLiveSource:
         cursor.count = max(cursor.count, len(log))
         return new
 
-    async def wait(self, workspace: str | None, task_id: str | None, timeout: float) -> None:
+    def mark(self, workspace: str, task_id: str) -> object:
+        """Nothing: without notifications there is nothing to miss between a read and the next wait."""
+        return None
+
+    async def wait(self, workspace: str | None, task_id: str | None, timeout: float, since: object = None) -> None:
         """Sleep (a backend with notifications would wake up early)."""
         await anyio.sleep(timeout)
 
@@ -133,10 +143,11 @@ class FileLiveSource(StoreLiveSource):
 
 
 class _Follower:
-    """One task's log, followed in a thread of its own through ``store.follow_log`` (LISTEN/NOTIFY on PostgreSQL).
+    """One task's log and writes, followed in a thread of its own through ``store.follow_log`` (LISTEN/NOTIFY).
 
-    Every stream of the task reads from it, so a task watched in ten tabs costs one database connection. It stops
-    (and frees its connection) once no stream has asked for it for ``idle`` seconds.
+    Every stream of the task reads from it, so a task watched in ten tabs costs one database connection. Each new
+    line and each task write bumps ``generation`` and wakes the waiting streams. It stops (and frees its
+    connection) once no stream has asked for it or waited on it for ``idle`` seconds.
     """
 
     def __init__(self, follow: Callable[..., Iterator[dict[str, Any]]], idle: float, on_exit: Callable[[], None]):
@@ -149,6 +160,8 @@ class _Follower:
         self._lock = threading.Lock()
         self._used = time.monotonic()
         self._stop = False
+        self.generation = 0
+        self.listening = threading.Event()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         self._thread = threading.Thread(target=self._run, name="atlas-tasks-follow-log", daemon=True)
         self._thread.start()
@@ -157,6 +170,10 @@ class _Follower:
         self._used = time.monotonic()
 
     def _idle_now(self) -> bool:
+        with self._lock:
+            waited_on = bool(self._waiters)
+        if waited_on:
+            self._used = time.monotonic()
         return self._stop or time.monotonic() - self._used > self._idle
 
     def stop(self, timeout: float) -> None:
@@ -166,7 +183,10 @@ class _Follower:
 
     def _run(self) -> None:
         try:
-            for entry in self._follow(until=self._idle_now, poll=1.0):
+            follow = self._follow(
+                until=self._idle_now, poll=1.0, on_listen=self.listening.set, on_task=lambda _revision: self._wake()
+            )
+            for entry in follow:
                 with self._lock:
                     self.entries.append(entry)
                 self._wake()
@@ -176,6 +196,7 @@ class _Follower:
             self.error = AtlasTasksError(f"following the log failed: {type(exc).__name__}: {exc}")
         finally:
             self.finished = True
+            self.listening.set()
             self._on_exit()
             self._wake()
 
@@ -185,16 +206,19 @@ class _Follower:
 
     def _wake(self) -> None:
         with self._lock:
+            self.generation += 1
             waiters, self._waiters = self._waiters, set()
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future)
 
-    async def wait(self, timeout: float) -> None:
-        """Return when a new line arrives, or after ``timeout`` seconds."""
+    async def wait(self, timeout: float, since: int | None = None) -> None:
+        """Return when a new line or task write arrives (or one did after ``since``), or after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         waiter = (loop, future)
         with self._lock:
+            if since is not None and since != self.generation and not self.finished:
+                return  # something came after the caller's read began (a finished follower: wait, then retry)
             self._waiters.add(waiter)
         try:
             await asyncio.wait_for(future, timeout)
@@ -211,11 +235,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class FollowingLiveSource(StoreLiveSource):
-    """A store with notifications (``follow_log``, PostgreSQL's LISTEN/NOTIFY): log lines are pushed, not polled.
+    """A store with notifications (``follow_log``, PostgreSQL's LISTEN/NOTIFY): changes are pushed, not polled.
 
-    The task itself is still compared by revision at each poll (a task update sends no notification), but a
-    stream waiting for its next poll wakes up as soon as a log line commits, and a runner logs every step it
-    starts and ends, so step changes show at once too.
+    A stream waiting for its next poll wakes up as soon as a log line or a task write (status, steps, transitions,
+    delete) commits, and re-reads the task at once. The poll remains for what no notification announces: a runner
+    that died holding the lease.
     """
 
     def __init__(self, store: LeasingStore, idle: float = 30.0) -> None:
@@ -255,10 +279,21 @@ class FollowingLiveSource(StoreLiveSource):
             raise follower.error
         return new
 
-    async def wait(self, workspace: str | None, task_id: str | None, timeout: float) -> None:
-        """Until the task's next log line commits, or ``timeout``."""
+    def mark(self, workspace: str, task_id: str, listen_timeout: float = 10.0) -> object:
+        """The task's follower (started, and listening, before the caller reads) and how many changes it has seen."""
+        follower = self.follower(workspace, task_id)
+        follower.listening.wait(listen_timeout)  # blocks: call it off the event loop
+        return (follower, follower.generation)
+
+    async def wait(self, workspace: str | None, task_id: str | None, timeout: float, since: object = None) -> None:
+        """Until the task's next log line or write commits (or one did after ``since``), or ``timeout``."""
         if workspace is None or task_id is None:
             await anyio.sleep(timeout)
+            return
+        if isinstance(since, tuple) and len(since) == 2 and isinstance(since[0], _Follower):
+            marked, generation = since
+            marked.touch()
+            await marked.wait(timeout, generation)
             return
         await self.follower(workspace, task_id).wait(timeout)
 
@@ -348,6 +383,7 @@ async def task_events(
     yield "retry: 2000\n\n"
     while True:
         try:
+            mark = await _off_thread(source.mark, workspace, task_id)
             stamp = await _off_thread(source.task_stamp, workspace, task_id)
             terminal = False
             if stamp != last:
@@ -373,7 +409,7 @@ async def task_events(
         if clock.keepalive_due():
             yield KEEPALIVE
             clock.sent()
-        await source.wait(workspace, task_id, settings.poll)
+        await source.wait(workspace, task_id, settings.poll, mark)
 
 
 def row_state(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:

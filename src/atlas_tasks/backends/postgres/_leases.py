@@ -76,7 +76,7 @@ def key_halves(key: int) -> dict[str, int]:
 
 
 def log_channel(schema: str, workspace: str, task_id: str) -> str:
-    """The NOTIFY channel of one task's log: a plain identifier well under 63 bytes, whatever the names' length."""
+    """The NOTIFY channel of one task (its log lines and its writes): a plain identifier well under 63 bytes."""
     return "atlas_log_" + _digest("atlas-tasks log", schema, workspace, task_id, size=12).hex()
 
 

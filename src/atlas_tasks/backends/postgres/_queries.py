@@ -43,17 +43,21 @@ class Queries:
     )
 
     # -- tasks ------------------------------------------------------------------------------------------------------
+    # Every task write NOTIFYs the task's channel (the one its log lines are announced on) at commit, payload
+    # 'task:<revision>' ('task:deleted'): a live page wakes at once instead of at its next poll. Log followers
+    # re-read lines by sequence number on any notification, so this one adds no line and repeats none.
     task_insert: str = (
         "INSERT INTO {s}.tasks (workspace, id, status, created_at, updated_at, revision, doc, ref)"
         " SELECT name, %(id)s, %(status)s, %(created_at)s, %(updated_at)s, %(revision)s, %(doc)s::json, %(ref)s::json"
         " FROM {s}.workspaces WHERE name = %(ws)s"
-        " ON CONFLICT (workspace, id) DO NOTHING RETURNING seq"
+        " ON CONFLICT (workspace, id) DO NOTHING RETURNING seq, pg_notify(%(channel)s, 'task:' || revision)"
     )
     # Optimistic: the revision read is the revision replaced, or nothing is written (then: ConflictError).
     task_update: str = (
         "UPDATE {s}.tasks SET status = %(status)s, updated_at = %(updated_at)s, revision = %(revision)s,"
         " doc = %(doc)s::json, ref = coalesce(%(ref)s::json, ref)"
         " WHERE workspace = %(ws)s AND id = %(id)s AND revision = %(expected)s"
+        " RETURNING pg_notify(%(channel)s, 'task:' || revision)"
     )
     # One round trip for get(): no row means no workspace; a row with a NULL document means no such task.
     task_get: str = (
@@ -64,7 +68,10 @@ class Queries:
     # saves (which only need the task to exist) go on while a task is being edited.
     task_lock: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR NO KEY UPDATE"
     task_revision: str = "SELECT revision FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
-    task_delete: str = "DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+    task_delete: str = (
+        "DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+        " RETURNING pg_notify(%(channel)s, 'task:deleted')"
+    )
     # LIMIT NULL is no limit.
     task_list_page: str = (
         "SELECT t.id, t.doc::text FROM {s}.workspaces w LEFT JOIN {s}.tasks t ON t.workspace = w.name"

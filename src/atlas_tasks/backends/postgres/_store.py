@@ -367,7 +367,7 @@ class PostgresStore:
         """Insert ``new`` as ``task_id``; False if the id is taken (or the workspace is missing)."""
         new.id = task_id
         params = E.task_params(workspace, new, encode_task(new))
-        params["ref"] = E.ref_json(new)
+        params.update(ref=E.ref_json(new), channel=self._channel(workspace, task_id))
         return conn.execute(self._q.task_insert, params).fetchone() is not None
 
     def _insert_fresh(self, conn: Conn, workspace: str, new: Task) -> None:
@@ -436,6 +436,7 @@ class PostgresStore:
         # The ref in workspace.json follows a task when it reaches a terminal status, as in the file store.
         reached_end = stored.status != current.status and is_terminal(stored.status)
         params.update(expected=current.revision, ref=E.ref_json(stored) if reached_end else None)
+        params["channel"] = self._channel(workspace, task.id)
         if conn.execute(self._q.task_update, params).rowcount != 1:
             # Another writer committed after our read: report the revision it left.
             row = conn.execute(self._q.task_revision, {"ws": workspace, "id": task.id}).fetchone()
@@ -494,7 +495,8 @@ class PostgresStore:
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
         with self._session("delete", workspace, task_id, mode="write") as conn:
-            if conn.execute(self._q.task_delete, {"ws": workspace, "id": task_id}).rowcount == 0:
+            params = {"ws": workspace, "id": task_id, "channel": self._channel(workspace, task_id)}
+            if conn.execute(self._q.task_delete, params).rowcount == 0:
                 self._require(conn, workspace, task_id)
 
     # -- logs -----------------------------------------------------------------------------------------------------
@@ -597,13 +599,25 @@ class PostgresStore:
         return _leases.log_channel(self.schema, workspace, task_id)
 
     def follow_log(
-        self, workspace: str, task_id: str, *, until: Callable[[], bool], poll: float = 1.0
+        self,
+        workspace: str,
+        task_id: str,
+        *,
+        until: Callable[[], bool],
+        poll: float = 1.0,
+        on_listen: Callable[[], None] | None = None,
+        on_task: Callable[[str], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the log's entries, then each new one as it is committed, until ``until()`` says the run is over.
 
         New lines are announced by NOTIFY (sent by ``append_log`` at commit) and read by sequence number, so none
         is missed or repeated; ``until`` is asked at least every ``poll`` seconds, and once it returns true the
         lines committed before it was asked are still yielded. Holds a connection of its own while iterating.
+
+        Every task write (create, update, edit, delete) notifies the same channel: those notifications yield no
+        entry; they are passed to ``on_task`` (the new revision as text, or ``"deleted"``), called from the
+        iterating thread. ``on_listen`` is called once the connection listens, before the log is first read: a
+        task write committed after that call is never missed.
 
         Raises:
             InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, StoreUnavailableError.
@@ -616,6 +630,8 @@ class PostgresStore:
             after = 0
             with self._db.translated("follow_log"):
                 conn.execute(f'LISTEN "{self._channel(workspace, task_id)}"')  # a hex identifier, see log_channel
+            if on_listen is not None:
+                on_listen()
             while True:
                 done = until()
                 with self._db.translated("follow_log"):
@@ -629,8 +645,9 @@ class PostgresStore:
                 elif done:
                     return
                 with self._db.translated("follow_log"):
-                    for _ in conn.notifies(timeout=poll, stop_after=1):
-                        pass
+                    for notice in conn.notifies(timeout=poll, stop_after=1):
+                        if notice.payload.startswith("task:") and on_task is not None:
+                            on_task(notice.payload[5:])
 
     # -- run leases -----------------------------------------------------------------------------------------------
     def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> _leases.PostgresLease:
@@ -729,10 +746,11 @@ class PostgresStore:
         blobs = {"/".join(N.artifact_parts(name)): E.to_bytes(data) for name, data in (artifacts or {}).items()}
         data = encode_task(task)
         params = E.task_params(workspace, task, data)
-        params["ref"] = E.ref_json(task, ref)
+        channel = self._channel(workspace, task_id)
+        params.update(ref=E.ref_json(task, ref), channel=channel)
         with self._session("import_task", workspace, task_id, mode="transaction") as conn:
             if replace:
-                conn.execute(self._q.task_delete, {"ws": workspace, "id": task_id})
+                conn.execute(self._q.task_delete, {"ws": workspace, "id": task_id, "channel": channel})
             if conn.execute(self._q.task_insert, params).fetchone() is None:
                 self._require(conn, workspace, "")
                 raise TaskExistsError(workspace, task_id, self._location(workspace))
