@@ -5,21 +5,31 @@
 #   - Chromium and ChromeDriver: the dashboard's real-browser test.
 #   - xfsprogs and btrfs-progs: the real power-cut tests format loop-mounted xfs and btrfs images (ext4 needs nothing).
 # Already-installed packages cost nothing: this script only calls apt when something is missing.
+#
+#   scripts/system-deps.sh                  everything (what make test runs)
+#   scripts/system-deps.sh postgres         only some groups: postgres, browser, powercut
 set -eu
 
+groups="${*:-postgres browser powercut}"
+wants() { case " $groups " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
 missing=""
-if [ -z "${ATLAS_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+if wants postgres && [ -z "${ATLAS_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
     && ! command -v pg_ctl >/dev/null 2>&1; then
     missing="$missing postgresql"
 fi
-if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
-    missing="$missing chromium"
+if wants browser; then
+    if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
+        missing="$missing chromium"
+    fi
+    if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${CHROMEDRIVER:-}" ]; then
+        missing="$missing chromium-driver"
+    fi
 fi
-if ! command -v chromedriver >/dev/null 2>&1 && [ -z "${CHROMEDRIVER:-}" ]; then
-    missing="$missing chromium-driver"
+if wants powercut; then
+    command -v mkfs.xfs >/dev/null 2>&1 || missing="$missing xfsprogs"
+    command -v mkfs.btrfs >/dev/null 2>&1 || missing="$missing btrfs-progs"
 fi
-command -v mkfs.xfs >/dev/null 2>&1 || missing="$missing xfsprogs"
-command -v mkfs.btrfs >/dev/null 2>&1 || missing="$missing btrfs-progs"
 [ -z "$missing" ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

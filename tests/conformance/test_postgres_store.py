@@ -8,29 +8,20 @@ single-statement write runs without a transaction around it.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from psycopg_pool import ConnectionPool
 
 from atlas_tasks.backends.postgres import PostgresStore
-from atlas_tasks.backends.postgres.testing import shared_server_url, stop_shared_server
 from atlas_tasks.testing import StoreTests
-
-INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg-test-server.sh"
-
-
-def _install_server() -> None:
-    subprocess.run(["sh", str(INSTALL_SCRIPT), "install"], check=True, timeout=900)
+from pg_server import server_url as session_server_url
 
 
 @pytest.fixture(scope="module")
 def server_url(request: pytest.FixtureRequest) -> str:
-    request.config.add_cleanup(stop_shared_server)
-    return shared_server_url(install=_install_server)
+    return session_server_url(request)
 
 
 @pytest.fixture(scope="module")

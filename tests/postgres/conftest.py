@@ -6,9 +6,7 @@ If no server can be started the fixtures fail (loudly), they never skip: the bac
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,20 +14,12 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from atlas_tasks.backends.postgres import PostgresStore
-from atlas_tasks.backends.postgres.testing import shared_server_url, stop_shared_server
-
-INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pg-test-server.sh"
-
-
-def install_server() -> None:
-    """Install PostgreSQL's server binaries with the repository's script (apt on Debian)."""
-    subprocess.run(["sh", str(INSTALL_SCRIPT), "install"], check=True, timeout=900)
+from pg_server import server_url
 
 
 @pytest.fixture(scope="session")
 def pg_url(request: pytest.FixtureRequest) -> str:
-    request.config.add_cleanup(stop_shared_server)
-    return shared_server_url(install=install_server)
+    return server_url(request)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -87,6 +86,8 @@ def serve(
     # Read every workspace once in the background, so the first page a person opens is already fast.
     threading.Thread(target=dashboard.warm_up, name="atlas-tasks-warm-up", daemon=True).start()
     if open_browser:
+        import webbrowser  # only for --open: every other command starts without it
+
         target = f"{url}?token={dashboard.security.token}" if allow_actions else url
         threading.Timer(0.5, webbrowser.open, (target,)).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)

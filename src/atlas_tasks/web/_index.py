@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -161,7 +161,9 @@ class FileTaskIndex:
             entries = list(os.scandir(self.store.home / "workspaces"))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(e.name for e in entries if _valid_workspace(e.name) and e.is_dir(follow_symlinks=False))
+        return sorted(
+            e.name for e in entries if _valid(N.check_workspace_name, e.name) and e.is_dir(follow_symlinks=False)
+        )
 
     def tasks(self, workspace: str) -> TaskList:
         """The workspace's tasks as ``store.list`` would return them, re-reading only what changed."""
@@ -174,7 +176,7 @@ class FileTaskIndex:
                 return cached.listing
             previous = cached.items if cached is not None else {}
             stale = [tid for tid, stamp in stamps.items() if cached is None or cached.stamps.get(tid, ()) != stamp]
-            if len(stale) > FULL_RELOAD_AFTER or any(not _valid_task_id(t) for t in stale):
+            if len(stale) > FULL_RELOAD_AFTER or any(not _valid(N.check_task_id, t) for t in stale):
                 items = self._load_all(workspace, stamps)
             else:
                 items = {tid: previous.get(tid) for tid in stamps}
@@ -267,17 +269,10 @@ def _error_task_id(exc: AtlasTasksError) -> str:
     return str(task_error_document(exc)["task_id"])
 
 
-def _valid_workspace(name: str) -> bool:
+def _valid(check: Callable[[object], str], name: str) -> bool:
+    """Whether ``check`` (a validator of :mod:`atlas_tasks.names`) accepts ``name``."""
     try:
-        N.check_workspace_name(name)
-    except InvalidNameError:
-        return False
-    return True
-
-
-def _valid_task_id(name: str) -> bool:
-    try:
-        N.check_task_id(name)
+        check(name)
     except InvalidNameError:
         return False
     return True

@@ -66,7 +66,7 @@ class TemporaryServer:
         if found is None:
             raise ServerError(
                 "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH or in /usr/lib/postgresql/*/bin; "
-                "install them (Debian: apt-get install -y postgresql, or scripts/pg-test-server.sh install)"
+                "install them (Debian: apt-get install -y postgresql; in a checkout: scripts/system-deps.sh postgres)"
             )
         self.bin_dir = found
         self.run_as = run_as if os.geteuid() == 0 else None
