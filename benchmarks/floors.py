@@ -5,6 +5,7 @@ They run in the same process as the store's operation they are compared with, in
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -58,6 +59,31 @@ def read_all_tasks(tasks_dir: str) -> int:
             json.loads(f.read())
         count += 1
     return count
+
+
+def load_all_tasks(tasks_dir: str) -> list[Any]:
+    """The listing floor: scandir, then read + json.loads of every task.json, keeping the documents.
+
+    A listing hands back what it read, so the floor keeps its parsed documents too, and pauses the cyclic collector
+    while it builds them exactly as the store's list does (otherwise its growing list is walked by collection after
+    collection and the floor, not the store, pays for it). ``read_all_tasks`` is the same reading, discarding.
+    """
+    docs: list[Any] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for entry in os.scandir(tasks_dir):
+            if entry.name.startswith("."):
+                continue
+            with open(f"{tasks_dir}/{entry.name}/task.json", "rb") as f:
+                docs.append(json.loads(f.read()))
+    finally:
+        if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
+    return docs
 
 
 def newest_n(tasks_dir: str, n: int) -> int:
