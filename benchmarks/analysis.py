@@ -83,8 +83,10 @@ WHY: dict[str, str] = {
     ),
     "one_task_writers": (
         "Eight processes on two cores, with other work on the machine: a writer holding the lock is often not "
-        "on a CPU, so the queue waits for the scheduler as much as for fsync. flock wakes every waiter on release "
-        "(no FIFO hand-off), so the tail depends on who gets the CPU first."
+        "on a CPU, so the queue waits for the scheduler as much as for fsync. The store's own task lock hands "
+        "over in ticket order (a queue of flocked slot files), so a tail beyond ~8 writes' time is the machine "
+        "stalling every writer at once (the slowest updates then share one moment), not a waiter losing race "
+        "after race as with a bare flock, which wakes every waiter on release."
     ),
     "throughput": (
         "Each update is two fsyncs (file, directory); eight processes share one ext4 journal, whose commits "

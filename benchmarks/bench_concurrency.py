@@ -32,6 +32,9 @@ def _one_task_worker(home: str, task_id: str, me: int, ops: int, barrier: Any, r
         t0 = time.perf_counter()
         store.modify("ws", task_id, lambda t, i=i: t.metadata.__setitem__(key, i))
         latencies.append(time.perf_counter() - t0)
+    # Wait for the others before reporting and exiting: a finished worker's teardown (results pickled, interpreter
+    # shut down) would otherwise take CPU from those still timing their last updates on a 2-core machine.
+    barrier.wait()
     results.put(latencies)
 
 

@@ -245,8 +245,10 @@ p90 needs ≥ 10 rounds and p99 ≥ 100 (– otherwise).
   cold: a resumed run, a CLI call): the worst case. `versioned_warm` is one process saving versions 1…N.
 - **Concurrency rows** use separate processes (spawn) that warm up and then start together on a barrier.
   `one_task_writers` runs `modify()` (locked read-modify-write) in every process and reports the p99 of the time
-  from asking for the lock to the durable write. `throughput` runs `update()` on one task per process, for a fixed
-  time; the peer is LangGraph's `SqliteSaver.put` with one thread per process on one database file.
+  from asking for the lock to the durable write; its workers wait on the barrier again before they report and
+  exit, so a finished worker's teardown does not take the CPU from those still timing their last updates (on two
+  cores it used to put every worker's last update into the p99). `throughput` runs `update()` on one task per
+  process, for a fixed time; the peer is LangGraph's `SqliteSaver.put` with one thread per process on one database file.
 - **Memory** is the peak resident set (VmHWM) of a fresh process iterating a workspace, minus its resident set
   after imports and one warm `get`; the target is met when going from {scale.iter_small:,} to {scale.iter_large:,}
   tasks adds at most {bench_memory.BYTES_PER_TASK_LIMIT} bytes per extra task (an id and a sort key, never a Task).

@@ -12,9 +12,12 @@ Lock files are never unlinked: deleting a lock file while another process waits 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -96,11 +99,15 @@ def _wait_in_kernel(fd: int, timeout: float) -> bool:
 
 
 @contextmanager
-def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> Iterator[None]:
+def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
 
     The uncontended path is one open and one non-blocking flock (filelock's ``lock_descriptor``): a few
     microseconds, where a ``FileLock`` object costs 150-250 us per acquisition, most of a durable update's budget.
+
+    With ``fair``, waiters are served first come, first served (see :class:`_Queue`); the flock on ``path`` is
+    still what excludes, so the queue decides only the order. Only for lock files of our own (it adds files beside
+    ``path``), never for the Go ATLAS's.
 
     Raises:
         LockTimeoutError: not obtained within ``timeout`` seconds.
@@ -114,18 +121,33 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> 
             counts[path] -= 1
         return
     fd = _open_lock_file(path, dir_fd)
+    queue: _Queue | None = None
+    remaining = timeout
     try:
         acquired = filelock.lock_descriptor(fd, blocking=False)
+        if fair and (not acquired or _Queue.busy(fd, path, dir_fd)):
+            if acquired:  # free, but others queued first: step back behind them
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            deadline = time.monotonic() + timeout
+            queue = _Queue.join(fd, path, dir_fd, what, timeout, deadline)
+            acquired = filelock.lock_descriptor(fd, blocking=False)
+            remaining = max(0.0, deadline - time.monotonic())
     except BaseException:
+        if queue is not None:
+            queue.leave()
         os.close(fd)
         raise
     if not acquired:
         try:
-            granted = _wait_in_kernel(fd, timeout)
+            granted = _wait_in_kernel(fd, remaining)
         except OSError:
+            if queue is not None:
+                queue.leave()
             os.close(fd)
             raise
         if not granted:
+            if queue is not None:
+                queue.leave()
             raise LockTimeoutError(what, path, timeout)  # fd now belongs to the abandoned waiter thread
     counts[path] = 1
     try:
@@ -133,6 +155,129 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> 
     finally:
         del counts[path]
         os.close(fd)  # closing the only descriptor of this open file description releases the flock
+        if queue is not None:
+            queue.leave()  # after the lock: our successor wakes to a free lock
+
+
+_TICKET = struct.Struct("<Q")
+
+
+class _Queue:
+    """First come, first served order among the waiters for one flock, without polling.
+
+    Why: a released flock wakes every waiter and the first one scheduled wins, often the releasing process itself
+    coming back for more; with 8 writers on one task some waited 50 times the median. Here each waiter takes a
+    ticket and blocks on the flock of its predecessor's *slot* file, which the predecessor holds until it has
+    released the lock: one waiter per file, woken in ticket order (a CLH queue lock made of flocks).
+
+    Files beside the lock ``L``: ``L.q`` (held for a few microseconds while a ticket is drawn) and one slot per
+    queued waiter, ``L.q<ticket>``, removed by its owner on release. The last ticket drawn is kept in ``L`` itself
+    (8 bytes; lock files carry no other content), so the uncontended path only adds one ``pread`` and, while a
+    ticket is out, one ``stat``: a taker who finds the lock free still steps back when somebody is queued.
+
+    The queue never decides who holds the lock, only in which order it is asked for: a waiter killed in the queue
+    frees its slot and its successor moves on to the flock itself, stale slots from a crash are cleaned by the
+    next waiter, and a queue that cannot be used (say, a full disk) falls back to waiting on the flock alone.
+    """
+
+    __slots__ = ("_dir_fd", "_slot_fd", "_slot_name")
+
+    def __init__(self, slot_fd: int, slot_name: str, dir_fd: int | None) -> None:
+        self._slot_fd = slot_fd
+        self._slot_name = slot_name
+        self._dir_fd = dir_fd
+
+    @staticmethod
+    def _name(path: str, dir_fd: int | None) -> str:
+        return path.rpartition("/")[2] if dir_fd is not None else path
+
+    @staticmethod
+    def _last_ticket(lock_fd: int) -> int:
+        raw = os.pread(lock_fd, _TICKET.size, 0)
+        return _TICKET.unpack(raw)[0] if len(raw) == _TICKET.size else 0
+
+    @classmethod
+    def busy(cls, lock_fd: int, path: str, dir_fd: int | None) -> bool:
+        """True if somebody is queued: the slot of the last ticket drawn still exists."""
+        last = cls._last_ticket(lock_fd)
+        if not last:
+            return False
+        try:
+            os.stat(f"{cls._name(path, dir_fd)}.q{last}", dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @classmethod
+    def join(
+        cls, lock_fd: int, path: str, dir_fd: int | None, what: str, timeout: float, deadline: float
+    ) -> _Queue | None:
+        """Draw a ticket and wait until every earlier ticket holder has had the lock; None if queueing failed.
+
+        Raises:
+            LockTimeoutError: the deadline passed while waiting for the predecessor.
+        """
+        base = cls._name(path, dir_fd)
+        try:
+            guard = _open_lock_file(f"{path}.q", dir_fd)
+        except OSError:
+            return None
+        try:
+            if not filelock.lock_descriptor(guard, blocking=False):
+                fd, guard = guard, -1
+                if not _wait_in_kernel(fd, max(0.0, deadline - time.monotonic())):
+                    raise LockTimeoutError(what, path, timeout)
+                guard = fd
+            ticket = cls._last_ticket(lock_fd) + 1
+            slot_name = f"{base}.q{ticket}"
+            slot = os.open(slot_name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+            try:
+                if not filelock.lock_descriptor(slot, blocking=False):
+                    raise BlockingIOError(errno.EWOULDBLOCK, "slot taken")  # not a state the queue produces
+                os.pwrite(lock_fd, _TICKET.pack(ticket), 0)
+            except BaseException:
+                os.close(slot)
+                raise
+        except LockTimeoutError:
+            raise
+        except OSError:
+            return None  # the queue is unusable here (a full disk, say): wait on the flock alone
+        finally:
+            if guard >= 0:
+                os.close(guard)
+        me = cls(slot, slot_name, dir_fd)
+        try:
+            me._wait_for(f"{base}.q{ticket - 1}", what, path, timeout, deadline)
+        except BaseException:
+            me.leave()
+            raise
+        return me
+
+    def _wait_for(self, previous: str, what: str, path: str, timeout: float, deadline: float) -> None:
+        try:
+            fd = os.open(previous, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+        except OSError:
+            return  # gone: the predecessor is through (or there was none)
+        if not filelock.lock_descriptor(fd, blocking=False) and not _wait_in_kernel(
+            fd, max(0.0, deadline - time.monotonic())
+        ):
+            raise LockTimeoutError(what, path, timeout)  # fd belongs to the abandoned waiter thread
+        try:
+            # Its owner removes it on release; if it is still there, its owner died: clean up for it.
+            os.unlink(previous, dir_fd=self._dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def leave(self) -> None:
+        """Give up our place (after the lock is released, or on failure); our successor moves on."""
+        if self._slot_fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self._slot_name, dir_fd=self._dir_fd)
+        os.close(self._slot_fd)
+        self._slot_fd = -1
 
 
 def try_hold_free(path: str, *, dir_fd: int | None = None) -> bool:
