@@ -122,3 +122,27 @@ def test_versioned_names_reserved(store: FileStore, ws: str, task: Task, bad: st
     """Plain saves cannot use a versioned name, which keeps versions write-once."""
     with pytest.raises(InvalidNameError, match="versioned"):
         store.save_artifact(ws, task.id, bad, b"x")
+
+
+def test_one_call_open_refuses_a_symlink_in_any_component(tmp_path: Path) -> None:
+    """The openat2 fast path opens a clean path below a directory and declines (None) when any component is a
+    symlink, even one pointing back inside the store, so the component walk decides and refuses it."""
+    from atlas_tasks._fs import ops
+
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "elsewhere")
+    start = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = ops.open_dir_beneath("a/b/c", start, f"{tmp_path}/a/b/c")
+        if fd is None:
+            pytest.skip("openat2 is not available on this kernel")
+        try:
+            assert os.fstat(fd).st_ino == (tmp_path / "a" / "b" / "c").stat().st_ino
+        finally:
+            os.close(fd)
+        assert ops.open_dir_beneath("a/link/c", start, "a/link/c") is None
+        assert ops.open_dir_beneath("a/missing/c", start, "a/missing/c") is None
+        assert ops.open_dir_beneath("../" + tmp_path.name + "/a/b", start, "escape") is None
+    finally:
+        os.close(start)

@@ -93,6 +93,14 @@ def walk(start: Dir, parts: Iterable[str], *, create: bool = False, mode: int = 
         FileNotFoundError: a component is missing and ``create`` is false.
         UnsafePathError: a component is a symlink or a file.
     """
+    parts = tuple(parts)
+    if len(parts) > 1:
+        # Usually everything exists: one openat2 with no symlink allowed anywhere, else the walk below.
+        relative = "/".join(parts)
+        path = f"{start.path}/{relative}"
+        fd = ops.open_dir_beneath(relative, start.fd, path)
+        if fd is not None:
+            return Dir(fd, path)
     # The first component is opened relative to ``start`` itself (no dup of its descriptor to open and close).
     current: Dir | None = None
     try:

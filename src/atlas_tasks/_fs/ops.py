@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 
 Hook = Callable[[str, str], None]
@@ -74,6 +75,66 @@ def open_file(name: str, flags: int, dir_fd: int, path: str, mode: int = FILE_MO
     except OSError as exc:
         _blame(exc, "open", path)
         raise
+
+
+# openat2(2) with RESOLVE_NO_SYMLINKS: the kernel resolves a whole relative path and refuses a symlink in *any*
+# component, which is what walking it one O_NOFOLLOW component at a time guarantees, in one system call instead of
+# an open and a close per component (and with no window between components). Linux >= 5.6; called through ctypes
+# (loaded on first use) as Python has no wrapper. None until tried; False where unavailable (old kernel, seccomp).
+_OPENAT2_NR = 437  # the same number on every Linux architecture (the generic syscall table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+_openat2: Callable[[int, bytes], int] | bool | None = None if sys.platform.startswith("linux") else False
+
+
+def _load_openat2() -> Callable[[int, bytes], int] | bool:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syscall = libc.syscall
+    except (OSError, AttributeError):
+        return False
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+    syscall.restype = ctypes.c_long
+    syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+    how = OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_BENEATH)
+    how_ref, how_size = ctypes.byref(how), ctypes.sizeof(how)
+    get_errno = ctypes.get_errno
+
+    def openat2(dir_fd: int, relative: bytes) -> int:
+        fd: int = syscall(_OPENAT2_NR, dir_fd, relative, how_ref, how_size)
+        if fd < 0:
+            code = get_errno()
+            raise OSError(code, os.strerror(code))
+        return fd
+
+    return openat2
+
+
+def open_dir_beneath(relative: str, dir_fd: int, path: str) -> int | None:
+    """Open the directory ``relative`` (several components) below ``dir_fd`` following no symlink anywhere.
+
+    Returns None when the fast path cannot answer (openat2 unavailable, a component missing, a symlink or a file
+    on the way, a race with a rename): the caller then walks component by component, which gives the precise
+    error or creates what is missing.
+    """
+    global _openat2
+    if _openat2 is None:
+        _openat2 = _load_openat2()
+    if _openat2 is False:
+        return None
+    _see("open_dir", path)
+    try:
+        return _openat2(dir_fd, relative.encode())  # type: ignore[operator]
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG):
+            _openat2 = False  # not supported here (or filtered): stop trying
+        return None
 
 
 _NOATIME = getattr(os, "O_NOATIME", 0)

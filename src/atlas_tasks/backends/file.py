@@ -234,12 +234,18 @@ class FileStore:
 
     @contextlib.contextmanager
     def _task_dir(self, workspace: str, task_id: str) -> Iterator[Dir]:
+        N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        with self._ws_dir(workspace) as wsd:
-            try:
-                d = walk(wsd, ["tasks", task_id])
-            except FileNotFoundError:
-                raise TaskNotFoundError(workspace, task_id, str(self.task_path(workspace, task_id))) from None
+        try:
+            with self._open_home() as home:
+                d = walk(home, ["workspaces", workspace, "tasks", task_id])
+        except FileNotFoundError:
+            # Again in two steps, to say which is missing: the workspace or the task.
+            with self._ws_dir(workspace) as wsd:
+                try:
+                    d = walk(wsd, ["tasks", task_id])
+                except FileNotFoundError:
+                    raise TaskNotFoundError(workspace, task_id, str(self.task_path(workspace, task_id))) from None
         with d:
             yield d
 
