@@ -115,6 +115,14 @@ def test_command_help_imports_neither_rich_nor_the_store(args: tuple[str, ...], 
     assert not {m for m in modules if m.startswith(HEAVY)}
 
 
+def test_a_command_imports_only_its_own_module(home: Path) -> None:
+    """`list` imports the module of its command only: never the code of run, serve, migrate or workspace."""
+    modules = imported_modules("--home", str(home), "list", "ws")
+    assert "atlas_tasks.cli._tasks" in modules
+    others = {f"atlas_tasks.cli.{name}" for name in ("_runs", "_serve", "_db", "_workspace")}
+    assert not modules & others
+
+
 def test_importing_the_cli_imports_nothing_heavy() -> None:
     """`import atlas_tasks.cli` loads typer and the command definitions only."""
     code = "import sys, atlas_tasks.cli; print('\\n'.join(sys.modules))"
