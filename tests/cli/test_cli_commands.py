@@ -530,3 +530,26 @@ def test_size_is_human_readable(num: int | None, expected: str) -> None:
 def test_log_field_is_one_token(value: object, expected: str) -> None:
     """A log value is bare when it is one word, else JSON, so `key=value` pairs stay parseable."""
     assert render.log_field(value) == expected
+
+
+def test_help_lists_every_command_in_order_with_its_help() -> None:
+    """Commands are built on first use, yet `--help` lists all of them, in registration order, each with its help."""
+    from atlas_tasks.cli._app import COMMANDS, GROUPS
+
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    listed = result.output.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == [*COMMANDS, *GROUPS]
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in listed}
+    assert rows["resume"] == "Same as `run`: continue a task from where it stopped."
+    assert rows["show"] == "Show one task in detail."
+    assert rows["workspace"] == "Create, list, show and close workspaces."
+
+
+def test_a_mistyped_command_is_a_usage_error_naming_the_closest() -> None:
+    """An unknown name is a usage error (exit code 2) that suggests the commands it resembles, built or not."""
+    result = CliRunner().invoke(app, ["lsit"])
+    assert result.exit_code == 2
+    assert "No such command 'lsit'. Did you mean 'list'?" in result.output
+    result = CliRunner().invoke(app, ["workspace", "lsit"])
+    assert result.exit_code == 2 and "Did you mean 'list'?" in result.output

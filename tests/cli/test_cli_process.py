@@ -104,12 +104,23 @@ def test_top_level_help_and_version_import_no_pydantic(args: tuple[str, ...], ex
     assert not {m for m in modules if m.startswith(HEAVY_AT_TOP)}
 
 
-@pytest.mark.parametrize("args", [("list", "--help"), ("workspace", "create", "--help"), ("show", "-h")])
-def test_command_help_imports_neither_rich_nor_the_store(args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [(("list", "--help"), "_tasks"), (("workspace", "create", "--help"), "_workspace"), (("show", "-h"), "_tasks")],
+)
+def test_command_help_imports_neither_rich_nor_the_store(args: tuple[str, ...], module: str) -> None:
     """A command's `--help` imports neither rich, the models, the codec nor the store (measured with -X importtime)."""
     modules = imported_modules(*args)
-    assert "atlas_tasks.cli._tasks" in modules
+    assert f"atlas_tasks.cli.{module}" in modules
     assert not {m for m in modules if m.startswith(HEAVY)}
+
+
+def test_a_command_imports_only_its_own_module(home: Path) -> None:
+    """`list` imports the module of its command only: never the code of run, serve, migrate or workspace."""
+    modules = imported_modules("--home", str(home), "list", "ws")
+    assert "atlas_tasks.cli._tasks" in modules
+    others = {f"atlas_tasks.cli.{name}" for name in ("_runs", "_serve", "_db", "_workspace")}
+    assert not modules & others
 
 
 def test_importing_the_cli_imports_nothing_heavy() -> None:

@@ -1,30 +1,137 @@
-"""The ``atlas-tasks`` application: global options, and where every command group is registered.
+"""The ``atlas-tasks`` application: global options, and where every command is registered.
 
-To add a command group, write a module with its commands (see :mod:`atlas_tasks.cli._tasks`) and register it below;
-output belongs in :mod:`atlas_tasks.cli._render`, and errors need no handling (see :mod:`atlas_tasks.cli._errors`).
+To add a command group, write a module with its commands (see :mod:`atlas_tasks.cli._tasks`) and list them in
+:data:`COMMANDS` (or :data:`GROUPS`) below; output belongs in :mod:`atlas_tasks.cli._render`, and errors need no
+handling (see :mod:`atlas_tasks.cli._errors`).
+
+Commands are registered by name and built on first use: running one command imports its own module only (``list``
+never loads the code of ``serve``, ``run`` or ``migrate``), and typer turns only that function's signature into
+click parameters. ``--help``, shell completion and the "did you mean" of a mistyped command see every name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from atlas_tasks.cli import _db, _runs, _serve, _tasks, _workspace
 from atlas_tasks.cli._errors import AtlasGroup
 from atlas_tasks.cli._state import State
 
+#: Every command, in the order ``--help`` lists them: name -> (module in this package, function, help text if it
+#: is not the function's docstring).
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "list": ("_tasks", "list_tasks", None),
+    "show": ("_tasks", "show", None),
+    "logs": ("_tasks", "logs", None),
+    "artifacts": ("_tasks", "artifacts", None),
+    "new": ("_runs", "new", None),
+    "run": ("_runs", "run", None),
+    "resume": ("_runs", "run", "Same as `run`: continue a task from where it stopped."),
+    "approve": ("_runs", "approve", None),
+    "reject": ("_runs", "reject", None),
+    "abandon": ("_runs", "abandon", None),
+    "recover": ("_runs", "recover", None),
+    "doctor": ("_runs", "doctor", None),
+    "templates": ("_runs", "templates", None),
+    "serve": ("_serve", "serve", None),
+    "migrate-db": ("_db", "migrate_db", None),
+    "migrate": ("_db", "migrate", None),
+}
+#: Command groups (a typer app of their own), listed after the commands: name -> (module, its typer app).
+GROUPS: dict[str, tuple[str, str]] = {
+    "workspace": ("_workspace", "app"),
+}
+
+# Shared by the root app and the apps each command is built in, so a command is built exactly as typer would
+# build it registered on the root: plain click help and usage errors (rich's help formatter alone would double the
+# start-up time), and no pretty tracebacks (library errors are handled by AtlasGroup; anything else is a bug and
+# gets Python's plain traceback).
+_TYPER_SETTINGS: dict[str, Any] = {"rich_markup_mode": None, "pretty_exceptions_enable": False}
+
+
+def build_command(name: str) -> Any:
+    """Import the module of the command (or group) ``name`` and build its click command, as typer builds it.
+
+    Returns a click command (typed ``Any``: click lives in a private module of typer, ``typer._click``).
+
+    Raises:
+        KeyError: no such command.
+    """
+    holder = typer.Typer(**_TYPER_SETTINGS)
+    if name in GROUPS:
+        module, attribute = GROUPS[name]
+        holder.add_typer(_load(module, attribute), name=name)
+    else:
+        module, attribute, help_text = COMMANDS[name]
+        holder.command(name, help=help_text)(_load(module, attribute))
+    return typer.main.get_group(holder).commands[name]
+
+
+def _load(module: str, attribute: str) -> Any:
+    # `from atlas_tasks.cli import <module>`, spelled so that `python -X importtime` still shows the module
+    # (importlib.import_module bypasses its accounting).
+    package = __import__(__package__, fromlist=[module])
+    return getattr(getattr(package, module), attribute)
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """The root group's commands: every name is known at once, each command is built when first looked up.
+
+    Click and typer reach a group's commands through ``group.commands`` (``get``, ``keys``, ``items``), so this
+    mapping is all it takes to make them lazy; iteration keeps the order of :data:`COMMANDS` then :data:`GROUPS`.
+    """
+
+    def __init__(self, names: list[str], build: Callable[[str], Any], built: MutableMapping[str, Any]) -> None:
+        self._names = [*built, *(name for name in names if name not in built)]
+        self._build = build
+        self._built = dict(built)
+
+    def __getitem__(self, name: str) -> Any:
+        command = self._built.get(name)
+        if command is None:
+            if name not in self._names:
+                raise KeyError(name)
+            command = self._built[name] = self._build(name)
+        return command
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+
+class RootGroup(AtlasGroup):
+    """The ``atlas-tasks`` group: :class:`AtlasGroup`'s error handling, with the commands of :data:`COMMANDS` and
+    :data:`GROUPS` built on demand."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = LazyCommands([*COMMANDS, *GROUPS], build_command, self.commands)
+
+
 app = typer.Typer(
     name="atlas-tasks",
-    cls=AtlasGroup,
+    cls=RootGroup,
     help="Run and inspect durable, crash-safe multi-step agent tasks.",
     no_args_is_help=True,
-    # Plain click help and usage errors: rich's help formatter alone would double the start-up time.
-    rich_markup_mode=None,
-    # Library errors are handled by AtlasGroup; anything else is a bug and gets Python's plain traceback.
-    pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    **_TYPER_SETTINGS,
 )
 
 
@@ -77,22 +184,3 @@ def root(
     state = State(home=home, store_url=store or None, debug=debug)
     ctx.obj = state
     ctx.call_on_close(state.close)
-
-
-app.add_typer(_workspace.app, name="workspace")
-app.command("list")(_tasks.list_tasks)
-app.command("show")(_tasks.show)
-app.command("logs")(_tasks.logs)
-app.command("artifacts")(_tasks.artifacts)
-app.command("new")(_runs.new)
-app.command("run")(_runs.run)
-app.command("resume", help="Same as `run`: continue a task from where it stopped.")(_runs.run)
-app.command("approve")(_runs.approve)
-app.command("reject")(_runs.reject)
-app.command("abandon")(_runs.abandon)
-app.command("recover")(_runs.recover)
-app.command("doctor")(_runs.doctor)
-app.command("templates")(_runs.templates)
-app.command("serve")(_serve.serve)
-app.command("migrate-db")(_db.migrate_db)
-app.command("migrate")(_db.migrate)
