@@ -100,7 +100,7 @@ def bench_list(ctx: Context) -> Row:
     s = ctx.scale
     stats = measure(
         {"ours": ours, "floor": floor, "discarding": discarding},
-        rounds=s.rounds(7),
+        rounds=s.rounds(9),
         warmup=s.warmup(1),
         min_rounds=3,
         budget=s.budget(30),

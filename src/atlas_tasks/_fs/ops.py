@@ -85,10 +85,11 @@ _OPENAT2_NR = 437  # the same number on every Linux architecture (the generic sy
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
-_openat2: Callable[[int, bytes], int] | bool | None = None if sys.platform.startswith("linux") else False
+_openat2: Callable[[int, bytes, bool], int] | bool | None = None if sys.platform.startswith("linux") else False
+_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
-def _load_openat2() -> Callable[[int, bytes], int] | bool:
+def _load_openat2() -> Callable[[int, bytes, bool], int] | bool:
     import ctypes
 
     try:
@@ -102,18 +103,47 @@ def _load_openat2() -> Callable[[int, bytes], int] | bool:
 
     syscall.restype = ctypes.c_long
     syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
-    how = OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, _RESOLVE_NO_SYMLINKS | _RESOLVE_BENEATH)
-    how_ref, how_size = ctypes.byref(how), ctypes.sizeof(how)
+    resolve = _RESOLVE_NO_SYMLINKS | _RESOLVE_BENEATH
+    dir_how = OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
+    # A file is opened for reading as open_file_noatime does (O_NOATIME: EPERM on a file that is not ours).
+    file_how = OpenHow(os.O_RDONLY | os.O_CLOEXEC | _NOATIME, 0, resolve)
+    dir_ref, file_ref, how_size = ctypes.byref(dir_how), ctypes.byref(file_how), ctypes.sizeof(dir_how)
     get_errno = ctypes.get_errno
 
-    def openat2(dir_fd: int, relative: bytes) -> int:
-        fd: int = syscall(_OPENAT2_NR, dir_fd, relative, how_ref, how_size)
+    def openat2(dir_fd: int, relative: bytes, directory: bool) -> int:
+        fd: int = syscall(_OPENAT2_NR, dir_fd, relative, dir_ref if directory else file_ref, how_size)
         if fd < 0:
             code = get_errno()
             raise OSError(code, os.strerror(code))
         return fd
 
     return openat2
+
+
+def _beneath(relative: str, dir_fd: int, path: str, *, directory: bool) -> int | None:
+    global _openat2
+    if _openat2 is None:
+        _openat2 = _load_openat2()
+    if _openat2 is False:
+        return None
+    try:
+        _see("open_dir" if directory else "open", path)
+        return _openat2(dir_fd, relative.encode(), directory)  # type: ignore[operator]
+    except OSError as exc:
+        code = exc.errno
+        # Not supported here (an old kernel, a seccomp filter): stop trying. A file's EPERM is O_NOATIME's.
+        if code in (errno.ENOSYS, errno.EINVAL, errno.E2BIG) or (directory and code == errno.EPERM):
+            _openat2 = False
+            return None
+        if code in _DECLINED:
+            return None  # the path is not the plain one: the walk finds out which component and why
+        _blame(exc, "open directory" if directory else "open", path)
+        raise  # a real failure (EIO, EACCES, ENOMEM, ...): the same as the walk would meet
+
+
+# What makes the one-call open decline rather than fail: something on the path is missing, a symlink, a file where a
+# directory should be, or moved during the lookup; O_NOATIME refused (EPERM) on a file that is not ours.
+_DECLINED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EXDEV, errno.EAGAIN, errno.EPERM})
 
 
 def open_dir_beneath(relative: str, dir_fd: int, path: str) -> int | None:
@@ -123,21 +153,15 @@ def open_dir_beneath(relative: str, dir_fd: int, path: str) -> int | None:
     on the way, a race with a rename): the caller then walks component by component, which gives the precise
     error or creates what is missing.
     """
-    global _openat2
-    if _openat2 is None:
-        _openat2 = _load_openat2()
-    if _openat2 is False:
-        return None
-    _see("open_dir", path)
-    try:
-        return _openat2(dir_fd, relative.encode())  # type: ignore[operator]
-    except OSError as exc:
-        if exc.errno in (errno.ENOSYS, errno.EPERM, errno.EINVAL, errno.E2BIG):
-            _openat2 = False  # not supported here (or filtered): stop trying
-        return None
+    return _beneath(relative, dir_fd, path, directory=True)
 
 
-_NOATIME = getattr(os, "O_NOATIME", 0)
+def open_file_beneath(relative: str, dir_fd: int, path: str) -> int | None:
+    """Open the file ``relative`` below ``dir_fd`` for reading, following no symlink anywhere; None as above.
+
+    One call where the walk takes an open and a close per directory plus the file's own open.
+    """
+    return _beneath(relative, dir_fd, path, directory=False)
 
 
 def open_file_noatime(name: str, dir_fd: int, path: str) -> int:
@@ -249,8 +273,12 @@ def read_all(fd: int, path: str) -> bytes:
     try:
         _see("read", path)
         size = os.fstat(fd).st_size
-        chunks = [os.read(fd, max(size, 1) + 1)]
-        # Loop until EOF: the file may have grown since fstat (an append racing this read).
+        want = max(size, 1) + 1
+        first = os.read(fd, want)
+        if size <= len(first) < want:
+            return first  # all of it, and short of what we asked: at the end (one read fewer per file)
+        # Loop until EOF: the file grew since fstat (an append racing this read), or a short read.
+        chunks = [first]
         while chunks[-1]:
             chunks.append(os.read(fd, 1 << 20))
         return b"".join(chunks)

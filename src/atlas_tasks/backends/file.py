@@ -321,9 +321,46 @@ class FileStore:
             raise IncompleteTaskError(workspace, task_id, d.path) from None
         return self._decode(raw, workspace, task_id, d.child(TASK_FILE))
 
+    def _read_quick(
+        self, dir_fd: int, relative: str, path: str, workspace: str, task_id: str
+    ) -> Task | AtlasTasksError | None:
+        """task.json opened in one call (openat2, no symlink anywhere) and decoded; None if that call declined.
+
+        The common case of get and list. Anything unusual (no openat2, a missing file or directory, a symlink)
+        returns None and the caller takes the component walk, which tells exactly what is wrong.
+        """
+        fd = ops.open_file_beneath(relative, dir_fd, path)
+        if fd is None:
+            return None
+        try:
+            raw = ops.read_all(fd, path)
+        finally:
+            ops.close(fd)
+        try:
+            return self._decode(raw, workspace, task_id, path)
+        except (CorruptTaskError, SchemaVersionError) as exc:
+            return exc
+
     @_storage_errors
     def get(self, workspace: str, task_id: str) -> Task:
         """Return the last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        try:
+            with self._open_home() as home:
+                quick = self._read_quick(
+                    home.fd,
+                    f"workspaces/{workspace}/tasks/{task_id}/{TASK_FILE}",
+                    f"{home.path}/workspaces/{workspace}/tasks/{task_id}/{TASK_FILE}",
+                    workspace,
+                    task_id,
+                )
+        except FileNotFoundError:
+            quick = None  # no home: the walk below says so
+        if isinstance(quick, AtlasTasksError):
+            raise quick
+        if quick is not None:
+            return quick
         with self._task_dir(workspace, task_id) as d:
             return self._read_task(d, workspace, task_id)
 
@@ -517,6 +554,9 @@ class FileStore:
             N.check_task_id(name)
         except InvalidNameError as exc:
             return CorruptTaskError(workspace, name, path, f"not a valid task id ({exc.reason})")
+        quick = self._read_quick(tasks.fd, f"{name}/{TASK_FILE}", f"{path}/{TASK_FILE}", workspace, name)
+        if quick is not None:
+            return quick
         try:
             # One component below an already-walked directory: opened directly (O_NOFOLLOW), no walk() machinery.
             try:
