@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from atlas_tasks import (
+    AtlasTasksError,
     CorruptTaskError,
     FileStore,
     IncompleteTaskError,
@@ -184,3 +185,46 @@ def test_list_limit_keeps_newest(store: FileStore, ws: str) -> None:
     for i in range(5):
         store.create(ws, sample_task(id=f"t{i}", created_at=datetime(2026, 1, 1 + i, tzinfo=UTC)))
     assert [t.id for t in store.list(ws, limit=2)] == ["t4", "t3"]
+
+
+def test_listing_task_style_ids_reports_like_get(store: FileStore, ws: str, home: Path) -> None:
+    """Ids of the usual `task-…` form take the listing's short path; every odd case still ends up exactly as
+    `get` reports it: corrupt JSON, a document naming another task, a newer schema, no id at all (the directory
+    names it), an incomplete creation, a symlinked task directory."""
+    ids = [f"task-20250101-00000{i}" for i in range(7)]
+    for task_id in ids[:6]:
+        store.create(ws, sample_task(id=task_id))
+    good, corrupt, other, newer, anonymous, incomplete = ids[:6]
+    task_file(home, ws, corrupt).write_text("{not json")
+    doc = json.loads(task_file(home, ws, other).read_text())
+    doc["id"] = "someone-else"
+    task_file(home, ws, other).write_text(json.dumps(doc))
+    doc = json.loads(task_file(home, ws, newer).read_text())
+    doc["schema_version"] = "2.0"
+    task_file(home, ws, newer).write_text(json.dumps(doc))
+    doc = json.loads(task_file(home, ws, anonymous).read_text())
+    doc["id"] = ""
+    task_file(home, ws, anonymous).write_text(json.dumps(doc))
+    task_file(home, ws, incomplete).unlink()
+    elsewhere = home / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "task.json").write_text(task_file(home, ws, good).read_text())
+    (home / "workspaces" / ws / "tasks" / ids[6]).symlink_to(elsewhere)
+
+    listed = store.list(ws)
+    assert sorted(t.id for t in listed) == [good, anonymous]
+    errors = {
+        Path(e.path).parent.name if isinstance(e, SchemaVersionError) else e.task_id: type(e).__name__
+        for e in listed.errors
+    }
+    assert errors == {
+        corrupt: "CorruptTaskError",
+        other: "CorruptTaskError",
+        newer: "SchemaVersionError",
+        incomplete: "IncompleteTaskError",
+        ids[6]: "CorruptTaskError",
+    }
+    for task_id in (corrupt, other, newer, incomplete):
+        with pytest.raises(AtlasTasksError) as info:
+            store.get(ws, task_id)
+        assert type(info.value).__name__ == errors[task_id]

@@ -542,11 +542,36 @@ class FileStore:
                 return
             with tasks:
                 for entry in ops.scandir(tasks.fd, tasks.path):
-                    if entry.name.startswith("."):
+                    name = entry.name
+                    if name.startswith("."):
                         continue
-                    outcome = self._load_entry(tasks, workspace, entry.name)
+                    if _PLAIN_TASK_ID.fullmatch(name):
+                        task = self._read_plain(tasks, name)
+                        if task is not None:
+                            yield task
+                            continue
+                    outcome = self._load_entry(tasks, workspace, name)
                     if outcome is not None:
                         yield outcome
+
+    def _read_plain(self, tasks: Dir, name: str) -> Task | None:
+        """The common case of a listing, in as few steps as it takes: a task.json opened in one call and decoded,
+        naming its own id. None for anything else (then :meth:`_load_entry` reads it again and says what is wrong).
+        """
+        relative = f"{name}/{TASK_FILE}"
+        path = f"{tasks.path}/{relative}"
+        fd = ops.open_file_beneath(relative, tasks.fd, path)
+        if fd is None:
+            return None
+        try:
+            raw = ops.read_all(fd, path)
+        finally:
+            ops.close(fd)
+        try:
+            task = decode_task(raw, path=path)
+        except (ValueError, AtlasTasksError):
+            return None
+        return task if task.id == name else None
 
     def _load_entry(self, tasks: Dir, workspace: str, name: str) -> Task | AtlasTasksError | None:
         path = tasks.child(name)
@@ -1160,6 +1185,10 @@ class _Head:
             raise
         except (ValueError, TypeError) as exc:
             raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
+
+
+# Task ids that check_task_id accepts without a second look (every id this library or the Go ATLAS makes).
+_PLAIN_TASK_ID = re.compile(r"task-[A-Za-z0-9_-]{1,123}")
 
 
 def _check_major(doc: dict[str, Any], path: str) -> None:
