@@ -164,6 +164,17 @@ def open_file_beneath(relative: str, dir_fd: int, path: str) -> int | None:
     return _beneath(relative, dir_fd, path, directory=False)
 
 
+def read_file_beneath(relative: str, dir_fd: int, path: str) -> bytes | None:
+    """The whole of the file ``relative`` below ``dir_fd`` (see :func:`open_file_beneath`); None if declined."""
+    fd = open_file_beneath(relative, dir_fd, path)
+    if fd is None:
+        return None
+    try:
+        return read_all(fd, path)
+    finally:
+        close(fd)
+
+
 def open_file_noatime(name: str, dir_fd: int, path: str) -> int:
     """Open for reading with O_NOATIME where allowed (the file's owner), so a read dirties no inode under relatime.
 

@@ -329,13 +329,9 @@ class FileStore:
         The common case of get and list. Anything unusual (no openat2, a missing file or directory, a symlink)
         returns None and the caller takes the component walk, which tells exactly what is wrong.
         """
-        fd = ops.open_file_beneath(relative, dir_fd, path)
-        if fd is None:
+        raw = ops.read_file_beneath(relative, dir_fd, path)
+        if raw is None:
             return None
-        try:
-            raw = ops.read_all(fd, path)
-        finally:
-            ops.close(fd)
         try:
             return self._decode(raw, workspace, task_id, path)
         except (CorruptTaskError, SchemaVersionError) as exc:
@@ -560,13 +556,9 @@ class FileStore:
         """
         relative = f"{name}/{TASK_FILE}"
         path = f"{tasks.path}/{relative}"
-        fd = ops.open_file_beneath(relative, tasks.fd, path)
-        if fd is None:
+        raw = ops.read_file_beneath(relative, tasks.fd, path)
+        if raw is None:
             return None
-        try:
-            raw = ops.read_all(fd, path)
-        finally:
-            ops.close(fd)
         try:
             task = decode_task(raw, path=path)
         except (ValueError, AtlasTasksError):
