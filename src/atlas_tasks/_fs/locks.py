@@ -124,11 +124,10 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fai
     queue: _Queue | None = None
     remaining = timeout
     try:
-        # With somebody queued, join the queue without touching the lock: a taker that grabbed it only to step
-        # back would make the queue's next waiter fail its attempt and wait again, a wake-up more per hand-over.
-        queued = fair and _Queue.busy(fd, path, dir_fd)
-        acquired = not queued and filelock.lock_descriptor(fd, blocking=False)
-        if fair and not acquired:
+        acquired = filelock.lock_descriptor(fd, blocking=False)
+        if fair and (not acquired or _Queue.busy(fd, path, dir_fd)):
+            if acquired:  # free, but others queued first: step back behind them
+                fcntl.flock(fd, fcntl.LOCK_UN)
             deadline = time.monotonic() + timeout
             queue = _Queue.join(fd, path, dir_fd, what, timeout, deadline)
             acquired = filelock.lock_descriptor(fd, blocking=False)
