@@ -541,39 +541,33 @@ class FileStore:
                     name = entry.name
                     if name.startswith("."):
                         continue
-                    if _PLAIN_TASK_ID.fullmatch(name):
-                        task = self._read_plain(tasks, name)
-                        if task is not None:
-                            yield task
-                            continue
-                    outcome = self._load_entry(tasks, workspace, name)
+                    # The usual task-style id needs no further name check: straight to the one-call read.
+                    plain = _PLAIN_TASK_ID.fullmatch(name) is not None
+                    outcome = (
+                        self._read_quick(
+                            tasks.fd, f"{name}/{TASK_FILE}", f"{tasks.path}/{name}/{TASK_FILE}", workspace, name
+                        )
+                        if plain
+                        else None
+                    )
+                    if outcome is None:
+                        outcome = self._load_entry(tasks, workspace, name, quick=not plain)
                     if outcome is not None:
                         yield outcome
 
-    def _read_plain(self, tasks: Dir, name: str) -> Task | None:
-        """The common case of a listing, in as few steps as it takes: a task.json opened in one call and decoded,
-        naming its own id. None for anything else (then :meth:`_load_entry` reads it again and says what is wrong).
-        """
-        relative = f"{name}/{TASK_FILE}"
-        path = f"{tasks.path}/{relative}"
-        raw = ops.read_file_beneath(relative, tasks.fd, path)
-        if raw is None:
-            return None
-        try:
-            task = decode_task(raw, path=path)
-        except (ValueError, AtlasTasksError):
-            return None
-        return task if task.id == name else None
-
-    def _load_entry(self, tasks: Dir, workspace: str, name: str) -> Task | AtlasTasksError | None:
+    def _load_entry(
+        self, tasks: Dir, workspace: str, name: str, *, quick: bool = True
+    ) -> Task | AtlasTasksError | None:
+        """One entry of a listing; ``quick=False`` when the one-call read was already tried (and declined)."""
         path = tasks.child(name)
         try:
             N.check_task_id(name)
         except InvalidNameError as exc:
             return CorruptTaskError(workspace, name, path, f"not a valid task id ({exc.reason})")
-        quick = self._read_quick(tasks.fd, f"{name}/{TASK_FILE}", f"{path}/{TASK_FILE}", workspace, name)
-        if quick is not None:
-            return quick
+        if quick:
+            outcome = self._read_quick(tasks.fd, f"{name}/{TASK_FILE}", f"{path}/{TASK_FILE}", workspace, name)
+            if outcome is not None:
+                return outcome
         try:
             # One component below an already-walked directory: opened directly (O_NOFOLLOW), no walk() machinery.
             try:

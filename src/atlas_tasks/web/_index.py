@@ -40,6 +40,16 @@ FULL_RELOAD_AFTER = 64
 Stamp = tuple[int, int, int, int] | None
 
 
+def _load_one(store: Store, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
+    """One task for the index: the task, its read error, or None if it was deleted since the listing."""
+    try:
+        return store.get(workspace, task_id)
+    except (CorruptTaskError, SchemaVersionError) as exc:
+        return exc
+    except TaskNotFoundError:
+        return None
+
+
 class TaskIndex(Protocol):
     """Where the dashboard gets workspace names and task listings from."""
 
@@ -114,7 +124,7 @@ class SummaryTaskIndex:
             else:
                 loaded = {}
                 for task_id in stale:
-                    item = self._load_one(workspace, task_id)
+                    item = _load_one(self.store, workspace, task_id)
                     if isinstance(item, AtlasTasksError):
                         result.errors.append(item)
                     elif item is not None:
@@ -124,14 +134,6 @@ class SummaryTaskIndex:
             # The summaries' order: newest first (a task that appeared since is picked up on the next call).
             result.extend(fresh[s.id][1] for s in summaries if s.id in fresh)
             return result
-
-    def _load_one(self, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
-        try:
-            return self.store.get(workspace, task_id)
-        except (CorruptTaskError, SchemaVersionError) as exc:
-            return exc
-        except TaskNotFoundError:
-            return None  # deleted since the summaries were read
 
     def unchanged(self, workspace: str, task: Task) -> bool:
         """Read the task again and compare revisions."""
@@ -180,7 +182,7 @@ class FileTaskIndex:
                 items = self._load_all(workspace, stamps)
             else:
                 items = {tid: previous.get(tid) for tid in stamps}
-                items.update({tid: self._load_one(workspace, tid) for tid in stale})
+                items.update({tid: _load_one(self.store, workspace, tid) for tid in stale})
             fresh = _Cached(stamps, items, _listing(items))
             self._cache[workspace] = fresh
             return fresh.listing
@@ -233,14 +235,6 @@ class FileTaskIndex:
         for exc in listing.errors:
             items[_error_task_id(exc)] = exc
         return items
-
-    def _load_one(self, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
-        try:
-            return self.store.get(workspace, task_id)
-        except (CorruptTaskError, SchemaVersionError) as exc:
-            return exc
-        except TaskNotFoundError:
-            return None  # deleted since the scan
 
 
 def _stamp(name: str, tasks_fd: int) -> Stamp:
