@@ -183,6 +183,19 @@ class SummaryCache:
             with self._lock:
                 self._memory[workspace] = ((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size), entries)
 
+    def forget(self, workspace: str, name: str) -> None:
+        """Remove one task's entry (it was deleted); best effort.
+
+        Its directory's inode, which validates the entry, is free for reuse: a task created again under the same
+        id can get the very same inode, and a kept entry would then order it by the deleted task's created_at.
+        """
+        entries = self.load(workspace)
+        with self._lock:
+            self._order.pop(workspace, None)
+            self._built.get(workspace, {}).pop(name, None)
+        if name in entries:
+            self.save(workspace, {key: value for key, value in entries.items() if key != name})
+
     def drop(self, workspace: str) -> None:
         """Forget a workspace's cache (file and memory); best effort."""
         with self._lock:

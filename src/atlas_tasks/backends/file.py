@@ -747,6 +747,7 @@ class FileStore:
             ops.fsync(tasks.fd, tasks.path)
             ops.fsync(trash.fd, trash.path)
             ops.rmtree(parked, trash.fd, trash.child(parked))
+        self._summaries.forget(workspace, task_id)
         self._drop_ref(workspace, task_id)
         for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
             del self._next_version[key]
