@@ -158,8 +158,8 @@ StoreOpt = Annotated[
     typer.Option(
         "--store",
         metavar="URL",
-        help="The store: file:///abs/path or postgresql://user@host:port/db. Default: $ATLAS_STORE_URL, "
-        "else the file store at --home.",
+        help="The store: file:///abs/path or postgresql://user@host:port/db. Default: the file store at --home "
+        "if given, else $ATLAS_STORE_URL, else the file store at $ATLAS_HOME or ~/.atlas.",
         show_default=False,
     ),
 ]
