@@ -199,10 +199,14 @@ def load_template(home: Path, name: str) -> Template:
     raise TemplateError(name, f"no such template (known: {known}); add one as {path}")
 
 
+def template_names(home: Path) -> list[str]:
+    """The names of every template available under ``home`` (built-in and user ones), sorted."""
+    return sorted({*BUILTIN, *(p.stem for p in _user_dir(home).glob("*.json"))})
+
+
 def list_templates(home: Path) -> list[Template]:
     """Every template available under ``home``: built-ins, replaced or joined by user templates."""
-    names = {*BUILTIN, *(p.stem for p in _user_dir(home).glob("*.json"))}
-    return [load_template(home, n) for n in sorted(names)]
+    return [load_template(home, n) for n in template_names(home)]
 
 
 # -- What a template's steps will do (for `atlas-tasks templates`) ---------------------------------------------------

@@ -109,3 +109,16 @@ def test_stored_control_characters_are_escaped(home: Path) -> None:
     )
     out = cli(home, "templates", "show", "evil").stdout + cli(home, "templates").stdout
     assert "\x1b" not in out and "a\\x1b[2Jb" in out
+
+
+def test_a_broken_user_template_does_not_hide_the_others(home: Path) -> None:
+    """One unreadable template file is a warning (and a JSON error entry); the other templates are still listed."""
+    (home / "templates" / "broken.json").write_text("{not json")
+    result = cli(home, "templates")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("bugfix (built-in)") and "mine (" in result.stdout
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warning.startswith("warning: template 'broken': ")
+    document = json.loads(cli(home, "templates", "--json").stdout)
+    assert [e["name"] for e in document["errors"]] == ["broken"]
+    assert "mine" in [t["name"] for t in document["templates"]]

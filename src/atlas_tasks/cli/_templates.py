@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from atlas_tasks.cli._errors import note
+from atlas_tasks.cli._errors import note, warn
 from atlas_tasks.cli._options import JsonOpt
 from atlas_tasks.cli._state import state
 from atlas_tasks.cli._text import printable
 
 if TYPE_CHECKING:
-    from atlas_tasks.templates import StepPlan, Template
+    from atlas_tasks.templates import StepPlan, Template, TemplateError
 
 app = typer.Typer(
     name="templates",
@@ -38,14 +38,23 @@ def _emit(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
-def _templates(ctx: typer.Context) -> list[Template]:
-    from atlas_tasks.templates import list_templates
+def _templates(ctx: typer.Context) -> tuple[list[Template], list[TemplateError]]:
+    """The readable templates, and an error for each user template that cannot be read (never hidden, never fatal:
+    one broken file must not hide the built-in templates)."""
+    from atlas_tasks.templates import TemplateError, load_template, template_names
 
     current = state(ctx)
     home = current.templates_home()
     if current.is_file_store():
         current.warn_if_missing(home)
-    return list_templates(home)
+    found: list[Template] = []
+    errors: list[TemplateError] = []
+    for name in template_names(home):
+        try:
+            found.append(load_template(home, name))
+        except TemplateError as exc:
+            errors.append(exc)
+    return found, errors
 
 
 def _plans(template: Template) -> list[StepPlan]:
@@ -100,7 +109,7 @@ def list_templates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def _list(ctx: typer.Context, as_json: bool) -> None:
     from atlas_tasks.cli import _render
 
-    found = _templates(ctx)
+    found, errors = _templates(ctx)
     if as_json:
         _render.write_json(
             {
@@ -117,9 +126,12 @@ def _list(ctx: typer.Context, as_json: bool) -> None:
                         ],
                     }
                     for t in found
-                ]
+                ],
+                "errors": [{"name": e.name, "message": e.message} for e in errors],
             }
         )
+        for exc in errors:
+            warn(exc.message)
         return
     for number, t in enumerate(found):
         if number:
@@ -138,6 +150,8 @@ def _list(ctx: typer.Context, as_json: bool) -> None:
         runs = _runs(t)
         if runs:
             _emit(f"  runs: {', '.join(printable(p) for p in runs)} {_WHERE}")
+    for exc in errors:
+        warn(exc.message)
     note(
         f"commands run {_WHERE} (or `run --workdir PATH`); "
         "`atlas-tasks templates show NAME` adds timeouts and prompts; docs/templates.md: write your own"
