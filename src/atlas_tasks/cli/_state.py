@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 STORE_URL_ENV = "ATLAS_STORE_URL"
 
 #: Commands for which a file store's home that does not exist yet is expected, so no warning: ``workspace create``
-#: makes it, ``new`` fails anyway with an error naming the missing workspace directory, and ``serve`` says it
-#: itself on its start-up lines.
+#: makes it, ``new`` fails anyway with an error naming the missing workspace directory, and ``serve`` reports its
+#: store in its own start-up lines.
 _MAY_START_EMPTY = frozenset({"workspace create", "new", "serve"})
 
 
