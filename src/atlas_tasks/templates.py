@@ -199,7 +199,87 @@ def load_template(home: Path, name: str) -> Template:
     raise TemplateError(name, f"no such template (known: {known}); add one as {path}")
 
 
+def template_names(home: Path) -> list[str]:
+    """The names of every template available under ``home`` (built-in and user ones), sorted."""
+    return sorted({*BUILTIN, *(p.stem for p in _user_dir(home).glob("*.json"))})
+
+
 def list_templates(home: Path) -> list[Template]:
     """Every template available under ``home``: built-ins, replaced or joined by user templates."""
-    names = {*BUILTIN, *(p.stem for p in _user_dir(home).glob("*.json"))}
-    return [load_template(home, n) for n in sorted(names)]
+    return [load_template(home, n) for n in template_names(home)]
+
+
+# -- What a template's steps will do (for `atlas-tasks templates`) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What running one step from the CLI will do, decided as :func:`atlas_tasks.executors.execute` decides it.
+
+    Attributes:
+        action: ``"commands"`` (the step's own commands), ``"validation_commands"`` (a validation step without
+            commands: the task's validation commands, from ``new --validate`` or the template's
+            ``validation_commands``), ``"ai"`` (the configured AI command, prompt on stdin), ``"human"`` (the run
+            stops at awaiting_approval) or ``"nothing"`` (the step has nothing to run and will fail).
+        commands: The exact commands run, in order (for ``"validation_commands"``: the template's defaults, which
+            ``new --validate`` replaces).
+        shell: Whether the commands run through ``/bin/sh`` (else they are split like a shell would, and run
+            without one).
+        prompt: For an AI step, the text piped into the AI command (``<the task's description>`` stands for the
+            task's own); for a human step, what the person is asked.
+    """
+
+    action: str
+    commands: list[str]
+    shell: bool
+    prompt: str
+
+
+TASK_DESCRIPTION_PLACEHOLDER = "<the task's description>"
+
+
+def plan_step(step: dict[str, Any], validation_commands: list[str]) -> StepPlan:
+    """What the step ``step`` (a template's step document) will do when a task made from the template runs.
+
+    Args:
+        step: One entry of :attr:`Template.steps`.
+        validation_commands: The template's default validation commands.
+    """
+    from atlas_tasks.executors import AI_TYPES, COMMAND_TYPES
+
+    kind = str(step.get("type", ""))
+    shell = bool(step.get("shell", False))
+    own = [str(c) for c in step.get("commands") or []]
+    description = str(step.get("description", ""))
+    if kind == "human":
+        return StepPlan("human", [], False, str(step.get("prompt") or description or "waiting for approval"))
+    if kind in COMMAND_TYPES and own:
+        return StepPlan("commands", own, shell, "")
+    if kind == "validation":
+        return StepPlan("validation_commands", list(validation_commands), shell, "")
+    if kind in AI_TYPES:
+        prompt = str(step.get("prompt") or f"{description}\n\nTask: {TASK_DESCRIPTION_PLACEHOLDER}\n")
+        return StepPlan("ai", [], False, prompt)
+    return StepPlan("nothing", [], shell, "")
+
+
+def programs(commands: list[str], *, shell: bool) -> list[str]:
+    """The programs ``commands`` start (``git``, ``gh`` …), in order of first appearance.
+
+    For shell commands every part of a ``&&``/``||``/``;``/``|`` chain counts; this is for showing people what a
+    template runs, not a shell parser.
+    """
+    import re
+    import shlex
+
+    found: list[str] = []
+    for command in commands:
+        parts = re.split(r"&&|\|\||[;|]", command) if shell else [command]
+        for part in parts:
+            try:
+                words = shlex.split(part)
+            except ValueError:
+                words = part.split()
+            if words and words[0] not in found:
+                found.append(words[0])
+    return found

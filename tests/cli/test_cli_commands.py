@@ -22,7 +22,8 @@ BINARY = b"\x00\x01 raw \r\n bytes \xff\xfe\n"
 
 @pytest.fixture
 def store(tmp_path: Path) -> FileStore:
-    """An empty store in a temporary home."""
+    """An empty store in a temporary home (the directory exists: a missing one is warned about)."""
+    (tmp_path / "home").mkdir()
     return FileStore(tmp_path / "home")
 
 

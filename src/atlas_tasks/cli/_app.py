@@ -35,7 +35,6 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "abandon": ("_runs", "abandon", None),
     "recover": ("_runs", "recover", None),
     "doctor": ("_runs", "doctor", None),
-    "templates": ("_runs", "templates", None),
     "serve": ("_serve", "serve", None),
     "migrate-db": ("_db", "migrate_db", None),
     "migrate": ("_db", "migrate", None),
@@ -43,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
 #: Command groups (a typer app of their own), listed after the commands: name -> (module, its typer app).
 GROUPS: dict[str, tuple[str, str]] = {
     "workspace": ("_workspace", "app"),
+    "templates": ("_templates", "app"),
 }
 
 # Shared by the root app and the apps each command is built in, so a command is built exactly as typer would
@@ -158,8 +158,8 @@ StoreOpt = Annotated[
     typer.Option(
         "--store",
         metavar="URL",
-        help="The store: file:///abs/path or postgresql://user@host:port/db. Default: $ATLAS_STORE_URL, "
-        "else the file store at --home.",
+        help="The store: file:///abs/path or postgresql://user@host:port/db. Default: the file store at --home "
+        "if given, else $ATLAS_STORE_URL, else the file store at $ATLAS_HOME or ~/.atlas.",
         show_default=False,
     ),
 ]

@@ -1,5 +1,5 @@
 """The commands that change tasks: ``new``, ``run``/``resume``, ``approve``, ``reject``, ``abandon``, ``recover``,
-``doctor`` and ``templates``. Each is a thin layer over :mod:`atlas_tasks.runs` and the store; errors are handled in
+and ``doctor``. Each is a thin layer over :mod:`atlas_tasks.runs` and the store; errors are handled in
 :mod:`atlas_tasks.cli._errors`.
 """
 
@@ -235,31 +235,6 @@ def doctor(
 def _task_where(store: CliStore, workspace: str, task_id: str) -> str:
     task_path = getattr(store, "task_path", None)
     return str(task_path(workspace, task_id)) if task_path is not None else f"{store!r} {workspace}/{task_id}"
-
-
-def templates(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List the task templates: the built-in ones and those under <home>/templates/."""
-    from atlas_tasks.cli import _render
-    from atlas_tasks.templates import list_templates
-
-    found = list_templates(state(ctx).templates_home())
-    if as_json:
-        _render.write_json(
-            {
-                "templates": [
-                    {
-                        "name": t.name,
-                        "description": t.description,
-                        "source": t.source,
-                        "steps": [s["name"] for s in t.steps],
-                    }
-                    for t in found
-                ]
-            }
-        )
-        return
-    for t in found:
-        _emit(f"{t.name:<10} {t.description}  [{' → '.join(s['name'] for s in t.steps)}]")
 
 
 def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:

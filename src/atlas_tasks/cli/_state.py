@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 #: The environment variable naming the store when neither --store nor --home is given.
 STORE_URL_ENV = "ATLAS_STORE_URL"
 
+#: Commands for which a file store's home that does not exist yet is expected, so no warning: ``workspace create``
+#: makes it, ``new`` fails anyway with an error naming the missing workspace directory, and ``serve`` reports its
+#: store in its own start-up lines.
+_MAY_START_EMPTY = frozenset({"workspace create", "new", "serve"})
+
 
 @dataclass(frozen=True)
 class State:
@@ -45,6 +50,9 @@ class State:
     store_url: str | None = None
     debug: bool = False
     _opened: list[Any] = field(default_factory=list, repr=False, compare=False)
+    # The running command's name ("list", "workspace create"), as state() saw it; frozen fields, mutable contents.
+    _command: list[str] = field(default_factory=list, repr=False, compare=False)
+    _warned: list[Path] = field(default_factory=list, repr=False, compare=False)
 
     def url(self) -> str | None:
         """The URL of the store to open, or None for the file store at :attr:`home` (or its default)."""
@@ -82,7 +90,40 @@ class State:
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=self._url_hint()) from None
         self.track(store)
+        home = getattr(store, "home", None)
+        if isinstance(home, Path) and not (self._command and self._command[-1] in _MAY_START_EMPTY):
+            self.warn_if_missing(home)
         return store  # type: ignore[no-any-return]
+
+    def warn_if_missing(self, home: Path) -> None:
+        """Warn once (on stderr) that the file store ``home`` does not exist, if the user named it.
+
+        A mistyped ``--home`` or ``$ATLAS_HOME`` would otherwise look like an empty store. The default
+        ``~/.atlas`` is left alone: before the first ``workspace create`` it is simply not there yet, and the
+        commands' own notes ("no workspaces yet; create one with ...") say what to do.
+        """
+        source = self._home_source()
+        if source is None or home in self._warned or home.exists():
+            return
+        from atlas_tasks.cli._errors import warn
+
+        self._warned.append(home)
+        warn(
+            f"no store at {home} (the directory does not exist; named by {source}): check the path, or "
+            "create a workspace there with `atlas-tasks workspace create NAME`"
+        )
+
+    def _home_source(self) -> str | None:
+        # Where the file store's directory was named, mirroring url(); None for the default ~/.atlas.
+        if self.store_url:
+            return "--store"
+        if self.home is not None:
+            return "--home"
+        if os.environ.get(STORE_URL_ENV):
+            return f"${STORE_URL_ENV}"
+        if os.environ.get("ATLAS_HOME"):
+            return "$ATLAS_HOME"
+        return None
 
     def track(self, store: Any) -> None:
         """Close ``store`` with the command, like the stores :meth:`store` opens."""
@@ -123,4 +164,13 @@ def state(ctx: typer.Context) -> State:
         ctx: Any command's context; the state lives on the root context.
     """
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, State) else State()
+    current = obj if isinstance(obj, State) else State()
+    # Note which command asks (its names below the root, "workspace create"): store() decides from it whether a
+    # missing home deserves a warning.
+    names: list[str] = []
+    node: Any = ctx
+    while node.parent is not None:
+        names.append(node.info_name or "")
+        node = node.parent
+    current._command.append(" ".join(reversed(names)))
+    return current
