@@ -208,6 +208,31 @@ class FileStore:
     def __repr__(self) -> str:
         return f"FileStore({str(self.home)!r})"
 
+    @classmethod
+    def for_repo(
+        cls,
+        repo_path: str | os.PathLike[str],
+        home: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> FileStore:
+        """The store the current Go ATLAS uses for a git repository: ``<home>/repos/<key>/``.
+
+        ``<key>`` is the first 12 hex digits of the SHA-256 of the repository's symlink-resolved path, as the Go
+        tool computes it, so both tools open the same directory for the same repository (see
+        :mod:`atlas_tasks.repos`).
+
+        Args:
+            repo_path: the repository's directory (any path to it: symlinks are resolved).
+            home: the home that holds ``repos/``; default ``$ATLAS_HOME`` or ``~/.atlas``.
+            **kwargs: as for :class:`FileStore` (``lock_timeout``, ``id_style``, ``go_locks``).
+
+        Raises:
+            RepoNotFoundError: ``repo_path`` does not exist or is not a directory.
+        """
+        from atlas_tasks.repos import repo_home
+
+        return cls(repo_home(repo_path, home), **kwargs)
+
     # -- paths (for people and tools; the store itself never opens by path below home) ----------------------------
     def workspace_path(self, workspace: str) -> Path:
         """The directory of a workspace."""

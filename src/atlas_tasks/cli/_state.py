@@ -35,22 +35,25 @@ class State:
         home: The file store's root from ``--home``.
         store_url: The store's URL from ``--store`` (``file:///…`` or ``postgresql://…``).
         debug: Whether ``--debug`` was given.
+        repo: The git repository from ``--repo``: the store is that repository's repo-scoped home.
 
-    Which store a command opens: ``--store``, else ``--home``, else ``$ATLAS_STORE_URL``, else the file store at
-    ``$ATLAS_HOME`` (or ``~/.atlas``). With a database ``--store``, ``--home`` names where user templates live;
-    with a ``file:`` one it is a usage error.
+    Which store a command opens: ``--store``, else ``--repo`` (``<home>/repos/<key>``, as the Go ATLAS lays it
+    out), else ``--home``, else ``$ATLAS_STORE_URL``, else, inside a git repository whose repo-scoped home exists,
+    that home (a note on stderr says so), else the file store at ``$ATLAS_HOME`` (or ``~/.atlas``). With a
+    database ``--store``, ``--home`` names where user templates live; with a ``file:`` one it is a usage error.
     """
 
     home: Path | None = None
     store_url: str | None = None
     debug: bool = False
+    repo: Path | None = None
     _opened: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def url(self) -> str | None:
         """The URL of the store to open, or None for the file store at :attr:`home` (or its default)."""
         if self.store_url:
             return self.store_url
-        if self.home is not None:
+        if self.home is not None or self.repo is not None:
             return None
         return os.environ.get(STORE_URL_ENV) or None
 
@@ -73,7 +76,7 @@ class State:
         if url is None:
             from atlas_tasks.backends.file import FileStore
 
-            store: Any = FileStore(self.home, **kwargs)
+            store: Any = FileStore(self.file_home(), **kwargs)
         else:
             from atlas_tasks.open import open_store
 
@@ -83,6 +86,34 @@ class State:
                 raise typer.BadParameter(str(exc), param_hint=self._url_hint()) from None
         self.track(store)
         return store  # type: ignore[no-any-return]
+
+    def file_home(self) -> Path | None:
+        """The file store's directory when no database store is named (None: the default home).
+
+        ``--repo`` names ``<home>/repos/<key>``. With neither ``--home`` nor ``--repo``, a command run inside a git
+        repository uses that repository's repo-scoped home when it exists, as the Go ATLAS does, and says so on
+        stderr, since nothing on the command line names it.
+
+        Raises:
+            RepoNotFoundError: ``--repo`` names no existing directory.
+        """
+        from atlas_tasks import repos
+
+        if self.repo is not None:
+            return repos.repo_home(self.repo, self.home)
+        if self.home is not None:
+            return self.home
+        found = repos.find_repo()
+        if found is None:
+            return None
+        with contextlib.suppress(repos.RepoNotFoundError):
+            scoped = repos.repo_home(found)
+            if scoped.is_dir():
+                from atlas_tasks.cli._errors import note
+
+                note(f"using the store of git repository {found} ({scoped}); --home DIR or --repo PATH for another")
+                return scoped
+        return None
 
     def track(self, store: Any) -> None:
         """Close ``store`` with the command, like the stores :meth:`store` opens."""

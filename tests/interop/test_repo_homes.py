@@ -1,0 +1,158 @@
+"""Repo-scoped homes as the current Go ATLAS lays them out: ``<home>/repos/<key>/workspaces/...`` per repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atlas_tasks import FileStore, RepoNotFoundError
+from atlas_tasks.repos import find_repo, repo_home, repo_key
+from atlas_tasks.testing.conformance import sample_task
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "go"
+GO_TASK = "task-b7e4a2d9-1c3f-4a8e-9b5d-2e7f6c0d8a41"
+
+
+def go_key(path: Path) -> str:
+    """The Go tool's key, spelled out: sha256 of filepath.EvalSymlinks(repoPath), first 12 hex digits."""
+    return hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:12]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "src" / "shop"
+    (path / ".git").mkdir(parents=True)
+    (path / "pkg" / "deep").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def go_home(tmp_path: Path, repo: Path) -> Path:
+    """A home where the Go tool stored workspace 'api' for ``repo`` (repo-scoped) and 'payments' in the legacy tree."""
+    home = tmp_path / "home"
+    shutil.copytree(FIXTURES / "head-home" / "workspaces", home / "repos" / go_key(repo) / "workspaces")
+    shutil.copytree(FIXTURES / "story-home" / "workspaces", home / "workspaces")
+    return home
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process, in ``cwd``, with no $ATLAS_HOME/$ATLAS_STORE_URL unless ``env`` gives them."""
+    base = {k: v for k, v in os.environ.items() if k not in ("ATLAS_HOME", "ATLAS_STORE_URL", "COLUMNS")}
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_tasks", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_key_is_the_first_12_hex_of_sha256_of_the_path() -> None:
+    """The key of a fixed path is pinned, so a change of the formula (a trailing slash, a longer key) is caught."""
+    assert go_key(Path("/")) == hashlib.sha256(b"/").hexdigest()[:12]
+    assert repo_key("/") == "8a5edab28263"
+
+
+def test_key_resolves_symlinks(tmp_path: Path, repo: Path) -> None:
+    """A repository reached through a symlink gets the key of its real path, as Go's EvalSymlinks gives."""
+    link = tmp_path / "link-to-shop"
+    link.symlink_to(repo)
+    assert repo_key(link) == repo_key(repo) == go_key(repo)
+    assert repo_home(link, tmp_path / "h") == tmp_path / "h" / "repos" / go_key(repo)
+
+
+def test_for_repo_opens_the_repo_scoped_home(go_home: Path, repo: Path) -> None:
+    """FileStore.for_repo reads the tasks the Go tool wrote for that repository."""
+    store = FileStore.for_repo(repo, home=go_home)
+    assert store.home == go_home / "repos" / go_key(repo)
+    assert GO_TASK in [t.id for t in store.list("api")]
+
+
+def test_for_repo_defaults_to_atlas_home(go_home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without home=, for_repo uses $ATLAS_HOME, as the rest of atlas-tasks does."""
+    monkeypatch.setenv("ATLAS_HOME", str(go_home))
+    assert FileStore.for_repo(repo).home == go_home / "repos" / go_key(repo)
+
+
+def test_task_created_with_for_repo_lands_where_go_looks(go_home: Path, repo: Path) -> None:
+    """A task created through for_repo is at repos/<key>/workspaces/<ws>/tasks/<id>/task.json, Go's own path."""
+    store = FileStore.for_repo(repo, home=go_home)
+    created = store.create("api", sample_task())
+    path = go_home / "repos" / go_key(repo) / "workspaces" / "api" / "tasks" / created.id / "task.json"
+    assert json.loads(path.read_text())["id"] == created.id
+
+
+def test_for_repo_of_a_missing_path_is_a_typed_error(tmp_path: Path) -> None:
+    """A repository path that does not exist raises RepoNotFoundError naming it (never a store somewhere else)."""
+    with pytest.raises(RepoNotFoundError, match="no-such-repo"):
+        FileStore.for_repo(tmp_path / "no-such-repo", home=tmp_path)
+
+
+def test_find_repo_walks_up_to_the_first_git_entry(tmp_path: Path, repo: Path) -> None:
+    """find_repo stops at the nearest directory with a .git entry, a linked worktree's .git file included."""
+    assert find_repo(repo / "pkg" / "deep") == repo
+    worktree = repo / "pkg" / "wt"
+    worktree.mkdir()
+    (worktree / ".git").write_text("gitdir: /elsewhere\n")
+    assert find_repo(worktree) == worktree
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert find_repo(outside) is None
+
+
+def test_cli_repo_option_lists_the_go_tasks(go_home: Path, repo: Path, tmp_path: Path) -> None:
+    """`--repo PATH` lists the tasks the Go tool stored for that repository, from any directory."""
+    done = cli("--home", str(go_home), "--repo", str(repo), "list", "api", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert GO_TASK in [t["id"] for t in json.loads(done.stdout)["tasks"]]
+
+
+def test_cli_inside_the_repo_uses_its_store_and_says_so(go_home: Path, repo: Path) -> None:
+    """Run inside the repository with no --home/--repo, the CLI uses the repo-scoped store and names it on stderr."""
+    done = cli("list", "api", "--json", cwd=repo / "pkg" / "deep", env={"ATLAS_HOME": str(go_home)})
+    assert done.returncode == 0, done.stderr
+    assert GO_TASK in [t["id"] for t in json.loads(done.stdout)["tasks"]]
+    assert f"using the store of git repository {repo}" in done.stderr
+
+
+def test_cli_explicit_home_is_not_overridden_by_the_repo(go_home: Path, repo: Path) -> None:
+    """An explicit --home means that home: inside a repository the legacy tree is still what is listed."""
+    done = cli("--home", str(go_home), "workspace", "list", "--json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    names = [w["name"] for w in json.loads(done.stdout)["workspaces"]]
+    assert names == ["payments"]
+    assert "using the store of git repository" not in done.stderr
+
+
+def test_cli_repo_without_a_scoped_home_keeps_the_default(tmp_path: Path, repo: Path) -> None:
+    """Inside a repository the Go tool never used, the default home is used, with no note."""
+    home = tmp_path / "fresh-home"
+    shutil.copytree(FIXTURES / "story-home" / "workspaces", home / "workspaces")
+    done = cli("workspace", "list", "--json", cwd=repo, env={"ATLAS_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert [w["name"] for w in json.loads(done.stdout)["workspaces"]] == ["payments"]
+    assert "using the store" not in done.stderr
+
+
+def test_cli_repo_and_store_together_is_a_usage_error(tmp_path: Path, repo: Path) -> None:
+    """--repo with --store is refused as a usage error (exit 2), naming both options."""
+    done = cli("--repo", str(repo), "--store", f"file://{tmp_path}", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--repo" in done.stderr
+
+
+def test_cli_repo_that_does_not_exist_is_one_error_line(tmp_path: Path) -> None:
+    """--repo naming a missing directory is one `error:` line with exit code 1, no traceback."""
+    done = cli("--repo", str(tmp_path / "nope"), "list", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: repository ")
+    assert "Traceback" not in done.stderr
