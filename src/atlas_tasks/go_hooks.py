@@ -71,7 +71,8 @@ def read_hook(home: str | os.PathLike[str], workspace: str, task_id: str) -> dic
         return {"path": path, "error": f"not valid JSON ({exc})"}
     if not isinstance(doc, dict):
         return {"path": path, "error": "not a JSON object"}
-    checkpoints = doc.get("checkpoints") if isinstance(doc.get("checkpoints"), list) else []
+    found = doc.get("checkpoints")
+    checkpoints: list[Any] = found if isinstance(found, list) else []
     return {
         "path": path,
         "state": doc.get("state"),
