@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fake_go_daemon import FakeDaemon
 
 from atlas_tasks import go_daemon
 from atlas_tasks.go_hooks import is_hook_only, read_hook
@@ -99,44 +98,6 @@ def test_hook_only_directories_are_recognised() -> None:
     assert not is_hook_only([".tmp-123"])
     assert not is_hook_only(["hook.json", "task.json"])
     assert not is_hook_only(["hook.json", "artifacts"])
-
-
-class FakeDaemon:
-    """A Unix-socket server speaking the Go daemon's line-delimited JSON-RPC 2.0, with canned task statuses."""
-
-    def __init__(self, path: Path, statuses: dict[str, dict[str, Any]], *, silent: bool = False) -> None:
-        self.path = path
-        self.statuses = statuses
-        self.silent = silent
-        self.requests: list[dict[str, Any]] = []
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(str(path))
-        self.server.listen(8)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            with conn:
-                request = json.loads(conn.makefile("rb").readline())
-                self.requests.append(request)
-                if self.silent:
-                    conn.recv(1)  # hold the connection open until the client gives up
-                    continue
-                result = self.statuses.get(request["params"]["task_id"])
-                reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
-                if result is None:
-                    reply["error"] = {"code": -32000, "message": "task not found"}
-                else:
-                    reply["result"] = result
-                conn.sendall(json.dumps(reply).encode() + b"\n")
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from pydantic_core import from_json
 
+from atlas_tasks import go_daemon
 from atlas_tasks import names as N
 from atlas_tasks._codec import (
     decode_task,
@@ -204,6 +205,9 @@ class FileStore:
         self._uuid_workspaces: set[str] = set()
         self._next_version: dict[tuple[str, ...], int] = {}
         self._summaries = _summaries.SummaryCache(str(self.home))
+        #: The Go home above this store: where the Go ATLAS keeps hook files and its daemon's socket (for a store from
+        #: :meth:`for_repo`, the home that holds ``repos/``).
+        self.go_home = self.home
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.home)!r})"
@@ -229,9 +233,11 @@ class FileStore:
         Raises:
             RepoNotFoundError: ``repo_path`` does not exist or is not a directory.
         """
-        from atlas_tasks.repos import repo_home
+        from atlas_tasks.repos import default_home, repo_home
 
-        return cls(repo_home(repo_path, home), **kwargs)
+        store = cls(repo_home(repo_path, home), **kwargs)
+        store.go_home = default_home() if home is None else Path(home).expanduser().absolute()
+        return store
 
     # -- paths (for people and tools; the store itself never opens by path below home) ----------------------------
     def workspace_path(self, workspace: str) -> Path:
@@ -939,6 +945,9 @@ class FileStore:
         Raises:
             TaskRunningError: a live runner holds it (the error names its pid, host and start time).
         """
+        daemon = go_daemon.running_holder(self.go_home, N.check_task_id(task_id))
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
         with self._lease_dir(workspace, task_id, create=True) as lease_dir:
             path, data = lease_dir.child(f"{task_id}.lease"), json.dumps(dict(holder), default=str).encode()
             lease = locks.try_lease(path, data, dir_fd=lease_dir.fd)
@@ -948,15 +957,19 @@ class FileStore:
 
     @_storage_errors
     def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
-        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does."""
+        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does.
+
+        A task the Go ATLAS daemon of this home reports as running counts as held, by the daemon
+        (``{"daemon": socket path, ...}``): its runs take no lease of ours.
+        """
         try:
             lease_dir = self._lease_dir(workspace, task_id, create=False)
         except FileNotFoundError:
-            return None
+            return go_daemon.running_holder(self.go_home, task_id)
         with lease_dir:
             raw = locks.lease_holder(lease_dir.child(f"{task_id}.lease"), dir_fd=lease_dir.fd)
         if raw is None:
-            return None
+            return go_daemon.running_holder(self.go_home, task_id)
         try:
             holder = json.loads(raw)
         except ValueError:
