@@ -156,3 +156,51 @@ def test_cli_repo_that_does_not_exist_is_one_error_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: repository ")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def two_repos_home(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two repositories, each with a workspace named 'api' of its own tasks, plus Go's hook-only legacy dirs."""
+    home, first, second = tmp_path / "home", tmp_path / "one", tmp_path / "two"
+    for repo, task_file in ((first, GO_TASK), (second, "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13")):
+        (repo / ".git").mkdir(parents=True)
+        tasks = home / "repos" / go_key(repo) / "workspaces" / "api" / "tasks"
+        source = FIXTURES / "head-home" / "workspaces" / "api"
+        tasks.mkdir(parents=True)
+        shutil.copy(source / "workspace.json", tasks.parent / "workspace.json")
+        shutil.copytree(source / "tasks" / task_file, tasks / task_file)
+        hook_only = home / "workspaces" / "api" / "tasks" / task_file
+        hook_only.mkdir(parents=True)
+        for name in ("hook.json", "HOOK.md", "hook.json.lock"):
+            (hook_only / name).write_text("{}" if name == "hook.json" else "")
+    return home, first, second
+
+
+def test_same_workspace_name_in_two_repositories_never_mixes(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Workspace 'api' of one repository lists its own task only, never the other repository's."""
+    home, first, second = two_repos_home
+    one = [t.id for t in FileStore.for_repo(first, home=home).list("api")]
+    two = [t.id for t in FileStore.for_repo(second, home=home).list("api")]
+    assert one == [GO_TASK]
+    assert two == ["task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"]
+
+
+def test_hook_only_directories_are_not_errors(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """The legacy tree's hook-only task directories are neither listing errors nor doctor findings."""
+    home, _, _ = two_repos_home
+    legacy = FileStore(home)
+    listed = legacy.list("api")
+    assert list(listed) == [] and listed.errors == []
+    report = legacy.check()
+    assert [f for f in report.findings if f.kind == "incomplete_task"] == []
+
+
+def test_a_directory_without_task_json_and_with_other_files_is_still_reported(tmp_path: Path) -> None:
+    """The control: a task directory with no task.json that holds something besides hook files stays a finding."""
+    task_dir = tmp_path / "workspaces" / "api" / "tasks" / GO_TASK
+    task_dir.mkdir(parents=True)
+    (task_dir / "hook.json").write_text("{}")
+    (task_dir / "notes.txt").write_text("mine")
+    store = FileStore(tmp_path)
+    assert [e.task_id for e in store.list("api").errors] == [GO_TASK]
+    assert [f.kind for f in store.check().findings] == ["incomplete_task"]

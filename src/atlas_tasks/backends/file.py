@@ -65,6 +65,7 @@ from atlas_tasks.errors import (
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
+from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, parse_time, utcnow
 from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, TaskSummary, WorkspaceList
@@ -613,6 +614,8 @@ class FileStore:
             # A creation in progress holds the task lock between mkdir and its first write: not an error.
             if not self._lock_free(workspace, name):
                 return None
+            if self._hook_only(tasks, name):
+                return None  # the Go ATLAS's hook files of a task it keeps under repos/<key>/: no task of this store
             try:  # the creator may have finished between our read and the lock check
                 with walk(tasks, [name]) as d:
                     return self._read_task(d, workspace, name)
@@ -624,6 +627,14 @@ class FileStore:
             return None  # deleted while we listed
         except UnsafePathError:
             return CorruptTaskError(workspace, name, path, "is a symlink or a file, not a task directory")
+
+    @staticmethod
+    def _hook_only(tasks: Dir, name: str) -> bool:
+        try:
+            with walk(tasks, [name]) as d:
+                return is_hook_only(entry.name for entry in ops.scandir(d.fd, d.path))
+        except (FileNotFoundError, UnsafePathError):
+            return False
 
     # -- creating ---------------------------------------------------------------------------------------------------
     @_storage_errors
