@@ -88,3 +88,13 @@ def test_cli_run_names_the_daemon(running_go_task: tuple[Path, str]) -> None:
     )
     assert done.returncode == 1
     assert "Go ATLAS daemon" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.usefixtures("daemon")
+def test_daemon_run_refuses_delete(running_go_task: tuple[Path, str]) -> None:
+    """store.delete refuses a task the daemon is running and leaves it in place."""
+    home, task_id = running_go_task
+    store = FileStore(home)
+    with pytest.raises(TaskRunningError, match="Go ATLAS daemon"):
+        store.delete("api", task_id)
+    assert store.get("api", task_id).id == task_id

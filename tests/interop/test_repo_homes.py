@@ -204,3 +204,14 @@ def test_a_directory_without_task_json_and_with_other_files_is_still_reported(tm
     store = FileStore(tmp_path)
     assert [e.task_id for e in store.list("api").errors] == [GO_TASK]
     assert [f.kind for f in store.check().findings] == ["incomplete_task"]
+
+
+def test_delete_takes_the_legacy_hook_files_with_the_task(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Deleting a repo-scoped task removes its hook-only directory in the legacy tree, and nothing else there."""
+    home, first, second = two_repos_home
+    FileStore.for_repo(first, home=home).delete("api", GO_TASK)
+    legacy_tasks = home / "workspaces" / "api" / "tasks"
+    assert sorted(p.name for p in legacy_tasks.iterdir()) == ["task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"]
+    assert [t.id for t in FileStore.for_repo(second, home=home).list("api")] == [
+        "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"
+    ]

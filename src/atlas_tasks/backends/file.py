@@ -773,7 +773,14 @@ class FileStore:
     # -- deleting ---------------------------------------------------------------------------------------------------
     @_storage_errors
     def delete(self, workspace: str, task_id: str) -> None:
-        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
+        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`.
+
+        The Go ATLAS's hook files go with it: in the task's directory, and for a repo-scoped store in the legacy
+        tree of its Go home. A task the Go daemon is running is refused (``TaskRunningError``).
+        """
+        daemon = go_daemon.running_holder(self.go_home, N.check_task_id(task_id))
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
         with (
             self._task_dir(workspace, task_id) as d,
             self._write_lock(workspace, task_id, d),
@@ -793,6 +800,22 @@ class FileStore:
         self._drop_ref(workspace, task_id)
         for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
             del self._next_version[key]
+        if self.go_home != self.home:
+            self._drop_legacy_hook(workspace, task_id)
+
+    def _drop_legacy_hook(self, workspace: str, task_id: str) -> None:
+        # Go keeps a repo-scoped task's hook files in <go home>/workspaces/<ws>/tasks/<id>/: removed only when that
+        # directory holds hook files and nothing else, so a legacy task of the same id is never touched.
+        try:
+            with (
+                open_home(str(self.go_home), create=False) as root,
+                walk(root, ["workspaces", workspace, "tasks"]) as tasks,
+            ):
+                if self._hook_only(tasks, task_id):
+                    ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
+                    ops.fsync(tasks.fd, tasks.path)
+        except (FileNotFoundError, UnsafePathError):
+            return
 
     # -- logs -------------------------------------------------------------------------------------------------------
     def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
