@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from atlas_tasks.errors import AtlasTasksError
 
 #: Hex digits of the SHA-256 the Go tool keeps in a repo-scoped home's directory name.
 KEY_LENGTH = 12
+_KEY_RE = re.compile(f"[0-9a-f]{{{KEY_LENGTH}}}")
 
 
 class RepoNotFoundError(AtlasTasksError, FileNotFoundError):
@@ -80,6 +83,42 @@ def repo_home(repo_path: str | os.PathLike[str], home: str | os.PathLike[str] | 
     return base / "repos" / repo_key(repo_path)
 
 
+@dataclass(frozen=True)
+class ScopedHome:
+    """One store under a home: the legacy tree (``key`` None) or a repository's ``repos/<key>/``.
+
+    Attributes:
+        key: the repository's 12-hex key, or None for the legacy ``<home>/workspaces/`` tree.
+        path: the store's directory (what ``FileStore(path)`` opens).
+        label: where its rows live, for people: ``legacy``, or ``repos/<key>``.
+    """
+
+    key: str | None
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return "legacy" if self.key is None else f"repos/{self.key}"
+
+
+def scoped_homes(home: str | os.PathLike[str] | None = None) -> list[ScopedHome]:
+    """Every store under a home: the legacy tree first, then each repository's, in key order.
+
+    Only directories that look like the Go tool's (a ``repos/<12 hex>`` directory, not a symlink) are listed;
+    the legacy tree is listed whether or not it exists yet.
+    """
+    base = default_home() if home is None else Path(home).expanduser().absolute()
+    found = [ScopedHome(None, base)]
+    try:
+        entries = sorted(os.scandir(base / "repos"), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        if _KEY_RE.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+            found.append(ScopedHome(entry.name, base / "repos" / entry.name))
+    return found
+
+
 def find_repo(start: str | os.PathLike[str] | None = None) -> Path | None:
     """The git repository ``start`` (default: the current directory) is in, found as the Go tool finds it.
 
@@ -96,4 +135,14 @@ def find_repo(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
-__all__ = ["KEY_LENGTH", "RepoNotFoundError", "default_home", "find_repo", "repo_home", "repo_key", "resolve_repo"]
+__all__ = [
+    "KEY_LENGTH",
+    "RepoNotFoundError",
+    "ScopedHome",
+    "default_home",
+    "find_repo",
+    "repo_home",
+    "repo_key",
+    "resolve_repo",
+    "scoped_homes",
+]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from atlas_tasks import FileStore, RepoNotFoundError
-from atlas_tasks.repos import find_repo, repo_home, repo_key
+from atlas_tasks.repos import find_repo, repo_home, repo_key, scoped_homes
 from atlas_tasks.testing.conformance import sample_task
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "go"
@@ -215,3 +215,19 @@ def test_delete_takes_the_legacy_hook_files_with_the_task(two_repos_home: tuple[
     assert [t.id for t in FileStore.for_repo(second, home=home).list("api")] == [
         "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"
     ]
+
+
+def test_scoped_homes_lists_legacy_then_each_repository(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Every store under a home: the legacy tree first, then each repos/<key>, and nothing that is not a key."""
+    home, first, second = two_repos_home
+    (home / "repos" / "not-a-key").mkdir()
+    (home / "repos" / "0123456789ab").symlink_to(home / "workspaces")
+    found = scoped_homes(home)
+    assert [h.label for h in found] == ["legacy", *sorted(f"repos/{go_key(r)}" for r in (first, second))]
+    assert found[0].path == home
+    assert {h.path for h in found[1:]} == {repo_home(first, home), repo_home(second, home)}
+
+
+def test_scoped_homes_of_an_empty_home_is_the_legacy_tree(tmp_path: Path) -> None:
+    """A home with no repos/ directory (or none at all) still has its legacy store."""
+    assert [(h.key, h.path) for h in scoped_homes(tmp_path / "nothing")] == [(None, tmp_path / "nothing")]
