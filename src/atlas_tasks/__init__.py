@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "FileStore": "atlas_tasks.backends.file",
+    "RepoNotFoundError": "atlas_tasks.repos",
     "Store": "atlas_tasks.store",
     "TaskList": "atlas_tasks.store",
     "WorkspaceList": "atlas_tasks.store",
@@ -105,4 +106,5 @@ if TYPE_CHECKING:
         Workspace,
         WorkspaceStatus,
     )
+    from atlas_tasks.repos import RepoNotFoundError
     from atlas_tasks.store import LogLines, Store, TaskList, WorkspaceList

@@ -378,11 +378,14 @@ class TaskRunningError(AtlasTasksError):
     holder: dict[str, Any]
 
     def __init__(self, workspace: str, task_id: str, holder: dict[str, Any]) -> None:
-        who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+        if holder.get("daemon"):
+            who, stop = f"by the Go ATLAS daemon at {holder['daemon']}", "or cancel it through that daemon"
+        else:
+            who, stop = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}", "or stop that process"
         since = f" since {holder['started_at']}" if holder.get("started_at") else ""
         super().__init__(
-            f"{_where(workspace, task_id)} is already running ({who}{since}); wait for it to finish, or stop that "
-            "process first — a task has one live runner at a time",
+            f"{_where(workspace, task_id)} is already running ({who}{since}); wait for it to finish, {stop} "
+            "first — a task has one live runner at a time",
             workspace=workspace,
             task_id=task_id,
             holder=holder,

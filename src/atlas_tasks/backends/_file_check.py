@@ -4,7 +4,8 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 
 * ``temp_file``: a ``.*.tmp`` left by a write that crashed before its rename. Fix: removed (never acknowledged).
 * ``incomplete_task``: a task directory without task.json (a creation cut short). Fix: removed if it holds nothing
-  else; otherwise reported only.
+  else; otherwise reported only. A directory holding only the Go ATLAS's hook files (``hook.json``, ``HOOK.md``,
+  ``hook.json.lock``) is not a finding: Go keeps them there for tasks it stores under ``repos/<key>/``.
 * ``corrupt_task``: a task.json that cannot be read. Reported only: a person decides.
 * ``newer_schema``: a task.json from a newer format. Reported only.
 * ``torn_log``: a task.log whose last line was cut short. Fix: the torn tail is cut, under the task lock.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, walk
 from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, IncompleteTaskError, SchemaVersionError
+from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.models import Task, TaskRef
 
 if TYPE_CHECKING:
@@ -144,7 +146,10 @@ def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, rep
     except IncompleteTaskError:
         if not store._lock_free(workspace, task_id):
             return None  # a creation in progress
-        others = [e.name for e in ops.scandir(d.fd, d.path) if e.name not in _HARMLESS]
+        entries = [e.name for e in ops.scandir(d.fd, d.path)]
+        if is_hook_only(entries):
+            return None  # the Go ATLAS's hook files for a task it keeps elsewhere (repos/<key>/): not ours to judge
+        others = [name for name in entries if name not in _HARMLESS]
         finding = report.add(
             Finding(
                 "incomplete_task",

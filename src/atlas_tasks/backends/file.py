@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from pydantic_core import from_json
 
+from atlas_tasks import go_daemon
 from atlas_tasks import names as N
 from atlas_tasks._codec import (
     decode_task,
@@ -64,6 +65,7 @@ from atlas_tasks.errors import (
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
+from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, parse_time, utcnow
 from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, TaskSummary, WorkspaceList
@@ -204,9 +206,39 @@ class FileStore:
         self._uuid_workspaces: set[str] = set()
         self._next_version: dict[tuple[str, ...], int] = {}
         self._summaries = _summaries.SummaryCache(str(self.home))
+        #: The Go home above this store: where the Go ATLAS keeps hook files and its daemon's socket (for a store from
+        #: :meth:`for_repo`, the home that holds ``repos/``).
+        self.go_home = self.home
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.home)!r})"
+
+    @classmethod
+    def for_repo(
+        cls,
+        repo_path: str | os.PathLike[str],
+        home: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> FileStore:
+        """The store the current Go ATLAS uses for a git repository: ``<home>/repos/<key>/``.
+
+        ``<key>`` is the first 12 hex digits of the SHA-256 of the repository's symlink-resolved path, as the Go
+        tool computes it, so both tools open the same directory for the same repository (see
+        :mod:`atlas_tasks.repos`).
+
+        Args:
+            repo_path: the repository's directory (any path to it: symlinks are resolved).
+            home: the home that holds ``repos/``; default ``$ATLAS_HOME`` or ``~/.atlas``.
+            **kwargs: as for :class:`FileStore` (``lock_timeout``, ``id_style``, ``go_locks``).
+
+        Raises:
+            RepoNotFoundError: ``repo_path`` does not exist or is not a directory.
+        """
+        from atlas_tasks.repos import default_home, repo_home
+
+        store = cls(repo_home(repo_path, home), **kwargs)
+        store.go_home = default_home() if home is None else Path(home).expanduser().absolute()
+        return store
 
     # -- paths (for people and tools; the store itself never opens by path below home) ----------------------------
     def workspace_path(self, workspace: str) -> Path:
@@ -582,6 +614,8 @@ class FileStore:
             # A creation in progress holds the task lock between mkdir and its first write: not an error.
             if not self._lock_free(workspace, name):
                 return None
+            if self._hook_only(tasks, name):
+                return None  # the Go ATLAS's hook files of a task it keeps under repos/<key>/: no task of this store
             try:  # the creator may have finished between our read and the lock check
                 with walk(tasks, [name]) as d:
                     return self._read_task(d, workspace, name)
@@ -593,6 +627,14 @@ class FileStore:
             return None  # deleted while we listed
         except UnsafePathError:
             return CorruptTaskError(workspace, name, path, "is a symlink or a file, not a task directory")
+
+    @staticmethod
+    def _hook_only(tasks: Dir, name: str) -> bool:
+        try:
+            with walk(tasks, [name]) as d:
+                return is_hook_only(entry.name for entry in ops.scandir(d.fd, d.path))
+        except (FileNotFoundError, UnsafePathError):
+            return False
 
     # -- creating ---------------------------------------------------------------------------------------------------
     @_storage_errors
@@ -731,7 +773,14 @@ class FileStore:
     # -- deleting ---------------------------------------------------------------------------------------------------
     @_storage_errors
     def delete(self, workspace: str, task_id: str) -> None:
-        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
+        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`.
+
+        The Go ATLAS's hook files go with it: in the task's directory, and for a repo-scoped store in the legacy
+        tree of its Go home. A task the Go daemon is running is refused (``TaskRunningError``).
+        """
+        daemon = go_daemon.running_holder(self.go_home, N.check_task_id(task_id))
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
         with (
             self._task_dir(workspace, task_id) as d,
             self._write_lock(workspace, task_id, d),
@@ -751,6 +800,22 @@ class FileStore:
         self._drop_ref(workspace, task_id)
         for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
             del self._next_version[key]
+        if self.go_home != self.home:
+            self._drop_legacy_hook(workspace, task_id)
+
+    def _drop_legacy_hook(self, workspace: str, task_id: str) -> None:
+        # Go keeps a repo-scoped task's hook files in <go home>/workspaces/<ws>/tasks/<id>/: removed only when that
+        # directory holds hook files and nothing else, so a legacy task of the same id is never touched.
+        try:
+            with (
+                open_home(str(self.go_home), create=False) as root,
+                walk(root, ["workspaces", workspace, "tasks"]) as tasks,
+            ):
+                if self._hook_only(tasks, task_id):
+                    ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
+                    ops.fsync(tasks.fd, tasks.path)
+        except (FileNotFoundError, UnsafePathError):
+            return
 
     # -- logs -------------------------------------------------------------------------------------------------------
     def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
@@ -914,6 +979,9 @@ class FileStore:
         Raises:
             TaskRunningError: a live runner holds it (the error names its pid, host and start time).
         """
+        daemon = go_daemon.running_holder(self.go_home, N.check_task_id(task_id))
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
         with self._lease_dir(workspace, task_id, create=True) as lease_dir:
             path, data = lease_dir.child(f"{task_id}.lease"), json.dumps(dict(holder), default=str).encode()
             lease = locks.try_lease(path, data, dir_fd=lease_dir.fd)
@@ -923,15 +991,19 @@ class FileStore:
 
     @_storage_errors
     def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
-        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does."""
+        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does.
+
+        A task the Go ATLAS daemon of this home reports as running counts as held, by the daemon
+        (``{"daemon": socket path, ...}``): its runs take no lease of ours.
+        """
         try:
             lease_dir = self._lease_dir(workspace, task_id, create=False)
         except FileNotFoundError:
-            return None
+            return go_daemon.running_holder(self.go_home, task_id)
         with lease_dir:
             raw = locks.lease_holder(lease_dir.child(f"{task_id}.lease"), dir_fd=lease_dir.fd)
         if raw is None:
-            return None
+            return go_daemon.running_holder(self.go_home, task_id)
         try:
             holder = json.loads(raw)
         except ValueError:

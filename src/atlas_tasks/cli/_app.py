@@ -163,6 +163,16 @@ StoreOpt = Annotated[
         show_default=False,
     ),
 ]
+RepoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--repo",
+        metavar="PATH",
+        help="Use the store the Go ATLAS keeps for this git repository: <home>/repos/<key>. Default: the "
+        "current repository's, when it has one and neither --home nor --store is given.",
+        show_default=False,
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 VersionOpt = Annotated[
     bool,
@@ -175,12 +185,15 @@ def root(
     ctx: typer.Context,
     home: HomeOpt = None,
     store: StoreOpt = None,
+    repo: RepoOpt = None,
     debug: DebugOpt = False,
     version: VersionOpt = False,
 ) -> None:
     """Run and inspect durable, crash-safe multi-step agent tasks."""
     if home is not None and store and "://" in store and store.lower().startswith("file:"):
         raise typer.BadParameter("give either --store file:///… or --home, not both", param_hint="--store")
-    state = State(home=home, store_url=store or None, debug=debug)
+    if repo is not None and store:
+        raise typer.BadParameter("give either --store or --repo, not both", param_hint="--repo")
+    state = State(home=home, store_url=store or None, debug=debug, repo=repo)
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -40,15 +40,18 @@ class State:
         home: The file store's root from ``--home``.
         store_url: The store's URL from ``--store`` (``file:///…`` or ``postgresql://…``).
         debug: Whether ``--debug`` was given.
+        repo: The git repository from ``--repo``: the store is that repository's repo-scoped home.
 
-    Which store a command opens: ``--store``, else ``--home``, else ``$ATLAS_STORE_URL``, else the file store at
-    ``$ATLAS_HOME`` (or ``~/.atlas``). With a database ``--store``, ``--home`` names where user templates live;
-    with a ``file:`` one it is a usage error.
+    Which store a command opens: ``--store``, else ``--repo`` (``<home>/repos/<key>``, as the Go ATLAS lays it
+    out), else ``--home``, else ``$ATLAS_STORE_URL``, else, inside a git repository whose repo-scoped home exists,
+    that home (a note on stderr says so), else the file store at ``$ATLAS_HOME`` (or ``~/.atlas``). With a
+    database ``--store``, ``--home`` names where user templates live; with a ``file:`` one it is a usage error.
     """
 
     home: Path | None = None
     store_url: str | None = None
     debug: bool = False
+    repo: Path | None = None
     _opened: list[Any] = field(default_factory=list, repr=False, compare=False)
     # The running command's name ("list", "workspace create"), as state() saw it; frozen fields, mutable contents.
     _command: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -58,7 +61,7 @@ class State:
         """The URL of the store to open, or None for the file store at :attr:`home` (or its default)."""
         if self.store_url:
             return self.store_url
-        if self.home is not None:
+        if self.home is not None or self.repo is not None:
             return None
         return os.environ.get(STORE_URL_ENV) or None
 
@@ -79,9 +82,7 @@ class State:
         """
         url = self.url()
         if url is None:
-            from atlas_tasks.backends.file import FileStore
-
-            store: Any = FileStore(self.home, **kwargs)
+            store: Any = self._file_store(**kwargs)
         else:
             from atlas_tasks.open import open_store
 
@@ -94,6 +95,37 @@ class State:
         if isinstance(home, Path) and not (self._command and self._command[-1] in _MAY_START_EMPTY):
             self.warn_if_missing(home)
         return store  # type: ignore[no-any-return]
+
+    def _file_store(self, **kwargs: Any) -> Any:
+        """The file store when no database store is named: ``--repo``'s, ``--home``'s, else the current repository's
+        repo-scoped home when it exists (as the Go ATLAS does, said on stderr since nothing on the command line names
+        it), else the default home.
+
+        Raises:
+            RepoNotFoundError: ``--repo`` names no existing directory.
+        """
+        from atlas_tasks.backends.file import FileStore
+
+        repo = self.repo if self.repo is not None or self.home is not None else self._current_repo()
+        if repo is not None:
+            return FileStore.for_repo(repo, self.home, **kwargs)
+        return FileStore(self.home, **kwargs)
+
+    @staticmethod
+    def _current_repo() -> Path | None:
+        from atlas_tasks import repos
+
+        found = repos.find_repo()
+        if found is None:
+            return None
+        with contextlib.suppress(repos.RepoNotFoundError):
+            scoped = repos.repo_home(found)
+            if scoped.is_dir():
+                from atlas_tasks.cli._errors import note
+
+                note(f"using the store of git repository {found} ({scoped}); --home DIR or --repo PATH for another")
+                return found
+        return None
 
     def warn_if_missing(self, home: Path) -> None:
         """Warn once (on stderr) that the file store ``home`` does not exist, if the user named it.
@@ -117,6 +149,8 @@ class State:
         # Where the file store's directory was named, mirroring url(); None for the default ~/.atlas.
         if self.store_url:
             return "--store"
+        if self.repo is not None:
+            return "--repo"
         if self.home is not None:
             return "--home"
         if os.environ.get(STORE_URL_ENV):

@@ -1,0 +1,233 @@
+"""Repo-scoped homes as the current Go ATLAS lays them out: ``<home>/repos/<key>/workspaces/...`` per repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atlas_tasks import FileStore, RepoNotFoundError
+from atlas_tasks.repos import find_repo, repo_home, repo_key, scoped_homes
+from atlas_tasks.testing.conformance import sample_task
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "go"
+GO_TASK = "task-b7e4a2d9-1c3f-4a8e-9b5d-2e7f6c0d8a41"
+
+
+def go_key(path: Path) -> str:
+    """The Go tool's key, spelled out: sha256 of filepath.EvalSymlinks(repoPath), first 12 hex digits."""
+    return hashlib.sha256(os.path.realpath(path).encode()).hexdigest()[:12]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "src" / "shop"
+    (path / ".git").mkdir(parents=True)
+    (path / "pkg" / "deep").mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def go_home(tmp_path: Path, repo: Path) -> Path:
+    """A home where the Go tool stored workspace 'api' for ``repo`` (repo-scoped) and 'payments' in the legacy tree."""
+    home = tmp_path / "home"
+    shutil.copytree(FIXTURES / "head-home" / "workspaces", home / "repos" / go_key(repo) / "workspaces")
+    shutil.copytree(FIXTURES / "story-home" / "workspaces", home / "workspaces")
+    return home
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as a real process, in ``cwd``, with no $ATLAS_HOME/$ATLAS_STORE_URL unless ``env`` gives them."""
+    base = {k: v for k, v in os.environ.items() if k not in ("ATLAS_HOME", "ATLAS_STORE_URL", "COLUMNS")}
+    return subprocess.run(
+        [sys.executable, "-m", "atlas_tasks", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_key_is_the_first_12_hex_of_sha256_of_the_path() -> None:
+    """The key of a fixed path is pinned, so a change of the formula (a trailing slash, a longer key) is caught."""
+    assert go_key(Path("/")) == hashlib.sha256(b"/").hexdigest()[:12]
+    assert repo_key("/") == "8a5edab28263"
+
+
+def test_key_resolves_symlinks(tmp_path: Path, repo: Path) -> None:
+    """A repository reached through a symlink gets the key of its real path, as Go's EvalSymlinks gives."""
+    link = tmp_path / "link-to-shop"
+    link.symlink_to(repo)
+    assert repo_key(link) == repo_key(repo) == go_key(repo)
+    assert repo_home(link, tmp_path / "h") == tmp_path / "h" / "repos" / go_key(repo)
+
+
+def test_for_repo_opens_the_repo_scoped_home(go_home: Path, repo: Path) -> None:
+    """FileStore.for_repo reads the tasks the Go tool wrote for that repository."""
+    store = FileStore.for_repo(repo, home=go_home)
+    assert store.home == go_home / "repos" / go_key(repo)
+    assert GO_TASK in [t.id for t in store.list("api")]
+
+
+def test_for_repo_defaults_to_atlas_home(go_home: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without home=, for_repo uses $ATLAS_HOME, as the rest of atlas-tasks does."""
+    monkeypatch.setenv("ATLAS_HOME", str(go_home))
+    assert FileStore.for_repo(repo).home == go_home / "repos" / go_key(repo)
+
+
+def test_task_created_with_for_repo_lands_where_go_looks(go_home: Path, repo: Path) -> None:
+    """A task created through for_repo is at repos/<key>/workspaces/<ws>/tasks/<id>/task.json, Go's own path."""
+    store = FileStore.for_repo(repo, home=go_home)
+    created = store.create("api", sample_task())
+    path = go_home / "repos" / go_key(repo) / "workspaces" / "api" / "tasks" / created.id / "task.json"
+    assert json.loads(path.read_text())["id"] == created.id
+
+
+def test_for_repo_of_a_missing_path_is_a_typed_error(tmp_path: Path) -> None:
+    """A repository path that does not exist raises RepoNotFoundError naming it (never a store somewhere else)."""
+    with pytest.raises(RepoNotFoundError, match="no-such-repo"):
+        FileStore.for_repo(tmp_path / "no-such-repo", home=tmp_path)
+
+
+def test_find_repo_walks_up_to_the_first_git_entry(tmp_path: Path, repo: Path) -> None:
+    """find_repo stops at the nearest directory with a .git entry, a linked worktree's .git file included."""
+    assert find_repo(repo / "pkg" / "deep") == repo
+    worktree = repo / "pkg" / "wt"
+    worktree.mkdir()
+    (worktree / ".git").write_text("gitdir: /elsewhere\n")
+    assert find_repo(worktree) == worktree
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert find_repo(outside) is None
+
+
+def test_cli_repo_option_lists_the_go_tasks(go_home: Path, repo: Path, tmp_path: Path) -> None:
+    """`--repo PATH` lists the tasks the Go tool stored for that repository, from any directory."""
+    done = cli("--home", str(go_home), "--repo", str(repo), "list", "api", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert GO_TASK in [t["id"] for t in json.loads(done.stdout)["tasks"]]
+
+
+def test_cli_inside_the_repo_uses_its_store_and_says_so(go_home: Path, repo: Path) -> None:
+    """Run inside the repository with no --home/--repo, the CLI uses the repo-scoped store and names it on stderr."""
+    done = cli("list", "api", "--json", cwd=repo / "pkg" / "deep", env={"ATLAS_HOME": str(go_home)})
+    assert done.returncode == 0, done.stderr
+    assert GO_TASK in [t["id"] for t in json.loads(done.stdout)["tasks"]]
+    assert f"using the store of git repository {repo}" in done.stderr
+
+
+def test_cli_explicit_home_is_not_overridden_by_the_repo(go_home: Path, repo: Path) -> None:
+    """An explicit --home means that home: inside a repository the legacy tree is still what is listed."""
+    done = cli("--home", str(go_home), "workspace", "list", "--json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    names = [w["name"] for w in json.loads(done.stdout)["workspaces"]]
+    assert names == ["payments"]
+    assert "using the store of git repository" not in done.stderr
+
+
+def test_cli_repo_without_a_scoped_home_keeps_the_default(tmp_path: Path, repo: Path) -> None:
+    """Inside a repository the Go tool never used, the default home is used, with no note."""
+    home = tmp_path / "fresh-home"
+    shutil.copytree(FIXTURES / "story-home" / "workspaces", home / "workspaces")
+    done = cli("workspace", "list", "--json", cwd=repo, env={"ATLAS_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    assert [w["name"] for w in json.loads(done.stdout)["workspaces"]] == ["payments"]
+    assert "using the store" not in done.stderr
+
+
+def test_cli_repo_and_store_together_is_a_usage_error(tmp_path: Path, repo: Path) -> None:
+    """--repo with --store is refused as a usage error (exit 2), naming both options."""
+    done = cli("--repo", str(repo), "--store", f"file://{tmp_path}", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--repo" in done.stderr
+
+
+def test_cli_repo_that_does_not_exist_is_one_error_line(tmp_path: Path) -> None:
+    """--repo naming a missing directory is one `error:` line with exit code 1, no traceback."""
+    done = cli("--repo", str(tmp_path / "nope"), "list", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: repository ")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def two_repos_home(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two repositories, each with a workspace named 'api' of its own tasks, plus Go's hook-only legacy dirs."""
+    home, first, second = tmp_path / "home", tmp_path / "one", tmp_path / "two"
+    for repo, task_file in ((first, GO_TASK), (second, "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13")):
+        (repo / ".git").mkdir(parents=True)
+        tasks = home / "repos" / go_key(repo) / "workspaces" / "api" / "tasks"
+        source = FIXTURES / "head-home" / "workspaces" / "api"
+        tasks.mkdir(parents=True)
+        shutil.copy(source / "workspace.json", tasks.parent / "workspace.json")
+        shutil.copytree(source / "tasks" / task_file, tasks / task_file)
+        hook_only = home / "workspaces" / "api" / "tasks" / task_file
+        hook_only.mkdir(parents=True)
+        for name in ("hook.json", "HOOK.md", "hook.json.lock"):
+            (hook_only / name).write_text("{}" if name == "hook.json" else "")
+    return home, first, second
+
+
+def test_same_workspace_name_in_two_repositories_never_mixes(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Workspace 'api' of one repository lists its own task only, never the other repository's."""
+    home, first, second = two_repos_home
+    one = [t.id for t in FileStore.for_repo(first, home=home).list("api")]
+    two = [t.id for t in FileStore.for_repo(second, home=home).list("api")]
+    assert one == [GO_TASK]
+    assert two == ["task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"]
+
+
+def test_hook_only_directories_are_not_errors(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """The legacy tree's hook-only task directories are neither listing errors nor doctor findings."""
+    home, _, _ = two_repos_home
+    legacy = FileStore(home)
+    listed = legacy.list("api")
+    assert list(listed) == [] and listed.errors == []
+    report = legacy.check()
+    assert [f for f in report.findings if f.kind == "incomplete_task"] == []
+
+
+def test_a_directory_without_task_json_and_with_other_files_is_still_reported(tmp_path: Path) -> None:
+    """The control: a task directory with no task.json that holds something besides hook files stays a finding."""
+    task_dir = tmp_path / "workspaces" / "api" / "tasks" / GO_TASK
+    task_dir.mkdir(parents=True)
+    (task_dir / "hook.json").write_text("{}")
+    (task_dir / "notes.txt").write_text("mine")
+    store = FileStore(tmp_path)
+    assert [e.task_id for e in store.list("api").errors] == [GO_TASK]
+    assert [f.kind for f in store.check().findings] == ["incomplete_task"]
+
+
+def test_delete_takes_the_legacy_hook_files_with_the_task(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Deleting a repo-scoped task removes its hook-only directory in the legacy tree, and nothing else there."""
+    home, first, second = two_repos_home
+    FileStore.for_repo(first, home=home).delete("api", GO_TASK)
+    legacy_tasks = home / "workspaces" / "api" / "tasks"
+    assert sorted(p.name for p in legacy_tasks.iterdir()) == ["task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"]
+    assert [t.id for t in FileStore.for_repo(second, home=home).list("api")] == [
+        "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13"
+    ]
+
+
+def test_scoped_homes_lists_legacy_then_each_repository(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """Every store under a home: the legacy tree first, then each repos/<key>, and nothing that is not a key."""
+    home, first, second = two_repos_home
+    (home / "repos" / "not-a-key").mkdir()
+    (home / "repos" / "0123456789ab").symlink_to(home / "workspaces")
+    found = scoped_homes(home)
+    assert [h.label for h in found] == ["legacy", *sorted(f"repos/{go_key(r)}" for r in (first, second))]
+    assert found[0].path == home
+    assert {h.path for h in found[1:]} == {repo_home(first, home), repo_home(second, home)}
+
+
+def test_scoped_homes_of_an_empty_home_is_the_legacy_tree(tmp_path: Path) -> None:
+    """A home with no repos/ directory (or none at all) still has its legacy store."""
+    assert [(h.key, h.path) for h in scoped_homes(tmp_path / "nothing")] == [(None, tmp_path / "nothing")]
