@@ -51,6 +51,7 @@ def _statuses(values: list[str] | None) -> list[str] | None:
             raise typer.BadParameter(f"{value!r} is not one of {choices}", param_hint="'--status' / '-s'")
     return wanted
 
+
 LimitOpt = Annotated[
     int | None,
     typer.Option(
