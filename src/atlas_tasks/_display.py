@@ -142,9 +142,9 @@ def display_states(
             found[ws, task.id] = DisplayState(task, crashed=_looks_crashed(task, None, now))
             continue
         state = display_state(store, ws, task, now=now)
-        if state.task.revision != task.revision:
-            state = DisplayState(task)
-        found[ws, task.id] = DisplayState(task, crashed=state.crashed, holder=state.holder)
+        # Changed since the listing read it: something wrote it, so the listed copy is not a dead run.
+        crashed = state.crashed and state.task.revision == task.revision
+        found[ws, task.id] = DisplayState(task, crashed=crashed, holder=state.holder)
     return found
 
 

@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from atlas_tasks import FileStore
+from atlas_tasks import FileStore, Step, StepResult, Task
 from atlas_tasks.cli import app as cli_app
 from atlas_tasks.web import _views
 
@@ -98,3 +98,23 @@ def test_api_task_of_a_crashed_run_says_so(client: TestClient, home: Path, fille
     document = client.get(f"/api/workspaces/ws/tasks/{filled['crashed']}").json()
     assert document == cli_json(home, "show", "ws", filled["crashed"])
     assert document["crashed"] is True and document["runner"] is None
+
+
+def test_task_page_names_the_step_of_each_artifact(client: TestClient, store: FileStore) -> None:
+    """The artifacts table says which step produced each file, from the step result that recorded it."""
+    store.create_workspace("w")
+    task = store.create("w", Task(steps=[Step(name="lint", type="validation"), Step(name="test", type="validation")]))
+    saved = store.save_versioned_artifact("w", task.id, "validation.json", b"{}")
+    store.save_versioned_artifact("w", task.id, "validation.json", b"{}")
+
+    def record(t: Task) -> None:
+        t.step_results.append(
+            StepResult(step_index=1, step_name="test", status="success", artifact_path=f"artifacts/{saved}")
+        )
+
+    store.modify("w", task.id, record)
+    text = client.get(f"/workspaces/w/tasks/{task.id}").text
+    cells = re.findall(
+        r'>([^<>]+)</a></td>\s*<td class="num">[^<]*</td>\s*<td data-field="artifact-step">([^<]*)</td>', text
+    )
+    assert cells == [("validation.1.json", "test"), ("validation.2.json", "-")]
