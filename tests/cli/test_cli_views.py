@@ -336,6 +336,7 @@ def test_show_escapes_a_bidi_override_in_a_description(tmp_path: Path) -> None:
     """A right-to-left override in stored text reaches the terminal as `\\u202e`, never as the control itself."""
     store = FileStore(tmp_path / "home")
     store.create_workspace("w")
-    task = store.create("w", Task(description="safe \u202e// evil", steps=[Step(name="x\u2066y")]))
+    task = store.create("w", Task(description="safe \u202e// evil\u2028forged", steps=[Step(name="x\u2066y")]))
     out = cli(store.home, "show", "w", task.id).stdout + cli(store.home, "list", "w").stdout
-    assert "\u202e" not in out and "\u2066" not in out and "safe \\u202e// evil" in out and "x\\u2066y" in out
+    assert not {"\u202e", "\u2066", "\u2028"} & set(out)
+    assert "safe \\u202e// evil\\u2028forged" in out and "x\\u2066y" in out

@@ -564,7 +564,9 @@ def _header(workspace: str, state: DisplayState, now: datetime) -> Table:
     rows += [
         ("workspace", printable(workspace)),
         ("template", printable(task.template) or "-"),
-        ("description", "\n".join(printable(line) for line in task.description.splitlines()) or "-"),
+        # Split on newlines only: str.splitlines would also break at U+2028/U+2029 and \x1c-\x1e, which must show
+        # as escapes like any other control.
+        ("description", "\n".join(printable(line.removesuffix("\r")) for line in _lines(task.description)) or "-"),
         ("step", step_progress(task)),
         ("created", when(task.created_at, now)),
         # For a dead run this is when its runner was last heard of (its last checkpoint).
@@ -576,6 +578,10 @@ def _header(workspace: str, state: DisplayState, now: datetime) -> Table:
     for key, value in rows:
         grid.add_row(key, value)
     return grid
+
+
+def _lines(text: str) -> list[str]:
+    return text.strip("\r\n").split("\n") if text.strip("\r\n") else []
 
 
 def _steps(task: Task, now: datetime, *, stopped: bool = False) -> Table:
