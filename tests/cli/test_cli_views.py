@@ -233,6 +233,15 @@ def test_list_columns_drop_times_and_template_before_the_description() -> None:
     assert list_columns(widths, None) == (list(widths), 60)
 
 
+def test_list_columns_bring_back_what_fits_once_the_description_is_gone() -> None:
+    """When even the freed room is too little for a description, a dropped time column that fits comes back."""
+    from atlas_tasks.cli._render import list_columns
+
+    widths = {"WORKSPACE": 9, "ID": 20, "STATUS": 21, "TEMPLATE": 6, "STEP": 12, "CREATED": 7, "UPDATED": 7}
+    columns, _ = list_columns({**widths, "DESCRIPTION": 30}, 80)
+    assert columns == ["WORKSPACE", "ID", "STATUS", "STEP", "UPDATED"]
+
+
 # -- limit and search -------------------------------------------------------------------------------------------------
 
 

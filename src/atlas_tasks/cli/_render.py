@@ -429,18 +429,27 @@ def list_columns(widths: Mapping[str, int], available: int | None) -> tuple[list
     description = min(widths.get("DESCRIPTION", 0), DESCRIPTION_WIDTH)
     if available is None:
         return columns, description
+
+    def used(names: Sequence[str]) -> int:
+        return sum(widths[name] for name in names if name != "DESCRIPTION") + 2 * (len(names) - 1)
+
+    dropped: list[str] = []
     for drop in (None, *_LIST_DROP_ORDER):
         if drop is not None and drop in columns:
             columns.remove(drop)
-        others = [name for name in columns if name != "DESCRIPTION"]
-        used = sum(widths[name] for name in others) + 2 * (len(columns) - 1)
-        room = available - used
+            dropped.append(drop)
+        room = available - used(columns)
         if "DESCRIPTION" not in columns:
             if room >= 0:
                 break
         elif room >= min(DESCRIPTION_MIN_WIDTH, description):
-            description = min(description, room)
-            break
+            return columns, min(description, room)
+    # The description is gone: the columns dropped to make room for it come back where they still fit.
+    for name in reversed(dropped):
+        if name != "DESCRIPTION":
+            again = [column for column in widths if column in columns or column == name]
+            if used(again) <= available:
+                columns = again
     return columns, description
 
 
