@@ -122,11 +122,6 @@ def task_list_page(
     )
 
 
-def leased_ids(store: LeasingStore, workspace: str) -> set[str] | None:
-    """See :func:`atlas_tasks._display.leased_ids`."""
-    return _display.leased_ids(store, workspace)
-
-
 def crashed_keys(store: LeasingStore, tasks: Sequence[tuple[str, Task]]) -> set[tuple[str, str]]:
     """The ``(workspace, id)`` of the tasks whose run is interrupted (running/validating, no live runner)."""
     return {key for key, state in _display.display_states(store, tasks).items() if state.crashed}
