@@ -160,10 +160,10 @@ def test_list_shows_tasks_newest_first_with_progress(store: FileStore, filled: d
 
 
 def test_list_status_filter_keeps_matching_tasks(store: FileStore, filled: dict[str, str]) -> None:
-    """`--status` keeps only tasks in that status, and may be repeated."""
-    running = run(store, "list", "ws", "--status", "running")
-    assert [line.split()[0] for line in running.stdout.splitlines()[1:]] == [filled["old"]]
-    both = run(store, "list", "ws", "-s", "running", "-s", "pending", "--json")
+    """`--status` keeps only tasks in that status, and may be repeated (the crashed run is interrupted)."""
+    interrupted = run(store, "list", "ws", "--status", "interrupted")
+    assert [line.split()[0] for line in interrupted.stdout.splitlines()[1:]] == [filled["old"]]
+    both = run(store, "list", "ws", "-s", "crashed", "-s", "pending", "--json")
     assert [t["id"] for t in json.loads(both.stdout)["tasks"]] == ["task-new", filled["old"]]
     none = run(store, "list", "ws", "--status", "completed")
     assert none.exit_code == 0 and none.stdout == "" and "no tasks with status completed" in none.stderr
@@ -178,7 +178,7 @@ def test_list_json_holds_the_stored_task_documents(store: FileStore, filled: dic
     """`list --json`: {"workspace", "tasks": [task.json documents, newest first], "errors", "workspaces", ...}."""
     result = run(store, "list", "ws", "--json")
     document = json.loads(result.stdout)
-    assert list(document) == ["workspace", "tasks", "errors", "workspaces", "interrupted"]
+    assert list(document) == ["workspace", "tasks", "errors", "workspaces", "interrupted", "runners"]
     assert document["workspace"] == "ws" and document["errors"] == []
     assert document["workspaces"] == ["ws", "ws"]
     assert document["interrupted"] == [{"workspace": "ws", "task_id": filled["old"]}]
@@ -230,7 +230,7 @@ def test_show_renders_header_steps_transitions_artifacts_and_log(store: FileStor
     out = result.stdout
     for expected in (
         f"task            {filled['old']}",
-        "status          running",
+        "status          interrupted (crashed)",
         "template        bugfix",
         "description     Fix the rounding of invoice totals",
         "step            2/2 validate",
@@ -254,13 +254,14 @@ def test_show_renders_header_steps_transitions_artifacts_and_log(store: FileStor
 
 
 def test_show_json_has_documented_shape(store: FileStore, filled: dict[str, str]) -> None:
-    """`show --json` prints {"workspace", "task": task.json document, "artifacts", "log"}."""
+    """`show --json` prints {"workspace", "task": task.json document, "artifacts", "log", "crashed",
+    "display_status", "runner"}."""
     document = json.loads(run(store, "show", "ws", filled["old"], "--json").stdout)
-    assert list(document) == ["workspace", "task", "artifacts", "log"]
+    assert list(document) == ["workspace", "task", "artifacts", "log", "crashed", "display_status", "runner"]
     assert document["task"] == json.loads(encode_task(store.get("ws", filled["old"])))
     assert document["artifacts"] == [
-        {"name": "sdd/spec.md", "size": 7},
-        {"name": "validation.1.json", "size": len(BINARY)},
+        {"name": "sdd/spec.md", "size": 7, "step": None},
+        {"name": "validation.1.json", "size": len(BINARY), "step": None},
     ]
     assert document["log"] == {"lines": 2, "skipped": 0, "torn_tail": False, "errors": []}
 
@@ -339,23 +340,26 @@ def test_logs_of_a_task_without_log_says_so(store: FileStore, filled: dict[str, 
 
 
 def test_artifacts_lists_names_and_sizes(store: FileStore, filled: dict[str, str]) -> None:
-    """`artifacts` prints each artifact's relative name and size, in natural order."""
+    """`artifacts` prints each artifact's relative name, size and producing step (`-`: none recorded)."""
     result = run(store, "artifacts", "ws", filled["old"])
     assert result.exit_code == 0
     assert [line.split() for line in result.stdout.splitlines()] == [
-        ["NAME", "SIZE"],
-        ["sdd/spec.md", "7", "B"],
-        ["validation.1.json", str(len(BINARY)), "B"],
+        ["NAME", "SIZE", "STEP"],
+        ["sdd/spec.md", "7", "B", "-"],
+        ["validation.1.json", str(len(BINARY)), "B", "-"],
     ]
 
 
 def test_artifacts_json_has_documented_shape(store: FileStore, filled: dict[str, str]) -> None:
-    """`artifacts --json` prints {"workspace", "task_id", "artifacts": [{"name", "size"}]}."""
+    """`artifacts --json` prints {"workspace", "task_id", "artifacts": [{"name", "size", "step"}]}."""
     document = json.loads(run(store, "artifacts", "ws", filled["old"], "--json").stdout)
     assert document == {
         "workspace": "ws",
         "task_id": filled["old"],
-        "artifacts": [{"name": "sdd/spec.md", "size": 7}, {"name": "validation.1.json", "size": len(BINARY)}],
+        "artifacts": [
+            {"name": "sdd/spec.md", "size": 7, "step": None},
+            {"name": "validation.1.json", "size": len(BINARY), "step": None},
+        ],
     }
 
 

@@ -45,7 +45,10 @@ def test_api_task_equals_show_json(client: TestClient, home: Path, filled: dict[
     """/api/workspaces/WS/tasks/ID is ``show WS ID --json``: task document, artifacts with sizes, log summary."""
     document = client.get(f"/api/workspaces/ws/tasks/{filled['done']}").json()
     assert document == cli_json(home, "show", "ws", filled["done"])
-    assert document["log"]["lines"] == 2 and {"name": "blob.bin", "size": len(BINARY)} in document["artifacts"]
+    assert (
+        document["log"]["lines"] == 2
+        and {"name": "blob.bin", "size": len(BINARY), "step": None} in document["artifacts"]
+    )
 
 
 def test_api_artifacts_equals_cli(client: TestClient, home: Path, filled: dict[str, str]) -> None:

@@ -153,7 +153,7 @@ def test_dashboard_works_through_the_store_protocol_alone(
             assert client.get(path).status_code == 200, path
         sizes = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts").json()["artifacts"]
         expected = len(store.get_artifact("ws", filled["done"], "report.json"))
-        assert {"name": "report.json", "size": expected} in sizes
+        assert {"name": "report.json", "size": expected, "step": None} in sizes
 
 
 def test_run_finishing_between_reads_is_not_crashed(store: FileStore, filled: dict[str, str]) -> None:

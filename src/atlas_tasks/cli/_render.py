@@ -23,12 +23,18 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from atlas_tasks._display import DisplayState
     from atlas_tasks.errors import AtlasTasksError, CorruptLogError
     from atlas_tasks.models import Step, Task, Workspace
     from atlas_tasks.store import LogLines
 
 #: How much of a description ``list`` shows.
 DESCRIPTION_WIDTH = 60
+#: Below this many columns a description says too little: on a narrow terminal ``list`` drops the relative times and
+#: the template to give it at least this much, and drops the description itself when even that is not enough.
+DESCRIPTION_MIN_WIDTH = 16
+#: What a step in flight shows instead of a running time once its runner died.
+STOPPED = "stopped (runner died)"
 
 _STATUS_STYLES = {
     "pending": "dim",
@@ -58,10 +64,12 @@ class Artifact(NamedTuple):
     Attributes:
         name: Its path relative to the task's ``artifacts/`` directory (``sdd/spec.md``).
         size: Its size in bytes, or ``None`` when it could not be read.
+        step: The name of the step that produced it (from the step results that recorded it), or ``None``.
     """
 
     name: str
     size: int | None
+    step: str | None = None
 
 
 # -- writing to stdout -------------------------------------------------------------------------------------------
@@ -162,8 +170,8 @@ def workspace_list_document(workspaces: Sequence[Workspace], errors: Sequence[At
 
 
 def artifact_documents(artifacts: Sequence[Artifact]) -> list[dict[str, Any]]:
-    """Artifacts as ``[{"name", "size"}...]``."""
-    return [{"name": a.name, "size": a.size} for a in artifacts]
+    """Artifacts as ``[{"name", "size", "step"}...]``."""
+    return [{"name": a.name, "size": a.size, "step": a.step} for a in artifacts]
 
 
 def log_summary_document(log: LogLines) -> dict[str, Any]:
@@ -176,19 +184,41 @@ def log_summary_document(log: LogLines) -> dict[str, Any]:
     }
 
 
-def show_document(workspace: str, task: Task, artifacts: Sequence[Artifact], log: LogLines) -> dict[str, Any]:
-    """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary}``."""
+def show_document(workspace: str, state: DisplayState, artifacts: Sequence[Artifact], log: LogLines) -> dict[str, Any]:
+    """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary, "crashed",
+    "display_status", "runner"}``."""
     return {
         "workspace": workspace,
-        "task": task_document(task),
+        "task": task_document(state.task),
         "artifacts": artifact_documents(artifacts),
         "log": log_summary_document(log),
+        "crashed": state.crashed,
+        "display_status": state.label,
+        "runner": state.holder,
     }
 
 
 def artifacts_document(workspace: str, task_id: str, artifacts: Sequence[Artifact]) -> dict[str, Any]:
     """``artifacts --json``: ``{"workspace", "task_id", "artifacts": [{"name", "size"}...]}``."""
     return {"workspace": workspace, "task_id": task_id, "artifacts": artifact_documents(artifacts)}
+
+
+def with_steps(task: Task, artifacts: Sequence[Artifact]) -> list[Artifact]:
+    """The artifacts, each labelled with the step that produced it.
+
+    The step is taken from the task's step results: a step's result records the artifact it saved last
+    (``artifact_path``), which is the one artifact every built-in executor saves. This costs no read (names and
+    contents are not guessed from: ``validation.2.json`` may come from any validation step). An artifact no result
+    refers to (saved by a step still in flight, or a second artifact of one step) has no step (``None``, ``-``).
+    """
+    producers: dict[str, str] = {}
+    for result in task.step_results:
+        if result.artifact_path:
+            name = result.step_name or (
+                task.steps[result.step_index].name if 0 <= result.step_index < len(task.steps) else ""
+            )
+            producers[result.artifact_path.removeprefix("artifacts/")] = name
+    return [artifact._replace(step=producers.get(artifact.name, artifact.step)) for artifact in artifacts]
 
 
 # -- formatting helpers ---------------------------------------------------------------------------------------------
@@ -242,12 +272,16 @@ def duration(delta: timedelta) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def step_duration(step: Step, now: datetime) -> str:
-    """How long a step took (from ``started_at`` to ``completed_at``), or has been running so far."""
+def step_duration(step: Step, now: datetime, *, stopped: bool = False) -> str:
+    """How long a step took (from ``started_at`` to ``completed_at``), or has been running so far.
+
+    ``stopped``: the task's runner died, so a step still marked in flight is not running any more: it says so
+    instead of counting up a time that no runner is spending.
+    """
     if step.started_at is None:
         return "-"
     if step.completed_at is None:
-        return f"{duration(now - step.started_at)} so far"
+        return STOPPED if stopped and step.status == "running" else f"{duration(now - step.started_at)} so far"
     return duration(step.completed_at - step.started_at)
 
 
@@ -296,21 +330,37 @@ class _Output:
 
     Markup and highlighting are off because everything shown is data: ``[red]`` in a description is text. Into a
     pipe or a file, lines are never cut or wrapped (rich would assume 80 columns) and carry no trailing padding.
+    With ``NO_COLOR`` set (to anything but the empty string, as no-color.org says) a terminal gets no escape at all:
+    rich's own ``NO_COLOR`` handling drops colours but keeps bold and dim, so styles are switched off entirely.
     """
 
     def __init__(self) -> None:
+        import os
+
         from rich.console import Console
 
-        self.console = Console(highlight=False, markup=False, emoji=False)
+        no_style = os.environ.get("NO_COLOR", "") != ""
+        self.console = Console(highlight=False, markup=False, emoji=False, color_system=None if no_style else "auto")
         self.plain = not self.console.is_terminal
         if self.plain:
             # Even with COLUMNS set (GNU readline exports it in any process that loads it): a pipe gets whole lines.
             self.console.width = 100_000
 
-    def print(self, *renderables: RenderableType | str, soft_wrap: bool = False) -> None:
-        """Print renderables, each followed by a newline; ``soft_wrap`` leaves long lines to the terminal."""
+    @property
+    def width(self) -> int | None:
+        """The terminal's width in columns, or None into a pipe or a file (no limit)."""
+        return None if self.plain else self.console.width
+
+    def print(self, *renderables: RenderableType | str, soft_wrap: bool = False, width: int | None = None) -> None:
+        """Print renderables, each followed by a newline; ``soft_wrap`` leaves long lines to the terminal.
+
+        ``width`` wider than the terminal renders that wide and lets the terminal wrap (nothing is cut).
+        """
         if not self.plain:
-            self.console.print(*renderables, soft_wrap=soft_wrap)
+            if width is not None and width > self.console.width:
+                self.console.print(*renderables, soft_wrap=soft_wrap, width=width, crop=False)
+            else:
+                self.console.print(*renderables, soft_wrap=soft_wrap)
             return
         with self.console.capture() as captured:
             self.console.print(*renderables, soft_wrap=soft_wrap)
@@ -356,34 +406,97 @@ def message(text: str) -> None:
     _Output().print(_styled(text, ""), soft_wrap=True)
 
 
+def _state_status(state: DisplayState) -> Text:
+    return _styled(state.label, "bold red") if state.crashed else _status(state.task.status)
+
+
+# The list columns that give way on a narrow terminal, first to go first (the description shrinks before any goes).
+_LIST_DROP_ORDER = ("CREATED", "TEMPLATE", "UPDATED", "DESCRIPTION", "STEP")
+
+
+def list_columns(widths: Mapping[str, int], available: int | None) -> tuple[list[str], int]:
+    """Which ``list`` columns fit in ``available`` terminal columns, and how wide the description may be.
+
+    The workspace, id and status are never dropped nor cut: they are what the other commands need. The
+    description takes what room is left (at most :data:`DESCRIPTION_WIDTH`); when that is less than
+    :data:`DESCRIPTION_MIN_WIDTH`, the columns of :data:`_LIST_DROP_ORDER` go one by one.
+
+    Args:
+        widths: Each column's natural width (its widest cell or header); ``DESCRIPTION`` included.
+        available: The terminal's width, or None for no limit (a pipe).
+    """
+    columns = list(widths)
+    description = min(widths.get("DESCRIPTION", 0), DESCRIPTION_WIDTH)
+    if available is None:
+        return columns, description
+
+    def used(names: Sequence[str]) -> int:
+        return sum(widths[name] for name in names if name != "DESCRIPTION") + 2 * (len(names) - 1)
+
+    dropped: list[str] = []
+    for drop in (None, *_LIST_DROP_ORDER):
+        if drop is not None and drop in columns:
+            columns.remove(drop)
+            dropped.append(drop)
+        room = available - used(columns)
+        if "DESCRIPTION" not in columns:
+            if room >= 0:
+                break
+        elif room >= min(DESCRIPTION_MIN_WIDTH, description):
+            return columns, min(description, room)
+    # The description is gone: the columns dropped to make room for it come back where they still fit.
+    for name in reversed(dropped):
+        if name != "DESCRIPTION":
+            again = [column for column in widths if column in columns or column == name]
+            if used(again) <= available:
+                columns = again
+    return columns, description
+
+
 def print_task_list(
-    tasks: Sequence[Task],
+    states: Sequence[DisplayState],
     now: datetime,
     *,
-    interrupted: Sequence[bool] = (),
     workspaces: Sequence[str] | None = None,
 ) -> None:
     """The ``list`` table: id, status, template, step, created, updated and a truncated description.
 
-    ``interrupted`` and ``workspaces`` run parallel to ``tasks``: a task whose runner died (running, no live runner)
-    shows as ``interrupted (crashed)``; with ``workspaces`` a WORKSPACE column comes first.
+    ``states`` are the listed tasks with their display state (a run whose runner died shows as ``interrupted
+    (crashed)``); ``workspaces``, parallel to it, adds a WORKSPACE column first. On a terminal the columns that
+    do not fit give way (see :func:`list_columns`); into a pipe every column is written.
     """
-    headers = ("ID", "STATUS", "TEMPLATE", "STEP", "CREATED", "UPDATED", "DESCRIPTION")
-    table = _table(*(("WORKSPACE", *headers) if workspaces is not None else headers))
-    for index, task in enumerate(tasks):
-        lead = [printable(workspaces[index])] if workspaces is not None else []
-        crashed = index < len(interrupted) and interrupted[index]
-        table.add_row(
-            *lead,
-            printable(task.id),
-            _styled("interrupted (crashed)", "bold red") if crashed else _status(task.status),
-            printable(task.template) or "-",
-            step_progress(task),
-            ago(task.created_at, now),
-            ago(task.updated_at, now),
-            _one_line(truncate(task.description, DESCRIPTION_WIDTH)),
-        )
-    _Output().print(table)
+    from rich.cells import cell_len
+
+    rows: list[dict[str, str | Text]] = []
+    for index, state in enumerate(states):
+        task = state.task
+        row: dict[str, str | Text] = {"WORKSPACE": printable(workspaces[index])} if workspaces is not None else {}
+        row |= {
+            "ID": printable(task.id),
+            "STATUS": _state_status(state),
+            "TEMPLATE": printable(task.template) or "-",
+            "STEP": step_progress(task),
+            "CREATED": ago(task.created_at, now),
+            "UPDATED": ago(task.updated_at, now),
+            "DESCRIPTION": truncate(task.description, DESCRIPTION_WIDTH),
+        }
+        rows.append(row)
+    headers = list(rows[0]) if rows else []
+    widths = {name: max([cell_len(name), *(cell_len(str(row[name])) for row in rows)]) for name in headers}
+    out = _Output()
+    columns, description = list_columns(widths, out.width)
+    table = _table(*columns)
+    for column in table.columns:
+        name = str(column.header)
+        column.no_wrap = True
+        if name == "DESCRIPTION":
+            column.width = description
+        else:
+            column.min_width = widths[name]
+    for row in rows:
+        table.add_row(*(_one_line(str(row[name])) if name == "DESCRIPTION" else row[name] for name in columns))
+    needed = sum(widths[name] for name in columns if name != "DESCRIPTION") + 2 * (len(columns) - 1)
+    out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
 
 
 def print_workspaces(workspaces: Sequence[Workspace], now: datetime) -> None:
@@ -401,13 +514,26 @@ def print_workspaces(workspaces: Sequence[Workspace], now: datetime) -> None:
     _Output().print(table)
 
 
-def print_task(workspace: str, task: Task, artifacts: Sequence[Artifact], log: LogLines, now: datetime) -> None:
+def print_workspace_tasks(states: Sequence[DisplayState]) -> None:
+    """``workspace show``'s task lines: ``  ID  STATUS`` each, with the status read from the task itself."""
+    if not states:
+        return
+    table = _table("ID", "STATUS")
+    for state in states:
+        table.add_row(printable(state.task.id), _state_status(state))
+    _Output().print(_indented(table))
+
+
+def print_task(
+    workspace: str, state: DisplayState, artifacts: Sequence[Artifact], log: LogLines, now: datetime
+) -> None:
     """The ``show`` view: header, steps timeline, transitions, artifacts and the log's line count."""
+    task = state.task
     out = _Output()
-    out.print(_header(workspace, task, now))
+    out.print(_header(workspace, state, now))
     out.print()
     sections: list[tuple[str, int, Table]] = [
-        ("Steps", len(task.steps), _steps(task, now)),
+        ("Steps", len(task.steps), _steps(task, now, stopped=state.crashed)),
         ("Transitions", len(task.transitions), _transitions(task)),
         ("Artifacts", len(artifacts), _artifacts(artifacts)),
     ]
@@ -419,21 +545,41 @@ def print_task(workspace: str, task: Task, artifacts: Sequence[Artifact], log: L
     out.print(_log_summary(workspace, task.id, log), soft_wrap=True)
 
 
-def _header(workspace: str, task: Task, now: datetime) -> Table:
-    from rich.table import Table
+def resume_hint(workspace: str, task_id: str) -> str:
+    """What a crashed run's status line adds: that no runner holds it, and the command that resumes it."""
+    command = f"atlas-tasks run {printable(workspace)} {printable(task_id)}"
+    return f"no live runner holds it (its runner died): `{command}` resumes it"
 
+
+def _header(workspace: str, state: DisplayState, now: datetime) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from atlas_tasks._display import runner_text
+
+    task = state.task
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
+    status = _state_status(state)
+    if state.crashed:
+        status = Text.assemble(status, " - ", _styled(resume_hint(workspace, task.id), "red"))
     rows: list[tuple[str, str | Text]] = [
         ("task", printable(task.id)),
-        ("status", _status(task.status)),
+        ("status", status),
+    ]
+    if state.holder is not None:
+        rows.append(("runner", printable(runner_text(state.holder))))
+    rows += [
         ("workspace", printable(workspace)),
         ("template", printable(task.template) or "-"),
-        ("description", "\n".join(printable(line) for line in task.description.splitlines()) or "-"),
+        # Split on newlines only: str.splitlines would also break at U+2028/U+2029 and \x1c-\x1e, which must show
+        # as escapes like any other control.
+        ("description", "\n".join(printable(line.removesuffix("\r")) for line in _lines(task.description)) or "-"),
         ("step", step_progress(task)),
         ("created", when(task.created_at, now)),
-        ("updated", when(task.updated_at, now)),
+        # For a dead run this is when its runner was last heard of (its last checkpoint).
+        ("last seen" if state.crashed else "updated", when(task.updated_at, now)),
     ]
     if task.completed_at is not None:
         rows.append(("completed", when(task.completed_at, now)))
@@ -443,7 +589,11 @@ def _header(workspace: str, task: Task, now: datetime) -> Table:
     return grid
 
 
-def _steps(task: Task, now: datetime) -> Table:
+def _lines(text: str) -> list[str]:
+    return text.strip("\r\n").split("\n") if text.strip("\r\n") else []
+
+
+def _steps(task: Task, now: datetime, *, stopped: bool = False) -> Table:
     table = _table("", "#", "STEP", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "ERROR")
     for index, step in enumerate(task.steps):
         # Mark where the task stands, unless it is over (then the index points past the end anyway).
@@ -455,7 +605,7 @@ def _steps(task: Task, now: datetime) -> Table:
             printable(str(step.type)) or "-",
             _status(step.status),
             str(step.attempts),
-            step_duration(step, now),
+            step_duration(step, now, stopped=stopped),
             _styled(printable(step.error), "red"),
         )
     return table
@@ -470,9 +620,9 @@ def _transitions(task: Task) -> Table:
 
 
 def _artifacts(artifacts: Sequence[Artifact]) -> Table:
-    table = _table("NAME", "SIZE")
+    table = _table("NAME", "SIZE", "STEP")
     for artifact in artifacts:
-        table.add_row(printable(artifact.name), size(artifact.size))
+        table.add_row(printable(artifact.name), size(artifact.size), printable(artifact.step or "-"))
     return table
 
 
@@ -487,7 +637,7 @@ def _log_summary(workspace: str, task_id: str, log: LogLines) -> Text:
 
 
 def print_artifacts(artifacts: Sequence[Artifact]) -> None:
-    """The ``artifacts`` table: name and size."""
+    """The ``artifacts`` table: name, size and the step that produced it."""
     _Output().print(_artifacts(artifacts))
 
 

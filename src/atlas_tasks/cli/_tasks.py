@@ -22,14 +22,49 @@ if TYPE_CHECKING:
     from atlas_tasks.models import Task
     from atlas_tasks.store import LogLines, Store
 
+# The stored statuses and "crashed" (a run whose runner died); kept here as text so that --help stays light.
+_STATUS_CHOICES = (*[str(s) for s in TaskStatus], "crashed")
 StatusOpt = Annotated[
-    list[TaskStatus] | None,
+    list[str] | None,
     typer.Option(
         "--status",
         "-s",
         metavar="STATUS",
-        help=f"Only tasks with this status (repeatable): {', '.join(TaskStatus)}.",
-        case_sensitive=False,
+        help=(
+            f"Only tasks with this status (repeatable): {', '.join(_STATUS_CHOICES)}. A crashed run (running, but "
+            "its runner died) matches crashed and interrupted, not running."
+        ),
+        callback=lambda values: _statuses(values),
+        show_default=False,
+    ),
+]
+
+
+def _statuses(values: list[str] | None) -> list[str] | None:
+    """The --status values, lower-cased; an unknown one is a usage error (exit code 2)."""
+    if values is None:
+        return None
+    wanted = [value.lower() for value in values]
+    for value in wanted:
+        if value not in _STATUS_CHOICES:
+            choices = ", ".join(_STATUS_CHOICES)
+            raise typer.BadParameter(f"{value!r} is not one of {choices}", param_hint="'--status' / '-s'")
+    return wanted
+
+
+LimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--limit", "-n", metavar="N", min=1, help="Show only the newest N matching tasks.", show_default=False
+    ),
+]
+SearchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        "-q",
+        metavar="TEXT",
+        help="Only tasks whose id, description, template or workspace contains TEXT (any case).",
         show_default=False,
     ),
 ]
@@ -51,46 +86,72 @@ def list_tasks(
     workspace: ListWs = None,
     status: StatusOpt = None,
     all_workspaces: AllOpt = False,
+    limit: LimitOpt = None,
+    search: SearchOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks, newest first: one workspace's, or every workspace's.
 
-    Crashed runs (running, but no live runner) show as interrupted. Unreadable tasks are never hidden: each is
-    reported on stderr (and under "errors" with --json).
+    Crashed runs (running, but no live runner) show as interrupted (crashed). Unreadable tasks are never hidden:
+    each is reported on stderr (and under "errors" with --json).
     """
+    from atlas_tasks import _display
     from atlas_tasks.cli import _render
-    from atlas_tasks.runs import is_interrupted
 
     store = state(ctx).store()
     names = [workspace] if workspace and not all_workspaces else [w.name for w in store.list_workspaces()]
-    rows: list[tuple[str, Task, bool]] = []
+    wanted = list(status or ())
+    needle = (search or "").strip().lower()
+    # Without a filter the store itself can stop at the newest N (the file store then reads only those tasks).
+    store_limit = limit if limit is not None and not wanted and not needle and _lists_with_limit(store) else None
+    rows: list[tuple[str, Task]] = []
     errors: list[AtlasTasksError] = []
     total = 0
     for ws in names:
-        tasks = store.list(ws)
+        tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)  # type: ignore[call-arg]
         total += len(tasks)
         errors.extend(tasks.errors)
-        rows.extend((ws, t, is_interrupted(store, ws, t)) for t in tasks if not status or t.status in status)
+        rows.extend((ws, t) for t in tasks if not needle or _display.matches_text(ws, t, needle))
     rows.sort(key=lambda row: (row[1].created_at or datetime.min.replace(tzinfo=UTC), row[1].id), reverse=True)
+    now = datetime.now(UTC)
+    # Probed before the status filter: whether a running task crashed decides whether -s running keeps it.
+    states = _display.display_states(store, rows, now=now)
+    listed = [(ws, _display.state_of(states, ws, t)) for ws, t in rows]
+    listed = [(ws, st) for ws, st in listed if _display.matches_status(st, wanted)][:limit]
     if as_json:
-        document = _render.task_list_document(workspace or "", [t for _, t, _ in rows], errors)
-        # Ids are unique per workspace only: these two keys say which workspace each listed task belongs to.
-        document["workspaces"] = [ws for ws, _, _ in rows]
-        document["interrupted"] = [{"workspace": ws, "task_id": t.id} for ws, t, crashed in rows if crashed]
+        document = _render.task_list_document(workspace or "", [st.task for _, st in listed], errors)
+        # Ids are unique per workspace only: these keys say which workspace each listed task belongs to, which
+        # runs died, and which are held by a live runner (and whose).
+        document["workspaces"] = [ws for ws, _ in listed]
+        document["interrupted"] = [{"workspace": ws, "task_id": st.task.id} for ws, st in listed if st.crashed]
+        document["runners"] = [
+            {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for ws, st in listed if st.holder
+        ]
         _render.write_json(document)
-    elif rows:
+    elif listed:
         _render.print_task_list(
-            [t for _, t, _ in rows],
-            datetime.now(UTC),
-            interrupted=[crashed for _, _, crashed in rows],
-            workspaces=[ws for ws, _, _ in rows] if len(names) > 1 or not workspace else None,
+            [st for _, st in listed],
+            now,
+            workspaces=[ws for ws, _ in listed] if len(names) > 1 or not workspace else None,
         )
     elif not errors:
-        wanted = f" with status {', '.join(status)}" if status else ""
+        filters = [f"status {', '.join(wanted)}"] if wanted else []
+        filters += [f"text {search!r}"] if needle else []
+        matching = f" with {' and '.join(filters)}" if filters else ""
         where = f"in workspace {workspace}" if workspace else "in any workspace"
-        note(f"no tasks{wanted} {where} ({total} in all)")
+        note(f"no tasks{matching} {where} ({total} in all)")
     for exc in errors:
         warn(exc.message)
+
+
+def _lists_with_limit(store: Store) -> bool:
+    """Whether the store's ``list`` takes ``limit=`` (both built-in stores do; the Store protocol does not)."""
+    import inspect
+
+    try:
+        return "limit" in inspect.signature(store.list).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonOpt = False) -> None:
@@ -98,16 +159,18 @@ def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json:
 
     Its header, steps as a timeline, status transitions, artifacts and the size of its log.
     """
+    from atlas_tasks._display import display_state
     from atlas_tasks.cli import _render
 
     store = state(ctx).store()
-    task = store.get(workspace, task_id)
-    found = artifact_list(store, workspace, task_id)
+    now = datetime.now(UTC)
+    shown = display_state(store, workspace, store.get(workspace, task_id), now=now)
+    found = _render.with_steps(shown.task, artifact_list(store, workspace, task_id))
     log = store.read_log(workspace, task_id)
     if as_json:
-        _render.write_json(_render.show_document(workspace, task, found, log))
+        _render.write_json(_render.show_document(workspace, shown, found, log))
     else:
-        _render.print_task(workspace, task, found, log, datetime.now(UTC))
+        _render.print_task(workspace, shown, found, log, now)
     warn_log(log)
 
 
@@ -161,7 +224,8 @@ def artifacts(
 ) -> None:
     """List a task's artifacts, or print one.
 
-    Lists names and sizes; --get NAME writes that artifact's bytes to stdout, unchanged.
+    Lists names, sizes and the step that produced each (as the step results record it); --get NAME writes that
+    artifact's bytes to stdout, unchanged.
     """
     from atlas_tasks.cli import _render
 
@@ -171,7 +235,7 @@ def artifacts(
             raise typer.BadParameter("--get writes the artifact's raw bytes; it cannot be combined with --json")
         _render.write_bytes(store.get_artifact(workspace, task_id, get))
         return
-    found = artifact_list(store, workspace, task_id)
+    found = _render.with_steps(store.get(workspace, task_id), artifact_list(store, workspace, task_id))
     if as_json:
         _render.write_json(_render.artifacts_document(workspace, task_id, found))
     elif found:

@@ -11,6 +11,10 @@ _ESCAPES: dict[int, str] = {
     code: {0x0A: "\\n", 0x0D: "\\r", 0x09: " "}.get(code, f"\\x{code:02x}")
     for code in [*range(0x20), *range(0x7F, 0xA0)]
 }
+# The bidirectional embedding/override/isolate controls reorder what follows them on screen (a "Trojan Source" text
+# can make `rm -rf ~ # safe` read as something else), and the line/paragraph separators start a new line in some
+# terminals and viewers: all are shown as \uXXXX escapes too.
+_ESCAPES.update({code: f"\\u{code:04x}" for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]})
 
 
 def printable(text: str) -> str:

@@ -82,16 +82,28 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The workspace's na
 
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
-    """Show a workspace: its fields and its tasks (as workspace.json records them)."""
+    """Show a workspace: its fields and its tasks with their current status.
+
+    The statuses are read from the tasks themselves (a crashed run shows as interrupted (crashed)), not from the
+    task refs of workspace.json, which are refreshed only on create, delete and a finished task. --json prints
+    workspace.json as stored.
+    """
+    from atlas_tasks import _display
     from atlas_tasks.cli import _render
 
-    ws = state(ctx).store().get_workspace(name)
+    store = state(ctx).store()
+    ws = store.get_workspace(name)
     if as_json:
         _render.write_json(_render.workspace_document(ws))
         return
-    _render.print_workspaces([ws], datetime.now(UTC))
-    for ref in ws.tasks:
-        _render.message(f"  {ref.id}  {ref.status}")
+    now = datetime.now(UTC)
+    _render.print_workspaces([ws], now)
+    tasks = store.list(name)
+    rows = [(name, task) for task in tasks]
+    states = _display.display_states(store, rows, now=now)
+    _render.print_workspace_tasks([_display.state_of(states, name, task) for _, task in rows])
+    for exc in tasks.errors:
+        warn(exc.message)
 
 
 @app.command("close")

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
+from atlas_tasks._display import display_state
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import AtlasTasksError
-from atlas_tasks.runs import ACTIVE_STATUSES, is_interrupted
+from atlas_tasks.runs import ACTIVE_STATUSES
 from atlas_tasks.web import _views
 
 if TYPE_CHECKING:
@@ -417,12 +418,12 @@ def row_state(store: LeasingStore, workspace: str, task_id: str) -> dict[str, An
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    task = store.get(workspace, task_id)
-    crashed = is_interrupted(store, workspace, task, now=now)
+    shown = display_state(store, workspace, store.get(workspace, task_id), now=now)
+    task = shown.task
     return {
         "key": f"{workspace}/{task_id}",
-        "status": _views.display_status(task, crashed),
-        "status_class": _views.status_class(_views.CRASHED if crashed else str(task.status)),
+        "status": shown.label,
+        "status_class": _views.status_class(shown.status),
         "step": _render.step_progress(task),
         "updated": _render.ago(task.updated_at, now),
     }

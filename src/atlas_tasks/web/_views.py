@@ -7,27 +7,23 @@ Nothing here knows about HTTP. Formatting (times, durations, sizes, log lines) i
 from __future__ import annotations
 
 import heapq
-import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from atlas_tasks import _display
+from atlas_tasks._display import CRASHED, CRASHED_LABEL, STATUS_FILTERS, DisplayState, runner_text
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import ArtifactNotFoundError, AtlasTasksError
 from atlas_tasks.models import TaskStatus
-from atlas_tasks.runs import ACTIVE_STATUSES, LeasingStore, is_interrupted, ready_to_continue
+from atlas_tasks.runs import LeasingStore, ready_to_continue
 
 if TYPE_CHECKING:
     from atlas_tasks.models import Task
     from atlas_tasks.store import LogLines
     from atlas_tasks.web._index import TaskIndex
 
-#: The pseudo-status of a run whose runner died (running, but no live lease).
-CRASHED = "crashed"
-CRASHED_LABEL = "interrupted (crashed)"
-STATUS_FILTERS = (*[str(s) for s in TaskStatus], CRASHED)
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 #: The log lines a task page shows (the latest ones); the API serves the whole log.
@@ -83,10 +79,6 @@ def scoped_tasks(index: TaskIndex, workspace: str | None) -> tuple[list[tuple[st
     return merged, errors
 
 
-def _matches(workspace: str, task: Task, needle: str) -> bool:
-    return any(needle in text.lower() for text in (task.id, task.description, task.template, workspace))
-
-
 def task_list_page(
     index: TaskIndex,
     store: LeasingStore,
@@ -104,27 +96,23 @@ def task_list_page(
     """
     everything, errors = scoped_tasks(index, workspace)
     needle = query.strip().lower()
-    searched = [(ws, t) for ws, t in everything if _matches(ws, t, needle)] if needle else everything
-    crashed = crashed_keys(store, searched)
-    counts = Counter(str(t.status) for _, t in searched)
-    counts[CRASHED] = len(crashed)
-    wanted = set(statuses)
-    if wanted:
-        searched = [
-            (ws, t) for ws, t in searched if str(t.status) in wanted or (CRASHED in wanted and (ws, t.id) in crashed)
-        ]
-    pages = max(1, -(-len(searched) // per_page))
+    searched = [(ws, t) for ws, t in everything if _display.matches_text(ws, t, needle)] if needle else everything
+    states = _display.display_states(store, searched)
+    searched_states = [(ws, _display.state_of(states, ws, t)) for ws, t in searched]
+    counts = _display.count_statuses([st for _, st in searched_states])
+    kept = [(ws, st) for ws, st in searched_states if _display.matches_status(st, statuses)]
+    pages = max(1, -(-len(kept) // per_page))
     page = min(max(page, 1), pages)
-    chunk = searched[(page - 1) * per_page : page * per_page]
+    chunk = kept[(page - 1) * per_page : page * per_page]
     return ListPage(
         workspace=workspace,
         # A runner that finished between the listing's read and the lease probe looks crashed: the rows shown
         # are checked again (the counts may be off by one for that moment).
-        rows=[Row(ws, t, (ws, t.id) in crashed and index.unchanged(ws, t)) for ws, t in chunk],
-        searched=sum(counts[str(s)] for s in TaskStatus),
-        matched=len(searched),
+        rows=[Row(ws, st.task, st.crashed and index.unchanged(ws, st.task)) for ws, st in chunk],
+        searched=len(searched),
+        matched=len(kept),
         total=len(everything),
-        counts={status: counts.get(status, 0) for status in STATUS_FILTERS},
+        counts=counts,
         statuses=list(statuses),
         query=query,
         page=page,
@@ -134,68 +122,45 @@ def task_list_page(
     )
 
 
-class _Unleased:
-    """A store view whose answer to "who holds this lease?" is "nobody" (for tasks known to have no lease file)."""
-
-    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
-        return None
-
-
-def leased_ids(store: LeasingStore, workspace: str) -> set[str] | None:
-    """The ids of the workspace's tasks that have a run-lease file at all (file store), or None when unknown.
-
-    A runner creates its lease file before it moves the task to running, and the file is never removed, so a
-    running task without one has no live runner: one directory listing instead of one lease probe per task
-    (which, for thousands of active tasks, is most of a listing's time).
-    """
-    from atlas_tasks.backends.file import FileStore
-
-    if not isinstance(store, FileStore):
-        return None
-    try:
-        lease_dir = store._private_dir("leases", workspace, create=False)
-    except FileNotFoundError:
-        return set()
-    except (OSError, AtlasTasksError):
-        return None
-    with lease_dir:
-        return {entry.name[: -len(".lease")] for entry in os.scandir(lease_dir.fd) if entry.name.endswith(".lease")}
-
-
 def crashed_keys(store: LeasingStore, tasks: Sequence[tuple[str, Task]]) -> set[tuple[str, str]]:
     """The ``(workspace, id)`` of the tasks whose run is interrupted (running/validating, no live runner)."""
-    now = datetime.now(UTC)
-    leased: dict[str, set[str] | None] = {}
-    unleased = cast("LeasingStore", _Unleased())
-    found = set()
-    for ws, task in tasks:
-        if task.status not in ACTIVE_STATUSES:
-            continue  # only these can have crashed; asking the lease of the others would cost a file open each
-        if ws not in leased:
-            leased[ws] = leased_ids(store, ws)
-        known = leased[ws]
-        # Without a lease file no runner of ours ever ran the task, so no finishing runner can race this read.
-        never_leased = known is not None and task.id not in known
-        probe = unleased if never_leased else store
-        if is_interrupted(probe, ws, task, now=now, confirm=not never_leased):
-            found.add((ws, task.id))
-    return found
+    return {key for key, state in _display.display_states(store, tasks).items() if state.crashed}
 
 
 def list_document(
     index: TaskIndex, store: LeasingStore, workspace: str | None, statuses: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """``atlas-tasks list [WS] [--status S]... --json``: the same document, keys and order."""
+    """``atlas-tasks list [WS] [--status S]... --json``: the same document, keys and order.
+
+    ``statuses`` may hold ``crashed``; the filter works as the CLI's (a crashed run is interrupted, not running).
+    """
     everything, errors = scoped_tasks(index, workspace)
-    rows = [(ws, t) for ws, t in everything if not statuses or str(t.status) in statuses]
-    document = _render.task_list_document(workspace or "", [t for _, t in rows], errors)
-    # The two keys the CLI adds (see cli/_tasks.py): each task's workspace, and the runs whose runner died.
+    states = _display.display_states(store, everything)
+    rows = [(ws, _display.state_of(states, ws, t)) for ws, t in everything]
+    rows = [(ws, st) for ws, st in rows if _display.matches_status(st, statuses)]
+    document = _render.task_list_document(workspace or "", [st.task for _, st in rows], errors)
+    # The keys the CLI adds (see cli/_tasks.py): each task's workspace, the runs whose runner died, the live runners.
     document["workspaces"] = [ws for ws, _ in rows]
-    crashed = crashed_keys(store, rows)
     document["interrupted"] = [
-        {"workspace": ws, "task_id": t.id} for ws, t in rows if (ws, t.id) in crashed and index.unchanged(ws, t)
+        {"workspace": ws, "task_id": st.task.id} for ws, st in rows if st.crashed and index.unchanged(ws, st.task)
+    ]
+    document["runners"] = [
+        {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for ws, st in rows if st.holder
     ]
     return document
+
+
+def show_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:
+    """``atlas-tasks show WS TASK --json``: the same document (with ``crashed`` and ``runner``)."""
+    shown = _display.display_state(store, workspace, store.get(workspace, task_id))
+    found = _render.with_steps(shown.task, artifact_list(store, workspace, task_id))
+    return _render.show_document(workspace, shown, found, store.read_log(workspace, task_id))
+
+
+def artifacts_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:
+    """``atlas-tasks artifacts WS TASK --json``: the same document (each artifact with the step that produced it)."""
+    found = _render.with_steps(store.get(workspace, task_id), artifact_list(store, workspace, task_id))
+    return _render.artifacts_document(workspace, task_id, found)
 
 
 # -- one task --------------------------------------------------------------------------------------------------------
@@ -220,7 +185,7 @@ def artifact_list(store: LeasingStore, workspace: str, task_id: str) -> list[_re
 
 def display_status(task: Task, crashed: bool) -> str:
     """The status as people should read it: a run whose runner died says so."""
-    return CRASHED_LABEL if crashed else str(task.status)
+    return DisplayState(task, crashed=crashed).label
 
 
 def status_class(status: str) -> str:
@@ -234,22 +199,18 @@ def _ms(value: datetime | None) -> int | None:
 
 
 def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | None = None) -> dict[str, Any]:
-    """What the live page needs to redraw a task: status, steps, transitions, artifacts (the ``task`` event)."""
+    """What the live page needs to redraw a task: status, steps, transitions, artifacts (the ``task`` event).
+
+    ``task`` may be a copy read a moment ago: the state describes the latest copy the liveness probe saw.
+    """
     now = now or datetime.now(UTC)
-    artifacts = artifact_list(store, workspace, task.id)
-    holder = store.lease_holder(workspace, task.id) if task.status in ACTIVE_STATUSES else None
-    crashed = holder is None and is_interrupted(store, workspace, task, now=now, confirm=False)
-    if crashed:
-        # The task was read before the lease: a runner that finished in between (final write, then lease given
-        # back) looks crashed. Only the same revision read again with the lease free is a crash.
-        latest = store.get(workspace, task.id)
-        if latest.revision != task.revision:
-            return task_state(store, workspace, latest, now)
-    status = display_status(task, crashed)
+    shown = _display.display_state(store, workspace, task, now=now)
+    task = shown.task
+    artifacts = _render.with_steps(task, artifact_list(store, workspace, task.id))
     return {
-        "status": status,
-        "status_class": status_class(CRASHED if crashed else str(task.status)),
-        "crashed": crashed,
+        "status": shown.label,
+        "status_class": status_class(shown.status),
+        "crashed": shown.crashed,
         "revision": task.revision,
         "step": _render.step_progress(task),
         "updated": _render.when(task.updated_at, now),
@@ -257,8 +218,8 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
         "awaiting_approval": task.status == TaskStatus.AWAITING_APPROVAL,
         "ready_to_continue": ready_to_continue(task),
         "terminal": task.is_terminal,
-        "runner": runner_text(holder),
-        "steps": [_step_state(task, i, now) for i in range(len(task.steps))],
+        "runner": runner_text(shown.holder),
+        "steps": [_step_state(task, i, now, stopped=shown.crashed) for i in range(len(task.steps))],
         "transitions": [
             {
                 "time": _render.iso(move.timestamp),
@@ -268,33 +229,23 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
             }
             for move in task.transitions
         ],
-        "artifacts": [{"name": a.name, "size": _render.size(a.size)} for a in artifacts],
+        "artifacts": [{"name": a.name, "size": _render.size(a.size), "step": a.step or ""} for a in artifacts],
     }
 
 
-def _step_state(task: Task, index: int, now: datetime) -> dict[str, Any]:
+def _step_state(task: Task, index: int, now: datetime, *, stopped: bool = False) -> dict[str, Any]:
     step = task.steps[index]
     running = step.status == "running" and step.completed_at is None
     return {
         "status": str(step.status),
         "status_class": status_class(str(step.status)),
         "attempts": step.attempts,
-        "duration": _render.step_duration(step, now),
-        # For a running step the page counts the duration up itself, from here.
-        "running_since": _ms(step.started_at) if running else None,
+        "duration": _render.step_duration(step, now, stopped=stopped),
+        # For a running step the page counts the duration up itself, from here; not once its runner died.
+        "running_since": _ms(step.started_at) if running and not stopped else None,
         "error": step.error,
         "current": index == task.current_step and not task.is_terminal,
     }
-
-
-def runner_text(holder: dict[str, Any] | None) -> str:
-    """The live runner as ``pid 123 on host since T``, or empty when none holds the task."""
-    if holder is None:
-        return ""
-    parts = [f"pid {holder.get('pid', '?')}", f"on {holder.get('host', '?')}"]
-    if holder.get("started_at"):
-        parts.append(f"since {holder['started_at']}")
-    return " ".join(str(p) for p in parts)
 
 
 def step_results(task: Task, index: int) -> list[dict[str, Any]]:
@@ -341,6 +292,8 @@ __all__ = [
     "ListPage",
     "Row",
     "artifact_list",
+    "artifacts_document",
+    "crashed_keys",
     "display_status",
     "list_document",
     "log_line",
@@ -348,6 +301,7 @@ __all__ = [
     "log_tail",
     "runner_text",
     "scoped_tasks",
+    "show_document",
     "status_class",
     "step_results",
     "task_list_page",

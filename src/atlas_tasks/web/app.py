@@ -419,24 +419,21 @@ def api_tasks(request: Request) -> Response:
     """``list [WS] [--status S]... --json`` (every workspace at /api/tasks)."""
     dash = _dash(request)
     workspace = request.path_params.get("ws")
-    statuses = [s for s in _statuses(request) if s != _views.CRASHED]
-    return json_response(_views.list_document(dash.index, dash.store, workspace, statuses))
+    return json_response(_views.list_document(dash.index, dash.store, workspace, _statuses(request)))
 
 
 def api_task(request: Request) -> Response:
     """``show WS TASK --json``."""
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
-    task = dash.store.get(ws, task_id)
-    found = _views.artifact_list(dash.store, ws, task_id)
-    return json_response(_render.show_document(ws, task, found, dash.store.read_log(ws, task_id)))
+    return json_response(_views.show_document(dash.store, ws, task_id))
 
 
 def api_artifacts(request: Request) -> Response:
     """``artifacts WS TASK --json``."""
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
-    return json_response(_render.artifacts_document(ws, task_id, _views.artifact_list(dash.store, ws, task_id)))
+    return json_response(_views.artifacts_document(dash.store, ws, task_id))
 
 
 def api_log(request: Request) -> Response:

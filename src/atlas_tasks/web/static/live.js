@@ -113,11 +113,14 @@
       download.href = artifactLink(base, "raw", item.name, "?download=1");
       download.setAttribute("download", "");
       download.textContent = "download";
+      var step = document.createElement("td");
+      step.setAttribute("data-field", "artifact-step");
+      step.textContent = item.step || "-";
       var first = document.createElement("td");
       var last = document.createElement("td");
       first.appendChild(view);
       last.appendChild(download);
-      tr.append(first, size, last);
+      tr.append(first, size, step, last);
       return tr;
     });
     body.replaceChildren.apply(body, rows);
