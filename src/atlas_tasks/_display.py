@@ -181,9 +181,11 @@ def count_statuses(states: Sequence[DisplayState]) -> dict[str, int]:
 
 
 def runner_text(holder: dict[str, Any] | None) -> str:
-    """The live runner as ``pid 123 on host since T``, or empty when none holds the task."""
+    """The live runner as ``pid 123 on host since T`` (or the Go daemon that runs it), or empty when none holds it."""
     if holder is None:
         return ""
+    if holder.get("daemon"):
+        return f"the Go ATLAS daemon at {holder['daemon']}"
     parts = [f"pid {holder.get('pid', '?')}", f"on {holder.get('host', '?')}"]
     if holder.get("started_at"):
         parts.append(f"since {holder['started_at']}")

@@ -98,3 +98,22 @@ def test_daemon_run_refuses_delete(running_go_task: tuple[Path, str]) -> None:
     with pytest.raises(TaskRunningError, match="Go ATLAS daemon"):
         store.delete("api", task_id)
     assert store.get("api", task_id).id == task_id
+
+
+@pytest.mark.usefixtures("daemon")
+def test_show_names_the_daemon_as_the_runner(running_go_task: tuple[Path, str]) -> None:
+    """`show` of the daemon's task says it runs under the daemon, not `pid ? on ?`, and not crashed."""
+    home, task_id = running_go_task
+    env = {k: v for k, v in os.environ.items() if k not in ("ATLAS_HOME", "ATLAS_STORE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_tasks", "--home", str(home), "show", "api", task_id, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["crashed"] is False
+    assert document["runner"]["daemon"] == str(home / "daemon.sock")
