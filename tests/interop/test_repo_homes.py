@@ -231,3 +231,28 @@ def test_scoped_homes_lists_legacy_then_each_repository(two_repos_home: tuple[Pa
 def test_scoped_homes_of_an_empty_home_is_the_legacy_tree(tmp_path: Path) -> None:
     """A home with no repos/ directory (or none at all) still has its legacy store."""
     assert [(h.key, h.path) for h in scoped_homes(tmp_path / "nothing")] == [(None, tmp_path / "nothing")]
+
+
+def test_show_finds_the_hook_go_keeps_in_the_legacy_tree(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """`show` of a repo-scoped task reports the hook Go wrote under the legacy tree, in text and in --json."""
+    home, first, _ = two_repos_home
+    hook = {
+        "state": "awaiting_human",
+        "current_step": {"step_name": "review", "attempt": 1},
+        "recovery": {"recommended_action": "manual", "reason": "needs a person"},
+        "checkpoints": [{"checkpoint_id": "ckpt-0000abcd", "git_commit": "deadbeefcafe0123"}],
+    }
+    (home / "workspaces" / "api" / "tasks" / GO_TASK / "hook.json").write_text(json.dumps(hook))
+    shown = cli("--home", str(home), "--repo", str(first), "show", "api", GO_TASK, "--json", cwd=first)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["go_hook"]["state"] == "awaiting_human"
+    text = cli("--home", str(home), "--repo", str(first), "show", "api", GO_TASK, cwd=first)
+    assert "state awaiting_human; step review (attempt 1); recovery manual: needs a person" in text.stdout
+    assert "newest ckpt-0000abcd at commit deadbeefcafe" in text.stdout
+
+
+def test_show_without_a_hook_has_no_hook_key(go_home: Path, repo: Path) -> None:
+    """A task without Go hook files shows no hook (the key is absent, not null)."""
+    shown = cli("--home", str(go_home), "--repo", str(repo), "show", "api", GO_TASK, "--json", cwd=repo)
+    assert shown.returncode == 0, shown.stderr
+    assert "go_hook" not in json.loads(shown.stdout)

@@ -184,10 +184,19 @@ def log_summary_document(log: LogLines) -> dict[str, Any]:
     }
 
 
-def show_document(workspace: str, state: DisplayState, artifacts: Sequence[Artifact], log: LogLines) -> dict[str, Any]:
+def show_document(
+    workspace: str,
+    state: DisplayState,
+    artifacts: Sequence[Artifact],
+    log: LogLines,
+    hook: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary, "crashed",
-    "display_status", "runner"}``."""
+    "display_status", "runner"}``, plus ``"go_hook"`` (see :func:`atlas_tasks.go_hooks.read_hook`) when the Go
+    ATLAS keeps a hook for the task."""
+    extra = {} if hook is None else {"go_hook": hook}
     return {
+        **extra,
         "workspace": workspace,
         "task": task_document(state.task),
         "artifacts": artifact_documents(artifacts),
@@ -525,7 +534,12 @@ def print_workspace_tasks(states: Sequence[DisplayState]) -> None:
 
 
 def print_task(
-    workspace: str, state: DisplayState, artifacts: Sequence[Artifact], log: LogLines, now: datetime
+    workspace: str,
+    state: DisplayState,
+    artifacts: Sequence[Artifact],
+    log: LogLines,
+    now: datetime,
+    hook: dict[str, Any] | None = None,
 ) -> None:
     """The ``show`` view: header, steps timeline, transitions, artifacts and the log's line count."""
     task = state.task
@@ -543,6 +557,33 @@ def print_task(
             out.print(_indented(table))
         out.print()
     out.print(_log_summary(workspace, task.id, log), soft_wrap=True)
+    if hook is not None:
+        out.print()
+        out.print(_styled("Go hook", "bold"))
+        out.print(_one_line("  " + hook_text(hook)))
+
+
+def hook_text(hook: dict[str, Any]) -> str:
+    """One line about the Go ATLAS's hook of a task: its state, step, recovery advice and newest checkpoint."""
+    if hook.get("error"):
+        return f"{hook['path']}: cannot be read ({hook['error']})"
+    parts = [f"state {hook.get('state') or '?'}"]
+    step = hook.get("current_step")
+    if isinstance(step, dict) and step.get("step_name"):
+        parts.append(f"step {step['step_name']} (attempt {step.get('attempt', '?')})")
+    recovery = hook.get("recovery")
+    if isinstance(recovery, dict) and recovery.get("recommended_action"):
+        why = f": {recovery['reason']}" if recovery.get("reason") else ""
+        parts.append(f"recovery {recovery['recommended_action']}{why}")
+    checkpoints = hook.get("checkpoints") or []
+    if checkpoints and isinstance(checkpoints[-1], dict):
+        newest = checkpoints[-1]
+        commit = str(newest.get("git_commit") or "")[:12]
+        parts.append(
+            f"{hook.get('checkpoint_count', len(checkpoints))} checkpoint(s), newest {newest.get('checkpoint_id', '?')}"
+            + (f" at commit {commit}" if commit else "")
+        )
+    return "; ".join(str(p) for p in parts) + f" ({hook['path']})"
 
 
 def resume_hint(workspace: str, task_id: str) -> str:
