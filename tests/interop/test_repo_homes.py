@@ -256,3 +256,38 @@ def test_show_without_a_hook_has_no_hook_key(go_home: Path, repo: Path) -> None:
     shown = cli("--home", str(go_home), "--repo", str(repo), "show", "api", GO_TASK, "--json", cwd=repo)
     assert shown.returncode == 0, shown.stderr
     assert "go_hook" not in json.loads(shown.stdout)
+
+
+def test_list_all_repos_shows_every_store_each_row_saying_where(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """`list --all-repos` lists the tasks of every store under the home; same-named workspaces stay apart."""
+    home, first, second = two_repos_home
+    for repo in (first, second):  # the repository each store belongs to, as Go records it in workspace.json
+        path = repo_home(repo, home) / "workspaces" / "api" / "workspace.json"
+        doc = json.loads(path.read_text())
+        doc["repo_path"] = str(repo)
+        path.write_text(json.dumps(doc))
+    done = cli("--home", str(home), "list", "--all-repos", "--json", cwd=home)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    where = {t["id"]: s["repo"] for t, s in zip(document["tasks"], document["stores"], strict=True)}
+    assert where == {GO_TASK: str(first), "task-3f2b8c1e-9a4d-4e7b-8c21-5d6f0a9b7e13": str(second)}
+    assert document["errors"] == []
+    table = cli("--home", str(home), "list", "--all-repos", cwd=home, env={"COLUMNS": "300"})
+    assert f"api @ {first}" in table.stdout and f"api @ {second}" in table.stdout
+
+
+def test_workspace_list_all_repos_names_each_repository(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """`workspace list --all-repos` shows both 'api' workspaces, each with the store that holds it."""
+    home, first, second = two_repos_home
+    done = cli("--home", str(home), "workspace", "list", "--all-repos", "--json", cwd=home)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert [w["name"] for w in document["workspaces"]] == ["api", "api", "api"]
+    stores = [s["store"] for s in document["stores"]]
+    assert stores == [str(home), *sorted(str(repo_home(r, home)) for r in (first, second))]
+
+
+def test_all_repos_with_a_database_store_is_a_usage_error(tmp_path: Path) -> None:
+    """--all-repos is for the file stores under one home: with --store it is a usage error (exit 2)."""
+    done = cli("--store", "postgresql://nobody@127.0.0.1:1/x", "list", "--all-repos", cwd=tmp_path)
+    assert done.returncode == 2 and "--all-repos" in done.stderr

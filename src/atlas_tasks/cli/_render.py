@@ -508,16 +508,20 @@ def print_task_list(
     out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
 
 
-def print_workspaces(workspaces: Sequence[Workspace], now: datetime) -> None:
-    """The ``workspace list`` table."""
-    table = _table("NAME", "STATUS", "BRANCH", "TASKS", "PATH", "CREATED")
-    for ws in workspaces:
+def print_workspaces(workspaces: Sequence[Workspace], now: datetime, *, repos: Sequence[str] | None = None) -> None:
+    """The ``workspace list`` table; a REPOSITORY column when a workspace records its git repository (the Go
+    ATLAS's repo-scoped ones do) or ``repos`` (parallel to ``workspaces``: the store each lives in) is given."""
+    shown = list(repos) if repos is not None else [ws.repo_path for ws in workspaces]
+    with_repo = any(shown)
+    table = _table("NAME", "STATUS", "BRANCH", "TASKS", "PATH", *(["REPOSITORY"] if with_repo else []), "CREATED")
+    for ws, repo in zip(workspaces, shown, strict=True):
         table.add_row(
             printable(ws.name),
             _status(ws.status),
             printable(ws.branch) or "-",
             str(len(ws.tasks)),
             printable(ws.worktree_path or ws.path) or "-",
+            *([printable(repo) or "-"] if with_repo else []),
             ago(ws.created_at, now),
         )
     _Output().print(table)

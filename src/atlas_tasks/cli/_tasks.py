@@ -13,6 +13,7 @@ import typer
 
 from atlas_tasks._status import TaskStatus
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._everywhere import AllReposOpt, every_store
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
@@ -88,6 +89,7 @@ def list_tasks(
     all_workspaces: AllOpt = False,
     limit: LimitOpt = None,
     search: SearchOpt = None,
+    all_repos: AllReposOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks, newest first: one workspace's, or every workspace's.
@@ -98,41 +100,55 @@ def list_tasks(
     from atlas_tasks import _display
     from atlas_tasks.cli import _render
 
-    store = state(ctx).store()
-    names = [workspace] if workspace and not all_workspaces else [w.name for w in store.list_workspaces()]
+    sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
     wanted = list(status or ())
     needle = (search or "").strip().lower()
-    # Without a filter the store itself can stop at the newest N (the file store then reads only those tasks).
-    store_limit = limit if limit is not None and not wanted and not needle and _lists_with_limit(store) else None
-    rows: list[tuple[str, Task]] = []
+    rows: list[tuple[int, str, Task]] = []  # (index of the source store, workspace, task)
     errors: list[AtlasTasksError] = []
     total = 0
-    for ws in names:
-        tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)  # type: ignore[call-arg]
-        total += len(tasks)
-        errors.extend(tasks.errors)
-        rows.extend((ws, t) for t in tasks if not needle or _display.matches_text(ws, t, needle))
-    rows.sort(key=lambda row: (row[1].created_at or datetime.min.replace(tzinfo=UTC), row[1].id), reverse=True)
+    several = all_repos or not workspace or all_workspaces
+    for index, (_, store) in enumerate(sources):
+        if workspace and not all_workspaces:
+            # With --all-repos a named workspace is looked for in every store, and is in some of them only.
+            names = [workspace] if not all_repos or workspace in {w.name for w in store.list_workspaces()} else []
+        else:
+            names = [w.name for w in store.list_workspaces()]
+        several = several or len(names) > 1
+        # Without a filter the store itself can stop at the newest N (the file store then reads only those tasks).
+        store_limit = limit if limit is not None and not wanted and not needle and _lists_with_limit(store) else None
+        for ws in names:
+            tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)  # type: ignore[call-arg]
+            total += len(tasks)
+            errors.extend(tasks.errors)
+            rows.extend((index, ws, t) for t in tasks if not needle or _display.matches_text(ws, t, needle))
+    rows.sort(key=lambda row: (row[2].created_at or datetime.min.replace(tzinfo=UTC), row[2].id), reverse=True)
     now = datetime.now(UTC)
     # Probed before the status filter: whether a running task crashed decides whether -s running keeps it.
-    states = _display.display_states(store, rows, now=now)
-    listed = [(ws, _display.state_of(states, ws, t)) for ws, t in rows]
-    listed = [(ws, st) for ws, st in listed if _display.matches_status(st, wanted)][:limit]
+    states = [
+        _display.display_states(store, [(ws, t) for i, ws, t in rows if i == index], now=now)
+        for index, (_, store) in enumerate(sources)
+    ]
+    listed = [(i, ws, _display.state_of(states[i], ws, t)) for i, ws, t in rows]
+    listed = [(i, ws, st) for i, ws, st in listed if _display.matches_status(st, wanted)][:limit]
     if as_json:
-        document = _render.task_list_document(workspace or "", [st.task for _, st in listed], errors)
+        document = _render.task_list_document(workspace or "", [st.task for _, _, st in listed], errors)
         # Ids are unique per workspace only: these keys say which workspace each listed task belongs to, which
         # runs died, and which are held by a live runner (and whose).
-        document["workspaces"] = [ws for ws, _ in listed]
-        document["interrupted"] = [{"workspace": ws, "task_id": st.task.id} for ws, st in listed if st.crashed]
+        document["workspaces"] = [ws for _, ws, _ in listed]
+        document["interrupted"] = [{"workspace": ws, "task_id": st.task.id} for _, ws, st in listed if st.crashed]
         document["runners"] = [
-            {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for ws, st in listed if st.holder
+            {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for _, ws, st in listed if st.holder
         ]
+        if all_repos:  # which store each task lives in: its directory, and its repository (None: the legacy tree)
+            document["stores"] = [
+                {"store": str(getattr(sources[i][1], "home", "")), "repo": sources[i][0] or None} for i, _, _ in listed
+            ]
         _render.write_json(document)
     elif listed:
         _render.print_task_list(
-            [st for _, st in listed],
+            [st for _, _, st in listed],
             now,
-            workspaces=[ws for ws, _ in listed] if len(names) > 1 or not workspace else None,
+            workspaces=[_where(ws, sources[i][0]) for i, ws, _ in listed] if several else None,
         )
     elif not errors:
         filters = [f"status {', '.join(wanted)}"] if wanted else []
@@ -142,6 +158,11 @@ def list_tasks(
         note(f"no tasks{matching} {where} ({total} in all)")
     for exc in errors:
         warn(exc.message)
+
+
+def _where(workspace: str, repo: str) -> str:
+    """A row's WORKSPACE cell: the name, and with --all-repos the repository whose store holds it."""
+    return f"{workspace} @ {repo}" if repo else workspace
 
 
 def _lists_with_limit(store: Store) -> bool:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._everywhere import AllReposOpt, every_store
 from atlas_tasks.cli._options import JsonOpt
 from atlas_tasks.cli._state import state
+
+if TYPE_CHECKING:
+    from atlas_tasks.errors import AtlasTasksError
+    from atlas_tasks.models import Workspace
 
 app = typer.Typer(name="workspace", help="Create, list, show and close workspaces.", no_args_is_help=True)
 
@@ -59,21 +64,34 @@ def create(
 
 
 @app.command("list")
-def list_workspaces(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json: JsonOpt = False) -> None:
     """List the workspaces.
 
-    Sorted by name; unreadable ones are reported on stderr (and under "errors" with --json).
+    Sorted by name; unreadable ones are reported on stderr (and under "errors" with --json). With --all-repos, the
+    workspaces of every store under the home, each with the repository whose store holds it.
     """
     from atlas_tasks.cli import _render
 
-    workspaces = state(ctx).store().list_workspaces()
+    sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
+    rows: list[tuple[str, Any, Workspace]] = []  # (repository label, store, workspace)
+    errors: list[AtlasTasksError] = []
+    for label, store in sources:
+        found = store.list_workspaces()
+        rows.extend((label, store, ws) for ws in found)
+        errors.extend(found.errors)
+    workspaces = [ws for _, _, ws in rows]
     if as_json:
-        _render.write_json(_render.workspace_list_document(workspaces, workspaces.errors))
+        document = _render.workspace_list_document(workspaces, errors)
+        if all_repos:  # which store each workspace lives in (repo None: the legacy tree)
+            document["stores"] = [{"store": str(store.home), "repo": label or None} for label, store, _ in rows]
+        _render.write_json(document)
     elif workspaces:
-        _render.print_workspaces(workspaces, datetime.now(UTC))
-    elif not workspaces.errors:
+        _render.print_workspaces(
+            workspaces, datetime.now(UTC), repos=[label for label, _, _ in rows] if all_repos else None
+        )
+    elif not errors:
         note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
-    for exc in workspaces.errors:
+    for exc in errors:
         warn(exc.message)
 
 
