@@ -52,7 +52,8 @@ def _run(store: CliStore, workspace: str, task_id: str) -> Task:
 
 def _next_hint(workspace: str, task: Task) -> str:
     if str(task.status) == "awaiting_approval":
-        return f": approve with `atlas-tasks approve {workspace} {task.id}` or reject with `atlas-tasks reject`"
+        ref = f"{workspace} {task.id}"
+        return f": approve with `atlas-tasks approve {ref}` or reject with `atlas-tasks reject {ref}`"
     return ""
 
 
