@@ -367,6 +367,28 @@ class NotAwaitingApprovalError(InvalidTransitionError):
         )
 
 
+class CannotAbandonError(InvalidTransitionError):
+    """``abandon`` of a task whose status has no edge to abandoned (pending, finished, waiting for a review).
+
+    Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
+    """
+
+    workspace: str
+    hint: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, hint: str, allowed: tuple[str, ...]) -> None:
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} is {status} and cannot be abandoned: {hint}",
+            task_id=task_id,
+            from_status=status,
+            to_status="abandoned",
+            allowed=allowed,
+            workspace=workspace,
+            hint=hint,
+        )
+
+
 class InvalidValueError(AtlasTasksError, ValueError):
     """A value given for a task (a description, a command to run) that cannot work, refused before it is stored.
 
@@ -526,6 +548,7 @@ __all__ = [
     "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
     "AtlasTasksError",
+    "CannotAbandonError",
     "ConflictError",
     "CorruptLogError",
     "CorruptTaskError",

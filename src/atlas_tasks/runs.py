@@ -28,10 +28,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from atlas_tasks.errors import AtlasTasksError, NotAwaitingApprovalError, StepFailedError, TaskRunningError
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CannotAbandonError,
+    InvalidTransitionError,
+    NotAwaitingApprovalError,
+    StepFailedError,
+    TaskRunningError,
+)
 from atlas_tasks.models import Step, StepResult, Task, TaskStatus, utcnow
 from atlas_tasks.store import Store
-from atlas_tasks.transitions import allowed_from, is_error, is_terminal
+from atlas_tasks.transitions import allowed_from, can_transition, is_error, is_terminal
 
 ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
 # A task written by the Go ATLAS carries no lease of ours: a live Go engine cannot be told from a dead one except by
@@ -448,12 +455,38 @@ def reject(store: LeasingStore, workspace: str, task_id: str, reason: str = "rej
     return _decide(store, workspace, task_id, TaskStatus.REJECTED, reason)
 
 
+def _cannot_abandon(workspace: str, task: Task) -> InvalidTransitionError:
+    """Why ``abandon`` cannot apply to ``task`` now (the Go table allows it from running and the failure statuses)."""
+    status, ref = task.status, f"{workspace} {task.id}"
+    if is_terminal(status):
+        hint = "it is finished already; nothing to abandon"
+    elif status == TaskStatus.PENDING:
+        hint = f"it never ran; `atlas-tasks delete {ref}` removes it"
+    elif status == TaskStatus.AWAITING_APPROVAL:
+        hint = f"it waits for a review; `atlas-tasks reject {ref}` ends it"
+    else:
+        hint = f"its runner died; `atlas-tasks recover {workspace}` records that, then abandon it"
+    allowed = tuple(str(s) for s in allowed_from(status))
+    return CannotAbandonError(workspace, task.id, str(status), hint, allowed)
+
+
 def abandon(store: LeasingStore, workspace: str, task_id: str, reason: str = "abandoned") -> Task:
-    """Abandon a task that is not being run (terminal). A task with a live runner must be stopped first."""
+    """Abandon a task that is not being run (terminal). A task with a live runner must be stopped first.
+
+    Raises:
+        CannotAbandonError: its status has no edge to abandoned (the message says what would help).
+        TaskRunningError: a live runner holds it.
+    """
     holder = store.lease_holder(workspace, task_id)
     if holder is not None:
         raise TaskRunningError(workspace, task_id, holder)
-    return store.modify(workspace, task_id, lambda t: t.transition(TaskStatus.ABANDONED, reason))
+
+    def change(task: Task) -> None:
+        if not can_transition(task.status, TaskStatus.ABANDONED):
+            raise _cannot_abandon(workspace, task)
+        task.transition(TaskStatus.ABANDONED, reason)
+
+    return store.modify(workspace, task_id, change)
 
 
 def recover(store: LeasingStore, workspace: str) -> list[Task]:

@@ -125,3 +125,21 @@ def test_template_path_is_an_invalid_template_name(home: Path) -> None:
     message = one_error_line(cli(home, "new", "w", "-t", "../../etc/passwd", "-d", "x"))
     assert message.startswith("invalid template name '../../etc/passwd'")
     assert FileStore(home).list("w") == []
+
+
+def test_abandon_pending_task_points_at_delete(home: Path) -> None:
+    """`abandon` of a task that never ran says why it cannot and that `delete` removes it."""
+    task_id = make(home, Step(name="review", type="human"))
+    message = one_error_line(cli(home, "abandon", "w", task_id))
+    assert message == (
+        f"task {task_id!r} in workspace 'w' is pending and cannot be abandoned: it never ran; "
+        f"`atlas-tasks delete w {task_id}` removes it"
+    )
+
+
+def test_abandon_waiting_task_points_at_reject(home: Path) -> None:
+    """`abandon` of a task waiting for review names the reject command."""
+    task_id = make(home, Step(name="review", type="human"))
+    assert run_cli(home, task_id).exit_code == 0
+    message = one_error_line(cli(home, "abandon", "w", task_id))
+    assert message.endswith(f"it waits for a review; `atlas-tasks reject w {task_id}` ends it")
