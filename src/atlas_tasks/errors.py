@@ -389,6 +389,41 @@ class CannotAbandonError(InvalidTransitionError):
         )
 
 
+class TaskFinishedError(AtlasTasksError):
+    """A change asked of a finished task (completed, rejected or abandoned), which keeps what it ran with."""
+
+    workspace: str
+    task_id: str
+    status: str
+
+    def __init__(self, workspace: str, task_id: str, status: str) -> None:
+        super().__init__(
+            f"{_where(workspace, task_id)} is {status}: a finished task keeps the configuration it ran with; "
+            "nothing was changed (create a new task instead)",
+            workspace=workspace,
+            task_id=task_id,
+            status=status,
+        )
+
+
+class IncompleteConfigError(AtlasTasksError, ValueError):
+    """A task that would fail at one of its steps as configured (no AI command, no validation commands).
+
+    Attributes: ``template`` and ``problems`` (one sentence per missing piece, saying how to supply it).
+    """
+
+    template: str
+    problems: list[str]
+
+    def __init__(self, template: str, problems: list[str]) -> None:
+        super().__init__(
+            f"a task from template {template!r} cannot run as configured: {'; '.join(problems)}; nothing was "
+            "created (without --run the task is created, and `atlas-tasks set` can complete it later)",
+            template=template,
+            problems=problems,
+        )
+
+
 class InvalidValueError(AtlasTasksError, ValueError):
     """A value given for a task (a description, a command to run) that cannot work, refused before it is stored.
 
@@ -553,6 +588,7 @@ __all__ = [
     "CorruptLogError",
     "CorruptTaskError",
     "CorruptWorkspaceError",
+    "IncompleteConfigError",
     "IncompleteTaskError",
     "InvalidLogEntryError",
     "InvalidNameError",
@@ -565,6 +601,7 @@ __all__ = [
     "StorageError",
     "StoreUnavailableError",
     "TaskExistsError",
+    "TaskFinishedError",
     "TaskNotFoundError",
     "TaskRunningError",
     "WorkspaceExistsError",
