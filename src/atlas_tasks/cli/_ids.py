@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from atlas_tasks.errors import AmbiguousTaskIdError, AtlasTasksError, TaskNotFoundError
-from atlas_tasks.names import check_task_id
 
 if TYPE_CHECKING:
     from atlas_tasks.cli._state import CliStore, State
@@ -70,6 +69,8 @@ def resolve_task_id(store: CliStore, workspace: str, given: str) -> str:
         TaskNotFoundError: nothing matches (the message of an unknown exact id).
         AmbiguousTaskIdError: the fragment matches several tasks; the error lists them.
     """
+    from atlas_tasks.names import check_task_id  # loaded by the store anyway; `--help` need not load it
+
     check_task_id(given)
     if _exists(store, workspace, given):
         return given

@@ -97,7 +97,6 @@ def new(
     task = load_template(current.templates_home(), template).new_task(description, validation_commands=validate)
     if ai_command:
         task.config.variables["ai_command"] = ai_command
-    ws = store.get_workspace(workspace)
     problems = config_problems(task)
     if run_now and problems:
         # Running now would stop at the first such step, after the earlier steps did their work: refuse instead.
@@ -109,12 +108,21 @@ def new(
         _render.write_json(_render.task_document(created))
     else:
         _emit(f"created {created.id} in {workspace} ({len(created.steps)} steps, template {template})")
-    if str(ws.status) == "closed":
+    if _is_closed(store, workspace):
         warn(f"workspace {workspace!r} is closed; the task was created in it all the same")
     for problem in config_problems(created, f"atlas-tasks set {workspace} {created.id}"):
         warn(f"the run will fail: {problem}")
     if run_now:
         _run(store, workspace, created.id)
+
+
+def _is_closed(store: CliStore, workspace: str) -> bool:
+    from atlas_tasks.errors import AtlasTasksError
+
+    try:
+        return str(store.get_workspace(workspace).status) == "closed"
+    except AtlasTasksError:
+        return False  # a task directory without a readable workspace.json (a Go home): nothing says it is closed
 
 
 def run(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg) -> None:
