@@ -299,3 +299,14 @@ def test_relative_worktree_is_stored_absolute(home: Path, tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     assert cli(home, "workspace", "create", "rel", "--worktree", "checkout").exit_code == 0
     assert FileStore(home).get_workspace("rel").worktree_path == str(tmp_path / "checkout")
+
+
+def test_delete_removes_an_unreadable_task(home: Path) -> None:
+    """A task whose task.json is garbage can still be deleted (by its full id), and is called unreadable."""
+    store = FileStore(home)
+    task_id = make(home)
+    (store.task_path("w", task_id) / "task.json").write_text("{not json")
+    result = cli(home, "delete", "w", task_id, "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"deleted task {task_id} in w (unreadable) with its log")
+    assert not store.task_path("w", task_id).exists()

@@ -119,3 +119,9 @@ def test_task_ids_complete(home: Path) -> None:
     """The TASK argument completes to the ids of the workspace on the command line, newest first."""
     assert complete(home, "show shop ") == list(reversed(IDS))
     assert complete(home, "reject shop task-20261204-0529") == ["task-20261204-052952"]
+
+
+def test_workspace_names_complete_for_workspace_commands(home: Path) -> None:
+    """`workspace show NAME` and `doctor [WS]` complete workspace names too."""
+    assert complete(home, "workspace show o") == ["other"]
+    assert complete(home, "doctor s") == ["shop"]

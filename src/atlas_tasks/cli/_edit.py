@@ -227,6 +227,7 @@ def delete(
     """
     import socket
 
+    from atlas_tasks.errors import CorruptTaskError
     from atlas_tasks.models import utcnow
 
     store = state(ctx).store()
@@ -234,12 +235,16 @@ def delete(
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utcnow().isoformat(), "deleting": True}
     lease = store.acquire_lease(workspace, task_id, holder)
     try:
-        task = store.get(workspace, task_id)
+        try:
+            task = store.get(workspace, task_id)
+            state_of = f"{task.status}, {task.description[:60]!r}"
+        except CorruptTaskError:
+            state_of = "unreadable"  # deleting a broken task is one way out of it
         artifacts = store.list_artifacts(workspace, task_id)
         log_lines = len(store.read_log(workspace, task_id))
         what = (
-            f"task {task_id} in {workspace} ({task.status}, {task.description[:60]!r}) with its log "
-            f"({log_lines} line(s)) and {len(artifacts)} artifact(s)"
+            f"task {task_id} in {workspace} ({state_of}) with its log ({log_lines} line(s)) and "
+            f"{len(artifacts)} artifact(s)"
         )
         if not yes:
             if not sys.stdin.isatty():

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why (kept in the audit trail).")]
 OptionalWs = Annotated[
-    str | None, typer.Argument(metavar="[WS]", help="Workspace name (default: every workspace).", show_default=False)
+    str | None,
+    typer.Argument(
+        metavar="[WS]",
+        help="Workspace name (default: every workspace).",
+        show_default=False,
+        autocompletion=complete_workspace,
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt
 from atlas_tasks.cli._state import state
 
@@ -122,7 +123,10 @@ def list_workspaces(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         warn(exc.message)
 
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The workspace's name.", show_default=False)]
+NameArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="The workspace's name.", show_default=False, autocompletion=complete_workspace),
+]
 
 
 @app.command("show")
