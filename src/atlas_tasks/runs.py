@@ -397,7 +397,8 @@ def _not_awaiting(workspace: str, task: Task, action: str, want: TaskStatus) -> 
     elif ready_to_continue(task):
         hint = f"it was approved already and waits to continue; `atlas-tasks run {ref}` continues it"
     else:
-        hint = f"its run has not reached a review step; `atlas-tasks show {ref}` shows where it is"
+        # running/validating, and _decide found no live runner: the run crashed before reaching a review step.
+        hint = f"its runner died before reaching a review step; `atlas-tasks run {ref}` resumes it"
     allowed = tuple(str(s) for s in allowed_from(status))
     return NotAwaitingApprovalError(workspace, task.id, str(status), action, hint, str(want), allowed)
 

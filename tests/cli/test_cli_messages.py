@@ -143,3 +143,14 @@ def test_abandon_waiting_task_points_at_reject(home: Path) -> None:
     assert run_cli(home, task_id).exit_code == 0
     message = one_error_line(cli(home, "abandon", "w", task_id))
     assert message.endswith(f"it waits for a review; `atlas-tasks reject w {task_id}` ends it")
+
+
+def test_approve_crashed_run_says_run_resumes_it(home: Path) -> None:
+    """`approve` of a task left running by a dead runner says the run crashed and `run` resumes it."""
+    task_id = make(home, Step(name="one", type="validation", commands=["true"]), Step(name="review", type="human"))
+    FileStore(home).modify("w", task_id, lambda t: t.transition("running", "driven by hand, then left"))
+    message = one_error_line(cli(home, "approve", "w", task_id))
+    assert message.endswith(
+        f"is running, not awaiting approval: its runner died before reaching a review step; "
+        f"`atlas-tasks run w {task_id}` resumes it"
+    )
