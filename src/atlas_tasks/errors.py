@@ -48,6 +48,13 @@ class AtlasTasksError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def cli_message(self) -> str:
+        """The message as the ``atlas-tasks`` command shows it: :attr:`message`, unless the library's advice names
+        Python code (``store.create_workspace(...)``, ``exist_ok=True``), which the command line words as the
+        command or option that does the same. Built from :attr:`context`, so it survives pickling too."""
+        return self.message
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.context))
 
@@ -94,6 +101,13 @@ class WorkspaceNotFoundError(AtlasTasksError, LookupError):
             path=path,
         )
 
+    @property
+    def cli_message(self) -> str:
+        return (
+            f"workspace {self.workspace!r} does not exist (no directory {self.path}); create it with "
+            f"`atlas-tasks workspace create {self.workspace}`, or see `atlas-tasks workspace list`"
+        )
+
 
 class WorkspaceExistsError(AtlasTasksError):
     """``create_workspace`` was asked for a workspace that already has a workspace.json."""
@@ -103,9 +117,16 @@ class WorkspaceExistsError(AtlasTasksError):
 
     def __init__(self, workspace: str, path: str) -> None:
         super().__init__(
-            f"workspace {workspace!r} already exists ({path})",
+            f"workspace {workspace!r} already exists ({path}); pass exist_ok=True to accept an existing one",
             workspace=workspace,
             path=path,
+        )
+
+    @property
+    def cli_message(self) -> str:
+        return (
+            f"workspace {self.workspace!r} already exists ({self.path}); add --exist-ok to accept an existing "
+            "workspace (it is left unchanged)"
         )
 
 
@@ -254,6 +275,13 @@ class ConflictError(AtlasTasksError):
             found=found,
         )
 
+    @property
+    def cli_message(self) -> str:
+        return (
+            f"{_where(self.workspace, self.task_id)} was changed by another writer while this command worked on it "
+            f"(revision {self.expected} became {self.found}); nothing was saved, run the command again"
+        )
+
 
 class LockTimeoutError(AtlasTasksError, TimeoutError):
     """A task's (or workspace's) write lock was not obtained in time."""
@@ -270,9 +298,19 @@ class LockTimeoutError(AtlasTasksError, TimeoutError):
             timeout=timeout,
         )
 
+    @property
+    def cli_message(self) -> str:
+        return (
+            f"could not lock {self.what} within {self.timeout:g}s: another writer holds {self.path}; "
+            "nothing was changed, run the command again"
+        )
+
 
 class InvalidTransitionError(AtlasTasksError, ValueError):
-    """A status change that the task state machine does not allow."""
+    """A status change that the task state machine does not allow.
+
+    ``allowed`` lists the statuses the task may move to from ``from_status`` (empty for a final status).
+    """
 
     task_id: str
     from_status: str
@@ -280,14 +318,145 @@ class InvalidTransitionError(AtlasTasksError, ValueError):
     allowed: tuple[str, ...]
 
     def __init__(self, task_id: str, from_status: str, to_status: str, allowed: tuple[str, ...]) -> None:
-        allowed_text = ", ".join(allowed) if allowed else "none (terminal status)"
+        if allowed:
+            can = f"from {from_status!r} it can only go to {', '.join(allowed)}"
+        else:
+            can = f"{from_status!r} is a terminal status: nothing can follow it"
         super().__init__(
-            f"task {task_id!r} cannot go from {from_status!r} to {to_status!r}; allowed from {from_status!r}: "
-            f"{allowed_text}",
+            f"task {task_id!r} cannot go from {from_status!r} to {to_status!r}; {can}",
             task_id=task_id,
             from_status=from_status,
             to_status=to_status,
             allowed=allowed,
+        )
+
+
+class NotAwaitingApprovalError(InvalidTransitionError):
+    """``approve`` or ``reject`` of a task that is not waiting for a human.
+
+    An :class:`InvalidTransitionError` (the decision is a status change the task cannot make now) whose message says
+    what state the task is in and what would help instead. Attributes: those of InvalidTransitionError plus
+    ``workspace``, ``action`` (``"approve"`` or ``"reject"``) and ``hint``.
+    """
+
+    workspace: str
+    action: str
+    hint: str
+
+    def __init__(
+        self,
+        workspace: str,
+        task_id: str,
+        status: str,
+        action: str,
+        hint: str,
+        to_status: str,
+        allowed: tuple[str, ...],
+    ) -> None:
+        message = f"{_where(workspace, task_id)} is {status}, not awaiting approval: {hint}"
+        AtlasTasksError.__init__(
+            self,
+            message,
+            task_id=task_id,
+            from_status=status,
+            to_status=to_status,
+            allowed=allowed,
+            workspace=workspace,
+            action=action,
+            hint=hint,
+        )
+
+
+class CannotAbandonError(InvalidTransitionError):
+    """``abandon`` of a task whose status has no edge to abandoned (pending, finished, waiting for a review).
+
+    Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
+    """
+
+    workspace: str
+    hint: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, hint: str, allowed: tuple[str, ...]) -> None:
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} is {status} and cannot be abandoned: {hint}",
+            task_id=task_id,
+            from_status=status,
+            to_status="abandoned",
+            allowed=allowed,
+            workspace=workspace,
+            hint=hint,
+        )
+
+
+class TaskFinishedError(AtlasTasksError):
+    """A change asked of a finished task (completed, rejected or abandoned), which keeps what it ran with."""
+
+    workspace: str
+    task_id: str
+    status: str
+
+    def __init__(self, workspace: str, task_id: str, status: str) -> None:
+        super().__init__(
+            f"{_where(workspace, task_id)} is {status}: a finished task keeps the configuration it ran with; "
+            "nothing was changed (create a new task instead)",
+            workspace=workspace,
+            task_id=task_id,
+            status=status,
+        )
+
+
+class IncompleteConfigError(AtlasTasksError, ValueError):
+    """A task that would fail at one of its steps as configured (no AI command, no validation commands).
+
+    Attributes: ``template`` and ``problems`` (one sentence per missing piece, saying how to supply it).
+    """
+
+    template: str
+    problems: list[str]
+
+    def __init__(self, template: str, problems: list[str]) -> None:
+        super().__init__(
+            f"a task from template {template!r} cannot run as configured: {'; '.join(problems)}; nothing was "
+            "created (without --run the task is created, and `atlas-tasks set` can complete it later)",
+            template=template,
+            problems=problems,
+        )
+
+
+class InvalidValueError(AtlasTasksError, ValueError):
+    """A value given for a task (a description, a command to run) that cannot work, refused before it is stored.
+
+    Attributes: ``what`` (the value's name, e.g. ``"--ai-command"``), ``value`` and ``reason`` (what is wrong and
+    what to do).
+    """
+
+    what: str
+    value: str
+    reason: str
+
+    def __init__(self, what: str, value: str, reason: str) -> None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        super().__init__(f"invalid {what} {shown!r}: {reason}", what=what, value=value, reason=reason)
+
+
+class AmbiguousTaskIdError(AtlasTasksError, LookupError):
+    """A shortened task id (a fragment of the id) that matches more than one task of the workspace.
+
+    Attributes: ``workspace``, ``fragment`` and ``candidates`` (every matching id, newest first).
+    """
+
+    workspace: str
+    fragment: str
+    candidates: list[str]
+
+    def __init__(self, workspace: str, fragment: str, candidates: list[str]) -> None:
+        shown = ", ".join(candidates[:8]) + (f" and {len(candidates) - 8} more" if len(candidates) > 8 else "")
+        super().__init__(
+            f"{fragment!r} matches {len(candidates)} tasks in workspace {workspace!r}: {shown}; give more of the id",
+            workspace=workspace,
+            fragment=fragment,
+            candidates=candidates,
         )
 
 
@@ -414,22 +583,28 @@ class StepFailedError(AtlasTasksError):
 
 
 __all__ = [
+    "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
     "AtlasTasksError",
+    "CannotAbandonError",
     "ConflictError",
     "CorruptLogError",
     "CorruptTaskError",
     "CorruptWorkspaceError",
+    "IncompleteConfigError",
     "IncompleteTaskError",
     "InvalidLogEntryError",
     "InvalidNameError",
     "InvalidTransitionError",
+    "InvalidValueError",
     "LockTimeoutError",
+    "NotAwaitingApprovalError",
     "SchemaVersionError",
     "StepFailedError",
     "StorageError",
     "StoreUnavailableError",
     "TaskExistsError",
+    "TaskFinishedError",
     "TaskNotFoundError",
     "TaskRunningError",
     "WorkspaceExistsError",

@@ -57,6 +57,11 @@ def check_workspace_name(name: object) -> str:
     return _check_component("workspace name", name, _NAME_RE, MAX_NAME_LENGTH)
 
 
+def check_template_name(name: object) -> str:
+    """Return ``name`` if it is a valid template name (a file name under ``<home>/templates``), else raise."""
+    return _check_component("template name", name, _NAME_RE, MAX_NAME_LENGTH)
+
+
 def check_task_id(task_id: object) -> str:
     """Return ``task_id`` if it is a valid task id, else raise InvalidNameError."""
     return _check_component("task id", task_id, _NAME_RE, MAX_NAME_LENGTH)

@@ -28,10 +28,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from atlas_tasks.errors import AtlasTasksError, InvalidTransitionError, StepFailedError, TaskRunningError
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CannotAbandonError,
+    InvalidTransitionError,
+    NotAwaitingApprovalError,
+    StepFailedError,
+    TaskRunningError,
+)
 from atlas_tasks.models import Step, StepResult, Task, TaskStatus, utcnow
 from atlas_tasks.store import Store
-from atlas_tasks.transitions import is_terminal
+from atlas_tasks.transitions import allowed_from, can_transition, is_error, is_terminal
 
 ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
 # A task written by the Go ATLAS carries no lease of ours: a live Go engine cannot be told from a dead one except by
@@ -278,25 +285,55 @@ class Run:
         self.checkpoint()
 
     def _finish(self) -> None:
-        # No review step stopped the run: every step is done, so the task completes (via the states the table
-        # requires: a run never jumps from running straight to completed).
-        _move(self.task, TaskStatus.AWAITING_APPROVAL, "all steps done")
-        self.task.transition(TaskStatus.COMPLETED, "all steps done; no review left to wait for")
+        # No review step stopped the run: every step is done, so the task completes. The Go state machine has no
+        # edge from running to completed (running -> validating -> awaiting_approval -> completed is the only way),
+        # so the task passes through those statuses in one checkpoint; the reasons say that it did not wait.
+        self.task.transition(TaskStatus.VALIDATING, f"all {len(self.task.steps)} steps done")
+        reviewed = [s.name for s in self.task.steps if str(s.type) == "human"]
+        if reviewed:
+            names = ", ".join(repr(n) for n in reviewed)
+            why = f"the review ({names}) was approved earlier; no review left"
+        else:
+            why = "no review step in this template"
+        self.task.transition(TaskStatus.AWAITING_APPROVAL, f"{why}, so nothing to wait for")
+        self.task.transition(TaskStatus.COMPLETED, f"all steps done; {why}, so it completes without waiting")
         self.checkpoint()
 
     def release(self) -> None:
         self._lease.release()
 
 
+#: Said by every transition that records a dead runner (see :func:`_resume_note`, which looks for it).
+RUNNER_DIED = "runner died"
+_CRASH_RESUMED = "resumed after a crash (the previous runner died)"
+
+
+def _resume_note(task: Task) -> str:
+    """Why a run starts, in words a reader of the audit trail can trust (it becomes the transition's reason)."""
+    status = task.status
+    if status == TaskStatus.PENDING:
+        return "run started"
+    if status in ACTIVE_STATUSES:
+        return _CRASH_RESUMED
+    last = task.transitions[-1] if task.transitions else None
+    why = last.reason if last is not None and str(last.to_status) == str(status) else ""
+    if len(why) > 200:
+        why = why[:197] + "..."
+    if status == TaskStatus.INTERRUPTED:
+        if RUNNER_DIED in why:
+            return _CRASH_RESUMED
+        return f"resumed after an interruption ({why})" if why else "resumed after an interruption"
+    return f"retried after {status}" + (f" ({why})" if why else "")
+
+
 def _prepare(task: Task) -> str:
     """Bring a task that may have crashed into ``running``; returns what happened, for the log."""
-    status = task.status
-    note = "run started" if status == TaskStatus.PENDING else f"resumed from {status}"
     if ready_to_continue(task):
         return "continued after approval"
-    if status in ACTIVE_STATUSES:
+    note = _resume_note(task)
+    if task.status in ACTIVE_STATUSES:
         # We hold the lease, so whoever ran it before is gone: record the crash before resuming.
-        task.transition(TaskStatus.INTERRUPTED, "the previous runner died (its run lease was free)")
+        task.transition(TaskStatus.INTERRUPTED, f"the previous {RUNNER_DIED} (its run lease was free)")
     in_flight = task.current_step < len(task.steps) and task.steps[task.current_step].status == "running"
     if in_flight:
         step = task.steps[task.current_step]
@@ -346,14 +383,35 @@ def run(store: LeasingStore, workspace: str, task_id: str) -> Iterator[Run]:
         lease.release()
 
 
+def _not_awaiting(workspace: str, task: Task, action: str, want: TaskStatus) -> NotAwaitingApprovalError:
+    """Why ``approve``/``reject`` cannot apply to ``task`` now, and what would help instead."""
+    status, ref = task.status, f"{workspace} {task.id}"
+    if is_terminal(status):
+        hint = f"nothing to {action}"
+    elif is_error(status):
+        step = task.steps[task.current_step].name if task.current_step < len(task.steps) else ""
+        failed = f"step {step!r} did not finish; " if step else ""
+        hint = f"{failed}`atlas-tasks run {ref}` retries it, `atlas-tasks abandon {ref}` gives it up"
+    elif status == TaskStatus.PENDING:
+        hint = f"it has not run yet; `atlas-tasks run {ref}` starts it"
+    elif ready_to_continue(task):
+        hint = f"it was approved already and waits to continue; `atlas-tasks run {ref}` continues it"
+    else:
+        # running/validating, and _decide found no live runner: the run crashed before reaching a review step.
+        hint = f"its runner died before reaching a review step; `atlas-tasks run {ref}` resumes it"
+    allowed = tuple(str(s) for s in allowed_from(status))
+    return NotAwaitingApprovalError(workspace, task.id, str(status), action, hint, str(want), allowed)
+
+
 def _decide(store: LeasingStore, workspace: str, task_id: str, want: TaskStatus, reason: str) -> Task:
     holder = store.lease_holder(workspace, task_id)
     if holder is not None:
         raise TaskRunningError(workspace, task_id, holder)
+    action = "reject" if want == TaskStatus.REJECTED else "approve"
 
     def change(task: Task) -> None:
         if task.status != TaskStatus.AWAITING_APPROVAL:
-            raise InvalidTransitionError(task.id, str(task.status), str(want), (str(TaskStatus.AWAITING_APPROVAL),))
+            raise _not_awaiting(workspace, task, action, want)
         index = task.current_step
         if index < len(task.steps) and task.steps[index].status == "awaiting_approval":
             step = task.steps[index]
@@ -379,21 +437,57 @@ def _decide(store: LeasingStore, workspace: str, task_id: str, want: TaskStatus,
 
 
 def approve(store: LeasingStore, workspace: str, task_id: str, reason: str = "approved") -> Task:
-    """Approve a task waiting for a human: completes it, or (more steps left) makes it ready to run on."""
+    """Approve a task waiting for a human: completes it, or (more steps left) makes it ready to run on.
+
+    Raises:
+        NotAwaitingApprovalError: the task is not awaiting approval (the message says its state and what helps).
+        TaskRunningError: a live runner holds it.
+    """
     return _decide(store, workspace, task_id, TaskStatus.COMPLETED, reason)
 
 
 def reject(store: LeasingStore, workspace: str, task_id: str, reason: str = "rejected") -> Task:
-    """Reject a task waiting for a human (terminal)."""
+    """Reject a task waiting for a human (terminal).
+
+    Raises:
+        NotAwaitingApprovalError: the task is not awaiting approval (the message says its state and what helps).
+        TaskRunningError: a live runner holds it.
+    """
     return _decide(store, workspace, task_id, TaskStatus.REJECTED, reason)
 
 
+def _cannot_abandon(workspace: str, task: Task) -> InvalidTransitionError:
+    """Why ``abandon`` cannot apply to ``task`` now (the Go table allows it from running and the failure statuses)."""
+    status, ref = task.status, f"{workspace} {task.id}"
+    if is_terminal(status):
+        hint = "it is finished already; nothing to abandon"
+    elif status == TaskStatus.PENDING:
+        hint = f"it never ran; `atlas-tasks delete {ref}` removes it"
+    elif status == TaskStatus.AWAITING_APPROVAL:
+        hint = f"it waits for a review; `atlas-tasks reject {ref}` ends it"
+    else:
+        hint = f"its runner died; `atlas-tasks recover {workspace}` records that, then abandon it"
+    allowed = tuple(str(s) for s in allowed_from(status))
+    return CannotAbandonError(workspace, task.id, str(status), hint, allowed)
+
+
 def abandon(store: LeasingStore, workspace: str, task_id: str, reason: str = "abandoned") -> Task:
-    """Abandon a task that is not being run (terminal). A task with a live runner must be stopped first."""
+    """Abandon a task that is not being run (terminal). A task with a live runner must be stopped first.
+
+    Raises:
+        CannotAbandonError: its status has no edge to abandoned (the message says what would help).
+        TaskRunningError: a live runner holds it.
+    """
     holder = store.lease_holder(workspace, task_id)
     if holder is not None:
         raise TaskRunningError(workspace, task_id, holder)
-    return store.modify(workspace, task_id, lambda t: t.transition(TaskStatus.ABANDONED, reason))
+
+    def change(task: Task) -> None:
+        if not can_transition(task.status, TaskStatus.ABANDONED):
+            raise _cannot_abandon(workspace, task)
+        task.transition(TaskStatus.ABANDONED, reason)
+
+    return store.modify(workspace, task_id, change)
 
 
 def recover(store: LeasingStore, workspace: str) -> list[Task]:
@@ -409,7 +503,7 @@ def recover(store: LeasingStore, workspace: str) -> list[Task]:
             if holder is not None:
                 raise TaskRunningError(workspace, current.id, holder)
             if current.status in ACTIVE_STATUSES:
-                current.transition(TaskStatus.INTERRUPTED, "the runner died (no live run lease); recovered")
+                current.transition(TaskStatus.INTERRUPTED, f"the {RUNNER_DIED} (no live run lease); recovered")
 
         try:
             changed.append(store.modify(workspace, task.id, mark))

@@ -19,7 +19,7 @@ from typing import Any
 
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Step, Task, TaskConfig
-from atlas_tasks.names import check_workspace_name
+from atlas_tasks.names import check_template_name
 
 _GIT_COMMIT = {
     "name": "git_commit",
@@ -181,7 +181,7 @@ def load_template(home: Path, name: str) -> Template:
     Raises:
         TemplateError: unknown name, or an unreadable user template.
     """
-    check_workspace_name(name)  # the same plain-name rule: a template name is a file name
+    check_template_name(name)  # the plain-name rule of workspaces: a template name is a file name
     path = _user_dir(home) / f"{name}.json"
     if path.is_file():
         try:

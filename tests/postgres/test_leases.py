@@ -185,7 +185,7 @@ def test_runner_killed_on_one_machine_is_interrupted_on_another_and_resumes(
     assert [s.attempts for s in done.steps] == [1, 2, 1]
     assert counter.read_text().split() == ["step0", "step1", "step1", "step2"]  # step0 never ran again
     events = [entry["event"] for entry in other_store.read_log(pg_ws, task.id)]
-    assert "resumed from interrupted" in events
+    assert "resumed after a crash (the previous runner died)" in events
 
 
 def test_run_in_process_completes_and_frees_the_lease(

@@ -155,7 +155,7 @@ def test_approve_a_task_not_waiting_is_409(actions: TestClient, filled: dict[str
     response = actions.post(
         f"/workspaces/ws/tasks/{filled['pending']}/approve", data=_form(token=TOKEN, csrf=_csrf(actions))
     )
-    assert response.status_code == 409 and "awaiting_approval" in response.text
+    assert response.status_code == 409 and "is pending, not awaiting approval" in response.text
 
 
 def test_approve_is_post_only(actions: TestClient, waiting: str) -> None:

@@ -33,12 +33,16 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "approve": ("_runs", "approve", None),
     "reject": ("_runs", "reject", None),
     "abandon": ("_runs", "abandon", None),
+    "set": ("_edit", "set_task", None),
+    "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),
     "doctor": ("_runs", "doctor", None),
     "serve": ("_serve", "serve", None),
     "migrate-db": ("_db", "migrate_db", None),
     "migrate": ("_db", "migrate", None),
 }
+#: Short names for commands: alias -> command. Hidden from ``--help``; the command's own help applies.
+ALIASES: dict[str, str] = {"ls": "list"}
 #: Command groups (a typer app of their own), listed after the commands: name -> (module, its typer app).
 GROUPS: dict[str, tuple[str, str]] = {
     "workspace": ("_workspace", "app"),
@@ -61,7 +65,10 @@ def build_command(name: str) -> Any:
         KeyError: no such command.
     """
     holder = typer.Typer(**_TYPER_SETTINGS)
-    if name in GROUPS:
+    if name in ALIASES:
+        module, attribute, help_text = COMMANDS[ALIASES[name]]
+        holder.command(name, help=help_text, hidden=True)(_load(module, attribute))
+    elif name in GROUPS:
         module, attribute = GROUPS[name]
         holder.add_typer(_load(module, attribute), name=name)
     else:
@@ -84,15 +91,24 @@ class LazyCommands(MutableMapping[str, Any]):
     mapping is all it takes to make them lazy; iteration keeps the order of :data:`COMMANDS` then :data:`GROUPS`.
     """
 
-    def __init__(self, names: list[str], build: Callable[[str], Any], built: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        build: Callable[[str], Any],
+        built: MutableMapping[str, Any],
+        *,
+        aliases: list[str] | None = None,
+    ) -> None:
         self._names = [*built, *(name for name in names if name not in built)]
+        # Aliases can be looked up and run, but iteration (help, completion, "did you mean") shows only real names.
+        self._aliases = list(aliases or [])
         self._build = build
         self._built = dict(built)
 
     def __getitem__(self, name: str) -> Any:
         command = self._built.get(name)
         if command is None:
-            if name not in self._names:
+            if name not in self:
                 raise KeyError(name)
             command = self._built[name] = self._build(name)
         return command
@@ -113,7 +129,7 @@ class LazyCommands(MutableMapping[str, Any]):
         return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names
+        return name in self._names or name in self._aliases
 
 
 class RootGroup(AtlasGroup):
@@ -122,7 +138,7 @@ class RootGroup(AtlasGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.commands = LazyCommands([*COMMANDS, *GROUPS], build_command, self.commands)
+        self.commands = LazyCommands([*COMMANDS, *GROUPS], build_command, self.commands, aliases=list(ALIASES))
 
 
 app = typer.Typer(

@@ -1,7 +1,8 @@
 """Error handling for every command, in one place, and the one-line diagnostics written to stderr.
 
 A library error (:class:`~atlas_tasks.errors.AtlasTasksError`) becomes exactly one ``error: <message>`` line and
-exit code 1; ``--debug`` adds the traceback above it. Usage errors stay with typer/click (exit code 2), Ctrl-C
+exit code 1, worded for the command line (its ``cli_message``: the library's own message may suggest Python
+code); ``--debug`` adds the traceback above it. Usage errors stay with typer/click (exit code 2), Ctrl-C
 with typer's ``_main`` (exit code 130, quietly). Anything else is a bug and keeps its traceback.
 """
 
@@ -35,7 +36,7 @@ class AtlasGroup(TyperGroup):
         except AtlasTasksError as exc:
             if ctx.params.get("debug"):
                 traceback.print_exception(exc, file=sys.stderr)
-            error(exc.message)
+            error(exc.cli_message)
             raise typer.Exit(EXIT_ERROR) from None
 
 

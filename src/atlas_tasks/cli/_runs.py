@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why (kept in the audit trail).")]
 OptionalWs = Annotated[
-    str | None, typer.Argument(metavar="[WS]", help="Workspace name (default: every workspace).", show_default=False)
+    str | None,
+    typer.Argument(
+        metavar="[WS]",
+        help="Workspace name (default: every workspace).",
+        show_default=False,
+        autocompletion=complete_workspace,
+    ),
 ]
 
 
@@ -52,7 +59,8 @@ def _run(store: CliStore, workspace: str, task_id: str) -> Task:
 
 def _next_hint(workspace: str, task: Task) -> str:
     if str(task.status) == "awaiting_approval":
-        return f": approve with `atlas-tasks approve {workspace} {task.id}` or reject with `atlas-tasks reject`"
+        ref = f"{workspace} {task.id}"
+        return f": approve with `atlas-tasks approve {ref}` or reject with `atlas-tasks reject {ref}`"
     return ""
 
 
@@ -79,22 +87,49 @@ def new(
     Ids follow the Go ATLAS: task-YYYYMMDD-HHMMSS, or task-<uuid4> in a workspace that already has uuid ids.
     """
     from atlas_tasks.cli import _render
+    from atlas_tasks.cli._edit import check_command, check_description, config_problems
+    from atlas_tasks.errors import IncompleteConfigError
     from atlas_tasks.templates import load_template
 
     if id_style not in ("auto", "timestamp", "uuid"):
         raise typer.BadParameter("must be auto, timestamp or uuid", param_hint="--id-style")
+    # Everything that would make the task fail later is refused now, before anything is stored.
+    check_description(description)
+    if ai_command:
+        check_command("--ai-command", ai_command)
+    for command in validate or []:
+        check_command("--validate", command)
     current = state(ctx)
     store = current.store(id_style=id_style)
     task = load_template(current.templates_home(), template).new_task(description, validation_commands=validate)
     if ai_command:
         task.config.variables["ai_command"] = ai_command
+    problems = config_problems(task)
+    if run_now and problems:
+        # Running now would stop at the first such step, after the earlier steps did their work: refuse instead.
+        # Without --run the task is created and the problems are warnings: the environment where it will run, or
+        # `atlas-tasks set`, can still supply what is missing.
+        raise IncompleteConfigError(template, problems)
     created = store.create(workspace, task)
     if as_json:
         _render.write_json(_render.task_document(created))
     else:
         _emit(f"created {created.id} in {workspace} ({len(created.steps)} steps, template {template})")
+    if _is_closed(store, workspace):
+        warn(f"workspace {workspace!r} is closed; the task was created in it all the same")
+    for problem in config_problems(created, f"atlas-tasks set {workspace} {created.id}"):
+        warn(f"the run will fail: {problem}")
     if run_now:
         _run(store, workspace, created.id)
+
+
+def _is_closed(store: CliStore, workspace: str) -> bool:
+    from atlas_tasks.errors import AtlasTasksError
+
+    try:
+        return str(store.get_workspace(workspace).status) == "closed"
+    except AtlasTasksError:
+        return False  # a task directory without a readable workspace.json (a Go home): nothing says it is closed
 
 
 def run(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg) -> None:

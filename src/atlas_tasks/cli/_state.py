@@ -56,6 +56,9 @@ class State:
     # The running command's name ("list", "workspace create"), as state() saw it; frozen fields, mutable contents.
     _command: list[str] = field(default_factory=list, repr=False, compare=False)
     _warned: list[Path] = field(default_factory=list, repr=False, compare=False)
+    # Stores opened so far, by constructor arguments: the task-id callback and the command share one (one
+    # connection pool, one "using the store of ..." note).
+    _stores: dict[tuple[tuple[str, Any], ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def url(self) -> str | None:
         """The URL of the store to open, or None for the file store at :attr:`home` (or its default)."""
@@ -80,6 +83,9 @@ class State:
             typer.BadParameter: a store URL of an unknown form (a usage error, exit code 2).
             MissingExtraError: a PostgreSQL URL without the ``postgres`` extra.
         """
+        key = tuple(sorted(kwargs.items()))
+        if key in self._stores:
+            return self._stores[key]  # type: ignore[no-any-return]
         url = self.url()
         if url is None:
             store: Any = self._file_store(**kwargs)
@@ -91,6 +97,7 @@ class State:
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=self._url_hint()) from None
         self.track(store)
+        self._stores[key] = store
         home = getattr(store, "home", None)
         if isinstance(home, Path) and not (self._command and self._command[-1] in _MAY_START_EMPTY):
             self.warn_if_missing(home)
@@ -183,6 +190,7 @@ class State:
 
     def close(self) -> None:
         """Close every store the command opened (a PostgreSQL store's connection pool); never raises."""
+        self._stores.clear()
         while self._opened:
             close = getattr(self._opened.pop(), "close", None)
             if close is not None:

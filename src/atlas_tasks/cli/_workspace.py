@@ -10,6 +10,7 @@ import typer
 
 from atlas_tasks.cli._errors import note, warn
 from atlas_tasks.cli._everywhere import AllReposOpt, every_store
+from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt
 from atlas_tasks.cli._state import state
 
@@ -30,6 +31,13 @@ WorktreeOpt = Annotated[
     typer.Option("--worktree", metavar="W", help="The git worktree the workspace's tasks run in.", show_default=False),
 ]
 BranchOpt = Annotated[str, typer.Option("--branch", metavar="B", help="The git branch of the workspace.")]
+CreateWorktreeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--create-worktree",
+        help="Create the --worktree directory if it does not exist (empty: clone or `git worktree add` into it).",
+    ),
+]
 ExistOkOpt = Annotated[
     bool, typer.Option("--exist-ok", help="Succeed if the workspace exists already (and leave it unchanged).")
 ]
@@ -42,18 +50,22 @@ def create(
     path: PathOpt = None,
     worktree: WorktreeOpt = None,
     branch: BranchOpt = "",
+    create_worktree: CreateWorktreeOpt = False,
     exist_ok: ExistOkOpt = False,
 ) -> None:
     """Create a workspace.
 
-    Makes its directory and workspace.json in the store.
+    Makes its directory and workspace.json in the store. A --worktree must be an existing directory (the tasks'
+    commands run there), unless --create-worktree makes it.
     """
     from atlas_tasks.cli import _render
 
+    worktree_path = _absolute(worktree)
+    missing = bool(worktree_path) and _check_worktree(Path(worktree_path), create_worktree)
     store = state(ctx).store()
     started = datetime.now(UTC)
     ws = store.create_workspace(
-        name, path=_absolute(path), worktree_path=_absolute(worktree), branch=branch, exist_ok=exist_ok
+        name, path=_absolute(path), worktree_path=worktree_path, branch=branch, exist_ok=exist_ok
     )
     # With --exist-ok the store hands back the existing workspace: its creation time tells which case this was.
     fresh = ws.created_at is not None and ws.created_at >= started
@@ -61,6 +73,40 @@ def create(
     workspace_path = getattr(store, "workspace_path", None)
     where = workspace_path(name) if workspace_path is not None else repr(store)
     _render.message(f"{verb} {name} ({where})")
+    if missing and fresh:
+        _make_worktree(Path(worktree_path))
+        _render.message(f"created the worktree directory {worktree_path} (empty: clone or `git worktree add` into it)")
+
+
+def _check_worktree(worktree: Path, create: bool) -> bool:
+    """Whether the worktree must be created; refuses a missing one without ``create``, and a non-directory."""
+    from atlas_tasks.errors import InvalidValueError
+
+    if worktree.is_dir():
+        return False
+    if worktree.exists() or worktree.is_symlink():
+        raise InvalidValueError("--worktree", str(worktree), "it is not a directory; give the directory of a checkout")
+    if not create:
+        raise InvalidValueError(
+            "--worktree",
+            str(worktree),
+            "no such directory (the tasks' commands, git steps included, run in the worktree); give the directory "
+            "of your checkout, or add --create-worktree to create an empty one there",
+        )
+    return True
+
+
+def _make_worktree(worktree: Path) -> None:
+    from atlas_tasks.errors import InvalidValueError
+
+    try:
+        worktree.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidValueError(
+            "--worktree",
+            str(worktree),
+            f"cannot create it ({exc.strerror}); the workspace was created: create the directory yourself",
+        ) from None
 
 
 @app.command("list")
@@ -95,7 +141,10 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
         warn(exc.message)
 
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The workspace's name.", show_default=False)]
+NameArg = Annotated[
+    str,
+    typer.Argument(metavar="NAME", help="The workspace's name.", show_default=False, autocompletion=complete_workspace),
+]
 
 
 @app.command("show")
