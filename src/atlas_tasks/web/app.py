@@ -61,6 +61,7 @@ from atlas_tasks.web._security import (
     Security,
     SecurityMiddleware,
     check_action,
+    check_before_body,
     hosts_for,
 )
 
@@ -350,12 +351,38 @@ async def row_events(request: Request) -> Response:
 # -- actions --------------------------------------------------------------------------------------------------------
 
 
+class TooLarge(Exception):
+    """A request body over the limit (413); refused before it is read, or as soon as the limit is passed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and given up on as soon as it passes ``limit`` bytes.
+
+    A ``Content-Length`` over the limit is refused before any of the body is read. Without one (a chunked body),
+    at most ``limit`` bytes plus one chunk are ever held: the server never buffers what a client chooses to send.
+    """
+    declared = request.headers.get("content-length")
+    too_large = f"the form is larger than {limit} bytes"
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _form(request: Request) -> dict[str, str]:
     # URL-encoded forms only, parsed here: no multipart parser (and no extra dependency) for two small fields.
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise BadRequest("the form is too large")
+    body = await _body(request, MAX_FORM_BYTES)
     if not body:
         return {}
     if content_type != "application/x-www-form-urlencoded":
@@ -370,6 +397,8 @@ async def _form(request: Request) -> dict[str, str]:
 async def _decide(request: Request, decide: Callable[[LeasingStore, str, str, str], Any], default: str) -> Any:
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    # Who may act is decided from the headers first: a refused request is answered without reading its body.
+    check_before_body(request, dash.security)
     form = await _form(request)
     check_action(request, dash.security, form)
     reason = (form.get("reason") or "").strip()[:MAX_REASON] or default
@@ -453,6 +482,7 @@ _STATUS_OF: list[tuple[type[BaseException], int, str]] = [
     (InvalidNameError, 400, "Invalid name"),
     (BadRequest, 400, "Bad request"),
     (Forbidden, 403, "Not allowed"),
+    (TooLarge, 413, "Too large"),
     (LookupError, 404, "Not found"),  # WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError
     (InvalidTransitionError, 409, "Not possible now"),
     (NotRunnableError, 409, "Not possible now"),
@@ -594,6 +624,7 @@ def create_app(
         AtlasTasksError: handle_error,
         BadRequest: handle_error,
         Forbidden: handle_error,
+        TooLarge: handle_error,
         HTTPException: handle_http,
         Exception: handle_error,
     }
@@ -613,4 +644,4 @@ def create_app(
     return app
 
 
-__all__ = ["BadRequest", "Dashboard", "create_app", "raw_response"]
+__all__ = ["BadRequest", "Dashboard", "TooLarge", "create_app", "raw_response"]
