@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,13 +260,16 @@ def workspace_page(request: Request) -> HTMLResponse:
 
 
 def task_page(request: Request) -> HTMLResponse:
-    """One task: header, steps timeline with attempts, transitions, artifacts and the log (live with JS)."""
+    """One task: header, steps timeline with attempts, transitions, artifacts and the log (live with JS).
+
+    Only the log's last :data:`_views.LOG_TAIL` lines are read (``tail_log``), whatever the log's length; the
+    live stream continues from the position just after them.
+    """
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
     task = dash.store.get(ws, task_id)
     state = _views.task_state(dash.store, ws, task)
-    log_records = dash.store.read_log(ws, task_id)
-    hidden, tail = _views.log_tail(log_records)
+    window = _live.log_window(dash.store, ws, task_id, _views.LOG_TAIL)
     return page(
         request,
         "task.html",
@@ -274,37 +277,50 @@ def task_page(request: Request) -> HTMLResponse:
         task=task,
         state=state,
         results=[_views.step_results(task, i) for i in range(len(task.steps))],
-        log=_views.log_lines(tail, ws, task_id),
-        log_count=len(log_records),
-        log_hidden=hidden,
-        log_skipped=log_records.skipped,
-        log_errors=[exc.message for exc in log_records.errors],
+        log=_views.log_lines(window, ws, task_id),
+        log_count=len(window),
+        log_from=window.end,
+        log_hidden=window.start > 0,
+        log_skipped=window.skipped,
+        log_errors=[exc.message for exc in window.errors],
         can_run_on=dash.runner is not None,
     )
 
 
 def artifact_page(request: Request) -> HTMLResponse:
-    """An artifact: JSON pretty-printed, Markdown rendered (no raw HTML), text as is, anything else downloadable."""
+    """An artifact: JSON pretty-printed, Markdown rendered (no raw HTML), text as is, anything else downloadable.
+
+    One over the preview limit is judged "too large" from its size: its bytes are not read.
+    """
     dash = _dash(request)
     ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
-    data = dash.store.get_artifact(ws, task_id, name)
-    return page(
-        request,
-        "artifact.html",
-        ws=ws,
-        task_id=task_id,
-        name=name,
-        length=len(data),
-        preview=_content.preview(name, data),
-    )
+    artifact = _content.open_artifact(dash.store, ws, task_id, name)
+    if artifact.size > _content.PREVIEW_LIMIT:
+        artifact.close()
+        shown = _content.Preview("too_large")
+    else:
+        shown = _content.preview(name, artifact.read())
+    return page(request, "artifact.html", ws=ws, task_id=task_id, name=name, length=artifact.size, preview=shown)
 
 
 def artifact_raw(request: Request) -> Response:
-    """An artifact's bytes: text/plain or octet-stream, nosniff, sandboxed; a download unless readable text."""
+    """An artifact's bytes: text/plain or octet-stream, nosniff, sandboxed; a download unless readable text.
+
+    One over the preview limit is streamed in chunks as an octet-stream download, never read whole.
+    """
     dash = _dash(request)
     ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
-    data = dash.store.get_artifact(ws, task_id, name)
-    return raw_response(name, data, download=request.query_params.get("download") == "1")
+    download = request.query_params.get("download") == "1"
+    artifact = _content.open_artifact(dash.store, ws, task_id, name)
+    if artifact.size <= _content.PREVIEW_LIMIT:
+        return raw_response(name, artifact.read(), download=download)
+    headers = {
+        "content-security-policy": RAW_CSP,
+        "x-content-type-options": "nosniff",
+        "content-disposition": _content.content_disposition(name),
+        "content-length": str(artifact.size),
+    }
+    return StreamingResponse(artifact.chunks(), media_type=_content.BINARY_TYPE, headers=headers)
 
 
 def raw_response(name: str, data: bytes, *, download: bool) -> Response:
@@ -322,14 +338,19 @@ _SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
 
 async def task_events(request: Request) -> Response:
-    """The task page's event stream (``task``, ``log``, ``end``); resumes after ``Last-Event-ID`` log lines."""
+    """The task page's event stream (``task``, ``log``, ``end``) from the log position ``Last-Event-ID`` or
+    ``log_from`` (the page passes the end of the lines it shows); without either, from the page's last lines."""
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
     await run_in_threadpool(dash.store.get, ws, task_id)  # a 404 before the stream starts, not inside it
-    resume = request.headers.get("last-event-id") or request.query_params.get("log_from") or "0"
-    if not resume.isascii() or not resume.isdigit():
+    resume = request.headers.get("last-event-id") or request.query_params.get("log_from")
+    if resume is None:  # neither: begin where the task page's log begins (its last lines), not at the first line
+        start = (await run_in_threadpool(_live.log_window, dash.store, ws, task_id, _views.LOG_TAIL)).start
+    elif not resume.isascii() or not resume.isdigit() or len(resume) > 20:
         raise BadRequest(f"log_from must be a whole number, not {resume!r}")
-    stream = _live.task_events(request, dash.store, dash.source, ws, task_id, int(resume), dash.live)
+    else:
+        start = int(resume)
+    stream = _live.task_events(request, dash.store, dash.source, ws, task_id, start, dash.live)
     return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
@@ -469,11 +490,20 @@ def api_artifacts(request: Request) -> Response:
 
 
 def api_log(request: Request) -> Response:
-    """``logs WS TASK --json``: JSON Lines, one compact entry per line."""
+    """``logs WS TASK --json``: JSON Lines, one compact entry per line, read and sent a window at a time."""
     dash = _dash(request)
-    log_records = dash.store.read_log(request.path_params["ws"], request.path_params["task_id"])
-    body = b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in log_records)
-    return Response(body, media_type="application/x-ndjson")
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    first = _live.log_window(dash.store, ws, task_id, _live.LOG_BATCH, after=0)  # a 404 before the stream starts
+
+    def body() -> Iterator[bytes]:
+        window = first
+        while True:
+            yield b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in window)
+            if not window.more:
+                return
+            window = _live.log_window(dash.store, ws, task_id, _live.LOG_BATCH, after=window.end)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
 # -- errors ---------------------------------------------------------------------------------------------------------

@@ -648,8 +648,11 @@ class PostgresStore:
         poll: float = 1.0,
         on_listen: Callable[[], None] | None = None,
         on_task: Callable[[str], None] | None = None,
+        after: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Yield the log's entries, then each new one as it is committed, until ``until()`` says the run is over.
+
+        ``after``: begin after this line (a ``tail_log`` position) instead of at the first one.
 
         New lines are announced by NOTIFY (sent by ``append_log`` at commit) and read by sequence number, so none
         is missed or repeated; ``until`` is asked at least every ``poll`` seconds, and once it returns true the
@@ -668,7 +671,7 @@ class PostgresStore:
         where = self._location(workspace, task_id) + " log"
         conn = self._db.dedicated("follow_log", **_leases.CLIENT_KEEPALIVES)
         with conn:
-            after = 0
+            after = max(after, 0)
             with self._db.translated("follow_log"):
                 conn.execute(f'LISTEN "{self._channel(workspace, task_id)}"')  # a hex identifier, see log_channel
             if on_listen is not None:
