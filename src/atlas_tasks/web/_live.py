@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from atlas_tasks.cli import _render
@@ -162,8 +161,8 @@ class _Follower:
     Every stream of the task waits on it, so a task watched in ten tabs costs one database connection. Each new
     line and each task write bumps ``generation`` and wakes the waiting streams, which then read the new lines
     from their own positions (``tail_log``); the follower keeps none. It starts at the log's end, never reading
-    the lines before it. It stops (and frees its
-    connection) once no stream has asked for it or waited on it for ``idle`` seconds.
+    the lines before it. It stops (and frees its connection) once no stream has asked for it or waited on it for
+    ``idle`` seconds.
     """
 
     def __init__(self, follow: Callable[..., Iterator[dict[str, Any]]], idle: float, on_exit: Callable[[], None]):
@@ -395,6 +394,10 @@ async def task_events(
                 clock.sent()
                 last = stamp
             while True:
+                # Never two writes without an await between them (here: the next window, read off the event
+                # loop). The event loop then runs the server's connection_lost for a client that went away, and
+                # later writes are dropped quietly. Writing line after line without awaiting made uvicorn write
+                # into the closed socket, printing "socket.send() raised exception." for every line.
                 window = await _off_thread(source.log_since, workspace, task_id, cursor)
                 if window:
                     # One write per window. Each id is the position after its line: a reconnect's Last-Event-ID.
@@ -403,9 +406,6 @@ async def task_events(
                         for record, position in zip(window, window.positions, strict=True)
                     )
                     clock.sent()
-                # A turn for the event loop after every write: a client that went away is noticed here (the
-                # server's connection_lost runs), instead of the stream writing on into a closed socket.
-                await anyio.lowlevel.checkpoint()
                 if not window.more:
                     break
         except AtlasTasksError as exc:  # deleted or damaged while watched: say so once and stop
@@ -458,7 +458,6 @@ async def row_events(
                 seen[key] = stamp
                 yield sse("row", await _off_thread(row_state, store, *key))
                 clock.sent()
-                await anyio.lowlevel.checkpoint()  # as in task_events: let a disconnect be noticed
             except AtlasTasksError:
                 seen[key] = None  # deleted or unreadable: the next full page load shows why
         if clock.expired() or await request.is_disconnected():
