@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -91,18 +91,29 @@ class ArtifactFile:
     """An artifact opened for reading: its size known before any byte is read, its bytes read whole or in chunks.
 
     From a file store it is an open descriptor (reached by the same symlink-free directory walk the store uses,
-    through its ``_fs`` seam); from any other store, the bytes ``get_artifact`` returned.
+    through its ``_fs`` seam). From PostgreSQL, a size from ``artifact_sizes`` and the bytes fetched whole
+    (one ``bytea`` value) only when they are needed; from any other store, the bytes ``get_artifact`` returned.
     """
 
-    def __init__(self, size: int, fd: int | None = None, data: bytes | None = None, path: str = "") -> None:
+    def __init__(
+        self,
+        size: int,
+        fd: int | None = None,
+        data: bytes | None = None,
+        path: str = "",
+        fetch: Callable[[], bytes] | None = None,
+    ) -> None:
         self.size = size
         self._fd = fd
         self._data = data
         self._path = path
+        self._fetch = fetch  # reads the bytes when first needed (a store that reports sizes without them)
 
     def read(self) -> bytes:
         """All of it (callers check ``size`` first), then closed."""
         try:
+            if self._data is None and self._fetch is not None:
+                self._data = self._fetch()
             return self._data if self._data is not None else b"".join(self.chunks())
         finally:
             self.close()
@@ -112,6 +123,8 @@ class ArtifactFile:
         from atlas_tasks._fs import ops
 
         try:
+            if self._data is None and self._fetch is not None:
+                self._data = self._fetch()
             if self._data is not None:
                 for start in range(0, len(self._data), CHUNK):
                     yield self._data[start : start + CHUNK]
@@ -144,8 +157,12 @@ def open_artifact(store: Any, workspace: str, task_id: str, name: str) -> Artifa
     from atlas_tasks.backends.file import ARTIFACTS_DIR, FileStore
 
     if not isinstance(store, FileStore):
-        data: bytes = store.get_artifact(workspace, task_id, name)
-        return ArtifactFile(len(data), data=data)
+        sizes = getattr(store, "artifact_sizes", None)  # PostgreSQL: sizes without the bytes
+        size = sizes(workspace, task_id).get(name) if callable(sizes) else None
+        if size is None:  # no such artifact there (get_artifact says so), or no way to ask for sizes
+            data: bytes = store.get_artifact(workspace, task_id, name)
+            return ArtifactFile(len(data), data=data)
+        return ArtifactFile(int(size), fetch=lambda: bytes(store.get_artifact(workspace, task_id, name)))
     from atlas_tasks._fs import ops
     from atlas_tasks._fs.dirs import UnsafePathError, open_home, walk
     from atlas_tasks.errors import ArtifactNotFoundError
