@@ -8,6 +8,7 @@ import log_tail_cases as cases
 import pytest
 
 from atlas_tasks import FileStore, Task
+from atlas_tasks.backends.file import LOG_WINDOW_BYTES
 
 
 @pytest.fixture
@@ -76,3 +77,28 @@ def test_missing_log_is_an_empty_window(store: FileStore, ws: str) -> None:
     task_id = store.create(ws, Task(template="t", description="quiet")).id
     window = store.tail_log(ws, task_id, 10)
     assert list(window) == [] and window.start == window.end == 0
+
+
+def test_window_never_reads_more_than_its_byte_limit(store: FileStore, ws: str) -> None:
+    """2,000 lines of 10 KB (20 MB) give a tail of fewer, whole lines: the last ones, within 8 MiB."""
+    task_id = store.create(ws, Task(template="t", description="wide")).id
+    with open(store.log_path(ws, task_id), "wb") as log:
+        for i in range(2000):
+            log.write(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 10_000))
+    window = store.tail_log(ws, task_id, 2000)
+    assert 0 < len(window) < 2000 and window.start > 0
+    assert [entry["n"] for entry in window] == list(range(2000 - len(window), 2000))
+    assert window.end - window.start <= LOG_WINDOW_BYTES
+
+
+def test_a_line_longer_than_a_window_is_stepped_over(store: FileStore, ws: str) -> None:
+    """Following past a 9 MB line counts it as skipped and goes on with the lines after it."""
+    task_id = store.create(ws, Task(template="t", description="huge line")).id
+    with open(store.log_path(ws, task_id), "wb") as log:
+        log.write(b'{"event":"before"}\n{"event":"' + b"x" * (9 * 1024 * 1024) + b'"}\n{"event":"after"}\n')
+    first = store.tail_log(ws, task_id, 10, after=0)
+    assert [entry["event"] for entry in first] == ["before"] and first.more
+    huge = store.tail_log(ws, task_id, 10, after=first.end)
+    assert list(huge) == [] and huge.skipped == 1 and huge.more
+    rest = store.tail_log(ws, task_id, 10, after=huge.end)
+    assert [entry["event"] for entry in rest] == ["after"] and not rest.more

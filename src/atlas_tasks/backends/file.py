@@ -1350,8 +1350,8 @@ def _forward_window(fd: int, size: int, after: int, lines: int, path: str) -> Lo
     for _ in range(min(newlines, lines)):
         stop = raw.index(b"\n", stop) + 1
     window = _parse_window(raw[:stop], pos)
-    # More whole lines after the window: one was read past it, or the window filled up before the end.
-    window.more = newlines > lines or (newlines == lines > 0 and read < size)
+    # More after the window: a whole line was read past it, or reading stopped (lines or bytes) before the end.
+    window.more = newlines > lines or (lines > 0 and read < size)
     if lines > 0 and newlines == 0 and held >= LOG_WINDOW_BYTES:  # one line longer than the window: step over it
         window.end = _next_line(fd, pos, size, path)
         window.skipped += int(window.end > pos)
