@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,6 +110,11 @@ class ArtifactFile:
         self._data = data
         self._path = path
         self._fetch = fetch  # reads the bytes when first needed (a store that reports sizes without them)
+        # The descriptor is closed by close() (the response ended, however) or, failing that, when collected.
+        self._closer = weakref.finalize(self, os.close, fd) if fd is not None else None
+        # A streamed read runs in a worker thread that a client's disconnect does not stop: reading and closing
+        # take turns, so a descriptor is never closed under a read (nor read after its number was reused).
+        self._lock = threading.Lock()
 
     def read(self) -> bytes:
         """All of it (callers check ``size`` first), then closed."""
@@ -130,8 +137,11 @@ class ArtifactFile:
                     yield self._data[start : start + CHUNK]
                 return
             offset = 0
-            while self._fd is not None and offset < self.size:
-                chunk = ops.pread(self._fd, min(CHUNK, self.size - offset), offset, self._path)
+            while offset < self.size:
+                with self._lock:
+                    if self._fd is None:
+                        return  # closed: the response ended
+                    chunk = ops.pread(self._fd, min(CHUNK, self.size - offset), offset, self._path)
                 if not chunk:
                     break  # cut short meanwhile: send what there is
                 offset += len(chunk)
@@ -140,10 +150,9 @@ class ArtifactFile:
             self.close()
 
     def close(self) -> None:
-        from atlas_tasks._fs import ops
-
-        if self._fd is not None:
-            ops.close(self._fd)
+        with self._lock:
+            if self._closer is not None:
+                self._closer()  # os.close, once: later calls (and the finalizer) do nothing
             self._fd = None
 
 

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import (
@@ -320,7 +321,25 @@ def artifact_raw(request: Request) -> Response:
         "content-disposition": _content.content_disposition(name),
         "content-length": str(artifact.size),
     }
-    return StreamingResponse(artifact.chunks(), media_type=_content.BINARY_TYPE, headers=headers)
+    return _ClosingStream(artifact.chunks(), artifact.close, media_type=_content.BINARY_TYPE, headers=headers)
+
+
+class _ClosingStream(StreamingResponse):
+    """A streamed body that gives back what it reads from (an open artifact) however the response ends.
+
+    A client that leaves mid-download cancels the response: the body's generator is then only suspended, and
+    would keep its file open until garbage collection.
+    """
+
+    def __init__(self, content: Iterator[bytes], close: Callable[[], None], **options: Any) -> None:
+        super().__init__(content, **options)
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._close()
 
 
 def raw_response(name: str, data: bytes, *, download: bool) -> Response:
