@@ -1,4 +1,4 @@
-"""The token login's redirect stays on this server, and the Host check parses bracketed IPv6 strictly."""
+"""The token login's redirect stays on this server, the Host check parses bracketed IPv6 strictly, forms are small."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from collections.abc import Callable
 
 import pytest
 from starlette.testclient import TestClient
+from web_data import awaiting
 
+from atlas_tasks import FileStore
 from atlas_tasks.web._security import host_name
+from atlas_tasks.web.app import MAX_FORM_BYTES
 
 TOKEN = "secret-token"
 
@@ -43,3 +46,17 @@ def test_well_formed_host_names_parse(header: str, name: str) -> None:
 def test_bracketed_host_with_trailing_name_is_refused(client: TestClient) -> None:
     """``Host: [::1]evil.com`` is answered 400, as any other foreign host."""
     assert client.get("/", headers={"host": "[::1]evil.com"}).status_code == 400
+
+
+def test_authorised_form_over_the_limit_is_413(make_client: Callable[..., TestClient], store: FileStore) -> None:
+    """Even with the right Bearer token, a form over 16 KiB is refused as too large (413), the task untouched."""
+    store.create_workspace("ws")
+    task_id = awaiting(store)
+    client = make_client(allow_actions=True, token=TOKEN)
+    response = client.post(
+        f"/api/workspaces/ws/tasks/{task_id}/approve",
+        content=b"reason=" + b"x" * (MAX_FORM_BYTES + 1),
+        headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413 and response.json()["title"] == "Too large"
+    assert store.get("ws", task_id).status == "awaiting_approval"
