@@ -63,6 +63,33 @@ class LogLines(list[dict[str, Any]]):
         self.errors = []
 
 
+class LogTail(LogLines):
+    """A window of a task's log read by ``tail_log``: its intact entries in order, and where each one ends.
+
+    Positions are opaque whole numbers to hand back to ``tail_log(after=...)``: byte offsets into task.log in the
+    file store, line sequence numbers in PostgreSQL. ``skipped``, ``torn_tail`` and ``errors`` describe the
+    window only.
+
+    Attributes:
+        positions: for each entry, the position just after it (what to continue from once it was shown).
+        start: the position the window begins at; 0 when nothing of the log comes before it.
+        end: the position just after the last whole line the window covers (damaged ones included).
+        more: whether whole lines after ``end`` were left for another call (the window was full).
+    """
+
+    positions: list[int]
+    start: int
+    end: int
+    more: bool
+
+    def __init__(self, lines: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(lines)
+        self.positions = []
+        self.start = 0
+        self.end = 0
+        self.more = False
+
+
 @dataclass(frozen=True)
 class TaskSummary:
     """The few fields a listing or a dashboard shows, read without building the full typed task."""

@@ -40,6 +40,15 @@ def stream(client: TestClient, url: str, **kwargs: Any) -> Iterator[Iterator[tup
         yield events(response.iter_lines())
 
 
+def _line_ends(store: FileStore, task_id: str) -> list[int]:
+    """The byte offset just after each line of the task's log: the file store's log positions."""
+    ends, offset = [], 0
+    for line in store.log_path("ws", task_id).read_bytes().splitlines(keepends=True):
+        offset += len(line)
+        ends.append(offset)
+    return ends
+
+
 def _text(pieces: list[list[str]]) -> str:
     return "".join(text for text, _ in pieces)
 
@@ -55,7 +64,9 @@ def test_finished_task_streams_state_log_and_end(client: TestClient, store: File
     assert state["status"] == "abandoned" and state["terminal"] is True
     assert [s["attempts"] for s in state["steps"]] == [2, 1, 0]
     assert _text(got[2][1]["pieces"]).endswith(f"error validate failed {HOSTILE}")  # text, not markup
-    assert [event_id for _, _, event_id in got[1:3]] == ["1", "2"]
+    # Each id is the position after its line: in the file store, task.log's byte offset.
+    ends = [str(n) for n in _line_ends(store, filled["done"])]
+    assert [event_id for _, _, event_id in got[1:3]] == ends
 
 
 def test_log_from_and_last_event_id_skip_lines_already_shown(
@@ -64,9 +75,10 @@ def test_log_from_and_last_event_id_skip_lines_already_shown(
     """Lines the page already shows are not sent again; a reconnect's Last-Event-ID wins over log_from."""
     store.modify("ws", filled["done"], lambda t: t.transition("abandoned", "given up"))
     url = f"/workspaces/ws/tasks/{filled['done']}/events"
-    with stream(client, url + "?log_from=1") as received:
+    first, second = _line_ends(store, filled["done"])
+    with stream(client, url + f"?log_from={first}") as received:
         assert [kind for kind, _, _ in received] == ["task", "log", "end"]
-    with stream(client, url + "?log_from=0", headers={"last-event-id": "2"}) as received:
+    with stream(client, url + "?log_from=0", headers={"last-event-id": str(second)}) as received:
         assert [kind for kind, _, _ in received] == ["task", "end"]
 
 
@@ -82,7 +94,8 @@ def test_running_task_pushes_step_changes_and_new_lines(
             assert kind == "task" and state["status"] == "running" and state["steps"][0]["running_since"]
             store.append_log("ws", task_id, {"level": "info", "event": "pushing", "step_name": "commit"})
             kind, line, event_id = next(received)
-            assert kind == "log" and "pushing" in _text(line["pieces"]) and event_id == "1"
+            assert kind == "log" and "pushing" in _text(line["pieces"])
+            assert event_id == str(_line_ends(store, task_id)[-1])
 
             def finish(task: Task) -> None:
                 task.steps[0].status = "success"
@@ -163,29 +176,28 @@ def test_sse_data_is_one_line() -> None:
 def test_file_source_follows_the_log_by_offset(store: FileStore, filled: dict[str, str]) -> None:
     """The file source reads only new complete lines; a half-written line waits for its newline."""
     source = FileLiveSource(store)
-    cursor = LogCursor(count=1)
+    cursor = LogCursor(position=_line_ends(store, filled["done"])[0])
     assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == [f"failed {HOSTILE}"]
-    assert source.log_since("ws", filled["done"], cursor) == [] and cursor.count == 2
+    assert list(source.log_since("ws", filled["done"], cursor)) == []
     log = store.log_path("ws", filled["done"])
     with log.open("ab") as f:
         f.write(b'{"event": "half')
-    assert source.log_since("ws", filled["done"], cursor) == []
+    assert list(source.log_since("ws", filled["done"], cursor)) == []
     with log.open("ab") as f:
         f.write(b' done"}\n')
     assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["half done"]
 
 
-def test_file_source_survives_a_shrinking_log(store: FileStore, filled: dict[str, str]) -> None:
-    """If the log is cut (doctor removing a torn tail), following restarts without repeating lines."""
+def test_file_source_starts_over_when_the_log_was_replaced(store: FileStore, filled: dict[str, str]) -> None:
+    """A log now shorter than the position (replaced: the task re-created) is followed again from its start."""
     source = FileLiveSource(store)
     cursor = LogCursor()
     assert len(source.log_since("ws", filled["done"], cursor)) == 2
     log = store.log_path("ws", filled["done"])
-    lines = log.read_bytes().splitlines(keepends=True)
-    log.write_bytes(lines[0])
-    assert source.log_since("ws", filled["done"], cursor) == []
-    store.append_log("ws", filled["done"], {"event": "after the cut"})
-    assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["after the cut"]
+    log.write_bytes(b'{"event": "new"}\n')
+    assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["new"]
+    store.append_log("ws", filled["done"], {"event": "after"})
+    assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["after"]
 
 
 def test_file_stamp_changes_with_the_task_and_the_lease(store: FileStore, filled: dict[str, str]) -> None:
@@ -206,13 +218,14 @@ def test_file_stamp_changes_with_the_task_and_the_lease(store: FileStore, filled
 
 
 def test_store_source_works_through_the_protocol(store: FileStore, filled: dict[str, str]) -> None:
-    """The generic source (any backend) detects changes by revision and slices the log by count."""
+    """The generic source (any backend) detects changes by revision and reads the log after a position."""
     source = StoreLiveSource(store)
     before = source.task_stamp("ws", filled["done"])
     store.modify("ws", filled["done"], lambda t: t.metadata.update(x=1))
     assert source.task_stamp("ws", filled["done"]) != before
-    cursor = LogCursor(count=1)
-    assert len(source.log_since("ws", filled["done"], cursor)) == 1 and cursor.count == 2
+    first, second = _line_ends(store, filled["done"])
+    cursor = LogCursor(position=first)
+    assert len(source.log_since("ws", filled["done"], cursor)) == 1 and cursor.position == second
 
 
 def test_closing_a_stream_early_returns_promptly(

@@ -114,7 +114,7 @@ def test_task_page_shows_everything(client: TestClient, filled: dict[str, str]) 
     assert "running → validating" in text
     for name in ("report.json", "sdd/spec.md", "blob.bin", "validation.1.json"):
         assert f'/artifacts/{name}">{name}</a>' in text
-    assert "step started" in text and 'data-log-lines="2"' in text
+    assert "step started" in text and 'data-log-count="2"' in text
     assert f'data-live-task="/workspaces/ws/tasks/{filled["done"]}/events"' in text
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from serve_cli import cli_app
+from serve_process import serving
 from typer.testing import CliRunner, Result
 
 from atlas_tasks import FileStore
@@ -132,3 +133,20 @@ def test_serve_process_serves_and_stops_on_ctrl_c(home: Path) -> None:
             process.wait()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_serve_of_a_missing_home_warns_naming_it(tmp_path: Path) -> None:
+    """``serve --home /missing`` starts, but first warns that there is no store at that path."""
+    missing = tmp_path / "no-such-home"
+    with serving("--home", str(missing), "serve") as server:
+        banner = server.stderr
+    assert f"warning: no store at {missing} (the directory does not exist)" in banner
+    assert "Ctrl-C stops it." in banner
+
+
+def test_serve_of_an_existing_store_does_not_warn(home: Path) -> None:
+    """A home that exists (even without workspaces) gives no warning about a missing store."""
+    home.mkdir()
+    with serving("--home", str(home), "serve") as server:
+        banner = server.stderr
+    assert "no store at" not in banner and "Ctrl-C stops it." in banner

@@ -79,6 +79,7 @@ def serve(
 
     store, runner = _open_store(ctx, store_url, home, runner_for)
     sock = _listen(host, port)
+    _warn_if_no_store(store)  # after the port: a taken port stays the one line an error is
     app = create_app(store, allow_actions=allow_actions, bind_host=host, runner=runner)
     dashboard = app.state.dashboard
     url = _url(host, sock.getsockname()[1])
@@ -126,6 +127,27 @@ def _open_store(
         return store, runner_for(store.home)
     assert store_url is not None  # only a URL opens a database store
     return store, runner_for(store_url=store_url)
+
+
+def _warn_if_no_store(store: LeasingStore) -> None:
+    """Say so when a file store's home is missing: a mistyped --home must not look like an empty store.
+
+    Only a warning: the dashboard of an empty store is valid (it shows workspaces as soon as one is created), so
+    the server still starts.
+    """
+    home = getattr(store, "home", None)
+    if not isinstance(home, Path):
+        return
+    if not home.exists():
+        why = "the directory does not exist"
+    elif not home.is_dir():
+        why = "it is not a directory"
+    else:
+        return
+    warn(
+        f"no store at {home} ({why}); the dashboard stays empty until `atlas-tasks workspace create NAME` "
+        "(or `make demo` in the source tree) creates it; check --home, --store or $ATLAS_HOME"
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from atlas_tasks._display import display_state
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.runs import ACTIVE_STATUSES
+from atlas_tasks.store import LogLines, LogTail
 from atlas_tasks.web import _views
 
 if TYPE_CHECKING:
@@ -44,10 +44,41 @@ KEEPALIVE = ": keepalive\n\n"
 
 @dataclass
 class LogCursor:
-    """Where a log follower stands: intact entries seen so far, and (file store) the bytes consumed."""
+    """Where a log follower stands: the position after the last line sent (a ``tail_log`` position).
 
-    count: int = 0
-    offset: int = -1  # -1: not positioned yet; the first read takes the whole file and skips ``count`` entries
+    Positions are opaque: byte offsets into task.log (file store), line sequence numbers (PostgreSQL), or entry
+    counts (any other store). They are what a ``log`` event's ``id`` carries, so a reconnect resumes from one.
+    """
+
+    position: int = 0
+
+
+#: Log lines one read of a stream takes (then they go out as one write): what one step of a stream may hold.
+LOG_BATCH = 500
+
+
+def log_window(store: Any, workspace: str, task_id: str, lines: int, after: int | None = None) -> LogTail:
+    """``store.tail_log`` where the store has it (file store, PostgreSQL: only the window is read).
+
+    Any other store is read whole and sliced, its positions being entry counts.
+    """
+    tail_log = getattr(store, "tail_log", None)
+    if callable(tail_log):
+        window: LogTail = tail_log(workspace, task_id, lines, after=after)
+        return window
+    log: LogLines = store.read_log(workspace, task_id)
+    total = len(log)
+    if after is None:
+        first, last = max(0, total - lines), total
+    else:
+        first = after if after <= total else 0  # past the end: the log was replaced; start over
+        last = min(total, first + lines)
+    window = LogTail(list(log[first:last]))
+    window.positions = list(range(first + 1, last + 1))
+    window.start, window.end, window.more = first, last, after is not None and last < total
+    if after is None:
+        window.skipped, window.torn_tail, window.errors = log.skipped, log.torn_tail, list(log.errors)
+    return window
 
 
 @dataclass(frozen=True)
@@ -66,8 +97,8 @@ class LiveSource(Protocol):
         """A cheap value that changes whenever the task (or whether a live runner holds it) changes."""
         ...
 
-    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
-        """The intact log entries after ``cursor`` (which is advanced past them)."""
+    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> LogTail:
+        """Up to :data:`LOG_BATCH` intact log entries after ``cursor`` (which is advanced past them)."""
         ...
 
     def mark(self, workspace: str, task_id: str) -> object:
@@ -91,12 +122,11 @@ class StoreLiveSource:
         held = task.status in ACTIVE_STATUSES and self.store.lease_holder(workspace, task_id) is not None
         return (task.revision, task.updated_at, held)
 
-    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
-        """Everything after the first ``cursor.count`` entries."""
-        log = self.store.read_log(workspace, task_id)
-        new = list(log[cursor.count :])
-        cursor.count = max(cursor.count, len(log))
-        return new
+    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> LogTail:
+        """The next window of the log after ``cursor.position`` (``window.more``: another one follows at once)."""
+        window = log_window(self.store, workspace, task_id, LOG_BATCH, after=cursor.position)
+        cursor.position = window.end
+        return window
 
     def mark(self, workspace: str, task_id: str) -> object:
         """Nothing: without notifications there is nothing to miss between a read and the next wait."""
@@ -108,7 +138,8 @@ class StoreLiveSource:
 
 
 class FileLiveSource(StoreLiveSource):
-    """The file store: ``stat`` of task.json instead of decoding it, and the log followed by byte offset."""
+    """The file store: ``stat`` of task.json instead of decoding it; the log is followed by byte offset
+    (``tail_log(after=offset)``: only the new lines are read; a line still being written waits for its newline)."""
 
     def __init__(self, store: FileStore) -> None:
         super().__init__(store)
@@ -124,35 +155,18 @@ class FileLiveSource(StoreLiveSource):
             file = None
         return (file, self.store.lease_holder(workspace, task_id) is not None)
 
-    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
-        """New complete lines of task.log; a line still being written is read on the next call."""
-        from atlas_tasks.backends.file import parse_log
-
-        path = self.file_store.log_path(workspace, task_id)
-        chunk = _read_from(str(path), max(cursor.offset, 0))
-        if chunk is None:  # the log shrank (doctor cut a torn tail): read it again, skip what was sent
-            cursor.offset = -1
-            chunk = _read_from(str(path), 0) or b""
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        records = list(parse_log(complete, workspace, task_id, str(path)))
-        if cursor.offset < 0:
-            records = records[cursor.count :]
-            cursor.offset = 0
-        cursor.offset += len(complete)
-        cursor.count += len(records)
-        return records
-
 
 class _Follower:
     """One task's log and writes, followed in a thread of its own through ``store.follow_log`` (LISTEN/NOTIFY).
 
-    Every stream of the task reads from it, so a task watched in ten tabs costs one database connection. Each new
-    line and each task write bumps ``generation`` and wakes the waiting streams. It stops (and frees its
-    connection) once no stream has asked for it or waited on it for ``idle`` seconds.
+    Every stream of the task waits on it, so a task watched in ten tabs costs one database connection. Each new
+    line and each task write bumps ``generation`` and wakes the waiting streams, which then read the new lines
+    from their own positions (``tail_log``); the follower keeps none. It starts at the log's end, never reading
+    the lines before it. It stops (and frees its connection) once no stream has asked for it or waited on it for
+    ``idle`` seconds.
     """
 
     def __init__(self, follow: Callable[..., Iterator[dict[str, Any]]], idle: float, on_exit: Callable[[], None]):
-        self.entries: list[dict[str, Any]] = []
         self.error: AtlasTasksError | None = None
         self.finished = False
         self._follow = follow
@@ -187,9 +201,7 @@ class _Follower:
             follow = self._follow(
                 until=self._idle_now, poll=1.0, on_listen=self.listening.set, on_task=lambda _revision: self._wake()
             )
-            for entry in follow:
-                with self._lock:
-                    self.entries.append(entry)
+            for _entry in follow:  # each stream reads the new lines itself, from its own position
                 self._wake()
         except AtlasTasksError as exc:  # deleted, or the server went away: the streams say so
             self.error = exc
@@ -200,10 +212,6 @@ class _Follower:
             self.listening.set()
             self._on_exit()
             self._wake()
-
-    def since(self, count: int) -> list[dict[str, Any]]:
-        with self._lock:
-            return self.entries[count:]
 
     def _wake(self) -> None:
         with self._lock:
@@ -258,6 +266,8 @@ class FollowingLiveSource(StoreLiveSource):
                 follow_log: Callable[..., Iterator[dict[str, Any]]] = self.store.follow_log  # type: ignore[attr-defined]
 
                 def follow(**options: Any) -> Iterator[dict[str, Any]]:
+                    if callable(getattr(self.store, "tail_log", None)):  # start at the end: no full read
+                        options["after"] = log_window(self.store, workspace, task_id, 0).end
                     return follow_log(workspace, task_id, **options)
 
                 current = _Follower(follow, self.idle, lambda: self._forget(key))
@@ -271,14 +281,13 @@ class FollowingLiveSource(StoreLiveSource):
             if follower is not None and follower.finished:
                 del self._followers[key]
 
-    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> list[dict[str, Any]]:
-        """The entries the follower has after ``cursor`` (it reads the whole log first, then each new line)."""
+    def log_since(self, workspace: str, task_id: str, cursor: LogCursor) -> LogTail:
+        """The next window after ``cursor`` (the follower, kept alive by this call, only says when to look)."""
         follower = self.follower(workspace, task_id)
-        new = follower.since(cursor.count)
-        cursor.count += len(new)
-        if not new and follower.error is not None:
+        window = super().log_since(workspace, task_id, cursor)
+        if not window and follower.error is not None:
             raise follower.error
-        return new
+        return window
 
     def mark(self, workspace: str, task_id: str, listen_timeout: float = 10.0) -> object:
         """The task's follower (started, and listening, before the caller reads) and how many changes it has seen."""
@@ -310,19 +319,6 @@ class FollowingLiveSource(StoreLiveSource):
         """How many task logs are being followed now (each holds one database connection)."""
         with self._lock:
             return sum(1 for follower in self._followers.values() if not follower.finished)
-
-
-def _read_from(path: str, offset: int) -> bytes | None:
-    """The file's bytes from ``offset``; empty if it does not exist yet; None if it is now shorter than that."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return b""
-    with os.fdopen(fd, "rb") as f:
-        if os.fstat(fd).st_size < offset:
-            return None
-        f.seek(offset)
-        return f.read()
 
 
 def source_for(store: LeasingStore) -> LiveSource:
@@ -377,9 +373,13 @@ async def task_events(
     log_from: int,
     settings: LiveSettings,
 ) -> AsyncIterator[str]:
-    """The event stream of one task page: ``task`` (state), ``log`` (one new line each), ``end``, ``gone``."""
+    """The event stream of one task page: ``task`` (state), ``log`` (one new line each), ``end``, ``gone``.
+
+    Log lines are sent from the position ``log_from`` on (the end of what the page shows, or a reconnect's
+    Last-Event-ID), read :data:`LOG_BATCH` at a time: the stream never reads the log whole.
+    """
     clock = _Clock(settings)
-    cursor = LogCursor(count=log_from)
+    cursor = LogCursor(position=log_from)
     last: object = object()
     yield "retry: 2000\n\n"
     while True:
@@ -394,11 +394,21 @@ async def task_events(
                 yield sse("task", state)
                 clock.sent()
                 last = stamp
-            records = await _off_thread(source.log_since, workspace, task_id, cursor)
-            # The id is the number of lines shown once this one is: what a reconnect passes as Last-Event-ID.
-            for number, record in enumerate(records, cursor.count - len(records) + 1):
-                yield sse("log", {"pieces": _views.log_line(record, workspace, task_id)}, number)
-                clock.sent()
+            while True:
+                # Never two writes without an await between them (here: the next window, read off the event
+                # loop). The event loop then runs the server's connection_lost for a client that went away, and
+                # later writes are dropped quietly. Writing line after line without awaiting made uvicorn write
+                # into the closed socket, printing "socket.send() raised exception." for every line.
+                window = await _off_thread(source.log_since, workspace, task_id, cursor)
+                if window:
+                    # One write per window. Each id is the position after its line: a reconnect's Last-Event-ID.
+                    yield "".join(
+                        sse("log", {"pieces": _views.log_line(record, workspace, task_id)}, position)
+                        for record, position in zip(window, window.positions, strict=True)
+                    )
+                    clock.sent()
+                if not window.more:
+                    break
         except AtlasTasksError as exc:  # deleted or damaged while watched: say so once and stop
             yield sse("gone", {"message": exc.message})
             return
@@ -460,12 +470,14 @@ async def row_events(
 
 
 __all__ = [
+    "LOG_BATCH",
     "FileLiveSource",
     "FollowingLiveSource",
     "LiveSettings",
     "LiveSource",
     "LogCursor",
     "StoreLiveSource",
+    "log_window",
     "row_events",
     "row_state",
     "source_for",

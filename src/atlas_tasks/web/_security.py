@@ -79,11 +79,30 @@ def hosts_for(bind_host: str) -> frozenset[str] | None:
 
 
 def host_name(header: str) -> str:
-    """The host part of a Host header (``[::1]:8700`` -> ``::1``, ``Example:80`` -> ``example``)."""
+    """The host part of a Host header (``[::1]:8700`` -> ``::1``, ``Example:80`` -> ``example``).
+
+    Strict: a bracketed IPv6 literal may be followed only by ``:port``; anything else after ``]`` (``[::1]evil``),
+    a port that is not a number, or an unbracketed name with several colons gives ``""``, which no allowed name
+    matches.
+    """
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+        literal, bracket, rest = header[1:].partition("]")
+        if not bracket or not _port_ok(rest):
+            return ""
+        return literal
+    name, colon, port = header.partition(":")
+    if colon and not _port_ok(":" + port):
+        return ""
+    return name
+
+
+def _port_ok(rest: str) -> bool:
+    """Whether what follows the host is nothing or ``:`` and a port number."""
+    if not rest:
+        return True
+    port = rest[1:]
+    return rest[0] == ":" and port.isascii() and port.isdigit() and len(port) <= 5
 
 
 def is_loopback(host: str) -> bool:
@@ -163,7 +182,7 @@ class SecurityMiddleware:
             await _plain(send, 403, f"{reason}: open the dashboard with the URL `atlas-tasks serve` printed\n")
             return
         query = urlencode(list(rest))
-        location = scope.get("path", "/") + (f"?{query}" if query else "")
+        location = local_path(scope.get("path", "/")) + (f"?{query}" if query else "")
         headers = [
             (b"location", location.encode("latin-1", "replace")),
             (b"set-cookie", _cookie(self.security.auth_cookie, self.security.token, http_only=True)),
@@ -171,6 +190,18 @@ class SecurityMiddleware:
         ]
         await send({"type": "http.response.start", "status": 303, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
+
+
+def local_path(path: str) -> str:
+    """``path`` as a redirect target that stays on this server: a single leading ``/`` (``//evil`` -> ``/evil``).
+
+    A ``Location`` of ``//host/...`` (or ``/\\host``, which browsers read alike) would send the browser to
+    another site; collapsing the leading slashes and backslashes keeps it a path here. Characters outside
+    printable ASCII are percent-encoded, so the header holds only what it should.
+    """
+    from urllib.parse import quote
+
+    return "/" + quote(path.lstrip("/\\"), safe="/:@!$&'()*+,;=-._~")
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
@@ -190,8 +221,12 @@ class Forbidden(Exception):
         self.reason = reason
 
 
-def check_action(request: Request, security: Security, form: dict[str, str]) -> None:
-    """Allow a mutation only with the token, and (unless it came as a header) a passing CSRF check.
+def check_before_body(request: Request, security: Security) -> bool:
+    """Everything about a mutation that can be decided from its headers alone, before its body is read.
+
+    Actions off, a wrong ``Authorization`` token, another origin or a cross-site fetch are refused here, so such a
+    request never costs the server its body. Returns True when a valid Bearer token already authorises it (no
+    CSRF check needed), False when the form's fields still have to be checked by :func:`check_action`.
 
     Raises:
         Forbidden: with the reason, shown on the 403 page.
@@ -201,9 +236,20 @@ def check_action(request: Request, security: Security, form: dict[str, str]) -> 
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
         if security.token_ok(bearer[7:].strip()):
-            return  # a header no other site can make a browser send: no CSRF check needed
+            return True  # a header no other site can make a browser send: no CSRF check needed
         raise Forbidden("wrong token in the Authorization header")
     _check_origin(request)
+    return False
+
+
+def check_action(request: Request, security: Security, form: dict[str, str]) -> None:
+    """Allow a mutation only with the token, and (unless it came as a header) a passing CSRF check.
+
+    Raises:
+        Forbidden: with the reason, shown on the 403 page.
+    """
+    if check_before_body(request, security):
+        return
     cookie_token = request.cookies.get(security.auth_cookie)
     if not (security.token_ok(form.get("token")) or security.token_ok(cookie_token)):
         raise Forbidden("this needs the token `atlas-tasks serve` printed at start (open its URL, or enter it)")
@@ -234,7 +280,9 @@ __all__ = [
     "Security",
     "SecurityMiddleware",
     "check_action",
+    "check_before_body",
     "host_name",
     "hosts_for",
     "is_loopback",
+    "local_path",
 ]

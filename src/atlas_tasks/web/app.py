@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from atlas_tasks.cli import _render
 from atlas_tasks.errors import (
@@ -61,6 +62,7 @@ from atlas_tasks.web._security import (
     Security,
     SecurityMiddleware,
     check_action,
+    check_before_body,
     hosts_for,
 )
 
@@ -259,13 +261,16 @@ def workspace_page(request: Request) -> HTMLResponse:
 
 
 def task_page(request: Request) -> HTMLResponse:
-    """One task: header, steps timeline with attempts, transitions, artifacts and the log (live with JS)."""
+    """One task: header, steps timeline with attempts, transitions, artifacts and the log (live with JS).
+
+    Only the log's last :data:`_views.LOG_TAIL` lines are read (``tail_log``), whatever the log's length; the
+    live stream continues from the position just after them.
+    """
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
     task = dash.store.get(ws, task_id)
     state = _views.task_state(dash.store, ws, task)
-    log_records = dash.store.read_log(ws, task_id)
-    hidden, tail = _views.log_tail(log_records)
+    window = _live.log_window(dash.store, ws, task_id, _views.LOG_TAIL)
     return page(
         request,
         "task.html",
@@ -273,37 +278,68 @@ def task_page(request: Request) -> HTMLResponse:
         task=task,
         state=state,
         results=[_views.step_results(task, i) for i in range(len(task.steps))],
-        log=_views.log_lines(tail, ws, task_id),
-        log_count=len(log_records),
-        log_hidden=hidden,
-        log_skipped=log_records.skipped,
-        log_errors=[exc.message for exc in log_records.errors],
+        log=_views.log_lines(window, ws, task_id),
+        log_count=len(window),
+        log_from=window.end,
+        log_hidden=window.start > 0,
+        log_skipped=window.skipped,
+        log_errors=[exc.message for exc in window.errors],
         can_run_on=dash.runner is not None,
     )
 
 
 def artifact_page(request: Request) -> HTMLResponse:
-    """An artifact: JSON pretty-printed, Markdown rendered (no raw HTML), text as is, anything else downloadable."""
+    """An artifact: JSON pretty-printed, Markdown rendered (no raw HTML), text as is, anything else downloadable.
+
+    One over the preview limit is judged "too large" from its size: its bytes are not read.
+    """
     dash = _dash(request)
     ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
-    data = dash.store.get_artifact(ws, task_id, name)
-    return page(
-        request,
-        "artifact.html",
-        ws=ws,
-        task_id=task_id,
-        name=name,
-        length=len(data),
-        preview=_content.preview(name, data),
-    )
+    artifact = _content.open_artifact(dash.store, ws, task_id, name)
+    if artifact.size > _content.PREVIEW_LIMIT:
+        artifact.close()
+        shown = _content.Preview("too_large")
+    else:
+        shown = _content.preview(name, artifact.read())
+    return page(request, "artifact.html", ws=ws, task_id=task_id, name=name, length=artifact.size, preview=shown)
 
 
 def artifact_raw(request: Request) -> Response:
-    """An artifact's bytes: text/plain or octet-stream, nosniff, sandboxed; a download unless readable text."""
+    """An artifact's bytes: text/plain or octet-stream, nosniff, sandboxed; a download unless readable text.
+
+    One over the preview limit is streamed in chunks as an octet-stream download, never read whole.
+    """
     dash = _dash(request)
     ws, task_id, name = request.path_params["ws"], request.path_params["task_id"], request.path_params["name"]
-    data = dash.store.get_artifact(ws, task_id, name)
-    return raw_response(name, data, download=request.query_params.get("download") == "1")
+    download = request.query_params.get("download") == "1"
+    artifact = _content.open_artifact(dash.store, ws, task_id, name)
+    if artifact.size <= _content.PREVIEW_LIMIT:
+        return raw_response(name, artifact.read(), download=download)
+    headers = {
+        "content-security-policy": RAW_CSP,
+        "x-content-type-options": "nosniff",
+        "content-disposition": _content.content_disposition(name),
+        "content-length": str(artifact.size),
+    }
+    return _ClosingStream(artifact.chunks(), artifact.close, media_type=_content.BINARY_TYPE, headers=headers)
+
+
+class _ClosingStream(StreamingResponse):
+    """A streamed body that gives back what it reads from (an open artifact) however the response ends.
+
+    A client that leaves mid-download cancels the response: the body's generator is then only suspended, and
+    would keep its file open until garbage collection.
+    """
+
+    def __init__(self, content: Iterator[bytes], close: Callable[[], None], **options: Any) -> None:
+        super().__init__(content, **options)
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._close()
 
 
 def raw_response(name: str, data: bytes, *, download: bool) -> Response:
@@ -321,14 +357,19 @@ _SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
 
 async def task_events(request: Request) -> Response:
-    """The task page's event stream (``task``, ``log``, ``end``); resumes after ``Last-Event-ID`` log lines."""
+    """The task page's event stream (``task``, ``log``, ``end``) from the log position ``Last-Event-ID`` or
+    ``log_from`` (the page passes the end of the lines it shows); without either, from the page's last lines."""
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
     await run_in_threadpool(dash.store.get, ws, task_id)  # a 404 before the stream starts, not inside it
-    resume = request.headers.get("last-event-id") or request.query_params.get("log_from") or "0"
-    if not resume.isascii() or not resume.isdigit():
+    resume = request.headers.get("last-event-id") or request.query_params.get("log_from")
+    if resume is None:  # neither: begin where the task page's log begins (its last lines), not at the first line
+        start = (await run_in_threadpool(_live.log_window, dash.store, ws, task_id, _views.LOG_TAIL)).start
+    elif not resume.isascii() or not resume.isdigit() or len(resume) > 20:
         raise BadRequest(f"log_from must be a whole number, not {resume!r}")
-    stream = _live.task_events(request, dash.store, dash.source, ws, task_id, int(resume), dash.live)
+    else:
+        start = int(resume)
+    stream = _live.task_events(request, dash.store, dash.source, ws, task_id, start, dash.live)
     return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
@@ -350,12 +391,38 @@ async def row_events(request: Request) -> Response:
 # -- actions --------------------------------------------------------------------------------------------------------
 
 
+class TooLarge(Exception):
+    """A request body over the limit (413); refused before it is read, or as soon as the limit is passed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and given up on as soon as it passes ``limit`` bytes.
+
+    A ``Content-Length`` over the limit is refused before any of the body is read. Without one (a chunked body),
+    at most ``limit`` bytes plus one chunk are ever held: the server never buffers what a client chooses to send.
+    """
+    declared = request.headers.get("content-length")
+    too_large = f"the form is larger than {limit} bytes"
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _form(request: Request) -> dict[str, str]:
     # URL-encoded forms only, parsed here: no multipart parser (and no extra dependency) for two small fields.
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise BadRequest("the form is too large")
+    body = await _body(request, MAX_FORM_BYTES)
     if not body:
         return {}
     if content_type != "application/x-www-form-urlencoded":
@@ -370,6 +437,8 @@ async def _form(request: Request) -> dict[str, str]:
 async def _decide(request: Request, decide: Callable[[LeasingStore, str, str, str], Any], default: str) -> Any:
     dash = _dash(request)
     ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    # Who may act is decided from the headers first: a refused request is answered without reading its body.
+    check_before_body(request, dash.security)
     form = await _form(request)
     check_action(request, dash.security, form)
     reason = (form.get("reason") or "").strip()[:MAX_REASON] or default
@@ -437,11 +506,20 @@ def api_artifacts(request: Request) -> Response:
 
 
 def api_log(request: Request) -> Response:
-    """``logs WS TASK --json``: JSON Lines, one compact entry per line."""
+    """``logs WS TASK --json``: JSON Lines, one compact entry per line, read and sent a window at a time."""
     dash = _dash(request)
-    log_records = dash.store.read_log(request.path_params["ws"], request.path_params["task_id"])
-    body = b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in log_records)
-    return Response(body, media_type="application/x-ndjson")
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    first = _live.log_window(dash.store, ws, task_id, _live.LOG_BATCH, after=0)  # a 404 before the stream starts
+
+    def body() -> Iterator[bytes]:
+        window = first
+        while True:
+            yield b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in window)
+            if not window.more:
+                return
+            window = _live.log_window(dash.store, ws, task_id, _live.LOG_BATCH, after=window.end)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
 # -- errors ---------------------------------------------------------------------------------------------------------
@@ -450,6 +528,7 @@ _STATUS_OF: list[tuple[type[BaseException], int, str]] = [
     (InvalidNameError, 400, "Invalid name"),
     (BadRequest, 400, "Bad request"),
     (Forbidden, 403, "Not allowed"),
+    (TooLarge, 413, "Too large"),
     (LookupError, 404, "Not found"),  # WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError
     (InvalidTransitionError, 409, "Not possible now"),
     (NotRunnableError, 409, "Not possible now"),
@@ -591,6 +670,7 @@ def create_app(
         AtlasTasksError: handle_error,
         BadRequest: handle_error,
         Forbidden: handle_error,
+        TooLarge: handle_error,
         HTTPException: handle_http,
         Exception: handle_error,
     }
@@ -610,4 +690,4 @@ def create_app(
     return app
 
 
-__all__ = ["BadRequest", "Dashboard", "create_app", "raw_response"]
+__all__ = ["BadRequest", "Dashboard", "TooLarge", "create_app", "raw_response"]

@@ -107,6 +107,22 @@ class Queries:
         "SELECT l.line FROM {s}.tasks t LEFT JOIN {s}.log_lines l ON l.workspace = t.workspace AND l.task_id = t.id"
         " WHERE t.workspace = %(ws)s AND t.id = %(id)s ORDER BY l.seq"
     )
+    # tail_log: the task's last line number and a window of its lines, read by the primary key (an index scan that
+    # stops after `limit` rows, whatever the log's length). No row: no task; one row with NULLs: an empty window.
+    log_tail: str = (
+        "SELECT h.last_seq, l.seq, l.line FROM {s}.tasks t"
+        " LEFT JOIN {s}.log_heads h ON h.workspace = t.workspace AND h.task_id = t.id"
+        " LEFT JOIN LATERAL (SELECT seq, line FROM {s}.log_lines WHERE workspace = t.workspace AND task_id = t.id"
+        "   ORDER BY seq DESC LIMIT %(limit)s::bigint) l ON true"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+    )
+    log_after: str = (
+        "SELECT h.last_seq, l.seq, l.line FROM {s}.tasks t"
+        " LEFT JOIN {s}.log_heads h ON h.workspace = t.workspace AND h.task_id = t.id"
+        " LEFT JOIN LATERAL (SELECT seq, line FROM {s}.log_lines WHERE workspace = t.workspace AND task_id = t.id"
+        "   AND seq > %(after)s::bigint ORDER BY seq LIMIT %(limit)s::bigint) l ON true"
+        " WHERE t.workspace = %(ws)s AND t.id = %(id)s"
+    )
     log_set_head: str = "INSERT INTO {s}.log_heads (workspace, task_id, last_seq) VALUES (%(ws)s, %(id)s, %(last)s)"
     log_insert: str = (
         "INSERT INTO {s}.log_lines (workspace, task_id, seq, line) VALUES (%(ws)s, %(id)s, %(seq)s, %(line)s)"

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
-from atlas_tasks.backends.file import _natural_key, summarize
+from atlas_tasks.backends.file import _natural_key, _parse_line, summarize
 from atlas_tasks.backends.postgres import _encoding as E
 from atlas_tasks.backends.postgres import _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
@@ -46,7 +46,7 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store import LogEntry, LogLines, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store import LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import check_status_change, is_terminal
 
 if TYPE_CHECKING:
@@ -525,6 +525,47 @@ class PostgresStore:
         """Yield the log's intact entries in order."""
         yield from self.read_log(workspace, task_id)
 
+    def tail_log(self, workspace: str, task_id: str, lines: int, *, after: int | None = None) -> LogTail:
+        """The last ``lines`` entries of the log, or with ``after`` the first ``lines`` entries after that position.
+
+        One query by the primary key, ``ORDER BY seq DESC LIMIT`` (or ``seq > after ORDER BY seq LIMIT``): only
+        the window's rows are read. Positions are line sequence numbers (1, 2, ...), so ``start`` is also the
+        number of lines before the window. A position past the last line (the task was re-created since) starts
+        over from the beginning. Damaged lines in the window are counted in ``skipped`` only.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        lines = max(lines, 0)
+        key = {"ws": workspace, "id": task_id}
+        with self._session("tail_log") as conn:
+            if after is None:
+                rows = conn.execute(self._q.log_tail, {**key, "limit": lines}).fetchall()
+            else:
+                rows = conn.execute(self._q.log_after, {**key, "after": max(after, 0), "limit": lines + 1}).fetchall()
+                if rows and after > (rows[0][0] or 0):  # past the end: the log was replaced; start over
+                    after = 0
+                    rows = conn.execute(self._q.log_after, {**key, "after": 0, "limit": lines + 1}).fetchall()
+            if not rows:
+                self._require(conn, workspace, task_id)
+        last = int(rows[0][0] or 0) if rows else 0
+        found = sorted((int(seq), bytes(line)) for _, seq, line in rows if seq is not None)
+        window = LogTail()
+        if after is None:
+            window.start = found[0][0] - 1 if found else last
+        else:
+            window.start = max(after, 0)
+            window.more = len(found) > lines
+            found = found[:lines]
+        window.end = found[-1][0] if found else window.start
+        for seq, line in found:
+            record, _reason = _parse_line(line)
+            if record is None:
+                window.skipped += 1
+            else:
+                window.append(record)
+                window.positions.append(seq)
+        return window
+
     # -- artifacts ------------------------------------------------------------------------------------------------
     def save_artifact(self, workspace: str, task_id: str, filename: str, data: bytes | str) -> str:
         """Write (or replace) an artifact. See :meth:`atlas_tasks.store.Store.save_artifact`."""
@@ -607,8 +648,11 @@ class PostgresStore:
         poll: float = 1.0,
         on_listen: Callable[[], None] | None = None,
         on_task: Callable[[str], None] | None = None,
+        after: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Yield the log's entries, then each new one as it is committed, until ``until()`` says the run is over.
+
+        ``after``: begin after this line (a ``tail_log`` position) instead of at the first one.
 
         New lines are announced by NOTIFY (sent by ``append_log`` at commit) and read by sequence number, so none
         is missed or repeated; ``until`` is asked at least every ``poll`` seconds, and once it returns true the
@@ -627,7 +671,7 @@ class PostgresStore:
         where = self._location(workspace, task_id) + " log"
         conn = self._db.dedicated("follow_log", **_leases.CLIENT_KEEPALIVES)
         with conn:
-            after = 0
+            after = max(after, 0)
             with self._db.translated("follow_log"):
                 conn.execute(f'LISTEN "{self._channel(workspace, task_id)}"')  # a hex identifier, see log_channel
             if on_listen is not None:

@@ -160,14 +160,15 @@
     });
     box.appendChild(line);
     if (atBottom) { box.scrollTop = box.scrollHeight; }
-    if (event.lastEventId) {
-      root.setAttribute("data-log-lines", event.lastEventId);
-      setText(root, "log-count", event.lastEventId);
-    }
+    // The id is the log position after this line (opaque): a reconnect continues from it.
+    if (event.lastEventId) { root.setAttribute("data-log-from", event.lastEventId); }
+    var shown = (parseInt(root.getAttribute("data-log-count"), 10) || 0) + 1;
+    root.setAttribute("data-log-count", String(shown));
+    setText(root, "log-count", String(shown));
   }
 
   function watchTask(root) {
-    var url = root.getAttribute("data-live-task") + "?log_from=" + encodeURIComponent(root.getAttribute("data-log-lines"));
+    var url = root.getAttribute("data-live-task") + "?log_from=" + encodeURIComponent(root.getAttribute("data-log-from"));
     var source = new EventSource(url);
     source.onopen = function () { setLive("live", "on"); };
     source.onerror = function () { setLive("reconnecting\u2026", "off"); };
