@@ -84,6 +84,35 @@ def read_hook(home: str | os.PathLike[str], workspace: str, task_id: str) -> dic
     }
 
 
+def describe(hook: dict[str, Any]) -> str:
+    """One line about the Go ATLAS's hook of a task: its state, step, recovery advice and newest checkpoint."""
+    if hook.get("error"):
+        return f"{hook['path']}: cannot be read ({hook['error']})"
+    parts = [f"state {hook.get('state') or '?'}"]
+    step = hook.get("current_step")
+    if isinstance(step, dict) and step.get("step_name"):
+        parts.append(f"step {step['step_name']} (attempt {step.get('attempt', '?')})")
+    recovery = hook.get("recovery")
+    if isinstance(recovery, dict) and recovery.get("recommended_action"):
+        why = f": {recovery['reason']}" if recovery.get("reason") else ""
+        parts.append(f"recovery {recovery['recommended_action']}{why}")
+    checkpoints = hook.get("checkpoints") or []
+    if checkpoints and isinstance(checkpoints[-1], dict):
+        newest = checkpoints[-1]
+        commit = str(newest.get("git_commit") or "")[:12]
+        parts.append(
+            f"{hook.get('checkpoint_count', len(checkpoints))} checkpoint(s), newest {newest.get('checkpoint_id', '?')}"
+            + (f" at commit {commit}" if commit else "")
+        )
+    return "; ".join(str(p) for p in parts) + f" ({hook['path']})"
+
+
+def hook_for(store: object, workspace: str, task_id: str) -> dict[str, Any] | None:
+    """The hook of a task of ``store``: read from its Go home (a file store's ``go_home``); None for other stores."""
+    go_home = getattr(store, "go_home", None)
+    return None if go_home is None else read_hook(go_home, workspace, task_id)
+
+
 def _read(home: str, workspace: str, task_id: str, path: str) -> bytes:
     with open_home(home, create=False) as root, walk(root, ["workspaces", workspace, "tasks", task_id]) as d:
         try:
@@ -103,4 +132,13 @@ def _read(home: str, workspace: str, task_id: str, path: str) -> bytes:
             ops.close(fd)
 
 
-__all__ = ["CHECKPOINTS_SHOWN", "HOOK_FILE", "HOOK_FILES", "MAX_HOOK_BYTES", "is_hook_only", "read_hook"]
+__all__ = [
+    "CHECKPOINTS_SHOWN",
+    "HOOK_FILE",
+    "HOOK_FILES",
+    "MAX_HOOK_BYTES",
+    "describe",
+    "hook_for",
+    "is_hook_only",
+    "read_hook",
+]

@@ -291,3 +291,19 @@ def test_all_repos_with_a_database_store_is_a_usage_error(tmp_path: Path) -> Non
     """--all-repos is for the file stores under one home: with --store it is a usage error (exit 2)."""
     done = cli("--store", "postgresql://nobody@127.0.0.1:1/x", "list", "--all-repos", cwd=tmp_path)
     assert done.returncode == 2 and "--all-repos" in done.stderr
+
+
+def test_dashboard_shows_the_go_hook_of_a_repo_task(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """The dashboard's task page and /api/ document show the Go hook, escaped, for a repo-scoped task."""
+    from starlette.testclient import TestClient
+
+    from atlas_tasks.web import create_app
+
+    home, first, _ = two_repos_home
+    hook = {"state": "recovering", "recovery": {"recommended_action": "retry_step", "reason": "<b>stale</b>"}}
+    (home / "workspaces" / "api" / "tasks" / GO_TASK / "hook.json").write_text(json.dumps(hook))
+    with TestClient(create_app(FileStore.for_repo(first, home=home)), base_url="http://127.0.0.1") as client:
+        page = client.get(f"/workspaces/api/tasks/{GO_TASK}")
+        assert page.status_code == 200
+        assert "state recovering; recovery retry_step: &lt;b&gt;stale&lt;/b&gt;" in page.text
+        assert client.get(f"/api/workspaces/api/tasks/{GO_TASK}").json()["go_hook"]["state"] == "recovering"

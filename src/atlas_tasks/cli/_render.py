@@ -562,32 +562,11 @@ def print_task(
         out.print()
     out.print(_log_summary(workspace, task.id, log), soft_wrap=True)
     if hook is not None:
+        from atlas_tasks.go_hooks import describe as describe_hook
+
         out.print()
         out.print(_styled("Go hook", "bold"))
-        out.print(_one_line("  " + hook_text(hook)))
-
-
-def hook_text(hook: dict[str, Any]) -> str:
-    """One line about the Go ATLAS's hook of a task: its state, step, recovery advice and newest checkpoint."""
-    if hook.get("error"):
-        return f"{hook['path']}: cannot be read ({hook['error']})"
-    parts = [f"state {hook.get('state') or '?'}"]
-    step = hook.get("current_step")
-    if isinstance(step, dict) and step.get("step_name"):
-        parts.append(f"step {step['step_name']} (attempt {step.get('attempt', '?')})")
-    recovery = hook.get("recovery")
-    if isinstance(recovery, dict) and recovery.get("recommended_action"):
-        why = f": {recovery['reason']}" if recovery.get("reason") else ""
-        parts.append(f"recovery {recovery['recommended_action']}{why}")
-    checkpoints = hook.get("checkpoints") or []
-    if checkpoints and isinstance(checkpoints[-1], dict):
-        newest = checkpoints[-1]
-        commit = str(newest.get("git_commit") or "")[:12]
-        parts.append(
-            f"{hook.get('checkpoint_count', len(checkpoints))} checkpoint(s), newest {newest.get('checkpoint_id', '?')}"
-            + (f" at commit {commit}" if commit else "")
-        )
-    return "; ".join(str(p) for p in parts) + f" ({hook['path']})"
+        out.print(_one_line("  " + describe_hook(hook)))
 
 
 def resume_hint(workspace: str, task_id: str) -> str:

@@ -7,7 +7,7 @@ Each command gathers what it shows through the store API and hands it to :mod:`a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -188,22 +188,14 @@ def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json:
     shown = display_state(store, workspace, store.get(workspace, task_id), now=now)
     found = _render.with_steps(shown.task, artifact_list(store, workspace, task_id))
     log = store.read_log(workspace, task_id)
-    hook = _go_hook(store, workspace, shown.task.id)
+    from atlas_tasks.go_hooks import hook_for
+
+    hook = hook_for(store, workspace, shown.task.id)
     if as_json:
         _render.write_json(_render.show_document(workspace, shown, found, log, hook))
     else:
         _render.print_task(workspace, shown, found, log, now, hook)
     warn_log(log)
-
-
-def _go_hook(store: Store, workspace: str, task_id: str) -> dict[str, Any] | None:
-    """The Go ATLAS's hook of the task, where a file store's Go home keeps one (PostgreSQL stores have none)."""
-    go_home = getattr(store, "go_home", None)
-    if go_home is None:
-        return None
-    from atlas_tasks.go_hooks import read_hook
-
-    return read_hook(go_home, workspace, task_id)
 
 
 JsonLinesOpt = Annotated[

@@ -152,9 +152,12 @@ def list_document(
 
 def show_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:
     """``atlas-tasks show WS TASK --json``: the same document (with ``crashed`` and ``runner``)."""
+    from atlas_tasks.go_hooks import hook_for
+
     shown = _display.display_state(store, workspace, store.get(workspace, task_id))
     found = _render.with_steps(shown.task, artifact_list(store, workspace, task_id))
-    return _render.show_document(workspace, shown, found, store.read_log(workspace, task_id))
+    log = store.read_log(workspace, task_id)
+    return _render.show_document(workspace, shown, found, log, hook_for(store, workspace, task_id))
 
 
 def artifacts_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:

@@ -285,7 +285,16 @@ def task_page(request: Request) -> HTMLResponse:
         log_skipped=window.skipped,
         log_errors=[exc.message for exc in window.errors],
         can_run_on=dash.runner is not None,
+        go_hook=_go_hook_text(dash.store, ws, task_id),
     )
+
+
+def _go_hook_text(store: Any, ws: str, task_id: str) -> str:
+    """One line about the Go ATLAS's hook of the task (its recovery advice), or empty when it has none."""
+    from atlas_tasks.go_hooks import describe, hook_for
+
+    hook = hook_for(store, ws, task_id)
+    return "" if hook is None else describe(hook)
 
 
 def artifact_page(request: Request) -> HTMLResponse:
