@@ -242,3 +242,22 @@ def test_dashboard_front_pages_answer_with_the_good_task(
     assert {url: page["status"] for url, page in pages.items()} == dict.fromkeys(pages, 200), pages
     # "/" is the overview of workspaces; every task listing names the good task.
     assert all(page["has"] for url, page in pages.items() if url != "/"), pages
+
+
+def test_cli_doctor_goes_on_past_a_fifo_lease(store: FileStore, ws: str, home: Path, pair: tuple[str, str]) -> None:
+    """`doctor` reports a running task whose lease file is a FIFO and still finds the other crashed run."""
+    good, victim = pair
+    store.acquire_lease(ws, victim, {"pid": 1}).release()
+    plant(home / ".atlas-tasks" / "leases" / ws / f"{victim}.lease", "fifo")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_tasks", "--home", str(home), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    found = sorted((f["kind"], f["task_id"]) for f in json.loads(done.stdout)["findings"])
+    assert found == [("interrupted_run", good), ("unreadable", victim)]

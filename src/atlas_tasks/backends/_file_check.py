@@ -113,7 +113,7 @@ def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckR
                         N.check_task_id(name)
                     except InvalidNameError as exc:
                         reason = f"not a valid task id ({exc.reason}); left alone"
-                        report.add(Finding("corrupt_task", tasks.child(name), reason, workspace))
+                        report.add(Finding("corrupt_task", tasks.child(name), reason, workspace, name))
                         continue
                     if not entry.is_dir(follow_symlinks=False):
                         kind = (
