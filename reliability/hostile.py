@@ -106,6 +106,8 @@ PLACES = {
     "workspace.json": "workspaces/v/workspace.json",
     "lease": f".atlas-tasks/leases/{WS}/{VICTIM}.lease",
     "lock": f".atlas-tasks/locks/{WS}/{VICTIM}.lock",
+    "Go's lock": f"{TASKS}/{VICTIM}/task.json.lock",
+    "summary cache": f".atlas-tasks/summaries/{WS}.json",
 }
 
 CASES: dict[str, Callable[[Path], None]] = {
