@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reliability import crashpoints, faults, naming, powercut, powerloss, storm
+from reliability import crashpoints, faults, hostile, naming, powercut, powerloss, storm
 from reliability.outcome import Outcome, Scale
 
 Runner = Callable[..., Outcome | list[Outcome]]
@@ -35,6 +35,9 @@ CAMPAIGNS = [
         "F-real", "real faults: 1 MiB tmpfs, RLIMIT_FSIZE, read-only remount", faults.run_real, ("in-place-write",)
     ),
     Campaign("N", "names (10^5 per kind), planted symlinks, racing swaps", naming.run, ("no-name-check",)),
+    Campaign(
+        "H", "hostile entries: special files, odd entries, deep JSON, under every reader", hostile.run, hostile.CONTROLS
+    ),
 ]
 
 

@@ -109,6 +109,38 @@ def naive_log_reader(undo: list[Undo]) -> None:
     _patch(file_backend, "parse_log", parse_log, undo)
 
 
+def blocking_open(undo: list[Undo]) -> None:
+    """Files are opened without O_NONBLOCK and read whatever they are: a FIFO in the store blocks its reader."""
+    _patch(ops, "READ_FLAGS", ops.READ_FLAGS & ~os.O_NONBLOCK, undo)
+    _patch(ops, "require_regular", lambda st, path: None, undo)
+    _patch(ops, "_openat2", False, undo)  # its open flags are fixed when it is loaded; the walk uses READ_FLAGS
+
+
+def unguarded_json(undo: list[Undo]) -> None:
+    """The log parser catches ValueError only: a deeply nested line raises RecursionError out of every reader."""
+
+    def parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            return None, f"not valid JSON ({exc})"
+        return (record, "") if isinstance(record, dict) else (None, "not a JSON object")
+
+    _patch(file_backend, "_parse_line", parse_line, undo)
+
+
+def odd_entry_aborts(undo: list[Undo]) -> None:
+    """task.json is read with no thought for what kind of file it is: an odd one ends the whole listing."""
+
+    def task_bytes(self: file_backend.FileStore, d: Dir, workspace: str, task_id: str) -> bytes:
+        try:
+            return atomic.read(d, file_backend.TASK_FILE)
+        except FileNotFoundError:
+            raise file_backend.IncompleteTaskError(workspace, task_id, d.path) from None
+
+    _patch(file_backend.FileStore, "_task_bytes", task_bytes, undo)
+
+
 def no_lock(undo: list[Undo]) -> None:
     """Writers take no lock: the read-modify-write is not exclusive."""
 
@@ -201,6 +233,9 @@ VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "no-name-check": no_name_check,
     "stat-then-write": stat_then_write,
     "no-mkdir-reservation": no_mkdir_reservation,
+    "blocking-open": blocking_open,
+    "unguarded-json": unguarded_json,
+    "odd-entry-aborts": odd_entry_aborts,
 }
 
 

@@ -63,6 +63,21 @@ def _go_json(model: _GoModel) -> bytes:
     return _go_escape(raw)
 
 
+def current_step_error(current_step: int, total_steps: int) -> str:
+    """The reason a ``current_step`` outside ``0..total_steps`` is refused."""
+    return (
+        f"current_step {current_step} is outside 0..{total_steps} (the step to run next, or the number of steps "
+        "once all ran)"
+    )
+
+
+def _check_current_step(task: Task, path: str) -> None:
+    # The Go ATLAS counts current_step up to len(steps) (all done) and never past it; anything else would make a
+    # runner index from the end (-1 runs the last step first) or skip every step.
+    if not 0 <= task.current_step <= len(task.steps):
+        raise ValueError(f"{path}: invalid task: {current_step_error(task.current_step, len(task.steps))}")
+
+
 def encode_task(task: Task) -> bytes:
     """Encode a task as the Go ATLAS writes ``task.json``.
 
@@ -73,8 +88,10 @@ def encode_task(task: Task) -> bytes:
         UTF-8 JSON without a trailing newline.
 
     Raises:
-        ValueError: A field holds a value JSON cannot carry (e.g. a naive datetime assigned after validation).
+        ValueError: A field holds a value JSON cannot carry (e.g. a naive datetime assigned after validation), or
+            ``current_step`` is outside ``0..len(steps)`` (which :func:`decode_task` would refuse to read back).
     """
+    _check_current_step(task, f"task {task.id or '(new)'}")
     return _go_json(task)
 
 
@@ -134,13 +151,16 @@ def decode_task(data: bytes | str, *, path: str = "task.json") -> Task:
 
     Raises:
         SchemaVersionError: ``schema_version`` has a major version above 1.
-        ValueError: Invalid JSON, not an object, an unreadable ``schema_version`` or invalid fields.
+        ValueError: Invalid JSON, not an object, an unreadable ``schema_version`` or invalid fields (among them a
+            ``current_step`` outside ``0..len(steps)``).
     """
     raw = _load_object(data, path)
     version = raw.get("schema_version")
     # What every current document says, without the regex; _major reads anything else.
     major = _TASK_MAJOR if version == SCHEMA_VERSION else _major(version, path, supported=_TASK_MAJOR)
-    return _validate(Task, _migrate(raw, major, MIGRATIONS) if MIGRATIONS else raw, path)
+    task = _validate(Task, _migrate(raw, major, MIGRATIONS) if MIGRATIONS else raw, path)
+    _check_current_step(task, path)
+    return task
 
 
 def decode_workspace(data: bytes | str, *, path: str = "workspace.json") -> Workspace:
@@ -213,6 +233,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WORKSPACE_MIGRATIONS",
     "WORKSPACE_SCHEMA_VERSION",
+    "current_step_error",
     "decode_task",
     "decode_workspace",
     "encode_task",

@@ -482,6 +482,35 @@ class StorageError(AtlasTasksError, OSError):
         )
 
 
+class UnsafeTaskFileError(CorruptTaskError, StorageError):
+    """A task's task.json is not a regular file: a symlink, FIFO, socket, device or directory.
+
+    The store never follows or opens such an entry (a FIFO would block the reader forever, a symlink could lead
+    outside the store). It is both a :class:`CorruptTaskError` (one unreadable task: listings report it in
+    ``errors`` and go on) and a :class:`StorageError` (the file was refused, as a symlink always was).
+    Attributes: ``workspace``, ``task_id``, ``path``, ``reason``, ``kind``, plus StorageError's ``op``, ``errno``
+    and ``strerror``.
+    """
+
+    kind: str
+
+    def __init__(self, workspace: str, task_id: str, path: str, kind: str) -> None:
+        reason = f"task.json is {kind}, not a regular file; the store never follows or opens such an entry"
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} is unreadable: {reason} ({path}); nothing was changed; remove or replace "
+            f"the entry, then run `atlas-tasks doctor {workspace}`",
+            workspace=workspace,
+            task_id=task_id,
+            path=path,
+            reason=reason,
+            kind=kind,
+            op="open",
+            errno=None,
+            strerror=reason,
+        )
+
+
 class InvalidLogEntryError(AtlasTasksError, ValueError):
     """A log entry that cannot be stored as exactly one JSON line (not JSON, or with a newline or NUL inside)."""
 
@@ -607,6 +636,7 @@ __all__ = [
     "TaskFinishedError",
     "TaskNotFoundError",
     "TaskRunningError",
+    "UnsafeTaskFileError",
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
 ]

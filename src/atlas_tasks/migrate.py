@@ -221,6 +221,11 @@ def _copy_task(
         snapshot = _read(src, ws, task, report)
     except (TaskNotFoundError, WorkspaceNotFoundError):
         return "skipped"  # deleted from the source since it was listed: nothing to copy
+    except AtlasTasksError as exc:
+        # One task whose log or artifacts cannot be read (a task.log that is a directory or a FIFO, say): reported,
+        # and the copy goes on with the others.
+        report.problems.append(f"source task {task.id!r} in workspace {ws!r} unreadable, not copied: {exc}")
+        return "failed"
     wanted = snapshot.digest()
     there = _digest_in(dst, ws, task.id)
     if there == wanted:
@@ -323,7 +328,11 @@ def _verify(src: Store, dst: Store, report: CopyReport) -> None:
 
 
 def _verify_task(src: Store, dst: Store, ws: str, task_id: str, report: CopyReport) -> None:
-    wanted, there = _digest_in(src, ws, task_id), _digest_in(dst, ws, task_id)
+    try:
+        wanted = _digest_in(src, ws, task_id)
+    except AtlasTasksError:
+        return  # unreadable in the source: already reported by the copy as not copied
+    there = _digest_in(dst, ws, task_id)
     if wanted is None:
         return  # deleted from the source meanwhile
     if there is None:

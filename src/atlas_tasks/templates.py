@@ -191,6 +191,9 @@ def load_template(home: Path, name: str) -> Template:
                 Step.model_validate(step)
         except (ValueError, KeyError, TypeError) as exc:
             raise TemplateError(name, f"{path} is not a valid template ({exc})") from None
+        except RecursionError:
+            # json.loads gives up on deep nesting with RecursionError, not ValueError: still just an invalid file.
+            raise TemplateError(name, f"{path} is not a valid template (JSON nested too deeply)") from None
         return Template(name, doc.get("description", ""), steps, list(doc.get("validation_commands", [])), str(path))
     if name in BUILTIN:
         spec = BUILTIN[name]

@@ -168,6 +168,24 @@ def test_unreadable_source_task_is_a_problem(source: FileStore, target: Postgres
     assert report.tasks_copied == report.verified_tasks == 2 * SMALL - 1
 
 
+def test_odd_entries_and_deep_log_lines_do_not_stop_the_copy(source: FileStore, target: PostgresStore) -> None:
+    """A symlinked task.json, a task.log that is a directory and a deep log line: reported; the rest is copied."""
+    linked, log_dir, deep = source.list("team-1")[:3]
+    task_json = source.task_path("team-1", linked.id) / "task.json"
+    task_json.unlink()
+    task_json.symlink_to("/etc/hostname")
+    task_log = source.task_path("team-1", log_dir.id) / "task.log"
+    task_log.unlink()
+    task_log.mkdir()
+    with (source.task_path("team-1", deep.id) / "task.log").open("a") as f:
+        f.write("[" * 5000 + "]" * 5000 + "\n")
+    report = copy_store(source, target)
+    assert not report.ok
+    assert [p for p in report.problems if linked.id in p] and [p for p in report.problems if log_dir.id in p]
+    assert any(deep.id in w for w in report.warnings)
+    assert report.tasks_copied == report.verified_tasks == 2 * SMALL - 2
+
+
 def test_destination_tasks_not_in_source_are_left_alone(source: FileStore, target: PostgresStore) -> None:
     """Tasks only the destination has are listed in extra_in_destination, untouched, without failing the copy."""
     target.import_workspace(source.get_workspace("team-0"))

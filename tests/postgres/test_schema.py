@@ -130,3 +130,10 @@ def test_newer_task_document_refused(pg_store: PostgresStore, pg_ws: str, pg_con
     assert list(listed) == [] and [type(e) for e in listed.errors] == [SchemaVersionError]
     with pytest.raises(SchemaVersionError):
         pg_store.list(pg_ws, strict=True)
+
+
+@pytest.mark.parametrize("system", ["information_schema", "pg_catalog", "pg_toast", "pg_mine"])
+def test_system_schema_refused(make_store: Callable[..., PostgresStore], system: str) -> None:
+    """PostgreSQL's own schemas (information_schema, pg_*) are refused with a message naming the problem."""
+    with pytest.raises(ValueError, match="system schemas"):
+        make_store(schema=system)

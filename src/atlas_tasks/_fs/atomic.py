@@ -138,11 +138,14 @@ def append_line(d: Dir, name: str, line: bytes) -> int:
         if created:
             ops.fchmod(fd, ops.FILE_MODE, path)
         else:
-            size = ops.fstat(fd).st_size
+            st = ops.fstat(fd)
+            ops.require_regular(st, path)  # a FIFO or device planted as the log: refused, never written to
+            size = st.st_size
             if size and ops.pread(fd, 1, size - 1, path) != b"\n":
                 keep = clean_end(fd, size, path)
                 cut = size - keep
                 ops.ftruncate(fd, keep, path)
+        ops.set_blocking(fd, ops.APPEND_FLAGS, path)
         ops.write_all(fd, line, path)
         ops.fdatasync(fd, path)
     finally:

@@ -47,6 +47,28 @@ class Dir:
         self.close()
 
 
+def odd_kind(exc: OSError) -> str | None:
+    """What kind of wrong entry ``exc`` met ("a symlink", "a FIFO (named pipe)", "a directory"), or None.
+
+    Such an entry is damage confined to one task or workspace: listings and the check report it there and go on
+    with the rest. Any other error (EIO, EACCES, a full disk) is a failure of the store itself.
+    """
+    if isinstance(exc, ops.NotRegularFileError):
+        return exc.kind
+    if exc.errno == errno.ELOOP:
+        return "a symlink"
+    if isinstance(exc, UnsafePathError) or exc.errno == errno.ENOTDIR:
+        return "a symlink or a file where a directory belongs"
+    if exc.errno == errno.EISDIR:
+        return "a directory"
+    return None
+
+
+def refused(what: str, kind: str) -> str:
+    """The reason given for an entry ``what`` of the wrong ``kind``."""
+    return f"{what} is {kind}, not a regular file; the store never follows or opens such an entry"
+
+
 def open_home(path: str, *, create: bool) -> Dir:
     """Open the store's home (which the user chose, so a symlinked home is followed), creating it if asked."""
     try:

@@ -24,6 +24,7 @@ from typing import Any
 
 import filelock
 
+from atlas_tasks._fs import ops
 from atlas_tasks.errors import LockTimeoutError
 
 _held = threading.local()
@@ -43,29 +44,40 @@ def _open_lock_file(path: str, dir_fd: int | None) -> int:
     a symlink planted at the lock's directory (or a directory swapped for one after the walk) cannot make us create
     a lock file outside the home; O_NOFOLLOW on the file itself refuses a symlinked lock file.
     """
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    try:
-        if dir_fd is None:
-            return os.open(path, flags, 0o600)
-        return os.open(path.rpartition("/")[2], flags, 0o600, dir_fd=dir_fd)
-    except OSError as exc:
-        exc.filename = path  # the error names the lock file's full path, not the name opened relative to dir_fd
-        raise
+    return _open_regular(path, os.O_RDWR | os.O_CREAT, dir_fd)
 
 
 def _open_existing(path: str, dir_fd: int | None) -> int:
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    return _open_regular(path, os.O_RDONLY, dir_fd)
+
+
+def _open_regular(path: str, mode: int, dir_fd: int | None) -> int:
+    """Open a lock or lease file without blocking on a FIFO or device planted there, and refuse anything irregular.
+
+    O_NONBLOCK stays set: flock's waiting is chosen by LOCK_NB, not by the descriptor, and a regular file's
+    pread/pwrite ignore the flag (open(2)).
+    """
+    flags = mode | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         if dir_fd is None:
-            return os.open(path, flags)
-        return os.open(path.rpartition("/")[2], flags, dir_fd=dir_fd)
+            fd = os.open(path, flags, 0o600)
+        else:
+            fd = os.open(path.rpartition("/")[2], flags, 0o600, dir_fd=dir_fd)
     except OSError as exc:
-        exc.filename = path
+        exc.filename = path  # the error names the lock file's full path, not the name opened relative to dir_fd
         raise
+    try:
+        ops.require_regular(os.fstat(fd), path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def _wait_in_kernel(fd: int, timeout: float) -> bool:
-    """Block in flock(LOCK_EX) on a helper thread for at most ``timeout`` seconds; True once the lock is ours.
+def _wait_in_kernel(fd: int, timeout: float, operation: int = fcntl.LOCK_EX) -> bool:
+    """Block in flock(``operation``, LOCK_EX by default) on a helper thread for at most ``timeout`` seconds.
+
+    True once the lock is ours.
 
     Why not a polling loop: sleeping between LOCK_NB attempts lets a releasing writer win again and again (the Go
     ATLAS measured p99 250 ms with 8 writers). A waiter blocked in the kernel is woken as soon as the lock is free.
@@ -78,7 +90,7 @@ def _wait_in_kernel(fd: int, timeout: float) -> bool:
 
     def wait() -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, operation)
         except OSError as exc:
             state["error"] = exc
         with guard:
@@ -255,7 +267,8 @@ class _Queue:
 
     def _wait_for(self, previous: str, what: str, path: str, timeout: float, deadline: float) -> None:
         try:
-            fd = os.open(previous, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._dir_fd)
+            # Non-blocking: a FIFO planted as a slot must not hang the open (flock works on it all the same).
+            fd = os.open(previous, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self._dir_fd)
         except OSError:
             return  # gone: the predecessor is through (or there was none)
         if not filelock.lock_descriptor(fd, blocking=False) and not _wait_in_kernel(
@@ -278,6 +291,51 @@ class _Queue:
             os.unlink(self._slot_name, dir_fd=self._dir_fd)
         os.close(self._slot_fd)
         self._slot_fd = -1
+
+
+@contextmanager
+def hold_shared(path: str, what: str, timeout: float, *, dir_fd: int | None = None) -> Iterator[None]:
+    """Hold a shared flock on ``path`` for the block: any number of holders at once, none while an exclusive one is.
+
+    What a writer that works without the task lock (an artifact save) holds while its temp file exists, so that a
+    sweep of temp files (:func:`try_hold_exclusive`) never removes one that is being written.
+
+    Raises:
+        LockTimeoutError: not obtained within ``timeout`` seconds (an exclusive holder kept it that long).
+    """
+    fd = _open_lock_file(path, dir_fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            granted = _wait_in_kernel(fd, timeout, fcntl.LOCK_SH)
+        except OSError:
+            os.close(fd)
+            raise
+        if not granted:
+            raise LockTimeoutError(what, path, timeout) from None  # fd now belongs to the abandoned waiter thread
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def try_hold_exclusive(path: str, *, dir_fd: int | None = None) -> Iterator[bool]:
+    """Try once (never wait) for the exclusive flock on ``path``; yields whether it is held for the block."""
+    fd = _open_lock_file(path, dir_fd)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
 
 
 def try_hold_free(path: str, *, dir_fd: int | None = None) -> bool:
@@ -333,6 +391,10 @@ def try_lease(path: str, holder: bytes, *, dir_fd: int | None = None) -> Lease |
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder, 0)
+    except OSError as exc:
+        os.close(fd)
+        exc.filename = path  # say which lease could not be written (a full disk, say), not "?"
+        raise
     except BaseException:
         os.close(fd)
         raise

@@ -9,8 +9,10 @@ injection), record it (power-loss model) or end the process (crash-point enumera
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Iterator
 
@@ -20,10 +22,13 @@ Hook = Callable[[str, str], None]
 _hook: Hook | None = None
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK on every open of an existing file: opening a FIFO planted in the store (or a device) would otherwise
+# wait forever for a writer. It changes nothing for a regular file ("no effect for regular files and block
+# devices", open(2)), and anything else is refused right after the open (see require_regular).
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 APPEND_FLAGS = (
-    os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 )  # read too: the torn-tail check preads the last byte
 FILE_MODE = 0o600
 DIR_MODE = 0o750
@@ -35,6 +40,67 @@ def set_hook(hook: Hook | None) -> Hook | None:
     previous = _hook
     _hook = hook
     return previous
+
+
+class NotRegularFileError(OSError):
+    """A file the store reads or writes is a FIFO, socket, device or directory: refused, never opened for I/O.
+
+    ``kind`` says what it is, in words ("a FIFO (named pipe)").
+    """
+
+    kind: str = "not a regular file"
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFLNK: "a symlink",
+}
+
+
+def kind_of(mode: int) -> str:
+    """What a file of ``mode`` is, in words (for messages)."""
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def require_regular(st: os.stat_result, path: str) -> None:
+    """Refuse anything but a regular file (``st`` is the fstat of the descriptor just opened)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(kind_of(st.st_mode), path)
+
+
+def _not_regular(kind: str, path: str) -> NotRegularFileError:
+    exc = NotRegularFileError(errno.EINVAL, f"{kind} where the store keeps a regular file; refused", path)
+    exc.kind = kind
+    exc.atlas_op = "open"  # type: ignore[attr-defined]
+    return exc
+
+
+def _unopenable(exc: OSError, name: str, dir_fd: int | None, path: str) -> OSError:
+    """ENXIO from open is a socket (or a device without a driver): say so, as for any other special file."""
+    if exc.errno != errno.ENXIO:
+        return exc
+    try:
+        kind = kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        kind = "a socket or a device"
+    return _not_regular(kind, path)
+
+
+def set_blocking(fd: int, flags: int, path: str) -> None:
+    """Clear O_NONBLOCK from a descriptor opened with ``flags`` (one fcntl: F_SETFL keeps only the status flags).
+
+    Not needed for reading a regular file (open(2): no effect there); done for descriptors the store writes
+    through, so a filesystem that passes the flag on to its server (FUSE) never sees a non-blocking write.
+    """
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK & (os.O_APPEND | _NOATIME))
+    except OSError as exc:
+        _blame(exc, "open", path)
+        raise
 
 
 def _see(op: str, path: str) -> None:
@@ -68,11 +134,23 @@ def mkdir(name: str, dir_fd: int, path: str, mode: int = DIR_MODE) -> None:
         raise
 
 
+def rmdir(name: str, dir_fd: int, path: str) -> None:
+    try:
+        _see("rmdir", path)
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError as exc:
+        _blame(exc, "rmdir", path)
+        raise
+
+
 def open_file(name: str, flags: int, dir_fd: int, path: str, mode: int = FILE_MODE) -> int:
     try:
         _see("open", path)
         return os.open(name, flags, mode, dir_fd=dir_fd)
     except OSError as exc:
+        refused = _unopenable(exc, name, dir_fd, path)
+        if refused is not exc:
+            raise refused from None
         _blame(exc, "open", path)
         raise
 
@@ -105,8 +183,9 @@ def _load_openat2() -> Callable[[int, bytes, bool], int] | bool:
     syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
     resolve = _RESOLVE_NO_SYMLINKS | _RESOLVE_BENEATH
     dir_how = OpenHow(os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, resolve)
-    # A file is opened for reading as open_file_noatime does (O_NOATIME: EPERM on a file that is not ours).
-    file_how = OpenHow(os.O_RDONLY | os.O_CLOEXEC | _NOATIME, 0, resolve)
+    # A file is opened for reading as open_file_noatime does (O_NOATIME: EPERM on a file that is not ours), and
+    # non-blocking (a FIFO must not hang the open; read_all then refuses it).
+    file_how = OpenHow(os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | _NOATIME, 0, resolve)
     dir_ref, file_ref, how_size = ctypes.byref(dir_how), ctypes.byref(file_how), ctypes.sizeof(dir_how)
     get_errno = ctypes.get_errno
 
@@ -142,8 +221,9 @@ def _beneath(relative: str, dir_fd: int, path: str, *, directory: bool) -> int |
 
 
 # What makes the one-call open decline rather than fail: something on the path is missing, a symlink, a file where a
-# directory should be, or moved during the lookup; O_NOATIME refused (EPERM) on a file that is not ours.
-_DECLINED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EXDEV, errno.EAGAIN, errno.EPERM})
+# directory should be, or moved during the lookup; O_NOATIME refused (EPERM) on a file that is not ours; a socket
+# (ENXIO), which the walk then names.
+_DECLINED = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EXDEV, errno.EAGAIN, errno.EPERM, errno.ENXIO})
 
 
 def open_dir_beneath(relative: str, dir_fd: int, path: str) -> int | None:
@@ -190,6 +270,9 @@ def open_file_noatime(name: str, dir_fd: int, path: str) -> int:
                 _blame(exc, "open", path)
                 raise
         except OSError as exc:
+            refused = _unopenable(exc, name, dir_fd, path)
+            if refused is not exc:
+                raise refused from None
             _blame(exc, "open", path)
             raise
     return open_file(name, READ_FLAGS, dir_fd, path)
@@ -281,9 +364,12 @@ def ftruncate(fd: int, size: int, path: str) -> None:
 
 
 def read_all(fd: int, path: str) -> bytes:
+    """The whole of an open file; NotRegularFileError (before any read) if it is not a regular file."""
     try:
         _see("read", path)
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        require_regular(st, path)
+        size = st.st_size
         want = max(size, 1) + 1
         first = os.read(fd, want)
         if size <= len(first) < want:

@@ -3,10 +3,16 @@
 It finds what a crash or a hand edit can leave behind and, with ``fix=True``, repairs what is safe to repair:
 
 * ``temp_file``: a ``.*.tmp`` left by a write that crashed before its rename. Fix: removed (never acknowledged).
+  Only while the task's lock and its artifact writers' lock are held, so a write under way is never disturbed:
+  its temp file is not a leftover and is neither reported nor removed.
 * ``incomplete_task``: a task directory without task.json (a creation cut short). Fix: removed if it holds nothing
   else; otherwise reported only. A directory holding only the Go ATLAS's hook files (``hook.json``, ``HOOK.md``,
   ``hook.json.lock``) is not a finding: Go keeps them there for tasks it stores under ``repos/<key>/``.
-* ``corrupt_task``: a task.json that cannot be read. Reported only: a person decides.
+* ``corrupt_task``: a task.json that cannot be read, or an entry under ``tasks/`` whose name is no task id.
+  Reported only: a person decides.
+* ``unsafe_path``: an entry of the wrong kind where the store keeps a task directory, task.json or task.log (a
+  symlink, FIFO, socket, device, or a directory for a file). Never followed or opened; reported only.
+* ``unreadable``: the operating system refused to read one task (EACCES, EIO). Reported; the check goes on.
 * ``newer_schema``: a task.json from a newer format. Reported only.
 * ``torn_log``: a task.log whose last line was cut short. Fix: the torn tail is cut, under the task lock.
 * ``damaged_log``: a task.log line that is damaged but followed by intact ones. Reported only.
@@ -20,9 +26,20 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
-from atlas_tasks._fs.dirs import Dir, walk
-from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, IncompleteTaskError, SchemaVersionError
+from atlas_tasks._fs.dirs import Dir, odd_kind, refused, walk
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CorruptTaskError,
+    IncompleteTaskError,
+    InvalidNameError,
+    LockTimeoutError,
+    SchemaVersionError,
+    StorageError,
+    TaskNotFoundError,
+    UnsafeTaskFileError,
+)
 from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.models import Task, TaskRef
 
@@ -67,7 +84,13 @@ class CheckReport:
 def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckReport:
     """Check one workspace (or all, with None) and the store's trash; repair what is safe when ``fix``."""
     report = CheckReport()
-    names = [workspace] if workspace is not None else [w.name for w in store.list_workspaces()]
+    if workspace is not None:
+        names = [workspace]
+    else:
+        listed = store.list_workspaces()
+        # A workspace with an unreadable workspace.json still holds tasks to check (_check_refs reports the file).
+        unreadable = [str(e.context["workspace"]) for e in listed.errors if e.context.get("workspace")]
+        names = sorted({*(w.name for w in listed), *unreadable})
     for name in names:
         _check_workspace(store, name, fix, report)
     _check_trash(store, fix, report)
@@ -85,10 +108,46 @@ def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckR
         if tasks is not None:
             with tasks:
                 for entry in list(ops.scandir(tasks.fd, tasks.path)):
-                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    name = entry.name
+                    if name.startswith("."):
                         continue
-                    ids_on_disk[entry.name] = _check_task(store, tasks, workspace, entry.name, fix, report)
+                    try:
+                        N.check_task_id(name)
+                    except InvalidNameError as exc:
+                        reason = f"not a valid task id ({exc.reason}); left alone"
+                        report.add(Finding("corrupt_task", tasks.child(name), reason, workspace, name))
+                        continue
+                    if not entry.is_dir(follow_symlinks=False):
+                        kind = (
+                            "a symlink"
+                            if entry.is_symlink()
+                            else ops.kind_of(entry.stat(follow_symlinks=False).st_mode)
+                        )
+                        detail = f"is {kind}, not a task directory; never followed, left alone"
+                        report.add(Finding("unsafe_path", tasks.child(name), detail, workspace, name))
+                        ids_on_disk[name] = None  # still the task's name: its ref is not stale
+                        continue
+                    ids_on_disk[name] = _check_one(store, tasks, workspace, name, fix, report)
     _check_refs(store, workspace, ids_on_disk, fix, report)
+
+
+def _check_one(
+    store: FileStore, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
+) -> Task | None:
+    """:func:`_check_task`, with what the system refuses for this one task reported instead of ending the check."""
+    try:
+        return _check_task(store, tasks, workspace, task_id, fix, report)
+    except OSError as exc:
+        kind = odd_kind(exc)
+        path = str(exc.filename or tasks.child(task_id))
+        if kind is not None:
+            report.add(Finding("unsafe_path", path, f"is {kind}; never followed, left alone", workspace, task_id))
+        elif isinstance(exc, AtlasTasksError):  # a StorageError or LockTimeoutError: its message says it all
+            report.add(Finding("unreadable", str(exc.context.get("path") or path), exc.message, workspace, task_id))
+        else:
+            detail = f"{getattr(exc, 'atlas_op', 'read')} failed: {exc.strerror} (errno {exc.errno})"
+            report.add(Finding("unreadable", path, detail, workspace, task_id))
+        return None
 
 
 def _sweep_workspace_temp_files(store: FileStore, wsd: Dir, workspace: str, fix: bool, report: CheckReport) -> None:
@@ -113,11 +172,40 @@ def _sweep_workspace_temp_files(store: FileStore, wsd: Dir, workspace: str, fix:
                 finding.fixed = True
 
 
-def _sweep_temp_files(d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+def _has_temp_files(d: Dir) -> bool:
     for entry in list(ops.scandir(d.fd, d.path)):
         if entry.is_dir(follow_symlinks=False):
             with walk(d, [entry.name]) as sub:
-                _sweep_temp_files(sub, workspace, task_id, fix, report)
+                if _has_temp_files(sub):
+                    return True
+        elif atomic.is_temp_name(entry.name):
+            return True
+    return False
+
+
+def _sweep_temp_files(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+    """Temp files of the task's writes (task.json, artifacts) that no write under way still owns.
+
+    task.json is replaced under the task lock, artifacts under a shared "writers" lock (they do not take the task
+    lock); with the first held and the second held exclusively, no write of this library is under way in the
+    task, so every temp file there is a leftover. If a writer is busy, this task's temp files are left for the
+    next check: a temp file being written is not a finding, and removing it would fail that write.
+    """
+    if not _has_temp_files(d):
+        return
+    try:
+        with store._write_lock(workspace, task_id, d), store._temp_sweep(workspace, task_id) as idle:
+            if idle:
+                _remove_temp_files(d, workspace, task_id, fix, report)
+    except (LockTimeoutError, TaskNotFoundError):
+        return  # a writer held the task for longer than the lock timeout, or the task was deleted: not now
+
+
+def _remove_temp_files(d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+    for entry in list(ops.scandir(d.fd, d.path)):
+        if entry.is_dir(follow_symlinks=False):
+            with walk(d, [entry.name]) as sub:
+                _remove_temp_files(sub, workspace, task_id, fix, report)
         elif atomic.is_temp_name(entry.name):
             finding = report.add(
                 Finding("temp_file", d.child(entry.name), "leftover of an interrupted write", workspace, task_id)
@@ -132,7 +220,7 @@ def _check_task(
     store: FileStore, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
 ) -> Task | None:
     with walk(tasks, [task_id]) as d:
-        _sweep_temp_files(d, workspace, task_id, fix, report)
+        _sweep_temp_files(store, d, workspace, task_id, fix, report)
         task = _read(store, d, workspace, task_id, fix, report)
         if task is not None:
             report.tasks_checked += 1
@@ -168,13 +256,22 @@ def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, rep
             finding.fixed = True
     except SchemaVersionError as exc:
         report.add(Finding("newer_schema", exc.path, str(exc), workspace, task_id))
+    except UnsafeTaskFileError as exc:
+        report.add(Finding("unsafe_path", exc.path, exc.reason, workspace, task_id))
     except CorruptTaskError as exc:
         report.add(Finding("corrupt_task", exc.path, exc.reason, workspace, task_id))
     return None
 
 
 def _check_log(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
-    lines = store.read_log(workspace, task_id)
+    try:
+        lines = store.read_log(workspace, task_id)
+    except StorageError as exc:
+        kind = odd_kind(exc.__cause__) if isinstance(exc.__cause__, OSError) else None
+        if kind is None:
+            raise
+        report.add(Finding("unsafe_path", d.child("task.log"), refused("task.log", kind), workspace, task_id))
+        return
     for err in lines.errors:
         report.add(Finding("damaged_log", err.path, f"line {err.line_number}: {err.reason}", workspace, task_id))
     if not lines.torn_tail:

@@ -36,6 +36,7 @@ from pydantic_core import from_json
 from atlas_tasks import go_daemon
 from atlas_tasks import names as N
 from atlas_tasks._codec import (
+    current_step_error,
     decode_task,
     decode_workspace,
     encode_task,
@@ -44,7 +45,7 @@ from atlas_tasks._codec import (
     ref_document,
 )
 from atlas_tasks._fs import atomic, locks, ops
-from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
+from atlas_tasks._fs.dirs import Dir, UnsafePathError, odd_kind, open_home, refused, walk
 from atlas_tasks.backends import _summaries
 from atlas_tasks.backends._file_check import CheckReport, check_store
 from atlas_tasks.errors import (
@@ -62,6 +63,7 @@ from atlas_tasks.errors import (
     TaskExistsError,
     TaskNotFoundError,
     TaskRunningError,
+    UnsafeTaskFileError,
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
@@ -321,6 +323,31 @@ class FileStore:
             with locks.hold(task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd):
                 yield
 
+    @contextlib.contextmanager
+    def _temp_writer(self, workspace: str, task_id: str) -> Iterator[None]:
+        """Held (shared) by a write that keeps a temp file in the task without holding the task lock.
+
+        Artifact saves run concurrently and outside the task lock, so the task lock cannot tell ``doctor --fix``
+        whether a temp file of theirs is being written. Each holds this shared flock while its temp file exists;
+        the sweep removes temp files only while it holds the same flock exclusively, i.e. when no such write is
+        under way (see :func:`atlas_tasks.backends._file_check._sweep_temp_files`).
+        """
+        what = f"artifacts of task {task_id!r} in workspace {workspace!r}"
+        with (
+            self._private_dir("locks", workspace, create=True) as lock_dir,
+            locks.hold_shared(lock_dir.child(f"{task_id}.writers"), what, self.lock_timeout, dir_fd=lock_dir.fd),
+        ):
+            yield
+
+    @contextlib.contextmanager
+    def _temp_sweep(self, workspace: str, task_id: str) -> Iterator[bool]:
+        """Try (never wait) to exclude every :meth:`_temp_writer` of the task; yields whether it did."""
+        with (
+            self._private_dir("locks", workspace, create=True) as lock_dir,
+            locks.try_hold_exclusive(lock_dir.child(f"{task_id}.writers"), dir_fd=lock_dir.fd) as held,
+        ):
+            yield held
+
     def _still_there(self, d: Dir, workspace: str, task_id: str) -> None:
         """After waiting for the lock, make sure ``d`` is still the task's directory (not deleted meanwhile)."""
         opened = os.fstat(d.fd)
@@ -347,11 +374,19 @@ class FileStore:
         return task
 
     def _read_task(self, d: Dir, workspace: str, task_id: str) -> Task:
+        return self._decode(self._task_bytes(d, workspace, task_id), workspace, task_id, d.child(TASK_FILE))
+
+    def _task_bytes(self, d: Dir, workspace: str, task_id: str) -> bytes:
+        """task.json's bytes; IncompleteTaskError if missing, UnsafeTaskFileError if not a regular file."""
         try:
-            raw = atomic.read(d, TASK_FILE)
+            return atomic.read(d, TASK_FILE)
         except FileNotFoundError:
             raise IncompleteTaskError(workspace, task_id, d.path) from None
-        return self._decode(raw, workspace, task_id, d.child(TASK_FILE))
+        except OSError as exc:
+            kind = odd_kind(exc)
+            if kind is None:
+                raise
+            raise UnsafeTaskFileError(workspace, task_id, d.child(TASK_FILE), kind) from exc
 
     def _read_quick(
         self, dir_fd: int, relative: str, path: str, workspace: str, task_id: str
@@ -361,7 +396,10 @@ class FileStore:
         The common case of get and list. Anything unusual (no openat2, a missing file or directory, a symlink)
         returns None and the caller takes the component walk, which tells exactly what is wrong.
         """
-        raw = ops.read_file_beneath(relative, dir_fd, path)
+        try:
+            raw = ops.read_file_beneath(relative, dir_fd, path)
+        except ops.NotRegularFileError:
+            return None  # a FIFO, device or directory: the walk says so in the caller's terms
         if raw is None:
             return None
         try:
@@ -715,11 +753,7 @@ class FileStore:
 
     def _head(self, d: Dir, workspace: str, task_id: str) -> _Head:
         """What update needs of the stored task (revision, status, transition count), without a full decode."""
-        try:
-            raw = atomic.read(d, TASK_FILE)
-        except FileNotFoundError:
-            raise IncompleteTaskError(workspace, task_id, d.path) from None
-        return _Head.parse(raw, workspace, task_id, d.child(TASK_FILE))
+        return _Head.parse(self._task_bytes(d, workspace, task_id), workspace, task_id, d.child(TASK_FILE))
 
     def _commit(self, d: Dir, workspace: str, current: _Head, task: Task, *, decode: bool = True) -> Task:
         """Write ``task`` as the next revision; returns what was written.
@@ -828,6 +862,8 @@ class FileStore:
                 text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
             except ValueError as exc:
                 raise InvalidLogEntryError(workspace, task_id, str(exc)) from None
+            except RecursionError:
+                raise InvalidLogEntryError(workspace, task_id, _TOO_DEEP) from None
             return text.encode("utf-8") + b"\n"
         raw = _to_bytes(entry)
         if raw.endswith(b"\n"):
@@ -840,6 +876,9 @@ class FileStore:
             json.loads(raw)
         except ValueError as exc:
             raise InvalidLogEntryError(workspace, task_id, f"not valid JSON ({exc})") from None
+        except RecursionError:
+            # Valid JSON, but one that no reader of this library could parse back: refused rather than stored.
+            raise InvalidLogEntryError(workspace, task_id, _TOO_DEEP) from None
         return raw + b"\n"
 
     @_storage_errors
@@ -903,7 +942,10 @@ class FileStore:
         payload = _to_bytes(data)
         with self._task_dir(workspace, task_id) as d:
             self._require_task_file(d, workspace, task_id)
-            with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+            with (
+                self._temp_writer(workspace, task_id),
+                walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir,
+            ):
                 atomic.replace(adir, parts[-1], payload)
         return "/".join(parts)
 
@@ -916,7 +958,10 @@ class FileStore:
         key = (str(self.home), workspace, task_id, *parts)
         with self._task_dir(workspace, task_id) as d:
             self._require_task_file(d, workspace, task_id)
-            with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+            with (
+                self._temp_writer(workspace, task_id),
+                walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir,
+            ):
                 won = atomic.claim_first(adir, self._version_candidates(adir, key, leaf), payload)
                 if won is None:  # pragma: no cover - the candidate stream is endless
                     raise StorageError("claim artifact version", f"{base_name}", None, "no free version")
@@ -1032,8 +1077,8 @@ class FileStore:
             return go_daemon.running_holder(self.go_home, task_id)
         try:
             holder = json.loads(raw)
-        except ValueError:
-            return {}  # held, but the holder is still writing its description
+        except (ValueError, RecursionError):
+            return {}  # held, but the holder is still writing its description (or wrote nonsense)
         return holder if isinstance(holder, dict) else {}
 
     def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
@@ -1066,8 +1111,46 @@ class FileStore:
     ) -> Workspace:
         """Create a workspace. See :meth:`atlas_tasks.store.Store.create_workspace`."""
         N.check_workspace_name(name)
+        with self._open_home(create=True) as home:
+            try:
+                walk(home, ["workspaces", name]).close()
+                new_dir = False
+            except FileNotFoundError:
+                new_dir = True
+            try:
+                return self._create_workspace(home, name, path, worktree_path, branch, metadata, exist_ok=exist_ok)
+            except BaseException as exc:
+                if new_dir and not isinstance(exc, WorkspaceExistsError):
+                    self._unmake_workspace_dir(home, name)
+                raise
+
+    def _unmake_workspace_dir(self, home: Dir, name: str) -> None:
+        """Remove the directory a failed create_workspace made (a full disk, say), so no half workspace "exists".
+
+        Only if it holds nothing but the workspace lock file and temp files: anything else is another writer's.
+        Best effort; the failure being reported is the create's own.
+        """
+        with contextlib.suppress(OSError), walk(home, ["workspaces"]) as parent, walk(parent, [name]) as wsd:
+            entries = [e.name for e in ops.list_dir(wsd.fd, wsd.path)]
+            if not all(e == f"{WORKSPACE_FILE}.lock" or atomic.is_temp_name(e) for e in entries):
+                return
+            for entry in entries:
+                ops.unlink(entry, wsd.fd, wsd.child(entry))
+            ops.rmdir(name, parent.fd, wsd.path)
+            ops.fsync(parent.fd, parent.path)
+
+    def _create_workspace(
+        self,
+        home: Dir,
+        name: str,
+        path: str,
+        worktree_path: str,
+        branch: str,
+        metadata: Mapping[str, Any] | None,
+        *,
+        exist_ok: bool,
+    ) -> Workspace:
         with (
-            self._open_home(create=True) as home,
             walk(home, ["workspaces", name], create=True) as wsd,
             locks.hold(wsd.child(f"{WORKSPACE_FILE}.lock"), f"workspace {name!r}", self.lock_timeout, dir_fd=wsd.fd),
         ):
@@ -1129,7 +1212,7 @@ class FileStore:
                 )
         for name in names:
             try:
-                result.append(self.get_workspace(name))
+                result.append(self._workspace_entry(name))
             except (
                 InvalidNameError,
                 CorruptWorkspaceError,
@@ -1139,6 +1222,23 @@ class FileStore:
                 if not isinstance(exc, WorkspaceNotFoundError):
                     result.errors.append(exc)
         return result
+
+    def _workspace_entry(self, name: str) -> Workspace:
+        """One workspace of a listing: a workspace.json of the wrong kind (a FIFO, a symlink) is a corrupt one."""
+        try:
+            with self._ws_dir(name) as wsd:
+                try:
+                    ws = self._read_workspace(wsd, name)
+                except OSError as exc:
+                    kind = odd_kind(exc)
+                    if kind is None:
+                        raise
+                    raise CorruptWorkspaceError(
+                        name, wsd.child(WORKSPACE_FILE), refused(WORKSPACE_FILE, kind)
+                    ) from None
+        except UnsafePathError:
+            raise WorkspaceNotFoundError(name, str(self.workspace_path(name))) from None  # swapped for a symlink
+        return ws if ws is not None else Workspace(name=name)
 
     @_storage_errors
     def set_workspace_status(self, name: str, status: str) -> Workspace:
@@ -1329,20 +1429,26 @@ def summarize(raw: bytes, workspace: str, task_id: str, path: str) -> TaskSummar
 def _summary_and_times(raw: bytes, workspace: str, task_id: str, path: str) -> tuple[TaskSummary, Any, Any]:
     """:func:`summarize`, plus the created_at and updated_at values as stored (for the summary cache)."""
     try:
-        doc = json.loads(raw)
+        # pydantic-core's parser, as decode_task uses: the same verdict on excessive nesting (a ValueError, where
+        # json.loads raises RecursionError) and on invalid UTF-8; NaN/Infinity accepted as _Head accepts them.
+        doc = from_json(raw, allow_inf_nan=True)
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
         _check_major(doc, path)
         steps = doc.get("steps") or []
         created, updated = doc.get("created_at"), doc.get("updated_at")
+        current_step = int(doc.get("current_step") or 0)
+        total_steps = len(steps) if isinstance(steps, builtins.list) else 0
+        if not 0 <= current_step <= total_steps:
+            raise ValueError(current_step_error(current_step, total_steps))
         summary = TaskSummary(
             id=str(doc.get("id") or task_id),
             workspace=workspace,
             status=str(doc.get("status") or "pending"),
             template=str(doc.get("template", doc.get("template_id", "")) or ""),
             description=str(doc.get("description") or ""),
-            current_step=int(doc.get("current_step") or 0),
-            total_steps=len(steps) if isinstance(steps, builtins.list) else 0,
+            current_step=current_step,
+            total_steps=total_steps,
             created_at=parse_time(created),
             updated_at=parse_time(updated),
             revision=int(doc.get("revision") or 0),
@@ -1354,11 +1460,17 @@ def _summary_and_times(raw: bytes, workspace: str, task_id: str, path: str) -> t
         raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
 
 
+_TOO_DEEP = "JSON nested too deeply to parse (more levels than Python's parser follows, about 1,000)"
+
+
 def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
     try:
         record = json.loads(line)
     except ValueError as exc:
         return None, f"not valid JSON ({exc})"
+    except RecursionError:
+        # A NUL inside says it is the zero-filled remains of a cut append (possibly torn), not a whole document.
+        return None, _TOO_DEEP if b"\x00" not in line else "not valid JSON (NUL bytes in a deeply nested line)"
     if not isinstance(record, dict):
         return None, "not a JSON object"
     return record, ""
@@ -1484,7 +1596,7 @@ def parse_log(raw: bytes, workspace: str, task_id: str, path: str) -> LogLines:
             last_good = number
     for number, reason in bad:
         out.skipped += 1
-        if number > last_good:
+        if number > last_good and reason is not _TOO_DEEP:
             # Nothing intact after it: also the remains of an interrupted append (e.g. NUL-filled by ext4).
             out.torn_tail = True
         else:

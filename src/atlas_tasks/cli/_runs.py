@@ -208,6 +208,7 @@ def doctor(
     """
     from atlas_tasks.backends._file_check import CheckReport, Finding
     from atlas_tasks.cli import _render
+    from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.runs import is_interrupted
     from atlas_tasks.runs import recover as recover_ws
 
@@ -229,7 +230,12 @@ def doctor(
                 task_id = exc.context.get("task_id")
                 report.add(Finding("corrupt_task", _task_where(store, ws, str(task_id)), exc.message, ws, task_id))
         for task in tasks:
-            if is_interrupted(store, ws, task):
+            try:
+                interrupted = is_interrupted(store, ws, task)
+            except AtlasTasksError as exc:  # its lease file cannot be read (a FIFO planted there): one finding
+                report.add(Finding("unreadable", _task_where(store, ws, task.id), exc.message, ws, task.id))
+                continue
+            if interrupted:
                 report.add(
                     Finding(
                         "interrupted_run",

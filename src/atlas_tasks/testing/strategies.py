@@ -165,8 +165,8 @@ def tasks(draw: st.DrawFn, key_style: KeyStyle | None = None) -> Task:
         template=draw(names),
         description=draw(texts),
         status=draw(st.sampled_from(list(TaskStatus))),
-        current_step=draw(st.integers(0, 20)),
-        steps=draw(st.lists(steps(), max_size=4)),
+        steps=(drawn_steps := draw(st.lists(steps(), max_size=4))),
+        current_step=draw(st.integers(0, len(drawn_steps))),  # 0..len(steps): the range a store accepts
         step_results=draw(st.lists(step_results(), max_size=3)),
         transitions=draw(st.lists(transitions(), max_size=4)),
         model=draw(st.sampled_from(["", "opus", "sonnet"])),

@@ -120,10 +120,17 @@ def check_schema_name(name: str) -> str:
     """Return ``name`` if it is a plain lower-case SQL identifier (it is put into SQL text, never quoted raw).
 
     Raises:
-        ValueError: anything else.
+        ValueError: anything else, and PostgreSQL's system schemas (``information_schema``, ``pg_*``).
     """
     if not _SCHEMA_NAME.fullmatch(name):
         raise ValueError(f"schema must be a lower-case SQL identifier (letters, digits, '_'), not {name!r}")
+    if name == "information_schema" or name.startswith("pg_"):
+        # PostgreSQL's own schemas: pg_* is refused by the server, but information_schema would take the store's
+        # tables, and pg_dump leaves that schema out by default: the store would be missing from every backup.
+        raise ValueError(
+            f"schema {name!r} is one of PostgreSQL's system schemas (information_schema, pg_*); "
+            "choose a schema of your own, e.g. ?schema=atlas_tasks"
+        )
     return name
 
 
