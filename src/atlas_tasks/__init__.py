@@ -51,6 +51,13 @@ _EXPORTS: dict[str, str] = {
     "TaskNotFoundError": "atlas_tasks.errors",
     "WorkspaceExistsError": "atlas_tasks.errors",
     "WorkspaceNotFoundError": "atlas_tasks.errors",
+    "NotAwaitingApprovalError": "atlas_tasks.errors",
+    "CannotAbandonError": "atlas_tasks.errors",
+    "TaskFinishedError": "atlas_tasks.errors",
+    "IncompleteConfigError": "atlas_tasks.errors",
+    "InvalidValueError": "atlas_tasks.errors",
+    "AmbiguousTaskIdError": "atlas_tasks.errors",
+    "UnsafeTaskFileError": "atlas_tasks.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -72,24 +79,31 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from atlas_tasks.backends.file import FileStore
     from atlas_tasks.errors import (
+        AmbiguousTaskIdError,
         ArtifactNotFoundError,
         AtlasTasksError,
+        CannotAbandonError,
         ConflictError,
         CorruptLogError,
         CorruptTaskError,
         CorruptWorkspaceError,
+        IncompleteConfigError,
         IncompleteTaskError,
         InvalidLogEntryError,
         InvalidNameError,
         InvalidTransitionError,
+        InvalidValueError,
         LockTimeoutError,
+        NotAwaitingApprovalError,
         SchemaVersionError,
         StepFailedError,
         StorageError,
         StoreUnavailableError,
         TaskExistsError,
+        TaskFinishedError,
         TaskNotFoundError,
         TaskRunningError,
+        UnsafeTaskFileError,
         WorkspaceExistsError,
         WorkspaceNotFoundError,
     )

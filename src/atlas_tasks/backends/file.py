@@ -923,7 +923,9 @@ class FileStore:
                 self._require_task_file(d, workspace, task_id)
                 return LogTail()
             try:
-                size = ops.fstat(fd).st_size
+                info = ops.fstat(fd)
+                ops.require_regular(info, path)  # opened without blocking: a FIFO or device is refused here
+                size = info.st_size
                 if after is None:
                     return _tail_window(fd, size, max(lines, 0), path)
                 return _forward_window(fd, size, max(after, 0), max(lines, 0), path)

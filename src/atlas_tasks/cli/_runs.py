@@ -278,6 +278,10 @@ def _task_where(store: CliStore, workspace: str, task_id: str) -> str:
     return str(task_path(workspace, task_id)) if task_path is not None else f"{store!r} {workspace}/{task_id}"
 
 
+#: Log entries read per round by ``logs --follow`` on the file store.
+_FOLLOW_WINDOW = 1000
+
+
 def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:
     """Print new log lines as the run writes them.
 
@@ -294,24 +298,19 @@ def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll
             emit(record)
         return
 
-    from atlas_tasks.backends.file import FileStore, parse_log
-
-    assert isinstance(store, FileStore)  # the only store without follow_log
-    path = store.log_path(workspace, task_id)
-    offset = 0
+    # The file store: a window at a time after the last position shown, through the store's own reads (no path
+    # opened here, so a FIFO or symlink planted as task.log is refused like everywhere else, never waited on).
+    tail_log = store.tail_log  # type: ignore[attr-defined]
+    position = 0
     while True:
         live = store.lease_holder(workspace, task_id) is not None
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
-        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written is read on the next round
-        offset += len(complete)
-        for record in parse_log(complete, workspace, task_id, str(path)):
+        window = tail_log(workspace, task_id, _FOLLOW_WINDOW, after=position)
+        for record in window:
             emit(record)
-        if not live and chunk == complete and _follow_done(store, workspace, task_id):
+        position = max(position, window.end)
+        if window.more:
+            continue  # a full window: the next one follows at once
+        if not live and _follow_done(store, workspace, task_id):
             return
         time.sleep(poll)
 
