@@ -167,7 +167,10 @@ def two_repos_home(tmp_path: Path) -> tuple[Path, Path, Path]:
         tasks = home / "repos" / go_key(repo) / "workspaces" / "api" / "tasks"
         source = FIXTURES / "head-home" / "workspaces" / "api"
         tasks.mkdir(parents=True)
-        shutil.copy(source / "workspace.json", tasks.parent / "workspace.json")
+        workspace = json.loads((source / "workspace.json").read_text())
+        # As the current Go writes it: the repository it belongs to, and no task refs.
+        workspace.update(repo_path=str(repo), tasks=[])
+        (tasks.parent / "workspace.json").write_text(json.dumps(workspace))
         shutil.copytree(source / "tasks" / task_file, tasks / task_file)
         hook_only = home / "workspaces" / "api" / "tasks" / task_file
         hook_only.mkdir(parents=True)
@@ -307,3 +310,36 @@ def test_dashboard_shows_the_go_hook_of_a_repo_task(two_repos_home: tuple[Path, 
         assert page.status_code == 200
         assert "state recovering; recovery retry_step: &lt;b&gt;stale&lt;/b&gt;" in page.text
         assert client.get(f"/api/workspaces/api/tasks/{GO_TASK}").json()["go_hook"]["state"] == "recovering"
+
+
+def test_doctor_all_repos_checks_every_store_and_says_where(two_repos_home: tuple[Path, Path, Path]) -> None:
+    """`doctor --all-repos` finds damage in a repository's store (the plain doctor of the legacy home does not)."""
+    home, first, _ = two_repos_home
+    log = repo_home(first, home) / "workspaces" / "api" / "tasks" / GO_TASK / "task.log"
+    log.write_bytes(b'{"event": "whole"}\n{"event": "torn')
+    plain = cli("--home", str(home), "doctor", "--json", cwd=home)
+    assert plain.returncode == 0 and json.loads(plain.stdout)["findings"] == []
+    everywhere = cli("--home", str(home), "doctor", "--all-repos", "--json", cwd=home)
+    assert everywhere.returncode == 1
+    findings = json.loads(everywhere.stdout)["findings"]
+    assert [(f["kind"], f["task_id"], f["repo"]) for f in findings] == [("torn_log", GO_TASK, str(first))]
+    text = cli("--home", str(home), "doctor", "--all-repos", cwd=home)
+    assert f"found: torn_log api/{GO_TASK} @ {first}" in text.stdout
+
+
+def test_doctor_accepts_go_workspaces_without_refs(go_home: Path, repo: Path) -> None:
+    """A workspace the current Go manages (no refs, uuid ids) has no missing_ref findings; it never records refs."""
+    scoped = FileStore.for_repo(repo, home=go_home)
+    path = scoped.workspace_path("api") / "workspace.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"tasks": []}))
+    assert [f.kind for f in scoped.check().findings] == []
+
+
+def test_doctor_still_reports_a_missing_ref_of_our_own_tasks(tmp_path: Path) -> None:
+    """The control: a timestamp-id task missing from a workspace's refs is still a missing_ref finding."""
+    store = FileStore(tmp_path, id_style="timestamp")
+    store.create_workspace("ws")
+    task = store.create("ws", sample_task())
+    path = store.workspace_path("ws") / "workspace.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"tasks": []}))
+    assert [(f.kind, f.task_id) for f in store.check().findings] == [("missing_ref", task.id)]

@@ -18,6 +18,8 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 * ``damaged_log``: a task.log line that is damaged but followed by intact ones. Reported only.
 * ``trash``: a task parked in ``.atlas-tasks/trash`` by a delete that crashed. Fix: removed (the delete was under way).
 * ``stale_ref`` / ``missing_ref``: workspace.json task refs out of step with the tasks on disk. Fix: refs resynced.
+  A workspace with no refs at all whose tasks have the current Go's ``task-<uuid>`` ids is the Go tool's own
+  (it never records refs): no ``missing_ref`` there.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from atlas_tasks.errors import (
     UnsafeTaskFileError,
 )
 from atlas_tasks.go_hooks import is_hook_only
+from atlas_tasks.ids import UUID_ID_RE
 from atlas_tasks.models import Task, TaskRef
 
 if TYPE_CHECKING:
@@ -304,6 +307,8 @@ def _check_refs(
     ref_ids = {r.id for r in ws.tasks}
     stale = sorted(ref_ids - set(on_disk))
     missing = sorted(i for i, t in on_disk.items() if t is not None and i not in ref_ids)
+    if not ref_ids and all(UUID_ID_RE.fullmatch(i) for i in missing):
+        missing = []  # the current Go ATLAS never records refs (its `tasks` stays []): nothing is out of step
     findings = [
         Finding(
             "stale_ref",

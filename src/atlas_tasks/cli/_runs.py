@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._everywhere import AllReposOpt, every_store
 from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
 if TYPE_CHECKING:
+    from atlas_tasks.backends._file_check import CheckReport
     from atlas_tasks.cli._state import CliStore
     from atlas_tasks.models import Task
     from atlas_tasks.runs import StepContext
@@ -201,26 +203,68 @@ def doctor(
     ctx: typer.Context,
     workspace: OptionalWs = None,
     fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe to repair, and say what was done.")] = False,
+    all_repos: AllReposOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the store: leftover temp files, incomplete creations, corrupt tasks, torn logs, unfinished deletes,
     workspace refs out of step, and crashed runs. Exits 1 while something still needs attention.
+
+    With --all-repos, every store under the home (the legacy one and each repository's), each finding saying where.
     """
-    from atlas_tasks.backends._file_check import CheckReport, Finding
+    from atlas_tasks.backends._file_check import CheckReport
     from atlas_tasks.cli import _render
+
+    report = CheckReport()
+    sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
+    labels: list[str] = []  # parallel to report.findings: the repository of the store each came from
+    for label, store in sources:
+        if all_repos and workspace and workspace not in {w.name for w in store.list_workspaces()}:
+            continue  # the named workspace lives in some of the stores only
+        one = _doctor_store(store, workspace, fix, quiet=as_json)
+        report.tasks_checked += one.tasks_checked
+        report.findings.extend(one.findings)
+        labels.extend([label] * len(one.findings))
+    if as_json:
+        findings = [
+            f.to_dict() | ({"repo": label or None} if all_repos else {})
+            for f, label in zip(report.findings, labels, strict=True)
+        ]
+        _render.write_json({"ok": report.ok, "tasks_checked": report.tasks_checked, "findings": findings})
+    else:
+        for f, label in zip(report.findings, labels, strict=True):
+            where = f"{f.workspace}/{f.task_id}" if f.task_id else (f.workspace or f.path)
+            where += f" @ {label}" if label else ""
+            _emit(f"{'fixed' if f.fixed else 'found'}: {f.kind} {where}: {f.detail}")
+        summary = f"checked {report.tasks_checked} task(s): {len(report.findings)} finding(s)"
+        _emit(
+            summary
+            + (
+                ""
+                if report.ok
+                else "; run `atlas-tasks doctor --fix` to repair what is safe"
+                if not fix
+                else "; the rest needs a person"
+            )
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _doctor_store(store: CliStore, workspace: str | None, fix: bool, *, quiet: bool) -> CheckReport:
+    """One store's findings: the file store's own check (or none for a database store), then crashed runs."""
+    from atlas_tasks.backends._file_check import CheckReport, Finding
     from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.runs import is_interrupted
     from atlas_tasks.runs import recover as recover_ws
 
-    store = state(ctx).store()
     check = getattr(store, "check", None)
     if check is not None:
-        report = check(workspace, fix=fix)
+        report: CheckReport = check(workspace, fix=fix)
     else:
         # A database store has no files to sweep: no temp files, torn logs or half-done deletes (each write is one
         # transaction). What can still need attention is a run whose runner died.
         report = CheckReport()
-        if not as_json:
+        if not quiet:
             note(f"{store!r}: file checks do not apply (each write is one transaction); checking for crashed runs")
     for ws in _workspaces(store, workspace):
         tasks = store.list(ws)
@@ -250,27 +294,7 @@ def doctor(
             for finding in report.findings:
                 if finding.kind == "interrupted_run" and finding.task_id in recovered:
                     finding.fixed = True
-    if as_json:
-        _render.write_json(
-            {"ok": report.ok, "tasks_checked": report.tasks_checked, "findings": [f.to_dict() for f in report.findings]}
-        )
-    else:
-        for f in report.findings:
-            where = f"{f.workspace}/{f.task_id}" if f.task_id else (f.workspace or f.path)
-            _emit(f"{'fixed' if f.fixed else 'found'}: {f.kind} {where}: {f.detail}")
-        summary = f"checked {report.tasks_checked} task(s): {len(report.findings)} finding(s)"
-        _emit(
-            summary
-            + (
-                ""
-                if report.ok
-                else "; run `atlas-tasks doctor --fix` to repair what is safe"
-                if not fix
-                else "; the rest needs a person"
-            )
-        )
-    if not report.ok:
-        raise typer.Exit(1)
+    return report
 
 
 def _task_where(store: CliStore, workspace: str, task_id: str) -> str:
