@@ -67,7 +67,9 @@ def main() -> None:
     first_try = write_template(home)
 
     say(f"A file store in {home}, a workspace, and a task of four command steps")
-    cli(home, "workspace", "create", WS, "--branch", "fix/rounding")
+    worktree = home / "worktree"  # steps run in the workspace's worktree, never wherever the demo was started
+    worktree.mkdir()
+    cli(home, "workspace", "create", WS, "--branch", "fix/rounding", "--worktree", str(worktree))
     created = cli(home, "new", WS, "--template", "demo", "--description", "Fix rounding in invoice totals", "--json")
     task_id = json.loads(created.stdout)["id"]
 

@@ -352,7 +352,7 @@ def _supervise(
             open_pipes = [fd for fd in pipes if sel.get_map().get(fd) is not None]
             if stop_at is None:
                 if deadline is not None and now >= deadline:
-                    error = f"timed out after {timeout:g}s"
+                    error = f"timed out after {timeout:.3g}s"
                     stop()
                 elif exited_at is not None and (not open_pipes or now >= exited_at + PIPE_GRACE):
                     stop()  # a step's leftovers do not outlive it

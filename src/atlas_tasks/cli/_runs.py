@@ -127,6 +127,8 @@ def _preflight(store: CliStore, workspace: str, task_id: str, workdir: Path | No
     task = store.get(workspace, task_id)
     if is_terminal(task.status) or str(task.status) == "awaiting_approval":
         return  # `run` itself says why it cannot run
+    if store.lease_holder(workspace, task_id) is not None:
+        return  # `run` refuses it, naming the live runner
     if any(needs_workdir(task, step) for step in task.steps[max(task.current_step, 0) :]):
         resolve_workdir(store, workspace, workdir)
 
