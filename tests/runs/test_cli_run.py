@@ -198,3 +198,29 @@ def test_artifact_records_output_sizes(store: FileStore, ws: str) -> None:
     assert cli(store.home, "run", ws, task.id).returncode == 0
     entry = json.loads(store.get_artifact(ws, task.id, "validation.1.json"))["results"][0]
     assert (entry["stdout_bytes"], entry["stdout_truncated"], entry["stderr_bytes"]) == (6, False, 5)
+
+
+def test_long_step_shows_a_live_timer_on_a_terminal(store: FileStore, ws: str) -> None:
+    """On a terminal, a running step's line is rewritten in place with its elapsed time."""
+    import pty
+
+    task = one_step(store, ws, "sleep 3")
+    leader, follower = pty.openpty()
+    runner = subprocess.Popen(
+        [*ATLAS, "--home", str(store.home), "run", ws, task.id], stdout=follower, stderr=follower, stdin=follower
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: every process holding the terminal is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        assert runner.wait(timeout=60) == 0, seen
+    assert b"\r[1/1] s (validation) ... attempt 1 1s" in seen and b"[1/1] s: success" in seen
