@@ -92,7 +92,9 @@ def main() -> None:
     print(how_to_run_the_cli(), flush=True)
     print(f"the task's template: {shown(home)}/templates/demo.json (four harmless shell steps, writing only there)")
     say(f"A file store in {shown(home)}, a workspace, and a task of four command steps")
-    cli(home, "workspace", "create", WS, "--branch", "fix/rounding")
+    worktree = home / "worktree"  # steps run in the workspace's worktree, never wherever the demo was started
+    worktree.mkdir()
+    cli(home, "workspace", "create", WS, "--branch", "fix/rounding", "--worktree", str(worktree))
     created = cli(home, "new", WS, "--template", "demo", "--description", "Fix rounding in invoice totals", "--json")
     task_id = json.loads(created.stdout)["id"]
 

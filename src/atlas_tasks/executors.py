@@ -9,68 +9,235 @@
 * ai, and sdd/verify without commands: the AI command from ``config.variables["ai_command"]`` or
   ``$ATLAS_TASKS_AI_COMMAND``, with the prompt on stdin; without one, the step fails saying how to configure it.
 
-Commands run in the workspace's worktree (or path) when it has one, with ``ATLAS_HOME``, ``ATLAS_WORKSPACE``,
-``ATLAS_TASK_ID``, ``ATLAS_TASK_DESCRIPTION`` and ``ATLAS_STEP_NAME`` in their environment. On Linux they are
-killed when the runner dies, so a crashed runner leaves no orphaned step behind.
+Where commands run (:func:`resolve_workdir`): in the ``workdir`` the caller passes, else in the workspace's
+``worktree_path`` (else its ``path``). A configured directory that is missing, an unreadable workspace, or a
+workspace with neither and no ``workdir`` fails the step before anything runs: never the runner's current
+directory by accident.
+
+How they run (docs/runs.md): each command under a small supervisor process (:mod:`atlas_tasks._supervisor`) that
+kills the command's whole process tree when the command's main process has exited (after a short grace for its
+output), when the step times out, and when the runner dies however it dies. Output is read as it comes: the last
+1 MiB of each stream is kept for the artifact and batches of it go to the task log while the step runs.
+
+Each command's environment holds ``ATLAS_HOME``, ``ATLAS_WORKSPACE``, ``ATLAS_TASK_ID``, ``ATLAS_STEP_NAME``,
+``ATLAS_TASK_DESCRIPTION`` (at most 16 KiB of it) and ``ATLAS_TASK_DESCRIPTION_FILE`` (the full text).
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
 import os
+import selectors
 import shlex
-import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Step, Task, utcnow
 from atlas_tasks.runs import Run, StepContext
 
 COMMAND_TYPES = frozenset({"validation", "git", "ci", "sdd", "verify", "loop"})
 AI_TYPES = frozenset({"ai", "sdd", "verify"})
-_OUTPUT_LIMIT = 1 << 20  # bytes of stdout/stderr kept per command in the artifact
+_OUTPUT_LIMIT = 1 << 20  # bytes of stdout/stderr kept per command in the artifact (the tail)
+DESCRIPTION_ENV_LIMIT = 16 << 10  # bytes of the description in ATLAS_TASK_DESCRIPTION (one env string: < 128 KiB)
+PIPE_GRACE = 1.0  # seconds the output pipes may stay open after the command's main process exited
+KILL_GRACE = 5.0  # seconds, after a kill, to wait for the tree to die and the pipes to close
+LOG_EVERY = 0.5  # seconds between output batches written to the task log (per stream)
+LOG_ENTRY_LIMIT = 64 << 10  # bytes of output in one log entry; more in one batch is counted as omitted
+LOG_BUDGET = 8 << 20  # bytes of one command's output (per stream) that go to the task log at most
+TICK_EVERY = 1.0  # seconds between "running" progress callbacks
+_SUPERVISOR = str(Path(__file__).with_name("_supervisor.py"))
+
+Progress = Callable[[StepContext, str], None]
 
 
 class StepError(Exception):
     """A step's work failed; the message is what the task records as the step's error."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # PR_SET_PDEATHSIG: the kernel sends SIGKILL to the command when the runner dies (even by SIGKILL).
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+class WorkdirError(AtlasTasksError):
+    """There is no safe directory to run a task's commands in: the configured one is missing, the workspace cannot
+    be read, or nothing was configured and the caller did not say where.
+
+    Attributes: ``workspace``, ``path`` (the missing directory, or ``""``) and ``reason``.
+    """
+
+    workspace: str
+    path: str
+    reason: str
+
+    def __init__(self, workspace: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"cannot run the steps of workspace {workspace!r}: {reason}; nothing was run",
+            workspace=workspace,
+            path=path,
+            reason=reason,
+        )
 
 
-def _environment(run: Run, step: Step) -> dict[str, str]:
-    env = dict(os.environ)
-    home = getattr(run.store, "home", None)
-    env.update(
-        {
-            "ATLAS_WORKSPACE": run.workspace,
-            "ATLAS_TASK_ID": run.task.id,
-            "ATLAS_TASK_DESCRIPTION": run.task.description,
-            "ATLAS_STEP_NAME": step.name,
-        }
-    )
-    if home is not None:
-        env["ATLAS_HOME"] = str(home)
-    return env
+def resolve_workdir(store: Any, workspace: str, workdir: str | os.PathLike[str] | None = None) -> Path:
+    """The directory a task's commands run in: ``workdir`` if given, else the workspace's worktree, else its path.
+
+    Never the current directory by default: a workspace with neither needs an explicit ``workdir`` (``"."`` is
+    fine when that is what you mean).
+
+    Raises:
+        WorkdirError: the directory does not exist or is not a directory, the workspace cannot be read, or the
+            workspace names no directory and ``workdir`` is None. The message names the path and the fix.
+    """
+    fix_flag = "pass --workdir DIR to `atlas-tasks run` (or workdir= to run_task)"
+    if workdir is not None:
+        path, source = Path(workdir).expanduser().absolute(), "--workdir"
+    else:
+        try:
+            ws = store.get_workspace(workspace)
+        except AtlasTasksError as exc:
+            raise WorkdirError(workspace, "", f"its workspace.json cannot be read ({exc.message})") from None
+        except (OSError, ValueError) as exc:
+            raise WorkdirError(workspace, "", f"its workspace.json cannot be read ({exc})") from None
+        configured = [(p, name) for p, name in ((ws.worktree_path, "worktree"), (ws.path, "path")) if p]
+        if not configured:
+            raise WorkdirError(
+                workspace,
+                "",
+                "it has no worktree or path, and no working directory was given; say where they run: "
+                f"{fix_flag} (`--workdir .` for the current directory), or create the workspace with --worktree",
+            )
+        raw, kind = configured[0]
+        if not Path(raw).is_absolute():
+            raise WorkdirError(
+                workspace, raw, f"its {kind} {raw!r} is a relative path (it would depend on where you run from)"
+            )
+        path, source = Path(raw), f"its {kind}"
+    if not path.is_dir():
+        state = "is not a directory" if path.exists() else "does not exist"
+        hint = (
+            "create it (e.g. `git worktree add`) or " + fix_flag
+            if source != "--workdir"
+            else "give an existing directory"
+        )
+        raise WorkdirError(workspace, str(path), f"{source} {str(path)!r} {state}; {hint}")
+    return path
 
 
-def _workdir(run: Run) -> str | None:
+def needs_workdir(task: Task, step: Step) -> bool:
+    """Whether running ``step`` starts processes (a command step with commands, or an AI step)."""
+    kind = str(step.type)
+    return (kind in COMMAND_TYPES and bool(_commands_for(task, step))) or kind in AI_TYPES
+
+
+def _utf8_head(text: str, limit: int) -> tuple[str, bool]:
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", "ignore"), True  # "ignore" drops a character cut in half
+
+
+@contextlib.contextmanager
+def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
+    """The commands' environment; the full description is in a private temp file that lives as long as the step."""
+    task = run.task
+    for what, value in (("the task description", task.description), (f"step name {step.name!r}", step.name)):
+        if "\0" in value:
+            raise StepError(f"{what} contains a NUL byte, which cannot be passed to a command; remove it")
+    head, cut = _utf8_head(task.description, DESCRIPTION_ENV_LIMIT)
+    fd, name = tempfile.mkstemp(prefix="atlas-task-description-", suffix=".txt")
     try:
-        ws = run.store.get_workspace(run.workspace)
-    except Exception:  # noqa: BLE001 - no workspace metadata: run where we are
-        return None
-    for candidate in (ws.worktree_path, ws.path):
-        if candidate and Path(candidate).is_dir():
-            return candidate
-    return None
+        with os.fdopen(fd, "wb") as f:
+            f.write(task.description.encode("utf-8", "surrogatepass"))
+        env = dict(os.environ)
+        env.update(
+            {
+                "ATLAS_WORKSPACE": run.workspace,
+                "ATLAS_TASK_ID": task.id,
+                "ATLAS_TASK_DESCRIPTION": head,
+                "ATLAS_TASK_DESCRIPTION_FILE": name,
+                "ATLAS_TASK_DESCRIPTION_TRUNCATED": "1" if cut else "0",
+                "ATLAS_STEP_NAME": step.name,
+            }
+        )
+        home = getattr(run.store, "home", None)
+        if home is not None:
+            env["ATLAS_HOME"] = str(home)
+        yield env
+    finally:
+        with contextlib.suppress(OSError):
+            Path(name).unlink()
+
+
+class _Stream:
+    """One output stream of a command: a bounded tail for the artifact, and batches for the task log."""
+
+    def __init__(self, name: str, log: Callable[..., None] | None) -> None:
+        self.name = name
+        self.tail = bytearray()
+        self.total = 0
+        self.log = log
+        self.pending = bytearray()
+        self.omitted = 0
+        self.logged = 0
+        self.last_flush = time.monotonic()
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * _OUTPUT_LIMIT:  # amortised: trim only once it holds twice the limit
+            del self.tail[: len(self.tail) - _OUTPUT_LIMIT]
+        if self.log is None or self.logged >= LOG_BUDGET:
+            return
+        self.pending += data
+        if len(self.pending) > 2 * LOG_ENTRY_LIMIT:
+            drop = len(self.pending) - LOG_ENTRY_LIMIT
+            del self.pending[:drop]
+            self.omitted += drop
+
+    def flush(self, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.log is None or not (final or now - self.last_flush >= LOG_EVERY):
+            return
+        self.last_flush = now
+        if not self.pending and not (final and self.omitted):
+            return
+        cut = len(self.pending) if final else self.pending.rfind(b"\n") + 1 or len(self.pending)
+        chunk = bytes(self.pending[:cut])
+        del self.pending[:cut]
+        if len(chunk) > LOG_ENTRY_LIMIT:
+            self.omitted += len(chunk) - LOG_ENTRY_LIMIT
+            chunk = chunk[-LOG_ENTRY_LIMIT:]
+        fields: dict[str, Any] = {"stream": self.name, "text": chunk.decode("utf-8", "replace")}
+        if self.omitted:
+            fields["omitted_bytes"], self.omitted = self.omitted, 0
+        self.logged += len(chunk)
+        if self.logged >= LOG_BUDGET:
+            fields["note"] = "log budget used up: the rest of this stream is only in the artifact (its tail)"
+            self.pending.clear()
+        self.log("output", **fields)
+
+    def text(self) -> str:
+        return bytes(self.tail[-_OUTPUT_LIMIT:]).decode("utf-8", "replace")
+
+
+def parse_command(command: str, shell: bool) -> list[str]:
+    """The supervisor's arguments for ``command``; ValueError (``cannot parse command ...``, ``contains a NUL
+    byte``) for one that cannot run."""
+    if "\0" in command:
+        raise ValueError("contains a NUL byte")
+    if shell:
+        return ["shell", command]
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"cannot parse command: {exc}") from None
+    if not argv:
+        raise ValueError("cannot parse command: it is empty")
+    return ["exec", *argv]
 
 
 def _run_command(
@@ -79,41 +246,172 @@ def _run_command(
     shell: bool,
     timeout: float | None,
     env: dict[str, str],
-    cwd: str | None,
+    cwd: str | os.PathLike[str] | None,
     stdin: bytes | None = None,
+    log: Callable[..., None] | None = None,
+    tick: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
+    """Run one command under a supervisor; read its output as it comes; kill its tree when it is over.
+
+    Returns the artifact's entry for the command: exit code, success, the tails of stdout/stderr, their sizes and
+    whether they were cut, and an ``error`` for a timeout or a command that could not start.
+    """
     started = utcnow()
-    argv: str | list[str] = command if shell else shlex.split(command)
     entry: dict[str, Any] = {"command": command, "started_at": started.isoformat()}
     try:
-        proc = subprocess.Popen(
-            argv,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    except OSError as exc:
-        entry.update(success=False, exit_code=-1, stdout="", stderr="", error=f"cannot start: {exc}")
+        spec = parse_command(command, shell)
+    except ValueError as exc:
+        entry.update(success=False, exit_code=-1, stdout="", stderr="", error=str(exc))
         return _finish(entry, started)
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-        entry["error"] = ""
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the command's whole process group, not just its shell
-        out, err = proc.communicate()
-        entry["error"] = f"timed out after {timeout:g}s"
-    entry.update(
-        success=proc.returncode == 0 and not entry["error"],
-        exit_code=proc.returncode,
-        stdout=out[-_OUTPUT_LIMIT:].decode("utf-8", "replace"),
-        stderr=err[-_OUTPUT_LIMIT:].decode("utf-8", "replace"),
-    )
+    streams = {"stdout": _Stream("stdout", log), "stderr": _Stream("stderr", log)}
+    with contextlib.ExitStack() as stack:
+        stdin_file: Any = subprocess.DEVNULL
+        if stdin is not None:
+            stdin_file = stack.enter_context(tempfile.TemporaryFile())
+            stdin_file.write(stdin)
+            stdin_file.seek(0)
+        ours, theirs = socket.socketpair()
+        stack.callback(ours.close)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", _SUPERVISOR, str(theirs.fileno()), *spec],
+                stdin=stdin_file,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(theirs.fileno(),),
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # Ctrl-C at the terminal reaches the runner only; it stops the tree itself
+            )
+        except (OSError, ValueError) as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            theirs.close()
+            entry.update(success=False, exit_code=-1, stdout="", stderr="", error=f"cannot start: {exc}")
+            return _finish(entry, started)
+        for fd in (out_w, err_w):
+            os.close(fd)
+        theirs.close()
+        stack.callback(_reap, proc)
+        outcome = _supervise(proc, ours, {out_r: streams["stdout"], err_r: streams["stderr"]}, timeout, tick)
+    for stream in streams.values():
+        stream.flush(final=True)
+    entry.update(outcome)
+    for name, stream in streams.items():
+        entry[name] = stream.text()
+        entry[f"{name}_bytes"] = stream.total
+        entry[f"{name}_truncated"] = stream.total > _OUTPUT_LIMIT
+    entry["success"] = entry["exit_code"] == 0 and not entry.get("error")
     return _finish(entry, started)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    # The supervisor exits right after it killed the tree; if it is stuck, do not wait for it forever.
+    try:
+        proc.wait(timeout=KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes],
+    ctl: socket.socket,
+    pipes: dict[int, _Stream],
+    timeout: float | None,
+    tick: Callable[[], None] | None,
+) -> dict[str, Any]:
+    """The runner's side of one command: a select loop over its output pipes and the supervisor's messages."""
+    now = time.monotonic()
+    deadline = None if timeout is None else now + timeout
+    exited_at: float | None = None  # when the command's main process exited
+    stop_at: float | None = None  # when we told the supervisor to kill the tree
+    next_tick = now + TICK_EVERY
+    exit_code: int | None = None
+    error = ""
+    supervisor_gone = False
+    messages = b""
+    sel = selectors.DefaultSelector()
+    try:
+        for fd in pipes:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        sel.register(ctl, selectors.EVENT_READ)
+
+        def stop() -> None:
+            nonlocal stop_at
+            if stop_at is None:
+                stop_at = time.monotonic()
+                with contextlib.suppress(OSError):
+                    ctl.shutdown(socket.SHUT_WR)  # end of file: the supervisor kills the tree, says done, exits
+
+        while True:
+            now = time.monotonic()
+            open_pipes = [fd for fd in pipes if sel.get_map().get(fd) is not None]
+            if stop_at is None:
+                if deadline is not None and now >= deadline:
+                    error = f"timed out after {timeout:.3g}s"
+                    stop()
+                elif exited_at is not None and (not open_pipes or now >= exited_at + PIPE_GRACE):
+                    stop()  # a step's leftovers do not outlive it
+                elif supervisor_gone:
+                    stop()
+            if stop_at is not None and ((supervisor_gone and not open_pipes) or now >= stop_at + KILL_GRACE):
+                break
+            waits = [next_tick, now + LOG_EVERY]
+            if stop_at is not None:
+                waits.append(stop_at + KILL_GRACE)
+            elif exited_at is not None:
+                waits.append(exited_at + PIPE_GRACE)
+            if deadline is not None and stop_at is None:
+                waits.append(deadline)
+            for key, _ in sel.select(max(0.0, min(waits) - now)):
+                if key.fileobj is ctl:
+                    try:
+                        data = ctl.recv(4096)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        supervisor_gone = True
+                        sel.unregister(ctl)
+                        continue
+                    messages += data
+                    while b"\n" in messages:
+                        line, _, messages = messages.partition(b"\n")
+                        kind, _, rest = line.decode("utf-8", "replace").partition(" ")
+                        if kind == "exit":
+                            exit_code, exited_at = int(rest), time.monotonic()
+                        elif kind == "error":
+                            error, exit_code, exited_at = rest, -1, time.monotonic()
+                else:
+                    fd = int(key.fd)
+                    try:
+                        data = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        pipes[fd].feed(data)
+                    else:
+                        sel.unregister(fd)
+            for stream in pipes.values():
+                stream.flush()
+            if tick is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_EVERY
+                tick()
+    finally:
+        # However we leave (done, timeout, Ctrl-C, an error), the supervisor is told to kill the tree.
+        with contextlib.suppress(OSError):
+            ctl.shutdown(socket.SHUT_WR)
+        sel.close()
+        for fd in pipes:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    if exit_code is None:
+        exit_code = -1
+        error = error or "the command's supervisor ended before the command (killed?)"
+    return {"exit_code": exit_code, "error": error}
 
 
 def _finish(entry: dict[str, Any], started: Any) -> dict[str, Any]:
@@ -133,27 +431,55 @@ def _commands_for(task: Task, step: Step) -> list[str]:
     return []
 
 
-def run_commands(ctx: StepContext, commands: list[str]) -> None:
+def _ticker(ctx: StepContext, on_step: Progress | None) -> Callable[[], None] | None:
+    if on_step is None:
+        return None
+    return lambda: on_step(ctx, "running")
+
+
+def _cwd(ctx: StepContext, workdir: str | os.PathLike[str] | None) -> Path:
+    try:
+        return resolve_workdir(ctx.run.store, ctx.run.workspace, workdir)
+    except WorkdirError as exc:
+        raise StepError(exc.message) from None
+
+
+def run_commands(
+    ctx: StepContext,
+    commands: list[str],
+    *,
+    workdir: str | os.PathLike[str] | None = None,
+    on_step: Progress | None = None,
+) -> None:
     """Run ``commands`` in order for the step; record them in a versioned artifact; fail on the first failure."""
     run, step = ctx.run, ctx.step
     shell = bool((step.model_extra or {}).get("shell", False))
-    env, cwd = _environment(run, step), _workdir(run)
+    cwd = _cwd(ctx, workdir)
     deadline = time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
     results: list[dict[str, Any]] = []
-    for command in commands:
-        left = None if deadline is None else max(0.1, deadline - time.monotonic())
-        ctx.log("command started", command=command)
-        result = _run_command(command, shell=shell, timeout=left, env=env, cwd=cwd)
-        results.append(result)
-        ctx.log(
-            "command finished",
-            level="info" if result["success"] else "error",
-            command=command,
-            exit_code=result["exit_code"],
-            duration_ms=result["duration_ms"],
-        )
-        if not result["success"]:
-            break
+    with _environment(run, step) as env:
+        for command in commands:
+            left = None if deadline is None else max(0.1, deadline - time.monotonic())
+            ctx.log("command started", command=command, cwd=str(cwd))
+            result = _run_command(
+                command,
+                shell=shell,
+                timeout=left,
+                env=env,
+                cwd=cwd,
+                log=lambda event, _c=command, **f: ctx.log(event, command=_c, **f),
+                tick=_ticker(ctx, on_step),
+            )
+            results.append(result)
+            ctx.log(
+                "command finished",
+                level="info" if result["success"] else "error",
+                command=command,
+                exit_code=result["exit_code"],
+                duration_ms=result["duration_ms"],
+            )
+            if not result["success"]:
+                break
     success = all(r["success"] for r in results)
     report = {
         "success": success,
@@ -172,26 +498,39 @@ def run_commands(ctx: StepContext, commands: list[str]) -> None:
         raise StepError(f"`{last['command']}` failed ({detail})")
 
 
-def run_ai(ctx: StepContext) -> None:
+def ai_command(task: Task) -> str:
+    """The command AI steps of ``task`` run: ``config.variables["ai_command"]`` or ``$ATLAS_TASKS_AI_COMMAND``."""
+    return str(task.config.variables.get("ai_command") or os.environ.get("ATLAS_TASKS_AI_COMMAND", ""))
+
+
+def ai_prompt(task: Task, step: Step) -> str:
+    """The prompt an AI step sends on stdin: the step's prompt, else its description and the task's."""
+    return step.prompt or f"{step.description}\n\nTask: {task.description}\n"
+
+
+def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, on_step: Progress | None = None) -> None:
     """Run the configured AI command with the prompt on stdin; its output becomes a versioned artifact."""
     run, step = ctx.run, ctx.step
-    command = run.task.config.variables.get("ai_command") or os.environ.get("ATLAS_TASKS_AI_COMMAND", "")
+    command = ai_command(run.task)
     if not command:
         raise StepError(
             f"step {step.name!r} is an AI step and no AI command is configured: set the task's "
             "config.variables['ai_command'] (e.g. `atlas-tasks new ... --ai-command 'claude -p'`) "
             "or the ATLAS_TASKS_AI_COMMAND environment variable"
         )
-    prompt = step.prompt or f"{step.description}\n\nTask: {run.task.description}\n"
-    ctx.log("ai command started", command=command)
-    result = _run_command(
-        command,
-        shell=False,
-        timeout=step.timeout_seconds or None,
-        env=_environment(run, step),
-        cwd=_workdir(run),
-        stdin=prompt.encode(),
-    )
+    cwd = _cwd(ctx, workdir)
+    ctx.log("ai command started", command=command, cwd=str(cwd))
+    with _environment(run, step) as env:
+        result = _run_command(
+            command,
+            shell=False,
+            timeout=step.timeout_seconds or None,
+            env=env,
+            cwd=cwd,
+            stdin=ai_prompt(run.task, step).encode("utf-8", "surrogatepass"),
+            log=ctx.log,
+            tick=_ticker(ctx, on_step),
+        )
     ctx.artifact(f"{step.name}.md", result["stdout"], versioned=True)
     ctx.output = result["stdout"][-2000:]
     if not result["success"]:
@@ -201,17 +540,23 @@ def run_ai(ctx: StepContext) -> None:
         )
 
 
-def execute(ctx: StepContext) -> None:
-    """Do the step's work according to its type (see the module docstring)."""
+def execute(
+    ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, on_step: Progress | None = None
+) -> None:
+    """Do the step's work according to its type (see the module docstring).
+
+    ``workdir``: where commands run (see :func:`resolve_workdir`); ``on_step(ctx, "running")`` is called about
+    once a second while a command runs.
+    """
     kind = str(ctx.step.type)
     if kind == "human":
         ctx.await_approval(ctx.step.prompt or ctx.step.description or "waiting for approval")
         return
     commands = _commands_for(ctx.run.task, ctx.step)
     if kind in COMMAND_TYPES and commands:
-        run_commands(ctx, commands)
+        run_commands(ctx, commands, workdir=workdir, on_step=on_step)
     elif kind in AI_TYPES:
-        run_ai(ctx)
+        run_ai(ctx, workdir=workdir, on_step=on_step)
     else:
         where = (
             "the step's commands or the task's validation commands (`new --validate CMD`)"
@@ -221,8 +566,13 @@ def execute(ctx: StepContext) -> None:
         raise StepError(f"step {ctx.step.name!r} ({kind}) has no commands to run; configure {where}")
 
 
-def run_task(run: Run, on_step: Callable[[StepContext, str], None] | None = None) -> Task:
-    """Execute every remaining step of a live run; a failing step is recorded and re-raised as StepFailedError."""
+def run_task(run: Run, on_step: Progress | None = None, *, workdir: str | os.PathLike[str] | None = None) -> Task:
+    """Execute every remaining step of a live run; a failing step is recorded and re-raised as StepFailedError.
+
+    ``on_step(ctx, what)`` hears ``"started"``, ``"running"`` (about once a second during a command), and the
+    step's outcome (``"success"``, ``"awaiting_approval"`` ...) or ``"failed"``. ``workdir``: where the commands
+    run when the workspace has no worktree/path (or to override it); see :func:`resolve_workdir`.
+    """
     from atlas_tasks.errors import StepFailedError
 
     for step in run.remaining_steps():
@@ -231,7 +581,7 @@ def run_task(run: Run, on_step: Callable[[StepContext, str], None] | None = None
             with run.step(step) as ctx:
                 if on_step:
                     on_step(ctx, "started")
-                execute(ctx)
+                execute(ctx, workdir=workdir, on_step=on_step)
         except StepError as exc:
             if on_step:
                 on_step(StepContext(run, index), "failed")

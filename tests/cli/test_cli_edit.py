@@ -30,7 +30,8 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> Result:
 def home(tmp_path: Path) -> Path:
     """A home with workspace `w` and a user template `mixed`: an AI step, a validation step without commands."""
     home = tmp_path / "home"
-    FileStore(home).create_workspace("w")
+    (tmp_path / "worktree").mkdir()  # steps run only in the workspace's worktree
+    FileStore(home).create_workspace("w", worktree_path=str(tmp_path / "worktree"))
     (home / "templates").mkdir()
     steps = [{"name": "think", "type": "ai"}, {"name": "check", "type": "validation"}]
     (home / "templates" / "mixed.json").write_text(json.dumps({"description": "mixed", "steps": steps}))

@@ -22,7 +22,8 @@ def cli(home: Path, *args: str) -> Result:
 def home(tmp_path: Path) -> Path:
     """A home with workspace `w`."""
     home = tmp_path / "home"
-    FileStore(home).create_workspace("w")
+    (tmp_path / "worktree").mkdir()  # steps run only in the workspace's worktree
+    FileStore(home).create_workspace("w", worktree_path=str(tmp_path / "worktree"))
     return home
 
 

@@ -27,7 +27,8 @@ def cli(home: Path, *args: str) -> Result:
 def home(tmp_path: Path) -> Path:
     """A home with workspace `w` and a user template `checks`: two command steps, a review, one more step."""
     home = tmp_path / "home"
-    FileStore(home).create_workspace("w")
+    (tmp_path / "worktree").mkdir()  # where its commands run (never the current directory by default)
+    FileStore(home).create_workspace("w", worktree_path=str(tmp_path / "worktree"))
     (home / "templates").mkdir()
     steps = [
         {"name": "lint", "type": "validation", "commands": ["echo lint ok"]},

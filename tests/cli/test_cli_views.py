@@ -91,7 +91,8 @@ def _start_slow_run(home: Path, marker: Path) -> tuple[str, subprocess.Popen[str
 def runs(tmp_path: Path) -> Runs:
     """The three tasks; the crashed one's runner was SIGKILLed while its ``slow`` step ran."""
     home = tmp_path / "home"
-    FileStore(home).create_workspace("w")
+    (tmp_path / "worktree").mkdir()  # steps run only in the workspace's worktree
+    FileStore(home).create_workspace("w", worktree_path=str(tmp_path / "worktree"))
     (home / "templates").mkdir()
     marker = tmp_path / "slow-started"
     slow = [
@@ -142,7 +143,8 @@ def test_show_json_flags_a_crashed_run(runs: Runs) -> None:
 def test_show_json_names_the_live_runner(tmp_path: Path) -> None:
     """While the runner lives, `show --json` is not crashed and names the runner's pid."""
     home = tmp_path / "home"
-    FileStore(home).create_workspace("w")
+    (tmp_path / "worktree").mkdir()  # steps run only in the workspace's worktree
+    FileStore(home).create_workspace("w", worktree_path=str(tmp_path / "worktree"))
     (home / "templates").mkdir()
     marker = tmp_path / "started"
     steps = [{"name": "slow", "type": "validation", "commands": [_sleeper(marker)]}]

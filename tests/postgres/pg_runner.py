@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 
 from atlas_tasks.backends.postgres import PostgresStore
 from atlas_tasks.executors import run_task
@@ -19,7 +20,7 @@ def main() -> None:
     url, schema, ws, task_id = sys.argv[1:5]
     with PostgresStore(url, schema=schema) as store, store.run(ws, task_id) as run:
         print(json.dumps({"pid": os.getpid()}), flush=True)
-        run_task(run)
+        run_task(run, workdir=tempfile.gettempdir())  # commands run where we say, never in a guessed cwd
 
 
 if __name__ == "__main__":

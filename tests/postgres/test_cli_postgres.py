@@ -36,10 +36,10 @@ def url(pg_url: str, fresh_schema: str) -> str:
 
 
 @pytest.fixture
-def store(pg_url: str, fresh_schema: str) -> Iterator[PostgresStore]:
+def store(pg_url: str, fresh_schema: str, tmp_path: Path) -> Iterator[PostgresStore]:
     """The same store as `url`, opened by the test to look at what the CLI did."""
     with PostgresStore(pg_url, schema=fresh_schema) as opened:
-        opened.create_workspace("w")
+        opened.create_workspace("w", worktree_path=str(tmp_path))  # where its commands run
         yield opened
 
 

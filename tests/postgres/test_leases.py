@@ -189,7 +189,7 @@ def test_runner_killed_on_one_machine_is_interrupted_on_another_and_resumes(
 
 
 def test_run_in_process_completes_and_frees_the_lease(
-    pg_store: PostgresStore, other_store: PostgresStore, pg_ws: str
+    pg_store: PostgresStore, other_store: PostgresStore, pg_ws: str, tmp_path: Path
 ) -> None:
     """store.run on PostgreSQL: the lease is held during the run (seen elsewhere) and free after it."""
     steps = [Step(name="a", type="validation", commands=["true"]), Step(name="b", type="validation", commands=["true"])]
@@ -197,7 +197,7 @@ def test_run_in_process_completes_and_frees_the_lease(
     seen: list[dict[str, Any] | None] = []
     with pg_store.run(pg_ws, task.id) as run:
         seen.append(other_store.lease_holder(pg_ws, task.id))
-        run_task(run)
+        run_task(run, workdir=tmp_path)
     assert seen[0] is not None and seen[0]["pid"] == os.getpid()
     assert other_store.lease_holder(pg_ws, task.id) is None
     assert pg_store.get(pg_ws, task.id).status == TaskStatus.COMPLETED

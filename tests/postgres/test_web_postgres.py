@@ -40,9 +40,9 @@ def url(pg_url: str, fresh_schema: str) -> str:
 
 
 @pytest.fixture
-def store(pg_url: str, fresh_schema: str) -> Iterator[PostgresStore]:
+def store(pg_url: str, fresh_schema: str, tmp_path: Path) -> Iterator[PostgresStore]:
     with PostgresStore(pg_url, schema=fresh_schema) as opened:
-        opened.create_workspace("ws", branch="fix/rounding")
+        opened.create_workspace("ws", branch="fix/rounding", worktree_path=str(tmp_path))  # where commands run
         yield opened
 
 

@@ -114,7 +114,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Non
 
 def _task(store: FileStore) -> str:
     """A task of three command steps; the middle one takes two seconds, so the browser can see it running."""
-    store.create_workspace("demo", branch="fix/rounding")
+    worktree = store.home.parent / "demo-worktree"  # where the commands run
+    worktree.mkdir(exist_ok=True)
+    store.create_workspace("demo", branch="fix/rounding", worktree_path=str(worktree))
     steps = [
         Step(name="analyze", type="validation", commands=["sh -c 'echo reading the invoice code'"]),
         Step(name="build", type="validation", commands=["sh -c 'sleep 2; echo built 12 modules'"]),

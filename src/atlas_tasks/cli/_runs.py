@@ -5,17 +5,21 @@ and ``doctor``. Each is a thin layer over :mod:`atlas_tasks.runs` and the store;
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._errors import error, note, warn
 from atlas_tasks.cli._everywhere import AllReposOpt, every_store
 from atlas_tasks.cli._ids import complete_workspace
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
+from atlas_tasks.cli._text import printable
 
 if TYPE_CHECKING:
     from atlas_tasks.backends._file_check import CheckReport
@@ -40,23 +44,189 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
-def _progress(ctx: StepContext, what: str) -> None:
-    index, total = ctx.index + 1, len(ctx.run.task.steps)
-    step = ctx.run.task.steps[ctx.index]
-    if what == "started":
-        _emit(f"[{index}/{total}] {step.name} ({step.type}) ... attempt {step.attempts}")
-    else:
-        _emit(f"[{index}/{total}] {step.name}: {what}" + (f" - {ctx.output}" if ctx.output else ""))
+WorkdirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        metavar="DIR",
+        help="Where the commands run (default: the workspace's worktree, else its path; "
+        "required when it has neither: `--workdir .` for here).",
+        show_default=False,
+    ),
+]
+#: Off a terminal, a long step prints a "still running" line this often (seconds); on one, a live timer.
+PROGRESS_EVERY_ENV = "ATLAS_TASKS_PROGRESS_SECONDS"
 
 
-def _run(store: CliStore, workspace: str, task_id: str) -> Task:
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class _Progress:
+    """The run's terminal output: one line per step start and one per step end, plus the elapsed time of a long
+    step (on a terminal a timer updated in place; otherwise a line every ``$ATLAS_TASKS_PROGRESS_SECONDS``, 30 s by
+    default). Step names and outputs are stored text: printed escaped, as everywhere else."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        try:
+            self.every = float(os.environ.get(PROGRESS_EVERY_ENV) or 30)
+        except ValueError:
+            self.every = 30.0
+        self.started = self.shown = 0.0
+        self.line = ""
+        self.open = False  # a terminal line without its newline yet
+
+    def __call__(self, ctx: StepContext, what: str) -> None:
+        index, total = ctx.index + 1, len(ctx.run.task.steps)
+        step = ctx.run.task.steps[ctx.index]
+        name = printable(step.name)
+        now = time.monotonic()
+        if what == "started":
+            self.started = self.shown = now
+            self.line = f"[{index}/{total}] {name} ({printable(str(step.type))}) ... attempt {step.attempts}"
+            if self.tty:
+                sys.stdout.write(self.line)
+                sys.stdout.flush()
+                self.open = True
+            else:
+                _emit(self.line)
+        elif what == "running":
+            if self.tty:
+                sys.stdout.write(f"\r{self.line} {_elapsed(now - self.started)}\x1b[K")
+                sys.stdout.flush()
+            elif now - self.shown >= self.every:
+                self.shown = now
+                _emit(f"[{index}/{total}] {name}: running for {_elapsed(now - self.started)}")
+        else:
+            self.close()
+            summary = _summary(ctx)
+            _emit(f"[{index}/{total}] {name}: {printable(what)}" + (f" - {summary}" if summary else ""))
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            _emit("")
+
+
+def _summary(ctx: StepContext) -> str:
+    """A step's output as one short line: a long or multi-line output (an AI's answer) is only pointed at."""
+    text = ctx.output.strip()
+    if "\n" in text or len(text) > 160:
+        lines = len(ctx.output.splitlines())
+        where = f" in {ctx.artifact_path}" if ctx.artifact_path else ""
+        return printable(f"{lines} line(s) of output{where}")
+    return printable(text)
+
+
+def _resume_command(store: CliStore, workspace: str, task_id: str, workdir: Path | None) -> str:
+    home = getattr(store, "home", None)
+    parts = ["atlas-tasks", *(["--home", str(home)] if home is not None else []), "run"]
+    if workdir is not None:
+        parts += ["--workdir", str(workdir.expanduser().absolute())]
+    return shlex.join([*parts, workspace, task_id])
+
+
+def _preflight(store: CliStore, workspace: str, task_id: str, workdir: Path | None) -> None:
+    """Refuse before touching the task when its commands would have nowhere safe to run (WorkdirError)."""
+    from atlas_tasks.executors import needs_workdir, resolve_workdir
+    from atlas_tasks.transitions import is_terminal
+
+    task = store.get(workspace, task_id)
+    if is_terminal(task.status) or str(task.status) == "awaiting_approval":
+        return  # `run` itself says why it cannot run
+    if store.lease_holder(workspace, task_id) is not None:
+        return  # `run` refuses it, naming the live runner
+    if any(needs_workdir(task, step) for step in task.steps[max(task.current_step, 0) :]):
+        resolve_workdir(store, workspace, workdir)
+
+
+def _run(store: CliStore, workspace: str, task_id: str, workdir: Path | None = None) -> Task:
     from atlas_tasks.executors import run_task
 
-    with store.run(workspace, task_id) as live:
-        _emit(f"running {task_id} in {workspace} from step {live.task.current_step + 1} of {len(live.task.steps)}")
-        task = run_task(live, _progress)
+    _preflight(store, workspace, task_id, workdir)
+    progress = _Progress()
+    try:
+        with store.run(workspace, task_id) as live:
+            _emit(f"running {task_id} in {workspace} from step {live.task.current_step + 1} of {len(live.task.steps)}")
+            task = run_task(live, progress, workdir=workdir)
+    except KeyboardInterrupt:
+        progress.close()
+        note(f"interrupted; resume with `{_resume_command(store, workspace, task_id, workdir)}`")
+        raise typer.Exit(130) from None
+    finally:
+        progress.close()
     _emit(f"task {task_id} is {task.status}" + _next_hint(workspace, task))
     return task
+
+
+def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None) -> None:
+    """Print what `run` would execute, and where, without running or changing anything."""
+    from atlas_tasks import executors
+    from atlas_tasks.runs import NotRunnableError
+    from atlas_tasks.transitions import is_terminal
+
+    task = store.get(workspace, task_id)
+    if is_terminal(task.status):
+        raise NotRunnableError(workspace, task_id, str(task.status), "it is finished; nothing to run")
+    if str(task.status) == "awaiting_approval":
+        raise NotRunnableError(
+            workspace,
+            task_id,
+            str(task.status),
+            f"approve or reject it first (`atlas-tasks approve {workspace} {task_id}`)",
+        )
+    start, total = max(task.current_step, 0), len(task.steps)
+    steps = task.steps[start:]
+    problem: executors.WorkdirError | None = None
+    try:
+        where = str(executors.resolve_workdir(store, workspace, workdir))
+    except executors.WorkdirError as exc:
+        problem, where = exc, "(none)"
+    _emit(f"dry run of {task_id} in {workspace} ({task.status}): {len(steps)} step(s) left of {total}; nothing is run")
+    _emit(f"directory: {printable(where)}")
+    holder = store.lease_holder(workspace, task_id)
+    if holder is not None:
+        from atlas_tasks._display import runner_text
+
+        _emit(f"note: a live runner holds it ({runner_text(holder)}): `run` would be refused now")
+    for number, step in enumerate(steps, start=start + 1):
+        head = f"[{number}/{total}] {printable(step.name)} ({printable(str(step.type))})"
+        kind = str(step.type)
+        commands = executors._commands_for(task, step)
+        limit = f", timeout {step.timeout_seconds}s" if step.timeout_seconds else ""
+        if kind == "human":
+            _emit(f"{head}: stops and waits for approval")
+        elif kind in executors.COMMAND_TYPES and commands:
+            shell = bool((step.model_extra or {}).get("shell", False))
+            _emit(
+                f"{head}: {len(commands)} command(s){' through sh -c' if shell else ''}{limit}, in {printable(where)}"
+            )
+            for command in commands:
+                try:
+                    executors.parse_command(command, shell)
+                    bad = ""
+                except ValueError as exc:
+                    bad = f"   <- would fail: {exc}"
+                _emit(f"    $ {printable(command)}{bad}")
+        elif kind in executors.AI_TYPES:
+            command = executors.ai_command(task)
+            source = "the step's prompt" if step.prompt else "the step's description and the task's description"
+            prompt = executors.ai_prompt(task, step)
+            _emit(
+                f"{head}: AI command{limit}, in {printable(where)}, prompt on stdin from {source} ({len(prompt)} chars)"
+            )
+            _emit(
+                f"    $ {printable(command)}"
+                if command
+                else "    no AI command configured (--ai-command or $ATLAS_TASKS_AI_COMMAND): the step would fail"
+            )
+        else:
+            _emit(f"{head}: no commands to run: the step would fail")
+    if problem is not None and any(executors.needs_workdir(task, step) for step in steps):
+        error(problem.message)
+        raise typer.Exit(1)
 
 
 def _next_hint(workspace: str, task: Task) -> str:
@@ -83,6 +253,7 @@ def new(
     ] = "auto",
     run_now: Annotated[bool, typer.Option("--run", help="Start running it at once.")] = False,
     as_json: JsonOpt = False,
+    workdir: WorkdirOpt = None,
 ) -> None:
     """Create a task from a template (and with --run, run it).
 
@@ -122,7 +293,7 @@ def new(
     for problem in config_problems(created, f"atlas-tasks set {workspace} {created.id}"):
         warn(f"the run will fail: {problem}")
     if run_now:
-        _run(store, workspace, created.id)
+        _run(store, workspace, created.id, workdir)
 
 
 def _is_closed(store: CliStore, workspace: str) -> bool:
@@ -134,11 +305,26 @@ def _is_closed(store: CliStore, workspace: str) -> bool:
         return False  # a task directory without a readable workspace.json (a Go home): nothing says it is closed
 
 
-def run(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg) -> None:
+def run(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    task_id: TaskArg,
+    workdir: WorkdirOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would run, and where, without running or changing anything.")
+    ] = False,
+) -> None:
     """Run a task from where it stands: a new task from its first step, a crashed or failed one from the step
     that did not finish. Steps recorded as done never run again.
+
+    Commands run in the workspace's worktree (else its path); a workspace with neither needs --workdir. Ctrl-C
+    stops the run (exit 130) and prints the command that resumes it.
     """
-    _run(state(ctx).store(), workspace, task_id)
+    store = state(ctx).store()
+    if dry_run:
+        _dry_run(store, workspace, task_id, workdir)
+    else:
+        _run(store, workspace, task_id, workdir)
 
 
 def approve(

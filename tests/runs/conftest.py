@@ -1,0 +1,24 @@
+"""The run tests' workspace has a real worktree directory: commands run only where the workspace says."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from atlas_tasks import FileStore
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    path = tmp_path / "worktree"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ws(store: FileStore, worktree: Path) -> str:
+    name = f"ws-{secrets.token_hex(3)}"
+    store.create_workspace(name, worktree_path=str(worktree))
+    return name
