@@ -343,3 +343,22 @@ def test_doctor_still_reports_a_missing_ref_of_our_own_tasks(tmp_path: Path) -> 
     path = store.workspace_path("ws") / "workspace.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | {"tasks": []}))
     assert [(f.kind, f.task_id) for f in store.check().findings] == [("missing_ref", task.id)]
+
+
+def test_cli_runs_and_deletes_a_repo_task_by_cwd_and_by_repo(go_home: Path, repo: Path, tmp_path: Path) -> None:
+    """Inside the repository a task of its store runs to the end with no store option; --repo deletes it."""
+    from atlas_tasks import Step, Task
+
+    store = FileStore.for_repo(repo, home=go_home)
+    store.create_workspace("local", worktree_path=str(repo))
+    marker = repo / "ran.txt"
+    task = store.create(
+        "local", Task(description="d", steps=[Step(name="touch", type="validation", commands=[f"touch {marker}"])])
+    )
+    ran = cli("run", "local", task.id, cwd=repo / "pkg", env={"ATLAS_HOME": str(go_home)})
+    assert ran.returncode == 0, ran.stderr
+    assert marker.exists()
+    assert store.get("local", task.id).status == "completed"
+    deleted = cli("--home", str(go_home), "--repo", str(repo), "delete", "local", task.id, "--yes", cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert [t.id for t in store.list("local")] == []
