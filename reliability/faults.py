@@ -180,10 +180,10 @@ def _follow_up(store: FileStore, verdict: Verdict) -> None:
         verdict.add("store wrote from a stale state after a fault", f"revision {before} -> {after}")
 
 
-def run_injected(scale: Scale, variant: str | None) -> Outcome:
-    """Fail each call of each operation with each errno, once and persistently."""
+def run_injected(scale: Scale, variant: str | None, names: tuple[str, ...] = ()) -> Outcome:
+    """Fail each call of each operation (``names``: some only) with each errno, once and persistently."""
     outcome = Outcome("F", variant or "store", unit="injected faults")
-    names = CORE_OPS if scale == "fast" else tuple(OPS)
+    names = names or (CORE_OPS if scale == "fast" else tuple(OPS))
     errnos = ["ENOSPC", "EIO"] if scale == "fast" else list(ERRNOS)
     modes = [False] if scale == "fast" else [False, True]
     with timed(outcome), scratch("f") as root, weaken.weakened(variant):

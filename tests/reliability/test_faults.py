@@ -20,6 +20,13 @@ def test_injected_faults_are_typed_and_harmless() -> None:
     assert outcome.violations == 0, outcome.describe()
 
 
+def test_failed_workspace_create_never_fsyncs_its_parent_again() -> None:
+    """A create_workspace whose fsync fails cleans up without a second fsync of that directory (found by F)."""
+    outcome = faults.run_injected("fast", None, ("create_workspace",))
+    assert outcome.runs > 5
+    assert outcome.violations == 0, outcome.describe()
+
+
 @pytest.mark.parametrize(
     ("variant", "symptom"),
     [("fsync-retry", "acknowledged although a data-path call failed"), ("in-place-write", "task unreadable")],

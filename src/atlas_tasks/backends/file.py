@@ -1130,7 +1130,10 @@ class FileStore:
         """Remove the directory a failed create_workspace made (a full disk, say), so no half workspace "exists".
 
         Only if it holds nothing but the workspace lock file and temp files: anything else is another writer's.
-        Best effort; the failure being reported is the create's own.
+        Best effort; the failure being reported is the create's own. The removal is not fsynced: the failure may
+        have been the fsync of this very parent, and a failed fsync is never followed by another on the same file
+        (it could report success for writes the kernel already dropped). After a power cut the empty directory
+        may come back; it holds no workspace.json, so nothing was acknowledged by it.
         """
         with contextlib.suppress(OSError), walk(home, ["workspaces"]) as parent, walk(parent, [name]) as wsd:
             entries = [e.name for e in ops.list_dir(wsd.fd, wsd.path)]
@@ -1139,7 +1142,6 @@ class FileStore:
             for entry in entries:
                 ops.unlink(entry, wsd.fd, wsd.child(entry))
             ops.rmdir(name, parent.fd, wsd.path)
-            ops.fsync(parent.fd, parent.path)
 
     def _create_workspace(
         self,
