@@ -362,3 +362,22 @@ def test_cli_runs_and_deletes_a_repo_task_by_cwd_and_by_repo(go_home: Path, repo
     deleted = cli("--home", str(go_home), "--repo", str(repo), "delete", "local", task.id, "--yes", cwd=tmp_path)
     assert deleted.returncode == 0, deleted.stderr
     assert [t.id for t in store.list("local")] == []
+
+
+def test_completion_inside_a_repository_is_silent(go_home: Path, repo: Path) -> None:
+    """Shell completion uses the repository's store but writes nothing to stderr (it would land in the prompt)."""
+    script = "import sys; sys.argv[0] = 'atlas-tasks'; from atlas_tasks.cli import main; main()"
+    line = "atlas-tasks show "
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("ATLAS_HOME", "ATLAS_STORE_URL")},
+        "ATLAS_HOME": str(go_home),
+        "_ATLAS_TASKS_COMPLETE": "complete_bash",
+        "COMP_WORDS": line,
+        "COMP_CWORD": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.split() == ["api"]
+    assert done.stderr == ""

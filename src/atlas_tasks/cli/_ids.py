@@ -105,7 +105,12 @@ def _completion_state(ctx: Any) -> State:
     root = ctx.find_root()
     if isinstance(root.obj, State):
         return root.obj
-    return State(home=root.params.get("home"), store_url=root.params.get("store") or None, repo=root.params.get("repo"))
+    return State(
+        home=root.params.get("home"),
+        store_url=root.params.get("store") or None,
+        repo=root.params.get("repo"),
+        quiet=True,
+    )
 
 
 def complete_workspace(ctx: typer.Context, incomplete: str) -> list[str]:

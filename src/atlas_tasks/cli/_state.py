@@ -52,6 +52,8 @@ class State:
     store_url: str | None = None
     debug: bool = False
     repo: Path | None = None
+    #: No notes or warnings on stderr (shell completion: whatever it prints lands in the user's prompt).
+    quiet: bool = False
     _opened: list[Any] = field(default_factory=list, repr=False, compare=False)
     # The running command's name ("list", "workspace create"), as state() saw it; frozen fields, mutable contents.
     _command: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -118,8 +120,7 @@ class State:
             return FileStore.for_repo(repo, self.home, **kwargs)
         return FileStore(self.home, **kwargs)
 
-    @staticmethod
-    def _current_repo() -> Path | None:
+    def _current_repo(self) -> Path | None:
         from atlas_tasks import repos
 
         found = repos.find_repo()
@@ -128,9 +129,10 @@ class State:
         with contextlib.suppress(repos.RepoNotFoundError):
             scoped = repos.repo_home(found)
             if scoped.is_dir():
-                from atlas_tasks.cli._errors import note
+                if not self.quiet:
+                    from atlas_tasks.cli._errors import note
 
-                note(f"using the store of git repository {found} ({scoped}); --home DIR or --repo PATH for another")
+                    note(f"using the store of git repository {found} ({scoped}); --home DIR or --repo PATH for another")
                 return found
         return None
 
@@ -142,7 +144,7 @@ class State:
         commands' own notes ("no workspaces yet; create one with ...") say what to do.
         """
         source = self._home_source()
-        if source is None or home in self._warned or home.exists():
+        if self.quiet or source is None or home in self._warned or home.exists():
             return
         from atlas_tasks.cli._errors import warn
 
