@@ -58,6 +58,9 @@ _SUPERVISOR = str(Path(__file__).with_name("_supervisor.py"))
 Progress = Callable[[StepContext, str], None]
 
 
+_LAST_WORDS = 200  # characters of a failed command's last line kept in the step's error
+
+
 class StepError(Exception):
     """A step's work failed; the message is what the task records as the step's error."""
 
@@ -490,12 +493,14 @@ def run_commands(
     if str(step.type) == "validation":
         report["failed_step"] = "" if success else results[-1]["command"]
     base = "validation.json" if str(step.type) == "validation" else f"{step.name}.json"
-    ctx.artifact(base, json.dumps(report, indent=2, ensure_ascii=False), versioned=True)
+    saved = ctx.artifact(base, json.dumps(report, indent=2, ensure_ascii=False), versioned=True)
     ctx.output = f"{len(results)} command(s), " + ("all passed" if success else f"failed: {results[-1]['command']}")
     if not success:
         last = results[-1]
         detail = last.get("error") or f"exit code {last['exit_code']}"
-        raise StepError(f"`{last['command']}` failed ({detail})")
+        said = _last_words(last)
+        why = f": {said}" if said else ""
+        raise StepError(f"`{last['command']}` failed ({detail}){why}; its output is in artifacts/{saved}")
 
 
 def ai_command(task: Task) -> str:
@@ -506,6 +511,16 @@ def ai_command(task: Task) -> str:
 def ai_prompt(task: Task, step: Step) -> str:
     """The prompt an AI step sends on stdin: the step's prompt, else its description and the task's."""
     return step.prompt or f"{step.description}\n\nTask: {task.description}\n"
+
+
+def _last_words(result: dict[str, Any]) -> str:
+    """The last non-blank line a failed command wrote (stderr first), cut short: why it failed, in its own words
+    (git's "nothing to commit, working tree clean"), so the step's error says it without opening the artifact."""
+    for stream in ("stderr", "stdout"):
+        lines = [line.strip() for line in str(result.get(stream) or "")[-4096:].splitlines() if line.strip()]
+        if lines:
+            return lines[-1] if len(lines[-1]) <= _LAST_WORDS else lines[-1][: _LAST_WORDS - 1] + "…"
+    return ""
 
 
 def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, on_step: Progress | None = None) -> None:

@@ -224,3 +224,15 @@ def test_long_step_shows_a_live_timer_on_a_terminal(store: FileStore, ws: str) -
         os.close(leader)
         assert runner.wait(timeout=60) == 0, seen
     assert b"\r[1/1] s (validation) ... attempt 1 1s" in seen and b"[1/1] s: success" in seen
+
+
+def test_failed_command_says_why_in_its_own_words(store: FileStore, ws: str) -> None:
+    """A failing command's last line (stderr first) and its artifact are in the step's error, not only exit 1."""
+    task = one_step(store, ws, "sh -c 'echo progress; echo nothing to commit, working tree clean >&2; exit 1'")
+    done = cli(store.home, "run", ws, task.id)
+    assert done.returncode == 1
+    error = store.get(ws, task.id).steps[0].error
+    assert error.endswith(
+        "(exit code 1): nothing to commit, working tree clean; its output is in artifacts/validation.1.json"
+    )
+    assert "nothing to commit, working tree clean" in done.stderr
