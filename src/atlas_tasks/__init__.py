@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidValueError": "atlas_tasks.errors",
     "AmbiguousTaskIdError": "atlas_tasks.errors",
     "UnsafeTaskFileError": "atlas_tasks.errors",
+    "WorkdirError": "atlas_tasks.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
         TaskNotFoundError,
         TaskRunningError,
         UnsafeTaskFileError,
+        WorkdirError,
         WorkspaceExistsError,
         WorkspaceNotFoundError,
     )

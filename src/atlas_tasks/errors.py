@@ -611,6 +611,26 @@ class StepFailedError(AtlasTasksError):
         )
 
 
+class WorkdirError(AtlasTasksError):
+    """There is no safe directory to run a task's commands in: the configured one is missing, the workspace cannot
+    be read, or nothing was configured and the caller did not say where.
+
+    Attributes: ``workspace``, ``path`` (the missing directory, or ``""``) and ``reason``.
+    """
+
+    workspace: str
+    path: str
+    reason: str
+
+    def __init__(self, workspace: str, path: str, reason: str) -> None:
+        super().__init__(
+            f"cannot run the steps of workspace {workspace!r}: {reason}; nothing was run",
+            workspace=workspace,
+            path=path,
+            reason=reason,
+        )
+
+
 __all__ = [
     "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
@@ -637,6 +657,7 @@ __all__ = [
     "TaskNotFoundError",
     "TaskRunningError",
     "UnsafeTaskFileError",
+    "WorkdirError",
     "WorkspaceExistsError",
     "WorkspaceNotFoundError",
 ]

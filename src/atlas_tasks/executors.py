@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from atlas_tasks.errors import AtlasTasksError
+from atlas_tasks.errors import AtlasTasksError, WorkdirError
 from atlas_tasks.models import Step, Task, utcnow
 from atlas_tasks.runs import Run, StepContext
 
@@ -63,26 +63,6 @@ _LAST_WORDS = 200  # characters of a failed command's last line kept in the step
 
 class StepError(Exception):
     """A step's work failed; the message is what the task records as the step's error."""
-
-
-class WorkdirError(AtlasTasksError):
-    """There is no safe directory to run a task's commands in: the configured one is missing, the workspace cannot
-    be read, or nothing was configured and the caller did not say where.
-
-    Attributes: ``workspace``, ``path`` (the missing directory, or ``""``) and ``reason``.
-    """
-
-    workspace: str
-    path: str
-    reason: str
-
-    def __init__(self, workspace: str, path: str, reason: str) -> None:
-        super().__init__(
-            f"cannot run the steps of workspace {workspace!r}: {reason}; nothing was run",
-            workspace=workspace,
-            path=path,
-            reason=reason,
-        )
 
 
 def resolve_workdir(store: Any, workspace: str, workdir: str | os.PathLike[str] | None = None) -> Path:

@@ -164,6 +164,7 @@ def _run(store: CliStore, workspace: str, task_id: str, workdir: Path | None = N
 def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None) -> None:
     """Print what `run` would execute, and where, without running or changing anything."""
     from atlas_tasks import executors
+    from atlas_tasks.errors import WorkdirError
     from atlas_tasks.runs import NotRunnableError
     from atlas_tasks.transitions import is_terminal
 
@@ -179,10 +180,10 @@ def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None
         )
     start, total = max(task.current_step, 0), len(task.steps)
     steps = task.steps[start:]
-    problem: executors.WorkdirError | None = None
+    problem: WorkdirError | None = None
     try:
         where = str(executors.resolve_workdir(store, workspace, workdir))
-    except executors.WorkdirError as exc:
+    except WorkdirError as exc:
         problem, where = exc, "(none)"
     _emit(f"dry run of {task_id} in {workspace} ({task.status}): {len(steps)} step(s) left of {total}; nothing is run")
     _emit(f"directory: {printable(where)}")
