@@ -631,6 +631,52 @@ class WorkdirError(AtlasTasksError):
         )
 
 
+class NotRunnableError(AtlasTasksError):
+    """``run`` was asked for a task that cannot run now (finished, or waiting for a human)."""
+
+    workspace: str
+    task_id: str
+    status: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, hint: str) -> None:
+        super().__init__(
+            f"task {task_id!r} in workspace {workspace!r} is {status}: {hint}",
+            workspace=workspace,
+            task_id=task_id,
+            status=status,
+        )
+
+
+class TemplateError(AtlasTasksError, LookupError):
+    """A template that does not exist or cannot be read."""
+
+    name: str
+    reason: str
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"template {name!r}: {reason}", name=name, reason=reason)
+
+
+class MissingExtraError(AtlasTasksError, ImportError):
+    """A backend needs packages of an optional extra that are not installed.
+
+    Attributes: ``extra`` (e.g. ``"postgres"``), ``feature`` and ``reason`` (the import error).
+    """
+
+    extra: str
+    feature: str
+    reason: str
+
+    def __init__(self, extra: str, feature: str, reason: BaseException | str) -> None:
+        super().__init__(
+            f"{feature} needs the optional '{extra}' dependencies ({reason}); install them with: "
+            f"pip install 'atlas-tasks[{extra}]'",
+            extra=extra,
+            feature=feature,
+            reason=str(reason),
+        )
+
+
 __all__ = [
     "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
@@ -647,7 +693,9 @@ __all__ = [
     "InvalidTransitionError",
     "InvalidValueError",
     "LockTimeoutError",
+    "MissingExtraError",
     "NotAwaitingApprovalError",
+    "NotRunnableError",
     "SchemaVersionError",
     "StepFailedError",
     "StorageError",
@@ -656,6 +704,7 @@ __all__ = [
     "TaskFinishedError",
     "TaskNotFoundError",
     "TaskRunningError",
+    "TemplateError",
     "UnsafeTaskFileError",
     "WorkdirError",
     "WorkspaceExistsError",

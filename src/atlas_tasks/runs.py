@@ -33,6 +33,7 @@ from atlas_tasks.errors import (
     CannotAbandonError,
     InvalidTransitionError,
     NotAwaitingApprovalError,
+    NotRunnableError,
     StepFailedError,
     TaskRunningError,
 )
@@ -44,22 +45,6 @@ ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
 # A task written by the Go ATLAS carries no lease of ours: a live Go engine cannot be told from a dead one except by
 # age. Go's own hook subsystem calls a run stale after five minutes without a write; so do we, for Go tasks only.
 GO_STALE_AFTER = timedelta(minutes=5)
-
-
-class NotRunnableError(AtlasTasksError):
-    """``run`` was asked for a task that cannot run now (finished, or waiting for a human)."""
-
-    workspace: str
-    task_id: str
-    status: str
-
-    def __init__(self, workspace: str, task_id: str, status: str, hint: str) -> None:
-        super().__init__(
-            f"task {task_id!r} in workspace {workspace!r} is {status}: {hint}",
-            workspace=workspace,
-            task_id=task_id,
-            status=status,
-        )
 
 
 class LeaseHandle(Protocol):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas_tasks.errors import AtlasTasksError
+from atlas_tasks.errors import TemplateError
 from atlas_tasks.models import Step, Task, TaskConfig
 from atlas_tasks.names import check_template_name
 
@@ -133,16 +133,6 @@ BUILTIN: dict[str, dict[str, Any]] = {
         ],
     },
 }
-
-
-class TemplateError(AtlasTasksError, LookupError):
-    """A template that does not exist or cannot be read."""
-
-    name: str
-    reason: str
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"template {name!r}: {reason}", name=name, reason=reason)
 
 
 @dataclass

@@ -32,7 +32,7 @@ def serve(*args: str) -> Result:
 def test_store_url_of_unknown_kind_is_a_usage_error(home: Path) -> None:
     """A store URL that is neither file:// nor postgresql:// is refused, saying what works instead."""
     result = serve("serve", "--store", "s3://bucket/atlas")
-    assert result.exit_code == 2 and "use file:///absolute/path or postgresql://" in result.output
+    assert result.exit_code == 2 and "use file:///absolute/path, postgresql://" in result.output
 
 
 def test_store_and_home_together_is_a_usage_error(home: Path) -> None:

@@ -25,8 +25,7 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
@@ -45,43 +44,12 @@ from atlas_tasks.errors import (
 from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.ids import UUID_ID_RE
 from atlas_tasks.models import Task, TaskRef
+from atlas_tasks.store.types import CheckReport, Finding
 
 if TYPE_CHECKING:
     from atlas_tasks.backends.file import FileStore
 
 _HARMLESS = {"task.json.lock"}
-
-
-@dataclass
-class Finding:
-    """One problem found by :meth:`FileStore.check`."""
-
-    kind: str
-    path: str
-    detail: str
-    workspace: str | None = None
-    task_id: str | None = None
-    fixed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class CheckReport:
-    """What :meth:`FileStore.check` found: ``findings``, and how many tasks it read."""
-
-    findings: list[Finding] = field(default_factory=list)
-    tasks_checked: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing needs attention (every finding, if any, was fixed)."""
-        return all(f.fixed for f in self.findings)
-
-    def add(self, finding: Finding) -> Finding:
-        self.findings.append(finding)
-        return finding
 
 
 def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckReport:

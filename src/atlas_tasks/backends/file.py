@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 
 from pydantic_core import from_json
 
@@ -47,7 +47,7 @@ from atlas_tasks._codec import (
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, odd_kind, open_home, refused, walk
 from atlas_tasks.backends import _summaries
-from atlas_tasks.backends._file_check import CheckReport, check_store
+from atlas_tasks.backends._file_check import check_store
 from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,
@@ -71,6 +71,7 @@ from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, parse_time, utcnow
 from atlas_tasks.store import LogEntry, LogLines, LogTail, SummaryList, TaskList, TaskSummary, WorkspaceList
+from atlas_tasks.store.types import CheckReport
 from atlas_tasks.transitions import check_status_change, is_terminal
 
 if TYPE_CHECKING:
@@ -932,10 +933,6 @@ class FileStore:
             finally:
                 ops.close(fd)
 
-    def log_path(self, workspace: str, task_id: str) -> Path:
-        """The task.log file of a task (for tools that follow it)."""
-        return self.task_path(workspace, task_id) / LOG_FILE
-
     # -- artifacts --------------------------------------------------------------------------------------------------
     @_storage_errors
     def save_artifact(self, workspace: str, task_id: str, filename: str, data: bytes | str) -> str:
@@ -1088,6 +1085,130 @@ class FileStore:
         from atlas_tasks import runs  # runs imports the store protocol; importing it lazily keeps this module light
 
         return runs.run(self, workspace, task_id)
+
+    @_storage_errors
+    def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
+        """The ids of the workspace's tasks that have a run-lease file at all (see :class:`RunLeases`).
+
+        A runner creates its lease file before it moves the task to running, and the file is never removed, so a
+        running task without one has no live runner: one directory listing instead of one lease probe per task.
+        """
+        N.check_workspace_name(workspace)
+        try:
+            lease_dir = self._private_dir("leases", workspace, create=False)
+        except FileNotFoundError:
+            return set()
+        with lease_dir:
+            return {
+                e.name[: -len(".lease")] for e in ops.scandir(lease_dir.fd, lease_dir.path) if e.name.endswith(".lease")
+            }
+
+    # -- change stamps (ChangeStamps: the dashboard's index re-reads only what changed) ---------------------------
+    @_storage_errors
+    def workspace_names(self) -> builtins.list[str]:
+        """Workspace directories with valid names, sorted (no workspace.json is decoded)."""
+        try:
+            home = self._open_home()
+        except FileNotFoundError:
+            return []
+        with home:
+            try:
+                wdir = walk(home, ["workspaces"])
+            except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+                return []
+            with wdir:
+                return sorted(
+                    e.name
+                    for e in ops.scandir(wdir.fd, wdir.path)
+                    if _valid_name(N.check_workspace_name, e.name) and e.is_dir(follow_symlinks=False)
+                )
+
+    @_storage_errors
+    def task_stamps(self, workspace: str) -> dict[str, Any]:
+        """One stamp per entry of the workspace's tasks directory: task.json's (inode, mtime, ctime, size) or None.
+
+        task.json is only ever replaced by rename, so a changed task always has a new inode or mtime.
+        """
+        with self._ws_dir(workspace) as wsd:
+            try:
+                tasks = walk(wsd, ["tasks"])
+            except FileNotFoundError:
+                return {}  # a workspace without tasks yet
+            with tasks:
+                return {
+                    e.name: _stat_stamp(f"{e.name}/{TASK_FILE}", tasks.fd)
+                    for e in ops.scandir(tasks.fd, tasks.path)
+                    if not e.name.startswith(".")
+                }
+
+    @_storage_errors
+    def task_stamp(self, workspace: str, task_id: str) -> Any:
+        """The stamp of one task as :meth:`task_stamps` gives it (None if it has no task.json now)."""
+        N.check_task_id(task_id)
+        try:
+            with self._ws_dir(workspace) as wsd:
+                return _stat_stamp(f"tasks/{task_id}/{TASK_FILE}", wsd.fd)
+        except (WorkspaceNotFoundError, FileNotFoundError):
+            return None
+
+    # -- log following and artifact sizes ---------------------------------------------------------------------------
+    def follow_log(
+        self,
+        workspace: str,
+        task_id: str,
+        *,
+        until: Callable[[], bool],
+        poll: float = 1.0,
+        after: int = 0,
+        on_listen: Callable[[], None] | None = None,
+        on_task: Callable[[str], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the log's entries after byte ``after``, then new ones as they are appended, until ``until()``.
+
+        Reads through :meth:`tail_log` a window at a time (never a path opened here, so a FIFO or symlink planted
+        as task.log is refused like everywhere else). See :meth:`atlas_tasks.store.Store.follow_log`.
+        """
+        from atlas_tasks.store.base import BaseStore
+
+        return BaseStore.follow_log(
+            cast(BaseStore, self),  # the interim: FileStore is not a BaseStore subclass yet
+            workspace,
+            task_id,
+            until=until,
+            poll=poll,
+            after=after,
+            on_listen=on_listen,
+            on_task=on_task,
+        )
+
+    def _announce_revision(self, workspace: str, task_id: str, known: int, on_task: Callable[[str], None]) -> int:
+        from atlas_tasks.store.base import BaseStore
+
+        return BaseStore._announce_revision(cast(BaseStore, self), workspace, task_id, known, on_task)
+
+    @_storage_errors
+    def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
+        """Each artifact's size in bytes, by a stat beneath the task's directory (nothing is read)."""
+        names = self.list_artifacts(workspace, task_id)
+        sizes: dict[str, int] = {}
+        with self._task_dir(workspace, task_id) as d:
+            for name in names:
+                try:
+                    sizes[name] = ops.stat_at(f"{ARTIFACTS_DIR}/{name}", d.fd).st_size
+                except OSError:
+                    continue  # removed since it was listed
+        return sizes
+
+    @property
+    def url(self) -> str:
+        """``file:///path/to/home``: :func:`atlas_tasks.store.urls.open_store` opens this store again."""
+        from atlas_tasks.store.urls import file_url
+
+        return file_url(self.home)
+
+    def log_path(self, workspace: str, task_id: str) -> Path:
+        """The task.log file of a task (for display)."""
+        return self.task_path(workspace, task_id) / LOG_FILE
 
     # -- consistency ------------------------------------------------------------------------------------------------
     @_storage_errors
@@ -1606,6 +1727,22 @@ def parse_log(raw: bytes, workspace: str, task_id: str, path: str) -> LogLines:
         else:
             out.errors.append(CorruptLogError(workspace, task_id, path, number, reason))
     return out
+
+
+def _stat_stamp(relative: str, dir_fd: int) -> tuple[int, int, int, int] | None:
+    try:
+        st = ops.stat_at(relative, dir_fd)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def _valid_name(check: Callable[[str], str], name: str) -> bool:
+    try:
+        check(name)
+    except InvalidNameError:
+        return False
+    return True
 
 
 __all__ = ["FileStore", "parse_log"]

@@ -22,10 +22,10 @@ from atlas_tasks.cli._state import state
 from atlas_tasks.cli._text import printable
 
 if TYPE_CHECKING:
-    from atlas_tasks.backends._file_check import CheckReport
     from atlas_tasks.cli._state import CliStore
     from atlas_tasks.models import Task
     from atlas_tasks.runs import StepContext
+    from atlas_tasks.store.types import CheckReport
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why (kept in the audit trail).")]
 OptionalWs = Annotated[
@@ -398,8 +398,8 @@ def doctor(
 
     With --all-repos, every store under the home (the legacy one and each repository's), each finding saying where.
     """
-    from atlas_tasks.backends._file_check import CheckReport
     from atlas_tasks.cli import _render
+    from atlas_tasks.store.types import CheckReport
 
     report = CheckReport()
     sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
@@ -439,10 +439,10 @@ def doctor(
 
 def _doctor_store(store: CliStore, workspace: str | None, fix: bool, *, quiet: bool) -> CheckReport:
     """One store's findings: the file store's own check (or none for a database store), then crashed runs."""
-    from atlas_tasks.backends._file_check import CheckReport, Finding
     from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.runs import is_interrupted
     from atlas_tasks.runs import recover as recover_ws
+    from atlas_tasks.store.types import CheckReport, Finding
 
     check = getattr(store, "check", None)
     if check is not None:
@@ -511,7 +511,7 @@ def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll
 
     # The file store: a window at a time after the last position shown, through the store's own reads (no path
     # opened here, so a FIFO or symlink planted as task.log is refused like everywhere else, never waited on).
-    tail_log = store.tail_log  # type: ignore[attr-defined]
+    tail_log = store.tail_log
     position = 0
     while True:
         live = store.lease_holder(workspace, task_id) is not None

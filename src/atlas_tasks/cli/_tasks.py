@@ -117,7 +117,7 @@ def list_tasks(
         # Without a filter the store itself can stop at the newest N (the file store then reads only those tasks).
         store_limit = limit if limit is not None and not wanted and not needle and _lists_with_limit(store) else None
         for ws in names:
-            tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)  # type: ignore[call-arg]
+            tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)
             total += len(tasks)
             errors.extend(tasks.errors)
             rows.extend((index, ws, t) for t in tasks if not needle or _display.matches_text(ws, t, needle))

@@ -18,7 +18,8 @@ from atlas_tasks.cli._state import state
 from atlas_tasks.cli._text import printable
 
 if TYPE_CHECKING:
-    from atlas_tasks.templates import StepPlan, Template, TemplateError
+    from atlas_tasks.errors import TemplateError
+    from atlas_tasks.templates import StepPlan, Template
 
 app = typer.Typer(
     name="templates",
@@ -41,7 +42,8 @@ def _emit(text: str = "") -> None:
 def _templates(ctx: typer.Context) -> tuple[list[Template], list[TemplateError]]:
     """The readable templates, and an error for each user template that cannot be read (never hidden, never fatal:
     one broken file must not hide the built-in templates)."""
-    from atlas_tasks.templates import TemplateError, load_template, template_names
+    from atlas_tasks.errors import TemplateError
+    from atlas_tasks.templates import load_template, template_names
 
     current = state(ctx)
     home = current.templates_home()

@@ -110,7 +110,7 @@ class SummaryTaskIndex:
 
     def tasks(self, workspace: str) -> TaskList:
         """The workspace's tasks as ``store.list`` would return them, decoding only what changed."""
-        summaries = self.store.list_summaries(workspace)  # type: ignore[attr-defined]
+        summaries = self.store.list_summaries(workspace)
         with self._lock:
             cached = self._cache.get(workspace, {})
             stale = [s.id for s in summaries if cached.get(s.id, (None,))[0] != (s.revision, s.updated_at)]

@@ -263,7 +263,7 @@ class FollowingLiveSource(StoreLiveSource):
         with self._lock:
             current = self._followers.get(key)
             if current is None or current.finished:
-                follow_log: Callable[..., Iterator[dict[str, Any]]] = self.store.follow_log  # type: ignore[attr-defined]
+                follow_log: Callable[..., Iterator[dict[str, Any]]] = self.store.follow_log
 
                 def follow(**options: Any) -> Iterator[dict[str, Any]]:
                     if callable(getattr(self.store, "tail_log", None)):  # start at the end: no full read

@@ -5,7 +5,7 @@ Needs the ``postgres`` extra (psycopg 3 and psycopg_pool): ``pip install 'atlas-
 
 from __future__ import annotations
 
-from atlas_tasks.open import MissingExtraError
+from atlas_tasks.errors import MissingExtraError
 
 try:
     import psycopg  # noqa: F401 - imported to fail early, with the fix in the message

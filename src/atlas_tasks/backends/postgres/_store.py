@@ -93,6 +93,7 @@ class PostgresStore:
             max_connections=max_connections,
             lock_timeout=lock_timeout,
         )
+        self._conninfo = dsn if pool is None else str(getattr(pool, "conninfo", "") or "")
         self._q = Queries.for_schema(self._db.schema)
         self.schema = self._db.schema
         self.where = self._db.where
@@ -102,6 +103,31 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
+
+    @property
+    def url(self) -> str:
+        """A ``postgresql://`` URL naming this server, database and schema: ``open_store(url)`` opens it again.
+
+        It holds the password when the connection string did: show ``atlas_tasks.store.urls.redact(url)``.
+        """
+        from urllib.parse import urlencode
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        from atlas_tasks.store.urls import split_schema
+
+        info = self._conninfo or ""
+        if info.startswith(("postgresql://", "postgres://")):
+            base, _ = split_schema(info)
+            sep = "&" if "?" in base else "?"
+            return f"{base}{sep}{urlencode({'schema': self.schema})}"
+        params = {k: str(v) for k, v in conninfo_to_dict(info).items() if v is not None}
+        params["schema"] = self.schema
+        return "postgresql://?" + urlencode(params)
+
+    def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
+        """None: a lease lives in a server session, so each task is asked (``lease_holder``)."""
+        return None
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,7 +1,13 @@
-"""The Store contract: what every backend (the file store, later PostgreSQL) promises.
+"""The Store contract: what every backend (file, PostgreSQL, memory) promises, and what some can do besides.
 
-The conformance suite in :mod:`atlas_tasks.testing` checks each promise below, ``Raises:`` sections included, so a
-backend that passes it can stand in for any other.
+* :class:`Store` — the methods every store has. The conformance suite in :mod:`atlas_tasks.testing` checks each
+  promise below, ``Raises:`` sections included, so a backend that passes it can stand in for any other.
+* :mod:`atlas_tasks.store.base` — :class:`~atlas_tasks.store.base.BaseStore`, which writes every one of those
+  methods once on a few primitives; a new backend subclasses it and writes only the primitives.
+* :mod:`atlas_tasks.store.capabilities` — what only some stores can do (run leases, cheap change stamps, a
+  consistency check, imports, files on a local disk), as protocols checked with ``isinstance``.
+* :mod:`atlas_tasks.store.types` — the value types (TaskList, LogLines, TaskSummary, CheckReport, ...).
+* :mod:`atlas_tasks.store.urls` — ``open_store(url)``: one registry of URL schemes for every way to name a store.
 """
 
 from __future__ import annotations
@@ -9,115 +15,25 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from atlas_tasks.errors import AtlasTasksError, CorruptLogError
+from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Task, Workspace
+from atlas_tasks.store.capabilities import ChangeStamps, Importable, LeaseHandle, LocalFiles, Repairable, RunLeases
+from atlas_tasks.store.types import (
+    CheckReport,
+    Finding,
+    LogEntry,
+    LogLines,
+    LogTail,
+    SummaryList,
+    TaskList,
+    TaskSummary,
+    WorkspaceList,
+)
 
-T = TypeVar("T")
-
-
-class TaskList(list[Task]):
-    """The tasks ``list`` could read, newest first, plus ``errors``: one CorruptTaskError per unreadable task.
-
-    A listing never silently drops a task: check ``errors`` (or pass ``strict=True``) to see what was skipped.
-    """
-
-    errors: list[AtlasTasksError]
-
-    def __init__(self, tasks: list[Task] | None = None, errors: list[AtlasTasksError] | None = None) -> None:
-        super().__init__(tasks or [])
-        self.errors = errors or []
-
-
-class WorkspaceList(list[Workspace]):
-    """The workspaces ``list_workspaces`` could read, by name, plus ``errors`` for unreadable ones."""
-
-    errors: list[AtlasTasksError]
-
-    def __init__(self, workspaces: list[Workspace] | None = None, errors: list[AtlasTasksError] | None = None) -> None:
-        super().__init__(workspaces or [])
-        self.errors = errors or []
-
-
-class LogLines(list[dict[str, Any]]):
-    """The parsed lines of a task.log, in order.
-
-    Attributes:
-        skipped: lines left out: a torn or NUL-padded final line (an append cut short by a crash, never
-            acknowledged) plus every damaged line listed in ``errors``.
-        torn_tail: True if the final line was torn.
-        errors: one CorruptLogError per damaged line that is followed by intact lines.
-    """
-
-    skipped: int
-    torn_tail: bool
-    errors: list[CorruptLogError]
-
-    def __init__(self, lines: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(lines or [])
-        self.skipped = 0
-        self.torn_tail = False
-        self.errors = []
-
-
-class LogTail(LogLines):
-    """A window of a task's log read by ``tail_log``: its intact entries in order, and where each one ends.
-
-    Positions are opaque whole numbers to hand back to ``tail_log(after=...)``: byte offsets into task.log in the
-    file store, line sequence numbers in PostgreSQL. ``skipped``, ``torn_tail`` and ``errors`` describe the
-    window only.
-
-    Attributes:
-        positions: for each entry, the position just after it (what to continue from once it was shown).
-        start: the position the window begins at; 0 when nothing of the log comes before it.
-        end: the position just after the last whole line the window covers (damaged ones included).
-        more: whether whole lines after ``end`` were left for another call (the window was full).
-    """
-
-    positions: list[int]
-    start: int
-    end: int
-    more: bool
-
-    def __init__(self, lines: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(lines)
-        self.positions = []
-        self.start = 0
-        self.end = 0
-        self.more = False
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    """The few fields a listing or a dashboard shows, read without building the full typed task."""
-
-    id: str
-    workspace: str
-    status: str
-    template: str
-    description: str
-    current_step: int
-    total_steps: int
-    created_at: datetime | None
-    updated_at: datetime | None
-    revision: int
-
-
-class SummaryList(list[TaskSummary]):
-    """Task summaries, newest first, plus ``errors`` (one per unreadable task), as :class:`TaskList`."""
-
-    errors: list[AtlasTasksError]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors = []
-
-
-LogEntry = Mapping[str, Any] | str | bytes
-"""A log entry: a mapping (encoded as one JSON object), or one line of JSON as str/bytes."""
+if TYPE_CHECKING:
+    from atlas_tasks.runs import Run
 
 
 @runtime_checkable
@@ -159,6 +75,15 @@ class Store(Protocol):
 
     def list_workspaces(self) -> WorkspaceList:
         """Return every workspace, sorted by name; unreadable ones are in ``.errors``."""
+        ...
+
+    def set_workspace_status(self, name: str, status: str) -> Workspace:
+        """Set a workspace's status (``active``, ``paused``, ``closed``) and return it.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, CorruptWorkspaceError,
+            ValueError: not a workspace status.
+        """
         ...
 
     # -- tasks --------------------------------------------------------------------------------------------------
@@ -210,14 +135,33 @@ class Store(Protocol):
         """Locked read-modify-write with a function that changes the task in place; returns the stored copy."""
         ...
 
-    def list(self, workspace: str, *, strict: bool = False) -> TaskList:
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
         """Return the workspace's tasks, newest first by ``created_at`` (ties: by id, descending).
 
-        Unreadable tasks are reported in ``.errors``, never dropped silently.
+        Unreadable tasks are reported in ``.errors``, never dropped silently. ``limit`` keeps only the newest
+        ``limit`` tasks (a backend may then read only those in full).
 
         Raises:
             InvalidNameError, WorkspaceNotFoundError,
             CorruptTaskError: with ``strict=True``, the first unreadable task.
+        """
+        ...
+
+    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
+        """Yield the workspace's tasks one at a time (in no promised order), holding few in memory.
+
+        Unreadable tasks are appended to ``errors`` when a list is given; otherwise the first one is raised.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, CorruptTaskError (without ``errors``).
+        """
+        ...
+
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """The workspace's tasks as :class:`TaskSummary` rows, newest first, without building full tasks.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError.
         """
         ...
 
@@ -252,6 +196,41 @@ class Store(Protocol):
 
     def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
         """Yield the log's intact entries in order (what ``read_log`` returns, one at a time)."""
+        ...
+
+    def tail_log(self, workspace: str, task_id: str, lines: int, *, after: int | None = None) -> LogTail:
+        """The last ``lines`` entries of the log, or with ``after`` the first ``lines`` entries after that position.
+
+        Positions (``LogTail.positions``, ``.end``) are opaque whole numbers to hand back as ``after``; one past the
+        end of the log (the task was re-created) starts over from the beginning.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.
+        """
+        ...
+
+    def follow_log(
+        self,
+        workspace: str,
+        task_id: str,
+        *,
+        until: Callable[[], bool],
+        poll: float = 1.0,
+        after: int = 0,
+        on_listen: Callable[[], None] | None = None,
+        on_task: Callable[[str], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the log's entries after ``after``, then each new one as it is written, until ``until()`` is true.
+
+        ``until`` is asked at least every ``poll`` seconds; once it returns true, the entries written before it
+        was asked are still yielded. ``on_listen`` is called once the follower is watching, before the log is
+        first read; ``on_task`` is called with the task's new revision (as text, or ``"deleted"``) when the task
+        itself changes while it is followed (a backend may call it late, never for a change made before
+        ``on_listen``).
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.
+        """
         ...
 
     # -- artifacts ----------------------------------------------------------------------------------------------
@@ -290,3 +269,49 @@ class Store(Protocol):
             InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.
         """
         ...
+
+    def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
+        """Each artifact's size in bytes, by the names ``list_artifacts`` returns (in that order).
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.
+        """
+        ...
+
+    # -- runs ---------------------------------------------------------------------------------------------------
+    def run(self, workspace: str, task_id: str) -> AbstractContextManager[Run]:
+        """Run a task step by step under its run lease (see :mod:`atlas_tasks.runs`).
+
+        Raises:
+            NotRunnableError: the store takes no run leases, or the task cannot run now.
+        """
+        ...
+
+    # -- identity -----------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The URL that opens this store again (``open_store(store.url)``), e.g. ``file:///home/me/.atlas``.
+
+        It may hold a password: show :func:`atlas_tasks.store.urls.redact` of it, never the URL itself.
+        """
+        ...
+
+
+__all__ = [
+    "ChangeStamps",
+    "CheckReport",
+    "Finding",
+    "Importable",
+    "LeaseHandle",
+    "LocalFiles",
+    "LogEntry",
+    "LogLines",
+    "LogTail",
+    "Repairable",
+    "RunLeases",
+    "Store",
+    "SummaryList",
+    "TaskList",
+    "TaskSummary",
+    "WorkspaceList",
+]

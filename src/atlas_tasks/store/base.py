@@ -1,0 +1,515 @@
+"""BaseStore: every public method of the Store contract, written once, on a few primitives per backend.
+
+A backend subclasses :class:`BaseStore` and writes only the primitives (the ``_``-methods marked abstract below):
+how to reserve and write a task's bytes, hold one task for a read-modify-write, scan a workspace, append a log
+line, store an artifact, keep a workspace. Everything with meaning is here, so every backend behaves the same:
+
+* names are checked (``InvalidNameError``) before a primitive is called: a primitive may assume valid names;
+* a new task is stamped once (id, ``workspace_name``, times, revision 1, schema version) and what ``create``
+  returns is decoded from the bytes stored, exactly what ``get`` will return;
+* an update is checked once (revision, then the transition chain) inside the backend's atomic section, and what
+  it returns shares nothing with the caller's object;
+* ``edit``, ``modify``, ``iter_log``, ``run`` and the listing defaults are written here and nowhere else.
+
+Primitives translate their own low-level errors (OSError, database errors) into the library's typed errors and
+let any exception raised inside a ``with`` block they manage pass through untouched.
+
+Default methods that a backend may override for speed, keeping the same results: ``list`` (the newest
+``limit`` without reading the rest), ``list_summaries``, ``iter_tasks``, ``tail_log``, ``follow_log`` (a database
+can be told about new lines instead of polling), ``artifact_sizes`` (a stat instead of a read).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from atlas_tasks import names as N
+from atlas_tasks._codec import decode_task, encode_task
+from atlas_tasks.documents.head import TaskHead, created_moved
+from atlas_tasks.documents.logs import encode_line, parse_log, to_bytes
+from atlas_tasks.documents.summaries import natural_sorted, newest_first_key, summarize
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    ConflictError,
+    CorruptTaskError,
+    NotRunnableError,
+    SchemaVersionError,
+)
+from atlas_tasks.ids import IdStyle
+from atlas_tasks.models import Task, Workspace, WorkspaceStatus, utcnow
+from atlas_tasks.store.types import LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.transitions import check_status_change
+
+if TYPE_CHECKING:
+    from atlas_tasks.runs import Run
+
+#: Log entries read per round by the default ``follow_log``.
+FOLLOW_WINDOW = 1000
+
+
+class TaskSlot(Protocol):
+    """One task held for a read-modify-write by :meth:`BaseStore._locked_task` (a lock, a row lock, a mutex).
+
+    While the slot is open no other writer of the task can commit; readers still see the last committed version.
+    """
+
+    #: Where the task is, for error messages (a path, or a database location).
+    path: str
+
+    def read(self) -> bytes:
+        """The stored task.json bytes. Raises what ``get`` raises for a task that is gone or unreadable."""
+        ...
+
+    def head(self) -> TaskHead:
+        """What a revision-checked write compares (revision, status, transitions), cheaper than a full decode."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Replace the stored bytes, durably and atomically (all of ``data`` or none of it)."""
+        ...
+
+
+def decode_stored(raw: bytes, workspace: str, task_id: str, path: str) -> Task:
+    """Decode stored task bytes as every backend must: CorruptTaskError for bad bytes or a task of another id.
+
+    Raises:
+        CorruptTaskError, SchemaVersionError.
+    """
+    try:
+        task = decode_task(raw, path=path)
+    except SchemaVersionError:
+        raise
+    except ValueError as exc:
+        raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
+    if not task.id:
+        task.id = task_id
+    elif task.id != task_id:
+        raise CorruptTaskError(workspace, task_id, path, f"it names a different task, {task.id!r}")
+    return task
+
+
+def stamp_new(task: Task, workspace: str, task_id: str, now: Any) -> bytes:
+    """The bytes of a new task: the caller's fields plus id, workspace, times, revision 1 and schema version.
+
+    A shallow copy is encoded; the caller's object is never changed.
+    """
+    stored = task.model_copy(
+        update={
+            "id": task_id,
+            "workspace_name": task.workspace_name or workspace,
+            "created_at": task.created_at or now,
+            "updated_at": now,
+            "revision": 1,
+            "schema_version": "1.0",
+        }
+    )
+    return encode_task(stored)
+
+
+def new_workspace(
+    name: str, path: str, worktree_path: str, branch: str, metadata: Mapping[str, Any] | None
+) -> Workspace:
+    """A workspace as ``create_workspace`` stores it."""
+    now = utcnow()
+    return Workspace(
+        name=name,
+        path=path,
+        worktree_path=worktree_path,
+        branch=branch,
+        created_at=now,
+        updated_at=now,
+        metadata=dict(metadata or {}),
+    )
+
+
+class BaseStore(ABC):
+    """The Store contract written once. Subclass it and implement the abstract primitives (see the module doc)."""
+
+    #: ``"timestamp"``, ``"uuid"`` or ``"auto"``: the ids ``create`` hands out (see :mod:`atlas_tasks.ids`).
+    id_style: IdStyle = "auto"
+
+    # ================================================================================================ identity
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The URL that opens this store again; see :attr:`atlas_tasks.store.Store.url`."""
+
+    # ============================================================================================== workspaces
+    def create_workspace(
+        self,
+        name: str,
+        *,
+        path: str = "",
+        worktree_path: str = "",
+        branch: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        exist_ok: bool = False,
+    ) -> Workspace:
+        """Create a workspace. See :meth:`atlas_tasks.store.Store.create_workspace`."""
+        N.check_workspace_name(name)
+        return self._insert_workspace(new_workspace(name, path, worktree_path, branch, metadata), exist_ok=exist_ok)
+
+    def get_workspace(self, name: str) -> Workspace:
+        """Return a workspace. See :meth:`atlas_tasks.store.Store.get_workspace`."""
+        N.check_workspace_name(name)
+        return self._get_workspace(name)
+
+    def list_workspaces(self) -> WorkspaceList:
+        """Every workspace, by name. See :meth:`atlas_tasks.store.Store.list_workspaces`."""
+        return self._list_workspaces()
+
+    def set_workspace_status(self, name: str, status: str) -> Workspace:
+        """Set a workspace's status. See :meth:`atlas_tasks.store.Store.set_workspace_status`."""
+        N.check_workspace_name(name)
+        new_status = WorkspaceStatus(status)
+
+        def change(ws: Workspace) -> None:
+            ws.status, ws.updated_at = new_status, utcnow()
+
+        return self._edit_workspace(name, change)
+
+    # =================================================================================================== tasks
+    def create(self, workspace: str, task: Task) -> Task:
+        """Store a new task. See :meth:`atlas_tasks.store.Store.create`."""
+        N.check_workspace_name(workspace)
+        explicit = N.check_task_id(task.id) if task.id else None
+        now = utcnow()
+        task_id, data, path = self._insert_task(workspace, explicit, lambda tid: stamp_new(task, workspace, tid, now))
+        new = decode_stored(data, workspace, task_id, path)
+        self._after_create(workspace, new)
+        return new
+
+    def get(self, workspace: str, task_id: str) -> Task:
+        """The last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        raw, path = self._read_task(workspace, task_id)
+        return decode_stored(raw, workspace, task_id, path)
+
+    def update(self, workspace: str, task: Task) -> Task:
+        """Save ``task`` unless somebody saved it first. See :meth:`atlas_tasks.store.Store.update`."""
+        N.check_workspace_name(workspace)
+        task_id = N.check_task_id(task.id)
+        with self._locked_task(workspace, task_id) as slot:
+            head = slot.head()
+            stored = self._next_revision(workspace, head, task)
+            data = encode_task(stored)
+            slot.write(data)
+            path = slot.path
+        # What get() would now return: decoded from the bytes written, sharing nothing with the caller's object.
+        new = decode_stored(data, workspace, task_id, path)
+        self._after_update(workspace, head, new)
+        return new
+
+    @contextlib.contextmanager
+    def edit(self, workspace: str, task_id: str) -> Iterator[Task]:
+        """Locked read-modify-write; saves on a clean exit. See :meth:`atlas_tasks.store.Store.edit`.
+
+        The yielded task's ``revision`` and ``updated_at`` are brought up to date after the save. Exceptions raised
+        by the block itself pass through untouched (and nothing is saved).
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with self._locked_task(workspace, task_id) as slot:
+            work = decode_stored(slot.read(), workspace, task_id, slot.path)  # freshly decoded: ours to hand out
+            head = TaskHead(work.revision, str(work.status), len(work.transitions), work.created_at)
+            yield work
+            stored = self._next_revision(workspace, head, work)
+            slot.write(encode_task(stored))
+            work.revision, work.updated_at = stored.revision, stored.updated_at
+        self._after_update(workspace, head, stored)
+
+    def modify(self, workspace: str, task_id: str, fn: Callable[[Task], object]) -> Task:
+        """Locked read-modify-write with ``fn(task)``; returns the stored task."""
+        with self.edit(workspace, task_id) as task:
+            fn(task)
+        return task
+
+    def _next_revision(self, workspace: str, head: TaskHead, task: Task) -> Task:
+        if task.revision != head.revision:
+            raise ConflictError(workspace, task.id, task.revision, head.revision)
+        check_status_change(task.id, head.status, task.status, task.transitions[head.transition_count :])
+        if created_moved(head.created_at, task.created_at):
+            self._created_moved(workspace, task.id)
+        return task.model_copy(update={"revision": head.revision + 1, "updated_at": utcnow()})
+
+    def delete(self, workspace: str, task_id: str) -> None:
+        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        self._delete_task(workspace, task_id)
+
+    # ================================================================================================ listings
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
+        """The workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`."""
+        N.check_workspace_name(workspace)
+        result = TaskList()
+        for outcome in self._scan_tasks(workspace):
+            if not isinstance(outcome, AtlasTasksError):
+                task_id, raw, path = outcome
+                try:
+                    result.append(decode_stored(raw, workspace, task_id, path))
+                    continue
+                except (CorruptTaskError, SchemaVersionError) as exc:
+                    outcome = exc
+            if strict:
+                raise outcome
+            result.errors.append(outcome)
+        result.sort(key=newest_first_key, reverse=True)
+        if limit is not None:
+            del result[max(0, limit) :]
+        return result
+
+    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
+        """Yield the workspace's tasks one at a time. See :meth:`atlas_tasks.store.Store.iter_tasks`."""
+        N.check_workspace_name(workspace)
+        for outcome in self._scan_tasks(workspace):
+            if not isinstance(outcome, AtlasTasksError):
+                task_id, raw, path = outcome
+                try:
+                    yield decode_stored(raw, workspace, task_id, path)
+                    continue
+                except (CorruptTaskError, SchemaVersionError) as exc:
+                    outcome = exc
+            if errors is None:
+                raise outcome
+            errors.append(outcome)
+
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """Every task's summary, newest first. See :meth:`atlas_tasks.store.Store.list_summaries`."""
+        N.check_workspace_name(workspace)
+        result = SummaryList()
+        for outcome in self._scan_tasks(workspace):
+            if isinstance(outcome, AtlasTasksError):
+                result.errors.append(outcome)
+                continue
+            task_id, raw, path = outcome
+            try:
+                result.append(summarize(raw, workspace, task_id, path))
+            except (CorruptTaskError, SchemaVersionError) as exc:
+                result.errors.append(exc)
+        result.sort(key=newest_first_key, reverse=True)
+        return result
+
+    # ==================================================================================================== logs
+    def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
+        """Append one JSON line to the task's log, durably. See :meth:`atlas_tasks.store.Store.append_log`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        self._append_log_line(workspace, task_id, encode_line(workspace, task_id, entry))
+
+    def read_log(self, workspace: str, task_id: str) -> LogLines:
+        """The log's entries. See :meth:`atlas_tasks.store.Store.read_log`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        raw, path = self._read_log(workspace, task_id)
+        return parse_log(raw, workspace, task_id, path) if raw else LogLines()
+
+    def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
+        """Yield the log's intact entries in order."""
+        yield from self.read_log(workspace, task_id)
+
+    def tail_log(self, workspace: str, task_id: str, lines: int, *, after: int | None = None) -> LogTail:
+        """A window of the log. See :meth:`atlas_tasks.store.Store.tail_log`.
+
+        This default reads the whole log; positions are line numbers (the number of entries before + 1).
+        """
+        entries = self.read_log(workspace, task_id)
+        total, lines = len(entries), max(lines, 0)
+        if after is None:
+            start = max(total - lines, 0)
+            stop = total
+        else:
+            start = max(after, 0)
+            if start > total:
+                start = 0  # the log is shorter than the position: it was replaced (a task re-created)
+            stop = min(start + lines, total)
+        window = LogTail(entries[start:stop])
+        window.positions = builtins.list(range(start + 1, stop + 1))
+        window.start, window.end = start, stop
+        window.more = after is not None and stop < total
+        if after is None:
+            window.torn_tail, window.skipped = entries.torn_tail, int(entries.torn_tail)
+        return window
+
+    def follow_log(
+        self,
+        workspace: str,
+        task_id: str,
+        *,
+        until: Callable[[], bool],
+        poll: float = 1.0,
+        after: int = 0,
+        on_listen: Callable[[], None] | None = None,
+        on_task: Callable[[str], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the log's entries, then new ones as they come. See :meth:`atlas_tasks.store.Store.follow_log`.
+
+        This default polls :meth:`tail_log` after the last position shown (and ``get`` for ``on_task``).
+        """
+        position = max(after, 0)
+        revision = self.get(workspace, task_id).revision if on_task is not None else 0
+        if on_listen is not None:
+            on_listen()
+        while True:
+            done = until()
+            window = self.tail_log(workspace, task_id, FOLLOW_WINDOW, after=position)
+            yield from window
+            position = max(position, window.end)
+            if window.more:
+                continue  # a full window: the next one follows at once
+            if on_task is not None:
+                revision = self._announce_revision(workspace, task_id, revision, on_task)
+            if done:
+                return
+            time.sleep(poll)
+
+    def _announce_revision(self, workspace: str, task_id: str, known: int, on_task: Callable[[str], None]) -> int:
+        from atlas_tasks.errors import TaskNotFoundError
+
+        try:
+            now = self.get(workspace, task_id).revision
+        except TaskNotFoundError:
+            if known >= 0:
+                on_task("deleted")
+            return -1
+        if now != known:
+            on_task(str(now))
+        return now
+
+    # =============================================================================================== artifacts
+    def save_artifact(self, workspace: str, task_id: str, filename: str, data: bytes | str) -> str:
+        """Durably write an artifact. See :meth:`atlas_tasks.store.Store.save_artifact`."""
+        parts = N.check_plain_artifact_name(filename)
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        self._put_artifact(workspace, task_id, parts, to_bytes(data))
+        return "/".join(parts)
+
+    def save_versioned_artifact(self, workspace: str, task_id: str, base_name: str, data: bytes | str) -> str:
+        """Write the next version of an artifact. See :meth:`atlas_tasks.store.Store.save_versioned_artifact`."""
+        parts = N.artifact_parts(base_name)
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        return self._put_versioned_artifact(workspace, task_id, parts, to_bytes(data))
+
+    def get_artifact(self, workspace: str, task_id: str, filename: str) -> bytes:
+        """An artifact's bytes. See :meth:`atlas_tasks.store.Store.get_artifact`."""
+        parts = N.artifact_parts(filename)
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        return self._get_artifact(workspace, task_id, parts)
+
+    def list_artifacts(self, workspace: str, task_id: str) -> builtins.list[str]:
+        """The task's artifacts in natural order. See :meth:`atlas_tasks.store.Store.list_artifacts`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        return natural_sorted(self._artifact_names(workspace, task_id))
+
+    def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
+        """Each artifact's size. See :meth:`atlas_tasks.store.Store.artifact_sizes` (this default reads each)."""
+        return {
+            name: len(self.get_artifact(workspace, task_id, name)) for name in self.list_artifacts(workspace, task_id)
+        }
+
+    # ==================================================================================================== runs
+    def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
+        """Run a task step by step under its run lease; see :mod:`atlas_tasks.runs`.
+
+        Raises:
+            NotRunnableError: this store takes no run leases (see :class:`atlas_tasks.store.RunLeases`).
+        """
+        from atlas_tasks import runs  # runs imports the store contract; importing it lazily keeps this module light
+        from atlas_tasks.store.capabilities import RunLeases
+
+        if not isinstance(self, RunLeases):
+            raise NotRunnableError(workspace, task_id, "", f"{self!r} takes no run leases, so it cannot run tasks")
+        return runs.run(self, workspace, task_id)
+
+    # ============================================================================================== primitives
+    @abstractmethod
+    def _insert_workspace(self, workspace: Workspace, *, exist_ok: bool) -> Workspace:
+        """Store a new workspace; with ``exist_ok`` return the existing one. Raises WorkspaceExistsError."""
+
+    @abstractmethod
+    def _get_workspace(self, name: str) -> Workspace:
+        """Read one workspace. Raises WorkspaceNotFoundError, CorruptWorkspaceError."""
+
+    @abstractmethod
+    def _list_workspaces(self) -> WorkspaceList:
+        """Every workspace, sorted by name; unreadable ones in ``.errors``."""
+
+    @abstractmethod
+    def _edit_workspace(self, name: str, change: Callable[[Workspace], None]) -> Workspace:
+        """Apply ``change`` to the workspace under its lock and store it; returns it. Raises WorkspaceNotFoundError."""
+
+    @abstractmethod
+    def _insert_task(
+        self, workspace: str, task_id: str | None, build: Callable[[str], bytes]
+    ) -> tuple[str, bytes, str]:
+        """Reserve ``task_id`` (None: a fresh id in :attr:`id_style`), store ``build(id)`` durably.
+
+        Returns ``(id, the bytes stored, where)``. Raises WorkspaceNotFoundError, TaskExistsError. Nothing of the
+        task may remain when it fails.
+        """
+
+    @abstractmethod
+    def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        """The committed bytes of a task and where they are. Raises WorkspaceNotFoundError, TaskNotFoundError."""
+
+    @abstractmethod
+    def _locked_task(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[TaskSlot]:
+        """Hold one task for a read-modify-write (see :class:`TaskSlot`). Raises what ``get`` raises."""
+
+    @abstractmethod
+    def _scan_tasks(self, workspace: str) -> Iterator[tuple[str, bytes, str] | AtlasTasksError]:
+        """Every task of a workspace as ``(id, bytes, where)``, or the error that makes one unreadable.
+
+        Raises WorkspaceNotFoundError.
+        """
+
+    @abstractmethod
+    def _delete_task(self, workspace: str, task_id: str) -> None:
+        """Remove a task, its log and artifacts, all or nothing. Raises TaskNotFoundError, TaskRunningError."""
+
+    @abstractmethod
+    def _append_log_line(self, workspace: str, task_id: str, line: bytes) -> None:
+        """Append one encoded line (ending in a newline) durably. Raises TaskNotFoundError."""
+
+    @abstractmethod
+    def _read_log(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        """The whole log as task.log bytes (``b""`` when empty) and where it is. Raises TaskNotFoundError."""
+
+    @abstractmethod
+    def _put_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> None:
+        """Durably write (or replace) an artifact at ``parts`` (its path, split). Raises TaskNotFoundError."""
+
+    @abstractmethod
+    def _put_versioned_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> str:
+        """Claim the next free version of ``parts`` for ``data`` (write-once); returns its relative name."""
+
+    @abstractmethod
+    def _get_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> bytes:
+        """An artifact's bytes. Raises TaskNotFoundError, ArtifactNotFoundError."""
+
+    @abstractmethod
+    def _artifact_names(self, workspace: str, task_id: str) -> builtins.list[str]:
+        """The task's artifacts as relative POSIX paths, in any order. Raises TaskNotFoundError."""
+
+    # ================================================================================================== hooks
+    def _after_create(self, workspace: str, task: Task) -> None:  # noqa: B027 - a hook: doing nothing is the default
+        """Called after a task was created (the file store records its workspace ref here)."""
+
+    def _after_update(self, workspace: str, before: TaskHead, after: Task) -> None:  # noqa: B027 - a hook: doing nothing is the default
+        """Called after an update or edit committed (the file store keeps workspace refs in step here)."""
+
+    def _created_moved(self, workspace: str, task_id: str) -> None:  # noqa: B027 - a hook: doing nothing is the default
+        """Called inside a write that changes a task's ``created_at`` (the order of listings)."""
+
+
+__all__ = ["FOLLOW_WINDOW", "BaseStore", "TaskSlot", "decode_stored", "new_workspace", "stamp_new"]

@@ -1,0 +1,157 @@
+"""The value types of the Store contract: what its methods take and return (no behaviour, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from atlas_tasks.errors import AtlasTasksError, CorruptLogError
+from atlas_tasks.models import Task, Workspace
+
+
+class TaskList(list[Task]):
+    """The tasks ``list`` could read, newest first, plus ``errors``: one CorruptTaskError per unreadable task.
+
+    A listing never silently drops a task: check ``errors`` (or pass ``strict=True``) to see what was skipped.
+    """
+
+    errors: list[AtlasTasksError]
+
+    def __init__(self, tasks: list[Task] | None = None, errors: list[AtlasTasksError] | None = None) -> None:
+        super().__init__(tasks or [])
+        self.errors = errors or []
+
+
+class WorkspaceList(list[Workspace]):
+    """The workspaces ``list_workspaces`` could read, by name, plus ``errors`` for unreadable ones."""
+
+    errors: list[AtlasTasksError]
+
+    def __init__(self, workspaces: list[Workspace] | None = None, errors: list[AtlasTasksError] | None = None) -> None:
+        super().__init__(workspaces or [])
+        self.errors = errors or []
+
+
+class LogLines(list[dict[str, Any]]):
+    """The parsed lines of a task.log, in order.
+
+    Attributes:
+        skipped: lines left out: a torn or NUL-padded final line (an append cut short by a crash, never
+            acknowledged) plus every damaged line listed in ``errors``.
+        torn_tail: True if the final line was torn.
+        errors: one CorruptLogError per damaged line that is followed by intact lines.
+    """
+
+    skipped: int
+    torn_tail: bool
+    errors: list[CorruptLogError]
+
+    def __init__(self, lines: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(lines or [])
+        self.skipped = 0
+        self.torn_tail = False
+        self.errors = []
+
+
+class LogTail(LogLines):
+    """A window of a task's log read by ``tail_log``: its intact entries in order, and where each one ends.
+
+    Positions are opaque whole numbers to hand back to ``tail_log(after=...)``: byte offsets into task.log in the
+    file store, line sequence numbers in PostgreSQL. ``skipped``, ``torn_tail`` and ``errors`` describe the
+    window only.
+
+    Attributes:
+        positions: for each entry, the position just after it (what to continue from once it was shown).
+        start: the position the window begins at; 0 when nothing of the log comes before it.
+        end: the position just after the last whole line the window covers (damaged ones included).
+        more: whether whole lines after ``end`` were left for another call (the window was full).
+    """
+
+    positions: list[int]
+    start: int
+    end: int
+    more: bool
+
+    def __init__(self, lines: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(lines)
+        self.positions = []
+        self.start = 0
+        self.end = 0
+        self.more = False
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """The few fields a listing or a dashboard shows, read without building the full typed task."""
+
+    id: str
+    workspace: str
+    status: str
+    template: str
+    description: str
+    current_step: int
+    total_steps: int
+    created_at: datetime | None
+    updated_at: datetime | None
+    revision: int
+
+
+class SummaryList(list[TaskSummary]):
+    """Task summaries, newest first, plus ``errors`` (one per unreadable task), as :class:`TaskList`."""
+
+    errors: list[AtlasTasksError]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors = []
+
+
+@dataclass
+class Finding:
+    """One problem found by a store's ``check`` (see :class:`atlas_tasks.store.Repairable`) or by ``doctor``."""
+
+    kind: str
+    path: str
+    detail: str
+    workspace: str | None = None
+    task_id: str | None = None
+    fixed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    """What a consistency check found: ``findings``, and how many tasks it read."""
+
+    findings: list[Finding] = field(default_factory=list)
+    tasks_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing needs attention (every finding, if any, was fixed)."""
+        return all(f.fixed for f in self.findings)
+
+    def add(self, finding: Finding) -> Finding:
+        self.findings.append(finding)
+        return finding
+
+
+LogEntry = Mapping[str, Any] | str | bytes
+"""A log entry: a mapping (encoded as one JSON object), or one line of JSON as str/bytes."""
+
+
+__all__ = [
+    "CheckReport",
+    "Finding",
+    "LogEntry",
+    "LogLines",
+    "LogTail",
+    "SummaryList",
+    "TaskList",
+    "TaskSummary",
+    "WorkspaceList",
+]
