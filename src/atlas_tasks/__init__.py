@@ -15,6 +15,19 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "FileStore": "atlas_tasks.backends.file",
+    "MemoryStore": "atlas_tasks.backends.memory",
+    "BaseStore": "atlas_tasks.store.base",
+    "open_store": "atlas_tasks.store.urls",
+    "LogEntry": "atlas_tasks.store",
+    "LogTail": "atlas_tasks.store",
+    "TaskSummary": "atlas_tasks.store",
+    "SummaryList": "atlas_tasks.store",
+    "CheckReport": "atlas_tasks.store",
+    "RunLeases": "atlas_tasks.store",
+    "ChangeStamps": "atlas_tasks.store",
+    "Repairable": "atlas_tasks.store",
+    "Importable": "atlas_tasks.store",
+    "LocalFiles": "atlas_tasks.store",
     "RepoNotFoundError": "atlas_tasks.repos",
     "Store": "atlas_tasks.store",
     "TaskList": "atlas_tasks.store",
@@ -59,6 +72,9 @@ _EXPORTS: dict[str, str] = {
     "AmbiguousTaskIdError": "atlas_tasks.errors",
     "UnsafeTaskFileError": "atlas_tasks.errors",
     "WorkdirError": "atlas_tasks.errors",
+    "MissingExtraError": "atlas_tasks.errors",
+    "NotRunnableError": "atlas_tasks.errors",
+    "TemplateError": "atlas_tasks.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -77,8 +93,10 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
+# For type checkers only; tests/models/test_exports.py keeps this list and _EXPORTS in step.
 if TYPE_CHECKING:
     from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.backends.memory import MemoryStore
     from atlas_tasks.errors import (
         AmbiguousTaskIdError,
         ArtifactNotFoundError,
@@ -95,7 +113,9 @@ if TYPE_CHECKING:
         InvalidTransitionError,
         InvalidValueError,
         LockTimeoutError,
+        MissingExtraError,
         NotAwaitingApprovalError,
+        NotRunnableError,
         SchemaVersionError,
         StepFailedError,
         StorageError,
@@ -104,6 +124,7 @@ if TYPE_CHECKING:
         TaskFinishedError,
         TaskNotFoundError,
         TaskRunningError,
+        TemplateError,
         UnsafeTaskFileError,
         WorkdirError,
         WorkspaceExistsError,
@@ -123,4 +144,21 @@ if TYPE_CHECKING:
         WorkspaceStatus,
     )
     from atlas_tasks.repos import RepoNotFoundError
-    from atlas_tasks.store import LogLines, Store, TaskList, WorkspaceList
+    from atlas_tasks.store import (
+        ChangeStamps,
+        CheckReport,
+        Importable,
+        LocalFiles,
+        LogEntry,
+        LogLines,
+        LogTail,
+        Repairable,
+        RunLeases,
+        Store,
+        SummaryList,
+        TaskList,
+        TaskSummary,
+        WorkspaceList,
+    )
+    from atlas_tasks.store.base import BaseStore
+    from atlas_tasks.store.urls import open_store
