@@ -28,7 +28,7 @@ from typing import Any
 
 from atlas_tasks import FileStore, StorageError
 from atlas_tasks._fs import ops
-from atlas_tasks.backends.file import FileStore as _FileStore
+from atlas_tasks.backends.file import _workspaces
 from atlas_tasks.errors import AtlasTasksError
 from reliability import weaken
 from reliability.forkserver import ForkServer
@@ -68,20 +68,20 @@ class Injector:
 @contextlib.contextmanager
 def _tracking_refs(injector: Injector) -> Iterator[None]:
     """Tell the injector when a call belongs to the workspace.json refs update (allowed to fail after a commit)."""
-    real = _FileStore._edit_refs
+    real = _workspaces.edit_refs  # looked up on the module at each call by sync_ref, drop_ref and doctor
 
-    def edit_refs(self: _FileStore, workspace: str, *args: Any, **kwargs: Any) -> None:
+    def edit_refs(*args: Any, **kwargs: Any) -> None:
         injector.in_refs = True
         try:
-            real(self, workspace, *args, **kwargs)
+            real(*args, **kwargs)
         finally:
             injector.in_refs = False
 
-    _FileStore._edit_refs = edit_refs  # type: ignore[method-assign]
+    _workspaces.edit_refs = edit_refs
     try:
         yield
     finally:
-        _FileStore._edit_refs = real  # type: ignore[method-assign]
+        _workspaces.edit_refs = real
 
 
 def _count_calls(base: Path, root: Path, name: str) -> list[str]:

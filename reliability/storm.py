@@ -30,6 +30,7 @@ from typing import Any
 
 from atlas_tasks import FileStore
 from atlas_tasks.backends import file as file_backend
+from atlas_tasks.backends.file._layout import Layout
 from atlas_tasks.errors import AtlasTasksError, IncompleteTaskError, LockTimeoutError
 from reliability import weaken
 from reliability.forkserver import ForkServer
@@ -330,8 +331,9 @@ def check_creations(store: FileStore, ws: str, recs: list[dict[str, Any]], v: Ve
 def _check_locks(store: FileStore, tasks: list[str], v: Verdict) -> None:
     """No lock outlives its holder: each is free now and a writer gets it at once."""
     quick = FileStore(store.home, lock_timeout=2)
+    layout = Layout(store.home, lock_timeout=2, go_locks=True)
     for t in tasks:
-        if not quick._lock_free(WS, t):
+        if not layout.lock_free(WS, t):
             v.add("stale lock", t)
         try:
             quick.modify(WS, t, lambda x: None)

@@ -20,8 +20,11 @@ from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir
 from atlas_tasks.backends import file as file_backend
-from atlas_tasks.errors import CorruptLogError
+from atlas_tasks.backends.file import _layout
+from atlas_tasks.documents import logs as doc_logs
+from atlas_tasks.errors import CorruptLogError, IncompleteTaskError
 from atlas_tasks.store import LogLines
+from atlas_tasks.store import base as store_base
 
 Undo = Callable[[], None]
 
@@ -106,7 +109,8 @@ def naive_log_reader(undo: list[Undo]) -> None:
                 out.errors.append(CorruptLogError(workspace, task_id, path, number, str(exc)))
         return out
 
-    _patch(file_backend, "parse_log", parse_log, undo)
+    # Every read_log (and doctor's log check) parses through BaseStore.read_log, which looks parse_log up there.
+    _patch(store_base, "parse_log", parse_log, undo)
 
 
 def blocking_open(undo: list[Undo]) -> None:
@@ -126,19 +130,21 @@ def unguarded_json(undo: list[Undo]) -> None:
             return None, f"not valid JSON ({exc})"
         return (record, "") if isinstance(record, dict) else (None, "not a JSON object")
 
-    _patch(file_backend, "_parse_line", parse_line, undo)
+    # The one line parser: parse_log looks it up in its module, and so do the file store's tail windows.
+    _patch(doc_logs, "parse_line", parse_line, undo)
 
 
 def odd_entry_aborts(undo: list[Undo]) -> None:
     """task.json is read with no thought for what kind of file it is: an odd one ends the whole listing."""
 
-    def task_bytes(self: file_backend.FileStore, d: Dir, workspace: str, task_id: str) -> bytes:
+    def task_bytes(d: Dir, workspace: str, task_id: str) -> bytes:
         try:
-            return atomic.read(d, file_backend.TASK_FILE)
+            return atomic.read(d, _layout.TASK_FILE)
         except FileNotFoundError:
-            raise file_backend.IncompleteTaskError(workspace, task_id, d.path) from None
+            raise IncompleteTaskError(workspace, task_id, d.path) from None
 
-    _patch(file_backend.FileStore, "_task_bytes", task_bytes, undo)
+    # Every read of one task's bytes by a walk (listings, edits, doctor) calls _layout.task_bytes at call time.
+    _patch(_layout, "task_bytes", task_bytes, undo)
 
 
 def no_lock(undo: list[Undo]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +61,40 @@ def test_lease_on_a_full_disk_names_the_lease_file(full: Path) -> None:
         store.acquire_lease("ws", task.id, {"pid": 1, "pad": "x" * 8192})
     assert info.value.errno == errno.ENOSPC
     assert info.value.path == str(full / "home" / ".atlas-tasks" / "leases" / "ws" / f"{task.id}.lease")
+
+
+# -- since FileStore became a BaseStore, each primitive translates its own OSErrors: none escapes bare ----------------
+def _grow_and_update(store: FileStore, task_id: str) -> None:
+    task = store.get("ws", task_id)
+    task.metadata["pad"] = "x" * 65536
+    store.update("ws", task)
+
+
+def _grow_in_edit(store: FileStore, task_id: str) -> None:
+    with store.edit("ws", task_id) as task:
+        task.metadata["pad"] = "x" * 65536
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        _grow_and_update,
+        _grow_in_edit,
+        lambda s, t: s.append_log("ws", t, {"pad": "x" * 65536}),
+        lambda s, t: s.save_artifact("ws", t, "big.bin", b"x" * 65536),
+        lambda s, t: s.save_versioned_artifact("ws", t, "big.bin", b"x" * 65536),
+    ],
+    ids=["update", "edit", "append_log", "save_artifact", "save_versioned_artifact"],
+)
+def test_writes_on_a_full_disk_raise_storage_errors(full: Path, call: Callable[[FileStore, str], None]) -> None:
+    """Each write failing with ENOSPC raises a StorageError naming a path in the task, and the task is unchanged."""
+    store = FileStore(full / "home", lock_timeout=5)
+    store.create_workspace("ws")
+    task_id = store.create("ws", sample_task()).id
+    store.modify("ws", task_id, lambda t: None)  # every lock file exists before the disk fills
+    fill(full)
+    with pytest.raises(StorageError) as info:
+        call(store, task_id)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.path.startswith(str(store.task_path("ws", task_id)))
+    assert store.get("ws", task_id).revision == 2

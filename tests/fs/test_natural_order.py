@@ -1,4 +1,4 @@
-"""list_artifacts' natural order: the cached keys give exactly the order of the plain natural key."""
+"""list_artifacts' natural order (documents.summaries): the cached keys give exactly the plain key's order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from atlas_tasks.backends import file as file_backend
+from atlas_tasks.documents import summaries
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -28,15 +28,15 @@ def test_natural_sorted_matches_the_plain_key(seed: int) -> None:
     names = [*_names(rng, 500), "a1b", "a.1", "a007", "a7", "validation.10.json", "validation.9.json", "x"]
     rng.shuffle(names)
     expected = sorted(names, key=_reference_key)
-    assert file_backend._natural_sorted(list(names)) == expected
-    assert file_backend._natural_sorted(list(names)) == expected  # second call: every key cached
+    assert summaries.natural_sorted(list(names)) == expected
+    assert summaries.natural_sorted(list(names)) == expected  # second call: every key cached
 
 
 def test_key_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(file_backend, "_NATURAL_KEYS_CAP", 50)
-    monkeypatch.setattr(file_backend, "_NATURAL_KEYS", {})
+    monkeypatch.setattr(summaries, "_NATURAL_KEYS_CAP", 50)
+    monkeypatch.setattr(summaries, "NATURAL_KEYS", {})
     names = [f"r-{i}.txt" for i in range(40, 0, -1)]
-    assert file_backend._natural_sorted(names) == [f"r-{i}.txt" for i in range(1, 41)]
+    assert summaries.natural_sorted(names) == [f"r-{i}.txt" for i in range(1, 41)]
     more = [f"s-{i}.txt" for i in range(30, 0, -1)]
-    assert file_backend._natural_sorted(more) == [f"s-{i}.txt" for i in range(1, 31)]
-    assert len(file_backend._NATURAL_KEYS) <= 50
+    assert summaries.natural_sorted(more) == [f"s-{i}.txt" for i in range(1, 31)]
+    assert len(summaries.NATURAL_KEYS) <= 50

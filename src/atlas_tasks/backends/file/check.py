@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, odd_kind, refused, walk
+from atlas_tasks.backends.file import _layout, _workspaces
 from atlas_tasks.errors import (
     AtlasTasksError,
     CorruptTaskError,
@@ -48,12 +49,16 @@ from atlas_tasks.store.types import CheckReport, Finding
 
 if TYPE_CHECKING:
     from atlas_tasks.backends.file import FileStore
+    from atlas_tasks.backends.file._layout import Layout
 
 _HARMLESS = {"task.json.lock"}
 
 
-def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckReport:
-    """Check one workspace (or all, with None) and the store's trash; repair what is safe when ``fix``."""
+def check_store(store: FileStore, layout: Layout, workspace: str | None, fix: bool) -> CheckReport:
+    """Check one workspace (or all, with None) and the store's trash; repair what is safe when ``fix``.
+
+    ``store`` is used through its public methods only; everything about the layout goes through ``layout``.
+    """
     report = CheckReport()
     if workspace is not None:
         names = [workspace]
@@ -63,15 +68,15 @@ def check_store(store: FileStore, workspace: str | None, fix: bool) -> CheckRepo
         unreadable = [str(e.context["workspace"]) for e in listed.errors if e.context.get("workspace")]
         names = sorted({*(w.name for w in listed), *unreadable})
     for name in names:
-        _check_workspace(store, name, fix, report)
-    _check_trash(store, fix, report)
+        _check_workspace(store, layout, name, fix, report)
+    _check_trash(layout, fix, report)
     return report
 
 
-def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckReport) -> None:
+def _check_workspace(store: FileStore, layout: Layout, workspace: str, fix: bool, report: CheckReport) -> None:
     ids_on_disk: dict[str, Task | None] = {}
-    with store._ws_dir(workspace) as wsd:
-        _sweep_workspace_temp_files(store, wsd, workspace, fix, report)
+    with layout.ws_dir(workspace) as wsd:
+        _sweep_workspace_temp_files(layout, wsd, workspace, fix, report)
         try:
             tasks = walk(wsd, ["tasks"])
         except FileNotFoundError:
@@ -98,16 +103,16 @@ def _check_workspace(store: FileStore, workspace: str, fix: bool, report: CheckR
                         report.add(Finding("unsafe_path", tasks.child(name), detail, workspace, name))
                         ids_on_disk[name] = None  # still the task's name: its ref is not stale
                         continue
-                    ids_on_disk[name] = _check_one(store, tasks, workspace, name, fix, report)
-    _check_refs(store, workspace, ids_on_disk, fix, report)
+                    ids_on_disk[name] = _check_one(store, layout, tasks, workspace, name, fix, report)
+    _check_refs(store, layout, workspace, ids_on_disk, fix, report)
 
 
 def _check_one(
-    store: FileStore, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
+    store: FileStore, layout: Layout, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
 ) -> Task | None:
     """:func:`_check_task`, with what the system refuses for this one task reported instead of ending the check."""
     try:
-        return _check_task(store, tasks, workspace, task_id, fix, report)
+        return _check_task(store, layout, tasks, workspace, task_id, fix, report)
     except OSError as exc:
         kind = odd_kind(exc)
         path = str(exc.filename or tasks.child(task_id))
@@ -121,7 +126,7 @@ def _check_one(
         return None
 
 
-def _sweep_workspace_temp_files(store: FileStore, wsd: Dir, workspace: str, fix: bool, report: CheckReport) -> None:
+def _sweep_workspace_temp_files(layout: Layout, wsd: Dir, workspace: str, fix: bool, report: CheckReport) -> None:
     """``.workspace.json.*.tmp`` beside workspace.json: a create/delete that died while keeping its refs in step.
 
     workspace.json is only replaced under the workspace lock, so once we hold it no write is under way and every
@@ -130,7 +135,7 @@ def _sweep_workspace_temp_files(store: FileStore, wsd: Dir, workspace: str, fix:
     if not any(e.is_file(follow_symlinks=False) and atomic.is_temp_name(e.name) for e in ops.scandir(wsd.fd, wsd.path)):
         return
     what = f"workspace {workspace!r}"
-    with locks.hold(wsd.child("workspace.json.lock"), what, store.lock_timeout, dir_fd=wsd.fd):
+    with locks.hold(wsd.child("workspace.json.lock"), what, layout.lock_timeout, dir_fd=wsd.fd):
         for entry in list(ops.scandir(wsd.fd, wsd.path)):
             if not (entry.is_file(follow_symlinks=False) and atomic.is_temp_name(entry.name)):
                 continue
@@ -154,7 +159,7 @@ def _has_temp_files(d: Dir) -> bool:
     return False
 
 
-def _sweep_temp_files(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+def _sweep_temp_files(layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
     """Temp files of the task's writes (task.json, artifacts) that no write under way still owns.
 
     task.json is replaced under the task lock, artifacts under a shared "writers" lock (they do not take the task
@@ -165,7 +170,7 @@ def _sweep_temp_files(store: FileStore, d: Dir, workspace: str, task_id: str, fi
     if not _has_temp_files(d):
         return
     try:
-        with store._write_lock(workspace, task_id, d), store._temp_sweep(workspace, task_id) as idle:
+        with layout.write_lock(workspace, task_id, d), layout.temp_sweep(workspace, task_id) as idle:
             if idle:
                 _remove_temp_files(d, workspace, task_id, fix, report)
     except (LockTimeoutError, TaskNotFoundError):
@@ -188,22 +193,22 @@ def _remove_temp_files(d: Dir, workspace: str, task_id: str, fix: bool, report: 
 
 
 def _check_task(
-    store: FileStore, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
+    store: FileStore, layout: Layout, tasks: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
 ) -> Task | None:
     with walk(tasks, [task_id]) as d:
-        _sweep_temp_files(store, d, workspace, task_id, fix, report)
-        task = _read(store, d, workspace, task_id, fix, report)
+        _sweep_temp_files(layout, d, workspace, task_id, fix, report)
+        task = _read(layout, d, workspace, task_id, fix, report)
         if task is not None:
             report.tasks_checked += 1
-            _check_log(store, d, workspace, task_id, fix, report)
+            _check_log(store, layout, d, workspace, task_id, fix, report)
         return task
 
 
-def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> Task | None:
+def _read(layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> Task | None:
     try:
-        return store._read_task(d, workspace, task_id)
+        return _layout.read_task(d, workspace, task_id)
     except IncompleteTaskError:
-        if not store._lock_free(workspace, task_id):
+        if not layout.lock_free(workspace, task_id):
             return None  # a creation in progress
         entries = [e.name for e in ops.scandir(d.fd, d.path)]
         if is_hook_only(entries):
@@ -221,7 +226,7 @@ def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, rep
         )
         if fix and not others:
             tasks_fd_path = d.path.rsplit("/", 1)[0]
-            with store._ws_dir(workspace) as wsd, walk(wsd, ["tasks"]) as tasks:
+            with layout.ws_dir(workspace) as wsd, walk(wsd, ["tasks"]) as tasks:
                 ops.rmtree(task_id, tasks.fd, tasks_fd_path + "/" + task_id)
                 ops.fsync(tasks.fd, tasks.path)
             finding.fixed = True
@@ -234,7 +239,9 @@ def _read(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, rep
     return None
 
 
-def _check_log(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+def _check_log(
+    store: FileStore, layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport
+) -> None:
     try:
         lines = store.read_log(workspace, task_id)
     except StorageError as exc:
@@ -251,7 +258,7 @@ def _check_log(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool
         Finding("torn_log", d.child("task.log"), "the last line was cut short by a crash", workspace, task_id)
     )
     if fix:
-        with store._write_lock(workspace, task_id, d):
+        with layout.write_lock(workspace, task_id, d):
             fd = ops.open_file("task.log", ops.APPEND_FLAGS, d.fd, d.child("task.log"))
             try:
                 size = ops.fstat(fd).st_size
@@ -263,12 +270,12 @@ def _check_log(store: FileStore, d: Dir, workspace: str, task_id: str, fix: bool
 
 
 def _check_refs(
-    store: FileStore, workspace: str, on_disk: dict[str, Task | None], fix: bool, report: CheckReport
+    store: FileStore, layout: Layout, workspace: str, on_disk: dict[str, Task | None], fix: bool, report: CheckReport
 ) -> None:
     try:
         ws = store.get_workspace(workspace)
     except AtlasTasksError as exc:  # reported, never raised: check must get through the whole store
-        report.add(Finding("corrupt_workspace", str(store.workspace_path(workspace)), str(exc), workspace))
+        report.add(Finding("corrupt_workspace", str(layout.workspace_path(workspace)), str(exc), workspace))
         return
     if ws.created_at is None:
         return  # no workspace.json: nothing to keep in step
@@ -280,7 +287,7 @@ def _check_refs(
     findings = [
         Finding(
             "stale_ref",
-            str(store.workspace_path(workspace) / "workspace.json"),
+            str(layout.workspace_path(workspace) / "workspace.json"),
             f"refers to {i}, which does not exist",
             workspace,
             i,
@@ -290,7 +297,7 @@ def _check_refs(
     findings += [
         Finding(
             "missing_ref",
-            str(store.workspace_path(workspace) / "workspace.json"),
+            str(layout.workspace_path(workspace) / "workspace.json"),
             f"does not list task {i}",
             workspace,
             i,
@@ -313,14 +320,14 @@ def _check_refs(
                 )
             return True
 
-        store._edit_refs(workspace, resync)
+        _workspaces.edit_refs(layout, workspace, resync)
         for finding in findings:
             finding.fixed = True
 
 
-def _check_trash(store: FileStore, fix: bool, report: CheckReport) -> None:
+def _check_trash(layout: Layout, fix: bool, report: CheckReport) -> None:
     try:
-        with store._open_home() as home, walk(home, [".atlas-tasks", "trash"]) as trash:
+        with layout.open_home() as home, walk(home, [_layout.PRIVATE_DIR, "trash"]) as trash:
             for entry in list(ops.scandir(trash.fd, trash.path)):
                 finding = report.add(Finding("trash", trash.child(entry.name), "a delete that did not finish"))
                 if fix:

@@ -1,0 +1,615 @@
+"""FileStore: the embedded default backend, one directory tree per home, readable by the Go ATLAS.
+
+Layout (the Go ATLAS's, plus one hidden directory of our own)::
+
+    <home>/workspaces/<ws>/workspace.json            Go format; task refs kept in step on create/delete
+    <home>/workspaces/<ws>/tasks/<id>/task.json       the task, replaced atomically and durably
+    <home>/workspaces/<ws>/tasks/<id>/task.json.lock  Go's lock file, taken too so Go and Python writers exclude
+    <home>/workspaces/<ws>/tasks/<id>/task.log        JSON lines, fsynced per line
+    <home>/workspaces/<ws>/tasks/<id>/artifacts/...   step outputs; versions are write-once
+    <home>/.atlas-tasks/locks/<ws>/<id>.lock          our task lock: outside the task, so delete cannot remove it
+    <home>/.atlas-tasks/leases/<ws>/<id>.lease        run leases (held by the live runner)
+    <home>/.atlas-tasks/summaries/<ws>.json           the summary cache (rebuildable, never trusted)
+    <home>/.atlas-tasks/trash/                        where delete moves a task before removing it
+
+Reads take no lock: task.json is only ever replaced by rename, so a reader sees a whole committed version.
+
+:class:`FileStore` is a :class:`~atlas_tasks.store.base.BaseStore`: this module holds the primitives and the few
+overrides that are faster on files. What the layout means lives in the package's modules, all through ``_fs``:
+``_layout`` (directories, locks), ``_listing`` (scan, newest N, summaries), ``_summary_cache``, ``_versions``,
+``_workspaces`` (workspace.json and its refs), ``_leases``, ``_stamps``, ``_logs`` (tail windows) and ``check``.
+Each primitive turns an OSError into a StorageError naming the public operation the caller used.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from atlas_tasks import go_daemon
+from atlas_tasks import names as N
+from atlas_tasks._fs import atomic, locks, ops
+from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
+from atlas_tasks.backends.file import _layout, _leases, _listing, _logs, _stamps, _versions, _workspaces
+from atlas_tasks.backends.file._layout import (
+    ARTIFACTS_DIR,
+    LOG_FILE,
+    PRIVATE_DIR,
+    TASK_FILE,
+    Layout,
+    os_errors,
+    require_task_file,
+)
+
+# Names other modules imported from here before the split (backends/postgres, web/, tests, reliability), re-exported
+# until they import them from their new homes.
+from atlas_tasks.backends.file._layout import WORKSPACE_FILE as WORKSPACE_FILE
+from atlas_tasks.backends.file._logs import LOG_WINDOW_BYTES as LOG_WINDOW_BYTES
+from atlas_tasks.backends.file._summary_cache import SummaryCache
+from atlas_tasks.documents.head import TaskHead
+from atlas_tasks.documents.logs import encode_line
+from atlas_tasks.documents.logs import parse_line as _parse_line
+from atlas_tasks.documents.logs import parse_log as parse_log
+from atlas_tasks.documents.summaries import natural_key as _natural_key
+from atlas_tasks.documents.summaries import natural_sorted as _natural_sorted
+from atlas_tasks.documents.summaries import summarize as summarize
+from atlas_tasks.errors import AtlasTasksError, StorageError, TaskExistsError, TaskRunningError
+from atlas_tasks.errors import IncompleteTaskError as IncompleteTaskError
+from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
+from atlas_tasks.models import Task, Workspace
+from atlas_tasks.store.base import BaseStore
+from atlas_tasks.store.types import CheckReport, LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.transitions import is_terminal
+
+
+def _translate(exc: OSError, op: str) -> StorageError:
+    """The StorageError :func:`~._layout.os_errors` would raise for ``exc`` (for code that cannot use a ``with``)."""
+    try:
+        with os_errors(op):
+            raise exc
+    except StorageError as translated:
+        return translated
+
+
+class _Slot:
+    """One task held for a read-modify-write: its directory open, its lock and Go's lock held.
+
+    Opened on the first ``read`` (edit) or ``head`` (update), so that a failure to open or lock it names the
+    operation the caller used, as it always has; :meth:`FileStore._locked_task` releases it.
+    """
+
+    __slots__ = ("_d", "_id", "_layout", "_stack", "_ws", "path")
+
+    def __init__(self, layout: Layout, workspace: str, task_id: str, stack: contextlib.ExitStack) -> None:
+        self._layout, self._ws, self._id, self._stack = layout, workspace, task_id, stack
+        self._d: Dir | None = None
+        self.path = ""
+
+    def _open(self, op: str) -> Dir:
+        d = self._d
+        if d is None:
+            try:
+                d = self._stack.enter_context(self._layout.task_dir(self._ws, self._id))
+                self._stack.enter_context(self._layout.write_lock(self._ws, self._id, d))
+            except AtlasTasksError:
+                raise
+            except OSError as exc:
+                raise _translate(exc, op) from exc
+            self._d, self.path = d, d.child(TASK_FILE)
+        return d
+
+    def read(self) -> bytes:
+        d = self._open("edit")
+        try:
+            return _layout.task_bytes(d, self._ws, self._id)
+        except AtlasTasksError:
+            raise
+        except OSError as exc:
+            raise _translate(exc, "edit") from exc
+
+    def head(self) -> TaskHead:
+        d = self._open("update")
+        try:
+            raw = _layout.task_bytes(d, self._ws, self._id)
+        except AtlasTasksError:
+            raise
+        except OSError as exc:
+            raise _translate(exc, "update") from exc
+        return TaskHead.parse(raw, self._ws, self._id, self.path)
+
+    def write(self, data: bytes) -> None:
+        d = self._open("update")
+        try:
+            atomic.replace(d, TASK_FILE, data)
+        except AtlasTasksError:
+            raise
+        except OSError as exc:
+            raise _translate(exc, "update") from exc
+
+
+class FileStore(BaseStore):
+    """The durable file store (see the module docstring for the layout and docs/ for the guarantees).
+
+    Args:
+        home: the store's root; default ``$ATLAS_HOME`` or ``~/.atlas``. Nothing is created until a first write.
+        lock_timeout: seconds a writer waits for a task's lock before ``LockTimeoutError``.
+        id_style: ``"auto"`` (uuid ids in a workspace that already has ``task-<uuid>`` tasks, the current Go
+            format; timestamp ids otherwise), ``"timestamp"`` or ``"uuid"``.
+        go_locks: also take the Go ATLAS's ``task.json.lock`` when writing, so Go writers are excluded too.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 10.0,
+        id_style: IdStyle = "auto",
+        go_locks: bool = True,
+    ) -> None:
+        if home is None:
+            home = os.environ.get("ATLAS_HOME") or Path("~/.atlas").expanduser()
+        self.home = Path(home).expanduser().absolute()
+        if id_style not in ("auto", "timestamp", "uuid"):
+            raise ValueError(f"id_style must be 'auto', 'timestamp' or 'uuid', not {id_style!r}")
+        self._layout = Layout(self.home, lock_timeout, go_locks)
+        self.id_style: IdStyle = id_style
+        self._uuid_workspaces: set[str] = set()
+        self._next_version: dict[tuple[str, ...], int] = {}
+        self._summaries = SummaryCache(str(self.home))
+        #: The Go home above this store: where the Go ATLAS keeps hook files and its daemon's socket (for a store from
+        #: :meth:`for_repo`, the home that holds ``repos/``).
+        self.go_home = self.home
+
+    # The layout holds the settings its locks use; these keep them attributes of the store, as they always were.
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds a writer waits for a task's lock before ``LockTimeoutError``."""
+        return self._layout.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float) -> None:
+        self._layout.lock_timeout = value
+
+    @property
+    def go_locks(self) -> bool:
+        """Whether writers also take the Go ATLAS's ``task.json.lock``."""
+        return self._layout.go_locks
+
+    @go_locks.setter
+    def go_locks(self, value: bool) -> None:
+        self._layout.go_locks = value
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.home)!r})"
+
+    @classmethod
+    def for_repo(
+        cls,
+        repo_path: str | os.PathLike[str],
+        home: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> FileStore:
+        """The store the current Go ATLAS uses for a git repository: ``<home>/repos/<key>/``.
+
+        ``<key>`` is the first 12 hex digits of the SHA-256 of the repository's symlink-resolved path, as the Go
+        tool computes it, so both tools open the same directory for the same repository (see
+        :mod:`atlas_tasks.repos`).
+
+        Args:
+            repo_path: the repository's directory (any path to it: symlinks are resolved).
+            home: the home that holds ``repos/``; default ``$ATLAS_HOME`` or ``~/.atlas``.
+            **kwargs: as for :class:`FileStore` (``lock_timeout``, ``id_style``, ``go_locks``).
+
+        Raises:
+            RepoNotFoundError: ``repo_path`` does not exist or is not a directory.
+        """
+        from atlas_tasks.repos import default_home, repo_home
+
+        store = cls(repo_home(repo_path, home), **kwargs)
+        store.go_home = default_home() if home is None else Path(home).expanduser().absolute()
+        return store
+
+    # ========================================================================= identity and paths (LocalFiles)
+    @property
+    def url(self) -> str:
+        """``file:///path/to/home``: :func:`atlas_tasks.store.urls.open_store` opens this store again."""
+        from atlas_tasks.store.urls import file_url
+
+        return file_url(self.home)
+
+    def workspace_path(self, workspace: str) -> Path:
+        """The directory of a workspace."""
+        return self._layout.workspace_path(workspace)
+
+    def task_path(self, workspace: str, task_id: str) -> Path:
+        """The directory of a task."""
+        return self._layout.task_path(workspace, task_id)
+
+    def log_path(self, workspace: str, task_id: str) -> Path:
+        """The task.log file of a task (for display)."""
+        return self.task_path(workspace, task_id) / LOG_FILE
+
+    def _private_dir(self, kind: str, workspace: str, *, create: bool) -> Dir:
+        # Kept for atlas_tasks._display, which lists lease files itself until it asks lease_candidates.
+        return self._layout.private_dir(kind, workspace, create=create)
+
+    # ================================================================================ workspace primitives
+    def _insert_workspace(self, workspace: Workspace, *, exist_ok: bool) -> Workspace:
+        with os_errors("create_workspace"):
+            return _workspaces.insert(self._layout, workspace, exist_ok=exist_ok)
+
+    def _get_workspace(self, name: str) -> Workspace:
+        with os_errors("get_workspace"):
+            return _workspaces.get(self._layout, name)
+
+    def _list_workspaces(self) -> WorkspaceList:
+        with os_errors("list_workspaces"):
+            return _workspaces.list_all(self._layout)
+
+    def _edit_workspace(self, name: str, change: Callable[[Workspace], None]) -> Workspace:
+        with os_errors("set_workspace_status"):
+            return _workspaces.edit(self._layout, name, change)
+
+    # ===================================================================================== task primitives
+    def _insert_task(
+        self, workspace: str, task_id: str | None, build: Callable[[str], bytes]
+    ) -> tuple[str, bytes, str]:
+        layout = self._layout
+        with os_errors("create"), layout.ws_dir(workspace) as wsd, walk(wsd, ["tasks"], create=True) as tasks:
+            chosen = self._reserve(tasks, workspace, task_id or "")
+            try:
+                with layout.write_lock(workspace, chosen, None), walk(tasks, [chosen]) as d:
+                    ops.fchmod(d.fd, ops.DIR_MODE, d.path)
+                    data = build(chosen)
+                    atomic.replace(d, TASK_FILE, data)
+                    path = d.child(TASK_FILE)
+                # The reserved directory's entry, written by mkdir, must be durable before we acknowledge.
+                ops.fsync(tasks.fd, tasks.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    ops.rmtree(chosen, tasks.fd, tasks.child(chosen))
+                raise
+        return chosen, data, path
+
+    def _reserve(self, tasks: Dir, workspace: str, explicit: str) -> str:
+        """Claim the task's directory by mkdir (EEXIST: taken). The "no-mkdir-reservation" control replaces it."""
+        if explicit:
+            try:
+                ops.mkdir(explicit, tasks.fd, tasks.child(explicit))
+            except FileExistsError:
+                raise TaskExistsError(workspace, explicit, tasks.child(explicit)) from None
+            return explicit
+        while True:
+            if self._style_for(tasks, workspace) == "uuid":
+                candidates: Iterator[str] = iter([uuid_id()])
+            else:
+                candidates = timestamp_candidates()
+            for candidate in candidates:
+                try:
+                    ops.mkdir(candidate, tasks.fd, tasks.child(candidate))
+                except FileExistsError:
+                    continue
+                return candidate
+            # Over a thousand creations within one second in this workspace: wait for the next second.
+            time.sleep(1.0 - (time.time() % 1.0))
+
+    def _style_for(self, tasks: Dir, workspace: str) -> Literal["timestamp", "uuid"]:
+        if self.id_style != "auto":
+            return self.id_style
+        if workspace in self._uuid_workspaces:
+            return "uuid"
+        style = resolve_style("auto", (e.name for e in ops.scandir(tasks.fd, tasks.path)))
+        if style == "uuid":
+            self._uuid_workspaces.add(workspace)
+        return style
+
+    def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        with os_errors("get"):
+            try:
+                with self._layout.open_home() as home:
+                    # The common case in one call (openat2, no symlink anywhere); anything unusual takes the walk.
+                    path = f"{home.path}/workspaces/{workspace}/tasks/{task_id}/{TASK_FILE}"
+                    raw = _listing.read_quick(home.fd, f"workspaces/{workspace}/tasks/{task_id}/{TASK_FILE}", path)
+            except FileNotFoundError:
+                raw = None  # no home: the walk below says so
+            if raw is not None:
+                return raw, path
+            with self._layout.task_dir(workspace, task_id) as d:
+                return _layout.task_bytes(d, workspace, task_id), d.child(TASK_FILE)
+
+    @contextlib.contextmanager
+    def _locked_task(self, workspace: str, task_id: str) -> Iterator[_Slot]:
+        # The stack is closed whatever happens; an exception from the caller's block passes through untranslated.
+        with contextlib.ExitStack() as stack:
+            yield _Slot(self._layout, workspace, task_id, stack)
+
+    def _scan_tasks(self, workspace: str) -> Iterator[tuple[str, bytes, str] | AtlasTasksError]:
+        return _listing.scan(self._layout, workspace)
+
+    def _delete_task(self, workspace: str, task_id: str) -> None:
+        with os_errors("delete"):
+            self._delete(workspace, task_id)
+
+    def _delete(self, workspace: str, task_id: str) -> None:
+        # A task the Go daemon is running is refused: its runs take no lock or lease of ours.
+        daemon = go_daemon.running_holder(self.go_home, task_id)
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
+        layout = self._layout
+        with (
+            layout.task_dir(workspace, task_id) as d,
+            layout.write_lock(workspace, task_id, d),
+            layout.open_home() as home,
+            walk(home, [PRIVATE_DIR, "trash"], create=True, mode=0o700) as trash,
+            layout.ws_dir(workspace) as wsd,
+            walk(wsd, ["tasks"]) as tasks,
+        ):
+            # Rename first, so no reader or writer ever sees a half-deleted task, then remove at leisure.
+            # Cut to fit NAME_MAX (255 bytes) with the longest names; the random part keeps it unique.
+            parked = f"{workspace[:100]}--{task_id[:100]}--{secrets.token_hex(4)}"
+            ops.rename(task_id, parked, tasks.fd, trash.fd, tasks.child(task_id))
+            ops.fsync(tasks.fd, tasks.path)
+            ops.fsync(trash.fd, trash.path)
+            ops.rmtree(parked, trash.fd, trash.child(parked))
+        self._summaries.forget(workspace, task_id)
+        _workspaces.drop_ref(layout, workspace, task_id)
+        for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
+            del self._next_version[key]
+        if self.go_home != self.home:
+            self._drop_legacy_hook(workspace, task_id)
+
+    def _drop_legacy_hook(self, workspace: str, task_id: str) -> None:
+        # Go keeps a repo-scoped task's hook files in <go home>/workspaces/<ws>/tasks/<id>/: removed only when that
+        # directory holds hook files and nothing else, so a legacy task of the same id is never touched.
+        try:
+            with (
+                open_home(str(self.go_home), create=False) as root,
+                walk(root, ["workspaces", workspace, "tasks"]) as tasks,
+            ):
+                if _layout.hook_only(tasks, task_id):
+                    ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
+                    ops.fsync(tasks.fd, tasks.path)
+        except (FileNotFoundError, UnsafePathError):
+            return
+
+    # ============================================================================================== hooks
+    def _after_create(self, workspace: str, task: Task) -> None:
+        _workspaces.sync_ref(self._layout, workspace, task)
+
+    def _after_update(self, workspace: str, before: TaskHead, after: Task) -> None:
+        if after.status != before.status and is_terminal(after.status):
+            _workspaces.sync_ref(self._layout, workspace, after)
+
+    def _created_moved(self, workspace: str, task_id: str) -> None:
+        self._summaries.drop(workspace)  # list(limit=) orders by the cached created_at
+
+    # ====================================================================================== log primitives
+    def _append_log_line(self, workspace: str, task_id: str, line: bytes) -> None:
+        layout = self._layout
+        with (
+            os_errors("append_log"),
+            layout.task_dir(workspace, task_id) as d,
+            layout.write_lock(workspace, task_id, d),
+        ):
+            require_task_file(d, workspace, task_id)
+            atomic.append_line(d, LOG_FILE, line)
+
+    def _read_log(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        with os_errors("read_log"), self._layout.task_dir(workspace, task_id) as d:
+            try:
+                return atomic.read(d, LOG_FILE), d.child(LOG_FILE)
+            except FileNotFoundError:
+                require_task_file(d, workspace, task_id)
+                return b"", d.child(LOG_FILE)
+
+    # ================================================================================= artifact primitives
+    def _put_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> None:
+        layout = self._layout
+        with os_errors("save_artifact"), layout.task_dir(workspace, task_id) as d:
+            require_task_file(d, workspace, task_id)
+            with layout.temp_writer(workspace, task_id), walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+                atomic.replace(adir, parts[-1], data)
+
+    def _put_versioned_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> str:
+        layout = self._layout
+        leaf = parts[-1]
+        key = (str(self.home), workspace, task_id, *parts)
+        with os_errors("save_versioned_artifact"), layout.task_dir(workspace, task_id) as d:
+            require_task_file(d, workspace, task_id)
+            with layout.temp_writer(workspace, task_id), walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+                names = _versions.candidates(adir, leaf, self._next_version.get(key))
+                won = atomic.claim_first(adir, names, data)
+                if won is None:  # pragma: no cover - the candidate stream is endless
+                    raise StorageError("claim artifact version", "/".join(parts), None, "no free version")
+                version = N.version_of(won, leaf) or 0
+                _versions.write_hint(adir, leaf, version)
+        self._next_version[key] = version + 1
+        return "/".join([*parts[:-1], won])
+
+    def _get_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> bytes:
+        from atlas_tasks.errors import ArtifactNotFoundError
+
+        with os_errors("get_artifact"), self._layout.task_dir(workspace, task_id) as d:
+            try:
+                with walk(d, [ARTIFACTS_DIR, *parts[:-1]]) as adir:
+                    return atomic.read(adir, parts[-1])
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnsafePathError):
+                name = "/".join(parts)
+                raise ArtifactNotFoundError(workspace, task_id, name, f"{d.path}/{ARTIFACTS_DIR}/{name}") from None
+
+    def _artifact_names(self, workspace: str, task_id: str) -> builtins.list[str]:
+        with os_errors("list_artifacts"), self._layout.task_dir(workspace, task_id) as d:
+            try:
+                adir = walk(d, [ARTIFACTS_DIR])
+            except FileNotFoundError:
+                return []
+            with adir:
+                found: builtins.list[str] = []
+                _walk_artifacts(adir, "", found)
+                return found
+
+    # ============================================================== overrides: the same results, faster on files
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
+        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`.
+
+        ``limit`` keeps only the newest ``limit`` tasks. Without ``strict``, the order comes from the summary cache
+        (see :mod:`atlas_tasks.backends.file._summary_cache`) and only those tasks are read in full; ``errors``
+        then holds the tasks unreadable as summaries plus any of the newest that cannot be decoded in full.
+        """
+        with os_errors("list"):
+            if limit is not None and not strict:
+                N.check_workspace_name(workspace)
+                newest = _listing.list_newest(self._layout, self._summaries, workspace, max(0, limit))
+                if newest is not None:
+                    return newest
+            with _listing.gc_paused():
+                return super().list(workspace, strict=strict, limit=limit)
+
+    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
+        """Yield the workspace's tasks one at a time, in directory order, holding one in memory at a time.
+
+        Unreadable tasks are appended to ``errors`` when a list is given; otherwise the first one is raised.
+        """
+        with os_errors("iter_tasks"):
+            yield from super().iter_tasks(workspace, errors=errors)
+
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """Summaries of the workspace's tasks, newest first, read without building full typed tasks.
+
+        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them. A summary whose task.json
+        is unchanged since it was last read (same inode, mtime, ctime and size) comes from the summary cache
+        (:mod:`atlas_tasks.backends.file._summary_cache`); every other task is read.
+        """
+        N.check_workspace_name(workspace)
+        with os_errors("list_summaries"):
+            return _listing.list_summaries(self._layout, self._summaries, workspace)
+
+    def reindex(self, workspace: str) -> None:
+        """Rebuild the workspace's summary cache now (listings also keep it up to date as they go)."""
+        self._summaries.drop(workspace)
+        self.list_summaries(workspace)
+
+    def tail_log(self, workspace: str, task_id: str, lines: int, *, after: int | None = None) -> LogTail:
+        """The last ``lines`` entries of the log, or with ``after`` the first ``lines`` entries after that position.
+
+        Reads only the window, never the whole file: backwards from the end of task.log in 64 KiB blocks, or
+        forwards from the byte offset ``after``, and never more than :data:`LOG_WINDOW_BYTES` (a line longer than
+        that is counted in ``skipped`` and left out). Positions are byte offsets: ``after`` continues just after
+        the line that ended there; one in the middle of a line continues at the next line, and one past the end
+        (the log was replaced) starts over from the beginning. Damaged lines in the window are counted in
+        ``skipped`` only (``read_log`` names them with their line numbers).
+        """
+        with os_errors("tail_log"):
+            return _logs.tail_log(self._layout, workspace, task_id, lines, after)
+
+    def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
+        """Each artifact's size in bytes, by a stat beneath the task's directory (nothing is read)."""
+        names = self.list_artifacts(workspace, task_id)
+        sizes: dict[str, int] = {}
+        with os_errors("artifact_sizes"), self._layout.task_dir(workspace, task_id) as d:
+            for name in names:
+                try:
+                    sizes[name] = ops.stat_at(f"{ARTIFACTS_DIR}/{name}", d.fd).st_size
+                except OSError:
+                    continue  # removed since it was listed
+        return sizes
+
+    def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
+        # Kept for backends/postgres/_encoding.py until it uses atlas_tasks.documents.logs.encode_line itself.
+        return encode_line(workspace, task_id, entry)
+
+    # ================================================================================= run leases (RunLeases)
+    def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> locks.Lease:
+        """Take the task's run lease (one live runner per task); released by ``lease.release()`` or by death.
+
+        Raises:
+            TaskRunningError: a live runner holds it (the error names its pid, host and start time).
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with os_errors("acquire_lease"):
+            return _leases.acquire(self._layout, self.go_home, workspace, task_id, holder)
+
+    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
+        """Who holds the task's run lease (pid, host, started_at), or None when no live runner does.
+
+        A task the Go ATLAS daemon of this home reports as running counts as held, by the daemon
+        (``{"daemon": socket path, ...}``): its runs take no lease of ours.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with os_errors("lease_holder"):
+            return _leases.holder_of(self._layout, self.go_home, workspace, task_id)
+
+    def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
+        """The ids of the workspace's tasks that have a run-lease file at all (see :class:`RunLeases`).
+
+        A runner creates its lease file before it moves the task to running, and the file is never removed, so a
+        running task without one has no live runner: one directory listing instead of one lease probe per task.
+        """
+        N.check_workspace_name(workspace)
+        with os_errors("lease_candidates"):
+            return _leases.candidates(self._layout, workspace)
+
+    # ========================================== change stamps (ChangeStamps: the dashboard re-reads what changed)
+    def workspace_names(self) -> builtins.list[str]:
+        """Workspace directories with valid names, sorted (no workspace.json is decoded)."""
+        with os_errors("workspace_names"):
+            return _stamps.workspace_names(self._layout)
+
+    def task_stamps(self, workspace: str) -> dict[str, Hashable | None]:
+        """One stamp per entry of the workspace's tasks directory: task.json's (inode, mtime, ctime, size) or None.
+
+        task.json is only ever replaced by rename, so a changed task always has a new inode or mtime.
+        """
+        with os_errors("task_stamps"):
+            return _stamps.task_stamps(self._layout, workspace)
+
+    def task_stamp(self, workspace: str, task_id: str) -> Hashable | None:
+        """The stamp of one task as :meth:`task_stamps` gives it (None if it has no task.json now)."""
+        with os_errors("task_stamp"):
+            return _stamps.task_stamp(self._layout, workspace, task_id)
+
+    # ========================================================================== consistency (Repairable)
+    def check(self, workspace: str | None = None, *, fix: bool = False) -> CheckReport:
+        """Find what crashes or hand edits left behind (one workspace, or all); repair what is safe with ``fix``.
+
+        Reports temp files, incomplete creations, corrupt or newer-format tasks, torn or damaged logs,
+        unfinished deletes and workspace.json refs out of step; see :mod:`atlas_tasks.backends.file.check`.
+        """
+        from atlas_tasks.backends.file.check import check_store
+
+        with os_errors("check"):
+            return check_store(self, self._layout, workspace, fix)
+
+
+def _walk_artifacts(d: Dir, prefix: str, found: builtins.list[str]) -> None:
+    for entry in ops.list_dir(d.fd, d.path):
+        name = entry.name
+        if name[0] == ".":
+            continue  # temp files and anything hidden are never artifacts
+        if entry.is_dir(follow_symlinks=False):
+            with walk(d, [name]) as sub:
+                _walk_artifacts(sub, f"{prefix}{name}/", found)
+        elif entry.is_file(follow_symlinks=False):
+            found.append(prefix + name)
+
+
+__all__ = [
+    "ARTIFACTS_DIR",
+    "LOG_WINDOW_BYTES",
+    "WORKSPACE_FILE",
+    "FileStore",
+    "IncompleteTaskError",
+    "_natural_key",
+    "_natural_sorted",
+    "_parse_line",
+    "parse_log",
+    "summarize",
+]
