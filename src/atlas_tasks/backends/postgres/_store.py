@@ -728,7 +728,7 @@ class PostgresStore(BaseStore):
                 self._require(conn, workspace, "")
                 raise TaskExistsError(workspace, task_id, self._location(workspace))
             self._import_rows(conn, workspace, task_id, lines, blobs)
-        return self._decode(data.decode(), workspace, task_id)
+        return decode_stored(data, workspace, task_id, self._location(workspace, task_id))
 
     def _import_rows(
         self, conn: Conn, workspace: str, task_id: str, lines: builtins.list[bytes], blobs: dict[str, bytes]
