@@ -116,7 +116,13 @@ def split_schema(url: str) -> tuple[str, str | None]:
     if len(schemas) > 1:
         raise ValueError(f"store URL {redact(url)!r} names more than one schema")
     rest = urlencode([(key, value) for key, value in params if key != "schema"])
-    return parts._replace(query=rest).geturl(), schemas[0]
+    rebuilt = parts._replace(query=rest).geturl()
+    # urllib drops an empty authority ("postgresql://?host=…" or "postgresql:///db" would lose their "//"), which
+    # libpq then refuses: put it back.
+    lead = f"{parts.scheme}:"
+    if url.startswith(lead + "//") and not rebuilt.startswith(lead + "//"):
+        rebuilt = lead + "//" + rebuilt[len(lead) :]
+    return rebuilt, schemas[0]
 
 
 def _open_file(home: str | None, kwargs: dict[str, Any]) -> Store:

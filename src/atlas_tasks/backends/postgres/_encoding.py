@@ -1,50 +1,57 @@
-"""Pure helpers between the models and the rows: log lines, workspace refs, task row parameters."""
+"""Pure helpers between documents and rows: a task row's indexed columns, workspace refs.
+
+The document formats themselves (task.json bytes, log lines, summaries) are :mod:`atlas_tasks.documents`' and
+:mod:`atlas_tasks._codec`'s: this backend stores exactly those bytes and never defines a format of its own.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from atlas_tasks.backends.file import FileStore, parse_log
-from atlas_tasks.models import Task, TaskRef
-from atlas_tasks.store import LogEntry, LogLines
+from pydantic_core import from_json
+
+from atlas_tasks.models import TaskRef, parse_time
 from atlas_tasks.transitions import is_terminal
 
 
-def log_line(workspace: str, task_id: str, entry: LogEntry) -> bytes:
-    """The stored form of a log entry (one JSON line, without its newline), validated as the file store does.
+class TaskRow:
+    """The indexed columns of a task row, read from the document bytes stored beside them (never from a model).
 
-    Raises:
-        InvalidLogEntryError: not JSON, or a newline or NUL inside.
+    BaseStore hands a primitive the bytes it stores; reading the few columns back from those bytes keeps the columns
+    and the document in step whatever the caller's object holds.
     """
-    # FileStore._log_line uses no instance state. Calling it keeps a single definition of the log format (defaults
-    # filled in, what is refused) until it moves to a module both backends share.
-    return FileStore._log_line(cast(FileStore, None), workspace, task_id, entry)[:-1]
 
+    __slots__ = ("completed_at", "created_at", "revision", "status", "updated_at")
 
-def imported_log_line(workspace: str, task_id: str, entry: LogEntry) -> bytes:
-    """Like :func:`log_line`, but a mapping is stored exactly as given (no ``ts``/``task_id`` filled in)."""
-    if isinstance(entry, Mapping):
-        entry = json.dumps(dict(entry), ensure_ascii=False, separators=(",", ":"), default=str)
-    return log_line(workspace, task_id, entry)
+    def __init__(self, data: bytes) -> None:
+        doc = from_json(data, allow_inf_nan=True)
+        self.status = str(doc.get("status") or "pending")
+        self.revision = int(doc.get("revision") or 0)
+        self.created_at = parse_time(doc.get("created_at"))
+        self.updated_at = parse_time(doc.get("updated_at"))
+        self.completed_at = parse_time(doc.get("completed_at"))
 
-
-def parse_lines(lines: list[bytes], workspace: str, task_id: str, path: str) -> LogLines:
-    """Parse stored lines exactly as the file store parses its task.log (non-object lines reported the same way)."""
-    return parse_log(b"".join(line + b"\n" for line in lines), workspace, task_id, path)
-
-
-def ref_json(task: Task, ref: TaskRef | None = None) -> str:
-    """The workspace ref of a task, as the file store writes it on create and on reaching a terminal status."""
-    if ref is None:
-        ref = TaskRef(
-            id=task.id,
-            status=str(task.status),
-            started_at=task.created_at,
-            completed_at=task.completed_at if is_terminal(task.status) else None,
+    def ref(self, task_id: str) -> TaskRef:
+        """The task's entry in its workspace's refs, as the file store writes it on create and at a terminal status."""
+        return TaskRef(
+            id=task_id,
+            status=self.status,
+            started_at=self.created_at,
+            completed_at=self.completed_at if is_terminal(self.status) else None,
         )
-    return ref.model_dump_json()
+
+    def params(self, workspace: str, task_id: str, data: bytes) -> dict[str, Any]:
+        """The statement parameters of the row: indexed columns and the document."""
+        return {
+            "ws": workspace,
+            "id": task_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "revision": self.revision,
+            "doc": data.decode("utf-8"),
+        }
 
 
 def refs_from_json(text: str | None) -> list[TaskRef]:
@@ -52,30 +59,4 @@ def refs_from_json(text: str | None) -> list[TaskRef]:
     return [TaskRef.model_validate(item) for item in json.loads(text)] if text else []
 
 
-def task_params(workspace: str, task: Task, data: bytes) -> dict[str, Any]:
-    """The indexed columns and the document of a task row."""
-    return {
-        "ws": workspace,
-        "id": task.id,
-        "status": str(task.status),
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "revision": task.revision,
-        "doc": data.decode("utf-8"),
-    }
-
-
-def to_bytes(data: bytes | str) -> bytes:
-    """Artifact data as bytes (``str`` as UTF-8, like the file store)."""
-    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
-
-
-__all__ = [
-    "imported_log_line",
-    "log_line",
-    "parse_lines",
-    "ref_json",
-    "refs_from_json",
-    "task_params",
-    "to_bytes",
-]
+__all__ = ["TaskRow", "refs_from_json"]

@@ -1,10 +1,15 @@
 """PostgresStore: the Store contract on a PostgreSQL server, for agents running on many machines.
 
-Same observable behaviour as the file store (the shared conformance suite checks it); how each promise is kept:
+Every public behaviour is :class:`~atlas_tasks.store.base.BaseStore`'s; this class writes its primitives in SQL,
+plus the few reads SQL does better with the same results (``list`` with ORDER BY/LIMIT, ``list_summaries`` in one
+query, ``tail_log`` by line number, ``follow_log`` by LISTEN/NOTIFY, ``artifact_sizes`` by ``octet_length``). How
+each promise is kept:
 
-* ids: the file store's candidates, reserved by the primary key (``INSERT … ON CONFLICT DO NOTHING``, next one).
+* ids: the shared candidates (:mod:`atlas_tasks.ids`), reserved by the primary key (``INSERT … ON CONFLICT DO
+  NOTHING``, then the next one); the task's workspace ref is written by the same statement.
 * no lost updates: ``update`` writes ``WHERE revision = <the revision it checked>`` and raises ConflictError when
-  that matches nothing; ``edit``/``modify`` hold the row (``FOR NO KEY UPDATE``) from read to save.
+  that matches nothing (no row lock needed); ``edit``/``modify`` hold the row (``FOR NO KEY UPDATE``) in one
+  transaction from read to save.
 * lock waits are bounded by ``lock_timeout`` (set on each connection of the store's own pool, or ``SET LOCAL`` in
   each write transaction on a caller's pool), then LockTimeoutError.
 * reads take no lock: each is one statement on committed rows.
@@ -20,17 +25,20 @@ import itertools
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from psycopg_pool import ConnectionPool
 
 from atlas_tasks import names as N
-from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
-from atlas_tasks.backends.file import _natural_key, _parse_line, summarize
-from atlas_tasks.backends.postgres import _encoding as E
+from atlas_tasks._codec import decode_workspace, encode_task, encode_workspace
 from atlas_tasks.backends.postgres import _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
+from atlas_tasks.backends.postgres._encoding import TaskRow, refs_from_json
+from atlas_tasks.backends.postgres._errors import translated
 from atlas_tasks.backends.postgres._queries import UUID_ID_SQL_RE, Queries
+from atlas_tasks.documents.head import TaskHead
+from atlas_tasks.documents.logs import encode_line, parse_line, parse_lines, to_bytes
+from atlas_tasks.documents.summaries import natural_sorted, summarize
 from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,
@@ -45,18 +53,59 @@ from atlas_tasks.errors import (
     WorkspaceNotFoundError,
 )
 from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
-from atlas_tasks.models import Task, TaskRef, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store import LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
-from atlas_tasks.transitions import check_status_change, is_terminal
+from atlas_tasks.models import Task, TaskRef, Workspace
+from atlas_tasks.store.base import BaseStore, decode_stored
+from atlas_tasks.store.types import LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.transitions import is_terminal
 
-if TYPE_CHECKING:
-    from atlas_tasks.runs import Run
-
-#: Tasks per page of iter_tasks.
+#: Tasks per page of a workspace scan (``iter_tasks``): one page in memory, no connection held between pages.
 _PAGE = 200
 
 
-class PostgresStore:
+class _Slot:
+    """A task row held for a read-modify-write (see :class:`atlas_tasks.store.base.TaskSlot`).
+
+    ``write`` replaces the row only at the revision ``head()`` read (``WHERE revision = …``), so it is safe with or
+    without a row lock: without one (``update``) a writer that committed in between makes it raise ConflictError.
+    """
+
+    def __init__(self, store: PostgresStore, conn: Conn, workspace: str, task_id: str, doc: str) -> None:
+        self._store, self._conn = store, conn
+        self._ws, self._id = workspace, task_id
+        self._raw = doc.encode("utf-8")
+        self._head: TaskHead | None = None
+        self.path = store._location(workspace, task_id)
+
+    def read(self) -> bytes:
+        return self._raw
+
+    def head(self) -> TaskHead:
+        if self._head is None:
+            self._head = TaskHead.parse(self._raw, self._ws, self._id, self.path)
+        return self._head
+
+    def write(self, data: bytes) -> None:
+        store, ws, task_id, before = self._store, self._ws, self._id, self.head()
+        row = TaskRow(data)
+        params = row.params(ws, task_id, data)
+        # The ref in the workspace's refs follows a task when it reaches a terminal status, as in the file store.
+        reached_end = row.status != before.status and is_terminal(row.status)
+        params.update(
+            expected=before.revision,
+            ref=row.ref(task_id).model_dump_json() if reached_end else None,
+            channel=store._channel(ws, task_id),
+        )
+        with store._translated("update", ws, task_id):
+            if self._conn.execute(store._q.task_update, params).rowcount == 1:
+                return
+            # Another writer committed after our read: report the revision it left.
+            found = self._conn.execute(store._q.task_revision, {"ws": ws, "id": task_id}).fetchone()
+        if found is None:
+            raise TaskNotFoundError(ws, task_id, store._location(ws))
+        raise ConflictError(ws, task_id, before.revision, int(found[0]))
+
+
+class PostgresStore(BaseStore):
     """The Store contract on PostgreSQL (see the module docstring and docs/postgres.md).
 
     Args:
@@ -93,12 +142,11 @@ class PostgresStore:
             max_connections=max_connections,
             lock_timeout=lock_timeout,
         )
-        self._conninfo = dsn if pool is None else str(getattr(pool, "conninfo", "") or "")
         self._q = Queries.for_schema(self._db.schema)
         self.schema = self._db.schema
         self.where = self._db.where
         self.lock_timeout = lock_timeout
-        self.id_style: IdStyle = id_style
+        self.id_style = id_style
         self._uuid_workspaces: set[str] = set()
 
     def __repr__(self) -> str:
@@ -108,7 +156,9 @@ class PostgresStore:
     def url(self) -> str:
         """A ``postgresql://`` URL naming this server, database and schema: ``open_store(url)`` opens it again.
 
-        It holds the password when the connection string did: show ``atlas_tasks.store.urls.redact(url)``.
+        Built from the connection string (a caller's pool: the one its connections use). It holds the password when
+        the connection string did: show ``atlas_tasks.store.urls.redact(url)``. Connection parameters a caller's
+        pool passes outside its connection string (its ``kwargs``) are not in it.
         """
         from urllib.parse import urlencode
 
@@ -116,7 +166,7 @@ class PostgresStore:
 
         from atlas_tasks.store.urls import split_schema
 
-        info = self._conninfo or ""
+        info = self._db.conninfo
         if info.startswith(("postgresql://", "postgres://")):
             base, _ = split_schema(info)
             sep = "&" if "?" in base else "?"
@@ -124,10 +174,6 @@ class PostgresStore:
         params = {k: str(v) for k, v in conninfo_to_dict(info).items() if v is not None}
         params["schema"] = self.schema
         return "postgresql://?" + urlencode(params)
-
-    def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
-        """None: a lease lives in a server session, so each task is asked (``lease_holder``)."""
-        return None
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -160,8 +206,16 @@ class PostgresStore:
         locking = f"task {task_id!r} in workspace {workspace!r}" if task_id else f"workspace {workspace!r}"
         return self._db.session(op, locking=locking, lock_timeout=self.lock_timeout, mode=mode)
 
+    def _translated(self, op: str, workspace: str, task_id: str) -> contextlib.AbstractContextManager[None]:
+        """Database errors translated as a session translates them (a lock wait named), outside a session."""
+        locking = f"task {task_id!r} in workspace {workspace!r}"
+        return translated(op, self.where, locking=locking, lock_timeout=self.lock_timeout)
+
     def _location(self, workspace: str, task_id: str = "") -> str:
         return f"{self.where} schema {self.schema}, {workspace}/{task_id}" if task_id else f"{self.where}"
+
+    def _channel(self, workspace: str, task_id: str) -> str:
+        return _leases.log_channel(self.schema, workspace, task_id)
 
     def _missing(self, conn: Conn, workspace: str, task_id: str) -> AtlasTasksError | None:
         """The error for an absent workspace or task (no ``task_id``: the workspace only), or None if they exist."""
@@ -178,53 +232,20 @@ class PostgresStore:
             raise error
 
     def _decode(self, text: str, workspace: str, task_id: str) -> Task:
-        path = self._location(workspace, task_id)
-        try:
-            task = decode_task(text, path=path)
-        except SchemaVersionError:
-            raise
-        except ValueError as exc:
-            raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
-        if not task.id:
-            task.id = task_id
-        elif task.id != task_id:
-            raise CorruptTaskError(workspace, task_id, path, f"the stored document names another task, {task.id!r}")
-        return task
+        return decode_stored(text.encode("utf-8"), workspace, task_id, self._location(workspace, task_id))
 
-    # -- workspaces -----------------------------------------------------------------------------------------------
-    def create_workspace(
-        self,
-        name: str,
-        *,
-        path: str = "",
-        worktree_path: str = "",
-        branch: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        exist_ok: bool = False,
-    ) -> Workspace:
-        """Create a workspace. See :meth:`atlas_tasks.store.Store.create_workspace`."""
-        N.check_workspace_name(name)
-        now = utcnow()
-        ws = Workspace(
-            name=name,
-            path=path,
-            worktree_path=worktree_path,
-            branch=branch,
-            created_at=now,
-            updated_at=now,
-            metadata=dict(metadata or {}),
-        )
+    # -- workspaces (primitives) ----------------------------------------------------------------------------------
+    def _insert_workspace(self, workspace: Workspace, *, exist_ok: bool) -> Workspace:
+        name = workspace.name
         with self._session("create_workspace", name, mode="write") as conn:
-            doc = encode_workspace(ws).decode()
+            doc = encode_workspace(workspace).decode()
             if conn.execute(self._q.workspace_insert, {"ws": name, "doc": doc}).rowcount == 1:
-                return ws
+                return workspace
         if exist_ok:
-            return self.get_workspace(name)
+            return self._get_workspace(name)
         raise WorkspaceExistsError(name, self._location(name))
 
-    def get_workspace(self, name: str) -> Workspace:
-        """Return a workspace with its task refs. See :meth:`atlas_tasks.store.Store.get_workspace`."""
-        N.check_workspace_name(name)
+    def _get_workspace(self, name: str) -> Workspace:
         with self._session("get_workspace") as conn:
             row = conn.execute(self._q.workspace_get, {"ws": name}).fetchone()
         if row is None:
@@ -239,11 +260,10 @@ class PostgresStore:
             raise
         except ValueError as exc:
             raise CorruptWorkspaceError(name, path, str(exc).splitlines()[0]) from None
-        ws.tasks = E.refs_from_json(refs)
+        ws.tasks = refs_from_json(refs)
         return ws
 
-    def list_workspaces(self) -> WorkspaceList:
-        """Return every workspace, sorted by name. See :meth:`atlas_tasks.store.Store.list_workspaces`."""
+    def _list_workspaces(self) -> WorkspaceList:
         result = WorkspaceList()
         with self._session("list_workspaces") as conn:
             rows = conn.execute(self._q.workspace_list).fetchall()
@@ -254,149 +274,37 @@ class PostgresStore:
                 result.errors.append(exc)
         return result
 
-    def set_workspace_status(self, name: str, status: str) -> Workspace:
-        """Set a workspace's status (active, paused, closed).
-
-        Raises:
-            ValueError: not one of the statuses.
-            InvalidNameError, WorkspaceNotFoundError, LockTimeoutError.
-        """
-        N.check_workspace_name(name)
-        new_status = WorkspaceStatus(status)
+    def _edit_workspace(self, name: str, change: Callable[[Workspace], None]) -> Workspace:
         with self._session("set_workspace_status", name, mode="transaction") as conn:
             row = conn.execute(self._q.workspace_lock, {"ws": name}).fetchone()
             if row is None:
                 raise WorkspaceNotFoundError(name, self._location(name))
             ws = self._decode_workspace(name, row[0], None)
-            ws.status, ws.updated_at = new_status, utcnow()
+            change(ws)
             conn.execute(self._q.workspace_replace, {"ws": name, "doc": encode_workspace(ws).decode()})
-        return self.get_workspace(name)
+        return self._get_workspace(name)
 
-    # -- reading tasks --------------------------------------------------------------------------------------------
-    def get(self, workspace: str, task_id: str) -> Task:
-        """Return the last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
-        with self._session("get") as conn:
-            row = conn.execute(self._q.task_get, {"ws": workspace, "id": task_id}).fetchone()
-        if row is None:
-            raise WorkspaceNotFoundError(workspace, self._location(workspace))
-        if row[0] is None:
-            raise TaskNotFoundError(workspace, task_id, self._location(workspace))
-        return self._decode(row[0], workspace, task_id)
-
-    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
-        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`.
-
-        ``limit`` keeps only the newest ``limit`` readable tasks, and older rows are not read at all (so ``errors``
-        reports the unreadable tasks among those read).
-        """
-        N.check_workspace_name(workspace)
-        result, offset = TaskList(), 0
-        while True:
-            # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
-            wanted = None if limit is None else max(limit - len(result), 1)
-            rows = self._list_page(workspace, wanted, offset)
-            for task_id, doc in rows:
-                self._collect(result, result.errors, workspace, task_id, doc, strict)
-            offset += len(rows)
-            if limit is None:
-                return result
-            if len(result) >= limit or len(rows) < (wanted or 0):
-                del result[max(limit, 0) :]  # limit 0 still asked for one row, to tell an empty workspace
-                return result
-
-    def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
-        with self._session("list") as conn:
-            params = {"ws": workspace, "limit": limit, "offset": offset}
-            rows = conn.execute(self._q.task_list_page, params).fetchall()
-        if not rows and offset == 0:
-            raise WorkspaceNotFoundError(workspace, self._location(workspace))
-        # The outer join gives one empty row for a workspace without tasks.
-        return [row for row in rows if row[0] is not None]
-
-    def _collect(
-        self,
-        tasks: builtins.list[Task],
-        errors: builtins.list[AtlasTasksError] | None,
-        workspace: str,
-        task_id: str,
-        doc: str,
-        strict: bool,
-    ) -> None:
-        try:
-            tasks.append(self._decode(doc, workspace, task_id))
-        except (CorruptTaskError, SchemaVersionError) as exc:
-            if strict or errors is None:
-                raise
-            errors.append(exc)
-
-    def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:
-        """Yield the workspace's tasks one at a time, oldest created first, holding one page in memory.
-
-        Unreadable tasks are appended to ``errors`` when a list is given; otherwise the first one is raised.
-        No connection is held between pages, so a slow consumer keeps nothing locked.
-        """
-        N.check_workspace_name(workspace)
-        after, first = 0, True
-        while True:
-            with self._session("iter_tasks") as conn:
-                params = {"ws": workspace, "after": after, "size": _PAGE}
-                rows = conn.execute(self._q.task_page, params).fetchall()
-                if first and not rows:
+    # -- tasks (primitives) ---------------------------------------------------------------------------------------
+    def _insert_task(
+        self, workspace: str, task_id: str | None, build: Callable[[str], bytes]
+    ) -> tuple[str, bytes, str]:
+        with self._session("create", workspace, task_id or "", mode="write") as conn:
+            if task_id is not None:
+                data = build(task_id)
+                if not self._insert_row(conn, workspace, task_id, data):
                     self._require(conn, workspace, "")
-            first = False
-            for seq, task_id, doc in rows:
-                page: builtins.list[Task] = []
-                self._collect(page, errors, workspace, task_id, doc, strict=False)
-                yield from page
-                after = seq
-            if len(rows) < _PAGE:
-                return
+                    raise TaskExistsError(workspace, task_id, self._location(workspace))
+                return task_id, data, self._location(workspace, task_id)
+            return self._insert_fresh(conn, workspace, build)
 
-    def list_summaries(self, workspace: str) -> SummaryList:
-        """Summaries of the workspace's tasks, newest first, read without building full typed tasks.
-
-        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them.
-        """
-        result = SummaryList()
-        for task_id, doc in self._list_page(N.check_workspace_name(workspace), None, 0):
-            path = self._location(workspace, task_id)
-            try:
-                result.append(summarize(doc.encode(), workspace, task_id, path))
-            except (CorruptTaskError, SchemaVersionError) as exc:
-                result.errors.append(exc)
-        return result
-
-    # -- creating -------------------------------------------------------------------------------------------------
-    def create(self, workspace: str, task: Task) -> Task:
-        """Store a new task. See :meth:`atlas_tasks.store.Store.create`."""
-        explicit = N.check_task_id(task.id) if task.id else ""
-        N.check_workspace_name(workspace)
-        new = task.model_copy(deep=True)
-        now = utcnow()
-        new.workspace_name = new.workspace_name or workspace
-        new.created_at = new.created_at or now
-        new.updated_at = now
-        new.revision = 1
-        new.schema_version = "1.0"
-        with self._session("create", workspace, explicit, mode="write") as conn:
-            if explicit:
-                if not self._insert(conn, workspace, new, explicit):
-                    self._require(conn, workspace, "")
-                    raise TaskExistsError(workspace, explicit, self._location(workspace))
-            else:
-                self._insert_fresh(conn, workspace, new)
-        return new
-
-    def _insert(self, conn: Conn, workspace: str, new: Task, task_id: str) -> bool:
-        """Insert ``new`` as ``task_id``; False if the id is taken (or the workspace is missing)."""
-        new.id = task_id
-        params = E.task_params(workspace, new, encode_task(new))
-        params.update(ref=E.ref_json(new), channel=self._channel(workspace, task_id))
+    def _insert_row(self, conn: Conn, workspace: str, task_id: str, data: bytes) -> bool:
+        """Insert the task row with its workspace ref (one statement); False if the id is taken or no workspace."""
+        row = TaskRow(data)
+        params = row.params(workspace, task_id, data)
+        params.update(ref=row.ref(task_id).model_dump_json(), channel=self._channel(workspace, task_id))
         return conn.execute(self._q.task_insert, params).fetchone() is not None
 
-    def _insert_fresh(self, conn: Conn, workspace: str, new: Task) -> None:
+    def _insert_fresh(self, conn: Conn, workspace: str, build: Callable[[str], bytes]) -> tuple[str, bytes, str]:
         while True:
             if self._style_for(conn, workspace) == "uuid":
                 candidates: Iterator[str] = iter([uuid_id()])
@@ -409,8 +317,9 @@ class PostgresStore:
             for candidate in candidates:
                 if candidate in taken:
                     continue
-                if self._insert(conn, workspace, new, candidate):
-                    return
+                data = build(candidate)
+                if self._insert_row(conn, workspace, candidate, data):
+                    return candidate, data, self._location(workspace, candidate)
                 # Refused: a concurrent creator took this id (try the next), or there is no workspace.
                 self._require(conn, workspace, "")
             if self._style_for(conn, workspace) == "timestamp":
@@ -433,56 +342,33 @@ class PostgresStore:
             return "uuid"
         return "timestamp"
 
-    # -- updating -------------------------------------------------------------------------------------------------
-    def update(self, workspace: str, task: Task) -> Task:
-        """Save ``task`` unless somebody saved it first. See :meth:`atlas_tasks.store.Store.update`."""
-        task_id = N.check_task_id(task.id)
-        N.check_workspace_name(workspace)
-        # No transaction needed: the UPDATE only applies to the revision that was read and checked.
-        with self._session("update", workspace, task_id, mode="write") as conn:
+    def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        # One round trip: no row means no workspace; a row with a NULL document means no such task.
+        with self._session("get") as conn:
             row = conn.execute(self._q.task_get, {"ws": workspace, "id": task_id}).fetchone()
-            current = self._current(row, workspace, task_id)
-            return self._save(conn, workspace, current, task)
-
-    def _current(self, row: tuple[Any, ...] | None, workspace: str, task_id: str) -> Task:
         if row is None:
             raise WorkspaceNotFoundError(workspace, self._location(workspace))
         if row[0] is None:
             raise TaskNotFoundError(workspace, task_id, self._location(workspace))
-        return self._decode(row[0], workspace, task_id)
-
-    def _save(self, conn: Conn, workspace: str, current: Task, task: Task) -> Task:
-        """Check and write ``task`` over ``current``; return what get() would now return."""
-        if task.revision != current.revision:
-            raise ConflictError(workspace, task.id, task.revision, current.revision)
-        check_status_change(task.id, current.status, task.status, task.transitions[len(current.transitions) :])
-        stored = task.model_copy(update={"revision": current.revision + 1, "updated_at": utcnow()})
-        data = encode_task(stored)
-        params = E.task_params(workspace, stored, data)
-        # The ref in workspace.json follows a task when it reaches a terminal status, as in the file store.
-        reached_end = stored.status != current.status and is_terminal(stored.status)
-        params.update(expected=current.revision, ref=E.ref_json(stored) if reached_end else None)
-        params["channel"] = self._channel(workspace, task.id)
-        if conn.execute(self._q.task_update, params).rowcount != 1:
-            # Another writer committed after our read: report the revision it left.
-            row = conn.execute(self._q.task_revision, {"ws": workspace, "id": task.id}).fetchone()
-            if row is None:
-                raise TaskNotFoundError(workspace, task.id, self._location(workspace))
-            raise ConflictError(workspace, task.id, task.revision, int(row[0]))
-        return self._decode(data.decode(), workspace, task.id)
+        return row[0].encode("utf-8"), self._location(workspace, task_id)
 
     @contextlib.contextmanager
-    def edit(self, workspace: str, task_id: str) -> Iterator[Task]:
-        """Locked read-modify-write; saves on a clean exit. See :meth:`atlas_tasks.store.Store.edit`.
+    def _task_for_update(self, workspace: str, task_id: str) -> Iterator[_Slot]:
+        # No row lock and, on the store's own pool, no transaction: the slot's UPDATE applies only to the revision
+        # that was read and checked (two round trips, as a single-statement write needs).
+        with self._session("update", workspace, task_id, mode="write") as conn:
+            row = conn.execute(self._q.task_get, {"ws": workspace, "id": task_id}).fetchone()
+            if row is None:
+                raise WorkspaceNotFoundError(workspace, self._location(workspace))
+            if row[0] is None:
+                raise TaskNotFoundError(workspace, task_id, self._location(workspace))
+            yield _Slot(self, conn, workspace, task_id, row[0])
 
-        The row stays locked (``FOR NO KEY UPDATE``) for the whole block. The yielded task's ``revision`` and
-        ``updated_at`` are brought up to date after the save. Exceptions raised by the block itself pass through
-        untouched (and nothing is saved).
-        """
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
-        # An ExitStack rather than a `with`, so that an exception from the block is re-raised as is: it must not
-        # pass through the session's error translation (it is the caller's, not the database's).
+    @contextlib.contextmanager
+    def _locked_task(self, workspace: str, task_id: str) -> Iterator[_Slot]:
+        # The row stays locked (FOR NO KEY UPDATE) in one transaction from read to save. An ExitStack rather than a
+        # `with`, so that an exception from the caller's block is re-raised as is: it must not pass through the
+        # session's error translation (it is the caller's, not the database's); the slot translates its own.
         stack = contextlib.ExitStack()
         try:
             conn = stack.enter_context(self._session("edit", workspace, task_id, mode="transaction"))
@@ -490,66 +376,102 @@ class PostgresStore:
             if row is None:
                 self._require(conn, workspace, "")
                 raise TaskNotFoundError(workspace, task_id, self._location(workspace))
-            current = self._decode(row[0], workspace, task_id)
         except BaseException:
             stack.__exit__(*sys.exc_info())  # roll back; a database error comes out of here translated
             raise
-        work = current.model_copy(deep=True)
         try:
-            yield work
+            yield _Slot(self, conn, workspace, task_id, row[0])
         except BaseException:
             with contextlib.suppress(Exception):
                 stack.__exit__(*sys.exc_info())  # roll back, whatever that says: the block's error is the news
             raise
-        try:
-            stored = self._save(conn, workspace, current, work)
-        except BaseException:
-            stack.__exit__(*sys.exc_info())
-            raise
         stack.close()  # commit
-        work.revision, work.updated_at = stored.revision, stored.updated_at
 
-    def modify(self, workspace: str, task_id: str, fn: Callable[[Task], object]) -> Task:
-        """Locked read-modify-write with ``fn(task)``; returns the stored task."""
-        with self.edit(workspace, task_id) as task:
-            fn(task)
-        return task
+    def _scan_tasks(self, workspace: str) -> Iterator[tuple[str, bytes, str] | AtlasTasksError]:
+        # Keyset pages in insertion order: stable while tasks are added or deleted, no connection held between pages.
+        after, first = 0, True
+        while True:
+            with self._session("iter_tasks") as conn:
+                rows = conn.execute(self._q.task_page, {"ws": workspace, "after": after, "size": _PAGE}).fetchall()
+                if first and not rows:
+                    self._require(conn, workspace, "")
+            first = False
+            for seq, task_id, doc in rows:
+                yield task_id, doc.encode("utf-8"), self._location(workspace, task_id)
+                after = seq
+            if len(rows) < _PAGE:
+                return
 
-    # -- deleting -------------------------------------------------------------------------------------------------
-    def delete(self, workspace: str, task_id: str) -> None:
-        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
+    def _delete_task(self, workspace: str, task_id: str) -> None:
         with self._session("delete", workspace, task_id, mode="write") as conn:
             params = {"ws": workspace, "id": task_id, "channel": self._channel(workspace, task_id)}
             if conn.execute(self._q.task_delete, params).rowcount == 0:
                 self._require(conn, workspace, task_id)
 
-    # -- logs -----------------------------------------------------------------------------------------------------
-    def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
-        """Append one JSON line to the task's log. See :meth:`atlas_tasks.store.Store.append_log`."""
+    # -- listings (SQL does the ordering) -------------------------------------------------------------------------
+    def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
+        """Return the workspace's tasks, newest first. See :meth:`atlas_tasks.store.Store.list`.
+
+        ``limit`` keeps only the newest ``limit`` readable tasks, and older rows are not read at all (so ``errors``
+        reports the unreadable tasks among those read).
+        """
         N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
-        line = E.log_line(workspace, task_id, entry)
+        result, offset = TaskList(), 0
+        while True:
+            # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
+            wanted = None if limit is None else max(limit - len(result), 1)
+            rows = self._list_page(workspace, wanted, offset)
+            for task_id, doc in rows:
+                try:
+                    result.append(self._decode(doc, workspace, task_id))
+                except (CorruptTaskError, SchemaVersionError) as exc:
+                    if strict:
+                        raise
+                    result.errors.append(exc)
+            offset += len(rows)
+            if limit is None:
+                return result
+            if len(result) >= limit or len(rows) < (wanted or 0):
+                del result[max(limit, 0) :]  # limit 0 still asked for one row, to tell an empty workspace
+                return result
+
+    def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
+        with self._session("list") as conn:
+            params = {"ws": workspace, "limit": limit, "offset": offset}
+            rows = conn.execute(self._q.task_list_page, params).fetchall()
+        if not rows and offset == 0:
+            raise WorkspaceNotFoundError(workspace, self._location(workspace))
+        # The outer join gives one empty row for a workspace without tasks.
+        return [row for row in rows if row[0] is not None]
+
+    def list_summaries(self, workspace: str) -> SummaryList:
+        """Summaries of the workspace's tasks, newest first (one query, ordered by the server).
+
+        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them.
+        """
+        result = SummaryList()
+        for task_id, doc in self._list_page(N.check_workspace_name(workspace), None, 0):
+            try:
+                result.append(summarize(doc.encode(), workspace, task_id, self._location(workspace, task_id)))
+            except (CorruptTaskError, SchemaVersionError) as exc:
+                result.errors.append(exc)
+        return result
+
+    # -- logs (primitives) ----------------------------------------------------------------------------------------
+    def _append_log_line(self, workspace: str, task_id: str, line: bytes) -> None:
+        # Stored without its newline, one row per line; the NOTIFY wakes `follow_log` listeners at commit.
+        params = {"ws": workspace, "id": task_id, "line": line[:-1], "channel": self._channel(workspace, task_id)}
         with self._session("append_log", workspace, task_id, mode="write") as conn:
-            params = {"ws": workspace, "id": task_id, "line": line, "channel": self._channel(workspace, task_id)}
             if conn.execute(self._q.log_append, params).fetchone() is None:
                 self._require(conn, workspace, task_id)
 
-    def read_log(self, workspace: str, task_id: str) -> LogLines:
-        """Return the log's entries. See :meth:`atlas_tasks.store.Store.read_log`."""
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
+    def _read_log(self, workspace: str, task_id: str) -> tuple[bytes, str]:
         with self._session("read_log") as conn:
             rows = conn.execute(self._q.log_read, {"ws": workspace, "id": task_id}).fetchall()
             if not rows:
                 self._require(conn, workspace, task_id)
-        lines = [bytes(row[0]) for row in rows if row[0] is not None]
-        return E.parse_lines(lines, workspace, task_id, self._location(workspace, task_id) + " log")
-
-    def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
-        """Yield the log's intact entries in order."""
-        yield from self.read_log(workspace, task_id)
+        raw = b"".join(bytes(row[0]) + b"\n" for row in rows if row[0] is not None)
+        return raw, self._location(workspace, task_id) + " log"
 
     def tail_log(self, workspace: str, task_id: str, lines: int, *, after: int | None = None) -> LogTail:
         """The last ``lines`` entries of the log, or with ``after`` the first ``lines`` entries after that position.
@@ -584,7 +506,7 @@ class PostgresStore:
             found = found[:lines]
         window.end = found[-1][0] if found else window.start
         for seq, line in found:
-            record, _reason = _parse_line(line)
+            record, _reason = parse_line(line)
             if record is None:
                 window.skipped += 1
             else:
@@ -592,28 +514,19 @@ class PostgresStore:
                 window.positions.append(seq)
         return window
 
-    # -- artifacts ------------------------------------------------------------------------------------------------
-    def save_artifact(self, workspace: str, task_id: str, filename: str, data: bytes | str) -> str:
-        """Write (or replace) an artifact. See :meth:`atlas_tasks.store.Store.save_artifact`."""
-        name = "/".join(N.check_plain_artifact_name(filename))
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
-        params = {"ws": workspace, "id": task_id, "name": name, "data": E.to_bytes(data)}
+    # -- artifacts (primitives) -----------------------------------------------------------------------------------
+    def _put_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> None:
+        params = {"ws": workspace, "id": task_id, "name": "/".join(parts), "data": data}
         with self._session("save_artifact", workspace, task_id, mode="write") as conn:
             if conn.execute(self._q.artifact_put, params).fetchone() is None:
                 self._require(conn, workspace, task_id)
-        return name
 
-    def save_versioned_artifact(self, workspace: str, task_id: str, base_name: str, data: bytes | str) -> str:
-        """Write the next version of an artifact. See :meth:`atlas_tasks.store.Store.save_versioned_artifact`."""
-        parts = N.artifact_parts(base_name)
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
+    def _put_versioned_artifact(self, workspace: str, task_id: str, parts: builtins.list[str], data: bytes) -> str:
         folder = "".join(f"{part}/" for part in parts[:-1])
         stem, dot, ext = parts[-1].rpartition(".")
         # names.versioned_name: "<stem>.<N>.<ext>", or "<leaf>.<N>" without an extension.
         prefix, suffix = (f"{folder}{stem}.", f".{ext}") if dot else (f"{folder}{parts[-1]}.", "")
-        params: dict[str, Any] = {"ws": workspace, "id": task_id, "data": E.to_bytes(data)}
+        params: dict[str, Any] = {"ws": workspace, "id": task_id, "data": data}
         params.update(prefix=prefix, suffix=suffix, plen=len(prefix), slen=len(suffix))
         while True:
             with self._session("save_versioned_artifact", workspace, task_id, mode="write") as conn:
@@ -623,28 +536,22 @@ class PostgresStore:
                 # Nothing claimed: the task is gone, or another saver took this number first (claim the next).
                 self._require(conn, workspace, task_id)
 
-    def get_artifact(self, workspace: str, task_id: str, filename: str) -> bytes:
-        """Return an artifact's bytes. See :meth:`atlas_tasks.store.Store.get_artifact`."""
-        name = "/".join(N.artifact_parts(filename))
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
+    def _get_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> bytes:
+        name = "/".join(parts)
         with self._session("get_artifact") as conn:
             row = conn.execute(self._q.artifact_get, {"ws": workspace, "id": task_id, "name": name}).fetchone()
             if row is None:
                 self._require(conn, workspace, task_id)
         if row is None or not row[0]:
-            raise ArtifactNotFoundError(workspace, task_id, filename, self._location(workspace, task_id))
+            raise ArtifactNotFoundError(workspace, task_id, name, self._location(workspace, task_id))
         return bytes(row[1])
 
-    def list_artifacts(self, workspace: str, task_id: str) -> builtins.list[str]:
-        """Relative paths of the task's artifacts in natural order. See :meth:`Store.list_artifacts`."""
-        N.check_workspace_name(workspace)
-        N.check_task_id(task_id)
+    def _artifact_names(self, workspace: str, task_id: str) -> builtins.list[str]:
         with self._session("list_artifacts") as conn:
             rows = conn.execute(self._q.artifact_list, {"ws": workspace, "id": task_id}).fetchall()
             if not rows:
                 self._require(conn, workspace, task_id)
-        return sorted((row[0] for row in rows if row[0] is not None), key=_natural_key)
+        return [str(row[0]) for row in rows if row[0] is not None]
 
     def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
         """Each artifact's size in bytes, by name (natural order), without reading the artifacts.
@@ -659,12 +566,9 @@ class PostgresStore:
             if not rows:
                 self._require(conn, workspace, task_id)
         found = {str(name): int(size) for name, size in rows if name is not None}
-        return {name: found[name] for name in sorted(found, key=_natural_key)}
+        return {name: found[name] for name in natural_sorted(builtins.list(found))}
 
     # -- following a log ------------------------------------------------------------------------------------------
-    def _channel(self, workspace: str, task_id: str) -> str:
-        return _leases.log_channel(self.schema, workspace, task_id)
-
     def follow_log(
         self,
         workspace: str,
@@ -711,7 +615,7 @@ class PostgresStore:
                 lines = [(int(seq), bytes(line)) for seq, line in rows if seq is not None]
                 if lines:
                     after = lines[-1][0]
-                    yield from E.parse_lines([line for _, line in lines], workspace, task_id, where)
+                    yield from parse_lines([line for _, line in lines], workspace, task_id, where)
                 elif done:
                     return
                 with self._db.translated("follow_log"):
@@ -758,11 +662,9 @@ class PostgresStore:
         with self._session("lease_holder") as conn:
             return _leases.holder_of(conn, self._q, self.schema, workspace, task_id)
 
-    def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
-        """Run a task step by step under its run lease; see :mod:`atlas_tasks.runs`."""
-        from atlas_tasks import runs
-
-        return runs.run(self, workspace, task_id)
+    def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
+        """None: a lease lives in a server session, so each task is asked (``lease_holder``)."""
+        return None
 
     # -- importing as is (copy_store) -----------------------------------------------------------------------------
     def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:
@@ -812,12 +714,13 @@ class PostgresStore:
         """
         task_id = N.check_task_id(task.id)
         N.check_workspace_name(workspace)
-        lines = [E.imported_log_line(workspace, task_id, entry) for entry in log_lines]
-        blobs = {"/".join(N.artifact_parts(name)): E.to_bytes(data) for name, data in (artifacts or {}).items()}
+        lines = [encode_line(workspace, task_id, entry, fill_defaults=False)[:-1] for entry in log_lines]
+        blobs = {"/".join(N.artifact_parts(name)): to_bytes(data) for name, data in (artifacts or {}).items()}
         data = encode_task(task)
-        params = E.task_params(workspace, task, data)
+        row = TaskRow(data)
+        params = row.params(workspace, task_id, data)
         channel = self._channel(workspace, task_id)
-        params.update(ref=E.ref_json(task, ref), channel=channel)
+        params.update(ref=(ref or row.ref(task_id)).model_dump_json(), channel=channel)
         with self._session("import_task", workspace, task_id, mode="transaction") as conn:
             if replace:
                 conn.execute(self._q.task_delete, {"ws": workspace, "id": task_id, "channel": channel})
@@ -825,7 +728,7 @@ class PostgresStore:
                 self._require(conn, workspace, "")
                 raise TaskExistsError(workspace, task_id, self._location(workspace))
             self._import_rows(conn, workspace, task_id, lines, blobs)
-        return self._decode(data.decode(), workspace, task_id)
+        return decode_stored(data, workspace, task_id, self._location(workspace, task_id))
 
     def _import_rows(
         self, conn: Conn, workspace: str, task_id: str, lines: builtins.list[bytes], blobs: dict[str, bytes]
