@@ -7,7 +7,6 @@ through :func:`printable` first: task descriptions, step errors and log lines co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -145,6 +144,8 @@ def log_field(value: Any) -> str:
     """A log value as one printable token: plain words stay bare, anything else is JSON (quoted/escaped)."""
     if isinstance(value, str) and value and not any(c.isspace() or c in "\"'=" for c in value):
         return printable(value)
+    import json  # only here: the CLI's start-up path imports this module (for printable) and must stay light
+
     return printable(json.dumps(value, ensure_ascii=False))
 
 
