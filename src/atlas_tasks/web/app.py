@@ -629,13 +629,22 @@ def _routes() -> list[Route | Mount]:
 
 
 def describe(store: Store) -> str:
-    """How the page header names the store: its home for a store of local files, else its URL (no password)."""
+    """How the page header names the store: its home for a store of local files, else its URL without a password
+    (``postgresql://user@host:port/db, schema team``)."""
+    from urllib.parse import parse_qsl, urlsplit
+
     from atlas_tasks.store.capabilities import LocalFiles
-    from atlas_tasks.store.urls import redact
 
     if isinstance(store, LocalFiles):
         return str(store.home)
-    return redact(store.url)
+    parts = urlsplit(store.url)
+    netloc = parts.netloc
+    if parts.password is not None:  # never shown, not even masked
+        netloc = netloc.replace(f":{parts.password}@", "@", 1)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    shown = parts._replace(netloc=netloc, query=urlencode([(k, v) for k, v in query if k != "schema"])).geturl()
+    return f"{shown}, schema {schemas[0]}" if schemas else shown
 
 
 def create_app(
