@@ -28,3 +28,11 @@ def test_view_layer_is_presentation_neutral() -> None:
     assert "atlas_tasks.views.queries" in loaded
     heavy = ("rich", "typer", "starlette", "jinja2")
     assert [m for m in loaded if m.split(".")[0] in heavy] == []
+
+
+def test_a_store_without_local_files_is_named_by_its_url() -> None:
+    """The page header names a store that has no home directory by its URL (asked of the store, not probed)."""
+    from atlas_tasks.store.urls import open_store
+    from atlas_tasks.web.app import describe
+
+    assert describe(open_store("memory://web-layers")) == "memory://web-layers"
