@@ -146,9 +146,10 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
                 "ATLAS_STEP_NAME": step.name,
             }
         )
-        home = getattr(run.store, "home", None)
-        if home is not None:
-            env["ATLAS_HOME"] = str(home)
+        from atlas_tasks.store.capabilities import LocalFiles
+
+        if isinstance(run.store, LocalFiles):
+            env["ATLAS_HOME"] = str(run.store.home)
         yield env
     finally:
         with contextlib.suppress(OSError):

@@ -108,9 +108,10 @@ def describe(hook: dict[str, Any]) -> str:
 
 
 def hook_for(store: object, workspace: str, task_id: str) -> dict[str, Any] | None:
-    """The hook of a task of ``store``: read from its Go home (a file store's ``go_home``); None for other stores."""
-    go_home = getattr(store, "go_home", None)
-    return None if go_home is None else read_hook(go_home, workspace, task_id)
+    """The hook of a task of ``store``: read from its Go home (a store of local files); None for other stores."""
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    return read_hook(store.go_home, workspace, task_id) if isinstance(store, LocalFiles) else None
 
 
 def _read(home: str, workspace: str, task_id: str, path: str) -> bytes:

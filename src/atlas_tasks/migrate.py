@@ -8,7 +8,8 @@ names (versions included). Each task is imported in one step by the destination,
 leaves every task either whole or absent, and running it again resumes: what is already there and identical is
 skipped. At the end both stores are read again and compared by counts and sha256 checksums.
 
-The destination must be able to import a task as is (:class:`ImportTarget`); PostgresStore can.
+The destination must be able to import a task as is (:class:`~atlas_tasks.store.capabilities.Importable`):
+PostgresStore and MemoryStore can.
 """
 
 from __future__ import annotations
@@ -16,38 +17,22 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 
 from atlas_tasks._codec import encode_task, encode_workspace
 from atlas_tasks.errors import AtlasTasksError, TaskExistsError, TaskNotFoundError, WorkspaceNotFoundError
 from atlas_tasks.models import Task, TaskRef, Workspace
-from atlas_tasks.store import LogEntry, Store
+from atlas_tasks.store import Store
+from atlas_tasks.store.capabilities import Importable
 
 Action = Literal["copied", "skipped", "replaced", "differs", "failed"]
 
 
-@runtime_checkable
-class ImportTarget(Store, Protocol):
-    """A store that can also take workspaces and tasks exactly as another store holds them."""
-
-    def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:
-        """Store a workspace as given; True if it was not there before."""
-        ...
-
-    def import_task(
-        self,
-        workspace: str,
-        task: Task,
-        *,
-        log_lines: Iterable[LogEntry] = (),
-        artifacts: Mapping[str, bytes | str] | None = None,
-        ref: TaskRef | None = None,
-        replace: bool = False,
-    ) -> Task:
-        """Store a task as given (id, revision, timestamps kept) with its log and artifacts, all or nothing."""
-        ...
+class ImportTarget(Store, Importable, Protocol):
+    """A Store with the :class:`~atlas_tasks.store.capabilities.Importable` capability (kept under its old name):
+    it takes workspaces and tasks exactly as another store holds them."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +125,7 @@ def copy_store(
 
     Args:
         src: any store.
-        dst: a store that can import tasks as is (:class:`ImportTarget`).
+        dst: a store that can import tasks as is (:class:`~atlas_tasks.store.capabilities.Importable`).
         progress: called after each task with a :class:`CopyProgress`.
         overwrite: replace destination tasks (and workspaces) that differ from the source; by default they are left
             alone and reported in ``problems``.
@@ -152,7 +137,7 @@ def copy_store(
     Raises:
         TypeError: ``dst`` cannot import tasks as is.
     """
-    if not isinstance(dst, ImportTarget):
+    if not isinstance(dst, Importable):
         raise TypeError(
             f"{dst!r} cannot import tasks as they are (it has no import_task/import_workspace); "
             "copy into a store that can, such as PostgresStore"

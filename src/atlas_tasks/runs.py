@@ -39,6 +39,7 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.models import Step, StepResult, Task, TaskStatus, utcnow
 from atlas_tasks.store import Store
+from atlas_tasks.store.capabilities import LeaseHandle, RunLeases
 from atlas_tasks.transitions import allowed_from, can_transition, is_error, is_terminal
 
 ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
@@ -47,16 +48,12 @@ ACTIVE_STATUSES = frozenset({TaskStatus.RUNNING, TaskStatus.VALIDATING})
 GO_STALE_AFTER = timedelta(minutes=5)
 
 
-class LeaseHandle(Protocol):
-    def release(self) -> None: ...
+class LeasingStore(Store, RunLeases, Protocol):
+    """A Store with the :class:`~atlas_tasks.store.capabilities.RunLeases` capability: what a run needs.
 
-
-class LeasingStore(Store, Protocol):
-    """A Store that can also hold run leases (the file store: an flock; PostgreSQL: an advisory lock)."""
-
-    def acquire_lease(self, workspace: str, task_id: str, holder: dict[str, Any]) -> LeaseHandle: ...
-
-    def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None: ...
+    Kept under its old name; new code checks ``isinstance(store, RunLeases)`` (the file store: an flock;
+    PostgreSQL: an advisory lock; memory: a lock of this process).
+    """
 
 
 def _holder() -> dict[str, Any]:

@@ -122,3 +122,14 @@ def test_a_broken_user_template_does_not_hide_the_others(home: Path) -> None:
     document = json.loads(cli(home, "templates", "--json").stdout)
     assert [e["name"] for e in document["errors"]] == ["broken"]
     assert "mine" in [t["name"] for t in document["templates"]]
+
+
+def test_atlas_home_with_a_tilde_finds_the_user_templates(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`$ATLAS_HOME=~/home` is the home under the user's home directory, as for the store, not a `~` directory."""
+    monkeypatch.chdir(tmp_path)  # an unexpanded "~/home" would be looked for beneath the working directory
+    monkeypatch.delenv("ATLAS_STORE_URL", raising=False)
+    result = CliRunner().invoke(app, ["templates", "--json"], env={"HOME": str(tmp_path), "ATLAS_HOME": "~/home"})
+    assert result.exit_code == 0, result.output
+    assert "mine" in [t["name"] for t in json.loads(result.stdout)["templates"]]

@@ -78,12 +78,10 @@ NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="Skip the final c
 
 
 def _open(url: str, option: str) -> Store:
-    from atlas_tasks.open import open_store
+    from atlas_tasks.store.urls import file_url, open_store
 
     if "://" not in url:
-        from atlas_tasks.backends.file import FileStore
-
-        return FileStore(url)  # a plain directory: a file store's home
+        url = file_url(url)  # a plain directory: a file store's home
     try:
         return open_store(url)
     except ValueError as exc:
@@ -106,14 +104,15 @@ def migrate(
     end both stores are read again and compared (counts and sha256 of every document, log and artifact); exits 1
     if anything is missing or different. Stop the agents writing to the source first.
     """
-    from atlas_tasks.migrate import ImportTarget, copy_store
+    from atlas_tasks.migrate import copy_store
+    from atlas_tasks.store.capabilities import Importable
 
     current: State = state(ctx)
     src = _open(source, "--from") if source else current.store()
     dst = _open(to, "--to")
     current.track(src)
     current.track(dst)
-    if not isinstance(dst, ImportTarget):
+    if not isinstance(dst, Importable):
         raise typer.BadParameter(
             f"{dst!r} cannot take tasks as they are; copy into a PostgreSQL store (postgresql://…)", param_hint="--to"
         )

@@ -254,8 +254,9 @@ def delete(
             if not typer.confirm(f"delete {what}?", default=False, err=True):
                 note("nothing deleted")
                 raise typer.Exit(1)
-        task_path = getattr(store, "task_path", None)
-        where = f" ({task_path(workspace, task_id)})" if task_path is not None else ""
+        from atlas_tasks.store.capabilities import LocalFiles
+
+        where = f" ({store.task_path(workspace, task_id)})" if isinstance(store, LocalFiles) else ""
         store.delete(workspace, task_id)
     finally:
         lease.release()

@@ -15,6 +15,7 @@ from atlas_tasks.cli._state import state
 
 if TYPE_CHECKING:
     from atlas_tasks.cli._state import CliStore
+    from atlas_tasks.store import Store
 
 
 def every_store(ctx: typer.Context) -> list[tuple[str, CliStore]]:
@@ -40,11 +41,8 @@ def every_store(ctx: typer.Context) -> list[tuple[str, CliStore]]:
     return found
 
 
-def _repo_label(store: object, fallback: str) -> str:
+def _repo_label(store: Store, fallback: str) -> str:
     # The Go tool records the repository in every workspace.json it writes (repo_path); any one names it.
-    from atlas_tasks.backends.file import FileStore
-
-    assert isinstance(store, FileStore)
     for workspace in store.list_workspaces():
         if workspace.repo_path:
             return workspace.repo_path

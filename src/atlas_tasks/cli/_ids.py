@@ -3,7 +3,7 @@
 Every command that takes a task id resolves it here (through :data:`atlas_tasks.cli._options.TaskArg`), so they all
 accept the same forms:
 
-* the exact id (``task-20261204-052952``): checked first and cheaply (one ``lstat`` in the file store, no listing);
+* the exact id (``task-20261204-052952``): checked first and cheaply (one read of that task, no listing);
 * ``latest``: the workspace's newest task (unless a task is really called ``latest``);
 * a fragment: the start of the id, the start of what follows ``task-`` (``20261204-0529``, the first characters
   of a uuid) or its end (``052952``). It must match exactly one task; more matches are an error listing them.
@@ -11,7 +11,6 @@ accept the same forms:
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 # typer resolves the callbacks' annotations at run time: typer.Context must be importable here, not only for mypy.
@@ -28,11 +27,8 @@ _PREFIX = "task-"
 
 def _exists(store: CliStore, workspace: str, task_id: str) -> bool:
     """Whether ``task_id`` names a task of the workspace, without listing it (a broken task counts: it exists)."""
-    task_path = getattr(store, "task_path", None)
-    if task_path is not None:
-        # The file store: one lstat. A symlink or an incomplete task is "there" too; the command's own read then
-        # reports exactly what is wrong with it.
-        return os.path.lexists(task_path(workspace, task_id))
+    # A task that cannot be read (an incomplete creation, a symlink planted in its place) is "there" too: the
+    # command's own read then reports exactly what is wrong with it.
     try:
         store.get(workspace, task_id)
     except TaskNotFoundError:
@@ -44,9 +40,8 @@ def _exists(store: CliStore, workspace: str, task_id: str) -> bool:
 
 def _ids(store: CliStore, workspace: str) -> list[str]:
     """Every task id of the workspace, newest first, unreadable tasks included (they can still be deleted)."""
-    # Summaries when the store has them (both stores do): no full task is built just to read its id.
-    list_summaries = getattr(store, "list_summaries", None)
-    summaries = list_summaries(workspace) if list_summaries is not None else store.list(workspace)
+    # Summaries: no full task is built just to read its id.
+    summaries = store.list_summaries(workspace)
     ids = [s.id for s in summaries]
     for exc in summaries.errors:
         task_id = exc.context.get("task_id")

@@ -1,21 +1,52 @@
 """Everything the CLI writes to stdout, in one place: the JSON documents and the human-readable views.
 
-JSON goes through the standard ``json`` module straight to stdout, never through rich, so it is never wrapped or
-coloured; its shapes are documented in docs/cli.md and are part of the CLI's stable interface. Human output uses
-rich, imported on first use so that ``--json`` and ``--help`` never pay for it. Every piece of stored text passes
-through :func:`~atlas_tasks.cli._text.printable` before it reaches a terminal.
+The documents and the neutral text formatting are :mod:`atlas_tasks.views` (the dashboard shares them); they are
+re-exported here for the CLI's modules. JSON goes through the standard ``json`` module straight to stdout, never
+through rich, so it is never wrapped or coloured; its shapes are documented in docs/cli.md and are part of the
+CLI's stable interface. Human output uses rich, imported on first use so that ``--json`` and ``--help`` never pay
+for it. Every piece of stored text passes through :func:`~atlas_tasks.views.text.printable` before it reaches a
+terminal.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from atlas_tasks.cli._text import printable
+from atlas_tasks.views.documents import (
+    Artifact,
+    artifact_documents,
+    artifacts_document,
+    dumps,
+    log_error_document,
+    log_summary_document,
+    show_document,
+    task_document,
+    task_error_document,
+    task_list_document,
+    with_steps,
+    workspace_document,
+    workspace_error_document,
+    workspace_list_document,
+)
+from atlas_tasks.views.text import (
+    DESCRIPTION_WIDTH,
+    LEVEL_STYLES,
+    STOPPED,
+    ago,
+    duration,
+    iso,
+    log_field,
+    log_segments,
+    printable,
+    size,
+    step_duration,
+    step_progress,
+    truncate,
+    when,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -23,19 +54,13 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from atlas_tasks._display import DisplayState
-    from atlas_tasks.errors import AtlasTasksError, CorruptLogError
-    from atlas_tasks.models import Step, Task, Workspace
+    from atlas_tasks.models import Task, Workspace
     from atlas_tasks.store import LogLines
+    from atlas_tasks.views.display import DisplayState
 
-#: How much of a description ``list`` shows.
-DESCRIPTION_WIDTH = 60
 #: Below this many columns a description says too little: on a narrow terminal ``list`` drops the relative times and
 #: the template to give it at least this much, and drops the description itself when even that is not enough.
 DESCRIPTION_MIN_WIDTH = 16
-#: What a step in flight shows instead of a running time once its runner died.
-STOPPED = "stopped (runner died)"
-
 _STATUS_STYLES = {
     "pending": "dim",
     "running": "cyan",
@@ -54,22 +79,6 @@ _STATUS_STYLES = {
     "ci_failed": "red",
     "failed": "red",
 }
-_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-_LEVEL_STYLES = {"debug": "dim", "info": "", "warn": "yellow", "warning": "yellow", "error": "red", "fatal": "bold red"}
-
-
-class Artifact(NamedTuple):
-    """An artifact as the CLI reports it.
-
-    Attributes:
-        name: Its path relative to the task's ``artifacts/`` directory (``sdd/spec.md``).
-        size: Its size in bytes, or ``None`` when it could not be read.
-        step: The name of the step that produced it (from the step results that recorded it), or ``None``.
-    """
-
-    name: str
-    size: int | None
-    step: str | None = None
 
 
 # -- writing to stdout -------------------------------------------------------------------------------------------
@@ -77,12 +86,12 @@ class Artifact(NamedTuple):
 
 def write_json(document: Any) -> None:
     """Write one JSON document to stdout: UTF-8, indented by 2 spaces, with a trailing newline."""
-    write_bytes(_dumps(document, indent=2) + b"\n")
+    write_bytes(dumps(document, indent=2) + b"\n")
 
 
 def write_json_lines(records: Iterable[Mapping[str, Any]]) -> None:
     """Write JSON Lines to stdout: each record compact, on its own line."""
-    write_bytes(b"".join(_dumps(record, separators=(",", ":")) + b"\n" for record in records))
+    write_bytes(b"".join(dumps(record, separators=(",", ":")) + b"\n" for record in records))
 
 
 def write_bytes(data: bytes) -> None:
@@ -90,245 +99,6 @@ def write_bytes(data: bytes) -> None:
     sys.stdout.flush()  # text written earlier must come first
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-def _dumps(document: Any, **layout: Any) -> bytes:
-    try:
-        return json.dumps(document, ensure_ascii=False, **layout).encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (legal as a JSON escape in a stored file) has no UTF-8 form: keep it escaped.
-        return json.dumps(document, ensure_ascii=True, **layout).encode("ascii")
-
-
-# -- JSON documents (the stable shapes of docs/cli.md) --------------------------------------------------------------
-
-
-def task_document(task: Task) -> dict[str, Any]:
-    """The task's JSON document, exactly as the store writes it to ``task.json`` (same keys, order and values)."""
-    from atlas_tasks._codec import encode_task
-
-    # The codec, not model_dump: it is what defines the on-disk shape (Go's key spelling, omitted empty fields).
-    document: dict[str, Any] = json.loads(encode_task(task))
-    return document
-
-
-def workspace_document(workspace: Workspace) -> dict[str, Any]:
-    """The workspace's JSON document, exactly as the store writes it to ``workspace.json``."""
-    from atlas_tasks._codec import encode_workspace
-
-    document: dict[str, Any] = json.loads(encode_workspace(workspace))
-    return document
-
-
-def task_error_document(exc: AtlasTasksError) -> dict[str, Any]:
-    """An unreadable task: ``{"task_id", "path", "reason", "error", "message"}``."""
-    path = exc.context.get("path")
-    task_id = exc.context.get("task_id") or _owner_name(path, "task.json")
-    return _error_document(exc, {"task_id": task_id, "path": path})
-
-
-def workspace_error_document(exc: AtlasTasksError) -> dict[str, Any]:
-    """An unreadable workspace: ``{"workspace", "path", "reason", "error", "message"}``."""
-    path = exc.context.get("path")
-    name = exc.context.get("workspace") or exc.context.get("name") or _owner_name(path, "workspace.json")
-    return _error_document(exc, {"workspace": name, "path": path})
-
-
-def log_error_document(exc: CorruptLogError) -> dict[str, Any]:
-    """A damaged log line: ``{"line", "path", "reason", "error", "message"}``."""
-    return _error_document(exc, {"line": exc.line_number, "path": exc.path})
-
-
-def _error_document(exc: AtlasTasksError, where: dict[str, Any]) -> dict[str, Any]:
-    reason = exc.context.get("reason") or exc.message
-    return {**where, "reason": reason, "error": type(exc).__name__, "message": exc.message}
-
-
-def _owner_name(path: str | None, file_name: str) -> str | None:
-    # A SchemaVersionError names only the file; the task id or workspace is its directory's name.
-    if not path:
-        return None
-    pure = PurePosixPath(path)
-    return pure.parent.name if pure.name == file_name else pure.name
-
-
-def task_list_document(workspace: str, tasks: Sequence[Task], errors: Sequence[AtlasTasksError]) -> dict[str, Any]:
-    """``list --json``: ``{"workspace", "tasks": [task document...], "errors": [task error...]}``."""
-    return {
-        "workspace": workspace,
-        "tasks": [task_document(task) for task in tasks],
-        "errors": [task_error_document(exc) for exc in errors],
-    }
-
-
-def workspace_list_document(workspaces: Sequence[Workspace], errors: Sequence[AtlasTasksError]) -> dict[str, Any]:
-    """``workspace list --json``: ``{"workspaces": [workspace document...], "errors": [workspace error...]}``."""
-    return {
-        "workspaces": [workspace_document(ws) for ws in workspaces],
-        "errors": [workspace_error_document(exc) for exc in errors],
-    }
-
-
-def artifact_documents(artifacts: Sequence[Artifact]) -> list[dict[str, Any]]:
-    """Artifacts as ``[{"name", "size", "step"}...]``."""
-    return [{"name": a.name, "size": a.size, "step": a.step} for a in artifacts]
-
-
-def log_summary_document(log: LogLines) -> dict[str, Any]:
-    """A log's counts: ``{"lines", "skipped", "torn_tail", "errors": [log error...]}``."""
-    return {
-        "lines": len(log),
-        "skipped": log.skipped,
-        "torn_tail": log.torn_tail,
-        "errors": [log_error_document(exc) for exc in log.errors],
-    }
-
-
-def show_document(
-    workspace: str,
-    state: DisplayState,
-    artifacts: Sequence[Artifact],
-    log: LogLines,
-    hook: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary, "crashed",
-    "display_status", "runner"}``, plus ``"go_hook"`` (see :func:`atlas_tasks.go_hooks.read_hook`) when the Go
-    ATLAS keeps a hook for the task."""
-    extra = {} if hook is None else {"go_hook": hook}
-    return {
-        **extra,
-        "workspace": workspace,
-        "task": task_document(state.task),
-        "artifacts": artifact_documents(artifacts),
-        "log": log_summary_document(log),
-        "crashed": state.crashed,
-        "display_status": state.label,
-        "runner": state.holder,
-    }
-
-
-def artifacts_document(workspace: str, task_id: str, artifacts: Sequence[Artifact]) -> dict[str, Any]:
-    """``artifacts --json``: ``{"workspace", "task_id", "artifacts": [{"name", "size"}...]}``."""
-    return {"workspace": workspace, "task_id": task_id, "artifacts": artifact_documents(artifacts)}
-
-
-def with_steps(task: Task, artifacts: Sequence[Artifact]) -> list[Artifact]:
-    """The artifacts, each labelled with the step that produced it.
-
-    The step is taken from the task's step results: a step's result records the artifact it saved last
-    (``artifact_path``), which is the one artifact every built-in executor saves. This costs no read (names and
-    contents are not guessed from: ``validation.2.json`` may come from any validation step). An artifact no result
-    refers to (saved by a step still in flight, or a second artifact of one step) has no step (``None``, ``-``).
-    """
-    producers: dict[str, str] = {}
-    for result in task.step_results:
-        if result.artifact_path:
-            name = result.step_name or (
-                task.steps[result.step_index].name if 0 <= result.step_index < len(task.steps) else ""
-            )
-            producers[result.artifact_path.removeprefix("artifacts/")] = name
-    return [artifact._replace(step=producers.get(artifact.name, artifact.step)) for artifact in artifacts]
-
-
-# -- formatting helpers ---------------------------------------------------------------------------------------------
-
-
-def iso(value: datetime | None) -> str:
-    """A time as ISO 8601 in UTC to the second (``2025-12-28T10:00:00Z``), or ``-`` when unset."""
-    if value is None:
-        return "-"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ago(value: datetime | None, now: datetime) -> str:
-    """A time relative to ``now`` (``12s ago``, ``5m ago``, ``3h ago``, ``4d ago``), or its date when older.
-
-    A time in the future (clock skew between machines) is shown as ISO rather than as a negative age.
-    """
-    if value is None:
-        return "-"
-    seconds = (now - value).total_seconds()
-    if seconds < 0:
-        return iso(value)
-    for limit, unit, size in ((60, "s", 1), (3600, "m", 60), (2 * 86400, "h", 3600), (14 * 86400, "d", 86400)):
-        if seconds < limit:
-            return f"{int(seconds // size)}{unit} ago"
-    return value.astimezone(UTC).strftime("%Y-%m-%d")
-
-
-def when(value: datetime | None, now: datetime) -> str:
-    """A time as ISO followed by its age when recent: ``2025-12-28T10:00:00Z (3d ago)``."""
-    if value is None:
-        return "-"
-    age = ago(value, now)
-    return f"{iso(value)} ({age})" if age.endswith(" ago") else iso(value)
-
-
-def duration(delta: timedelta) -> str:
-    """A duration for people: ``0.4s``, ``42s``, ``2m12s``, ``1h08m``, ``3d04h``."""
-    total = delta.total_seconds()
-    if total < 0:
-        return "-"
-    if total < 10:
-        return f"{total:.1f}s"
-    minutes, seconds = divmod(int(total), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def step_duration(step: Step, now: datetime, *, stopped: bool = False) -> str:
-    """How long a step took (from ``started_at`` to ``completed_at``), or has been running so far.
-
-    ``stopped``: the task's runner died, so a step still marked in flight is not running any more: it says so
-    instead of counting up a time that no runner is spending.
-    """
-    if step.started_at is None:
-        return "-"
-    if step.completed_at is None:
-        return STOPPED if stopped and step.status == "running" else f"{duration(now - step.started_at)} so far"
-    return duration(step.completed_at - step.started_at)
-
-
-def step_progress(task: Task) -> str:
-    """The current step as ``2/5 validate``; ``5/5`` once past the last step, ``-`` without steps."""
-    total = len(task.steps)
-    if total == 0 or task.current_step < 0:
-        return "-"
-    current = task.current
-    if current is None:
-        return f"{total}/{total}"
-    return f"{task.current_step + 1}/{total} {printable(current.name)}"
-
-
-def truncate(text: str, width: int) -> str:
-    """The first line of ``text``, made printable and cut to ``width`` characters with an ellipsis."""
-    lines = text.strip().splitlines()
-    first = printable(lines[0]) if lines else ""
-    if len(first) > width or len(lines) > 1:
-        return first[: width - 1].rstrip() + "…"
-    return first
-
-
-def size(num_bytes: int | None) -> str:
-    """A byte count for people: ``512 B``, ``1.2 KiB``, ``3.4 MiB``; ``?`` when unknown."""
-    if num_bytes is None:
-        return "?"
-    value, unit = float(num_bytes), 0
-    while value >= 1024 and unit < len(_SIZE_UNITS) - 1:
-        value, unit = value / 1024, unit + 1
-    return f"{num_bytes} B" if unit == 0 else f"{value:.1f} {_SIZE_UNITS[unit]}"
-
-
-def log_field(value: Any) -> str:
-    """A log value as one printable token: plain words stay bare, anything else is JSON (quoted/escaped)."""
-    if isinstance(value, str) and value and not any(c.isspace() or c in "\"'=" for c in value):
-        return printable(value)
-    return printable(json.dumps(value, ensure_ascii=False))
 
 
 # -- human output ---------------------------------------------------------------------------------------------------
@@ -579,7 +349,7 @@ def _header(workspace: str, state: DisplayState, now: datetime) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from atlas_tasks._display import runner_text
+    from atlas_tasks.views.display import runner_text
 
     task = state.task
     grid = Table.grid(padding=(0, 2))
@@ -681,42 +451,46 @@ def print_log(lines: Iterable[Mapping[str, Any]], workspace: str, task_id: str) 
     out.print(Text("\n").join(Text.assemble(*row) for row in rows), soft_wrap=True)
 
 
-def log_segments(record: Mapping[str, Any], workspace: str, task_id: str) -> list[tuple[str, str]]:
-    """One log entry as ``(text, style)`` pieces of ``ts level step_name event key=value...`` (``-`` when missing).
-
-    ``time``/``message``/``msg`` stand in for a missing ``ts``/``event`` (other loggers' spellings), and the
-    ``workspace_name``/``task_id`` keys the store adds are left out when they just repeat the task shown.
-    """
-    fields = dict(record)
-    ts = _take(fields, "ts", "time")
-    level = _plain(_take(fields, "level"))
-    step = _take(fields, "step_name")
-    event = _take(fields, "event", "message", "msg")
-    for key, implied in (("workspace_name", workspace), ("task_id", task_id)):
-        if fields.get(key) == implied:
-            del fields[key]
-    row = [
-        (_plain(ts), "dim"),
-        (" ", ""),
-        (f"{level:<5}", _LEVEL_STYLES.get(level.lower(), "")),
-        (" ", ""),
-        (_plain(step), ""),
-        (" ", ""),
-        (_plain(event), "bold"),
-    ]
-    for key, value in fields.items():
-        row += [(f" {printable(key)}=", "dim"), (log_field(value), "")]
-    return row
-
-
-def _take(fields: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if key in fields:
-            return fields.pop(key)
-    return None
-
-
-def _plain(value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    return printable(value) if isinstance(value, str) else log_field(value)
+__all__ = [
+    "DESCRIPTION_MIN_WIDTH",
+    "DESCRIPTION_WIDTH",
+    "LEVEL_STYLES",
+    "STOPPED",
+    "Artifact",
+    "ago",
+    "artifact_documents",
+    "artifacts_document",
+    "dumps",
+    "duration",
+    "iso",
+    "list_columns",
+    "log_error_document",
+    "log_field",
+    "log_segments",
+    "log_summary_document",
+    "message",
+    "print_artifacts",
+    "print_log",
+    "print_task",
+    "print_task_list",
+    "print_workspace_tasks",
+    "print_workspaces",
+    "printable",
+    "resume_hint",
+    "show_document",
+    "size",
+    "step_duration",
+    "step_progress",
+    "task_document",
+    "task_error_document",
+    "task_list_document",
+    "truncate",
+    "when",
+    "with_steps",
+    "workspace_document",
+    "workspace_error_document",
+    "workspace_list_document",
+    "write_bytes",
+    "write_json",
+    "write_json_lines",
+]

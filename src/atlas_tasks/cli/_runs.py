@@ -121,8 +121,10 @@ def _summary(ctx: StepContext) -> str:
 
 
 def _resume_command(store: CliStore, workspace: str, task_id: str, workdir: Path | None) -> str:
-    home = getattr(store, "home", None)
-    parts = ["atlas-tasks", *(["--home", str(home)] if home is not None else []), "run"]
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    home = ["--home", str(store.home)] if isinstance(store, LocalFiles) else []
+    parts = ["atlas-tasks", *home, "run"]
     if workdir is not None:
         parts += ["--workdir", str(workdir.expanduser().absolute())]
     return shlex.join([*parts, workspace, task_id])
@@ -189,7 +191,7 @@ def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None
     _emit(f"directory: {printable(where)}")
     holder = store.lease_holder(workspace, task_id)
     if holder is not None:
-        from atlas_tasks._display import runner_text
+        from atlas_tasks.views.display import runner_text
 
         _emit(f"note: a live runner holds it ({runner_text(holder)}): `run` would be refused now")
     for number, step in enumerate(steps, start=start + 1):
@@ -442,11 +444,12 @@ def _doctor_store(store: CliStore, workspace: str | None, fix: bool, *, quiet: b
     from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.runs import is_interrupted
     from atlas_tasks.runs import recover as recover_ws
+    from atlas_tasks.store.capabilities import Repairable
     from atlas_tasks.store.types import CheckReport, Finding
 
-    check = getattr(store, "check", None)
-    if check is not None:
-        report: CheckReport = check(workspace, fix=fix)
+    checked = isinstance(store, Repairable)
+    if isinstance(store, Repairable):
+        report: CheckReport = store.check(workspace, fix=fix)
     else:
         # A database store has no files to sweep: no temp files, torn logs or half-done deletes (each write is one
         # transaction). What can still need attention is a run whose runner died.
@@ -455,7 +458,7 @@ def _doctor_store(store: CliStore, workspace: str | None, fix: bool, *, quiet: b
             note(f"{store!r}: file checks do not apply (each write is one transaction); checking for crashed runs")
     for ws in _workspaces(store, workspace):
         tasks = store.list(ws)
-        if check is None:  # the file store's check counted and read its tasks already
+        if not checked:  # the store's own check counted and read its tasks already
             report.tasks_checked += len(tasks) + len(tasks.errors)
             for exc in tasks.errors:
                 task_id = exc.context.get("task_id")
@@ -485,45 +488,27 @@ def _doctor_store(store: CliStore, workspace: str | None, fix: bool, *, quiet: b
 
 
 def _task_where(store: CliStore, workspace: str, task_id: str) -> str:
-    task_path = getattr(store, "task_path", None)
-    return str(task_path(workspace, task_id)) if task_path is not None else f"{store!r} {workspace}/{task_id}"
+    from atlas_tasks.store.capabilities import LocalFiles
 
-
-#: Log entries read per round by ``logs --follow`` on the file store.
-_FOLLOW_WINDOW = 1000
+    if isinstance(store, LocalFiles):
+        return str(store.task_path(workspace, task_id))
+    return f"{store!r} {workspace}/{task_id}"
 
 
 def follow_log(store: CliStore, workspace: str, task_id: str, emit: Any, *, poll: float = 0.2) -> None:
     """Print new log lines as the run writes them.
 
     Waits while the task has not started (or was approved and waits to continue); returns once the task is
-    over or waits for a person, and everything written is printed; warns and returns if its runner died.
+    over or waits for a person, and everything written is printed; warns and returns if its runner died. The
+    store follows its own log (``store.follow_log``: the file store reads a window at a time after the last
+    position shown, through its own symlink-free reads; PostgreSQL is woken by LISTEN/NOTIFY).
     """
-    follow = getattr(store, "follow_log", None)
-    if follow is not None:
-        # A database store announces new lines itself (PostgreSQL: LISTEN/NOTIFY); stop once no runner is left.
-        def over() -> bool:
-            return store.lease_holder(workspace, task_id) is None and _follow_done(store, workspace, task_id)
 
-        for record in follow(workspace, task_id, until=over):
-            emit(record)
-        return
+    def over() -> bool:
+        return store.lease_holder(workspace, task_id) is None and _follow_done(store, workspace, task_id)
 
-    # The file store: a window at a time after the last position shown, through the store's own reads (no path
-    # opened here, so a FIFO or symlink planted as task.log is refused like everywhere else, never waited on).
-    tail_log = store.tail_log
-    position = 0
-    while True:
-        live = store.lease_holder(workspace, task_id) is not None
-        window = tail_log(workspace, task_id, _FOLLOW_WINDOW, after=position)
-        for record in window:
-            emit(record)
-        position = max(position, window.end)
-        if window.more:
-            continue  # a full window: the next one follows at once
-        if not live and _follow_done(store, workspace, task_id):
-            return
-        time.sleep(poll)
+    for record in store.follow_log(workspace, task_id, until=over, poll=poll):
+        emit(record)
 
 
 def _follow_done(store: CliStore, workspace: str, task_id: str) -> bool:

@@ -73,7 +73,7 @@ def serve(
         from atlas_tasks.web import create_app
         from atlas_tasks.web._runner import runner_for
     except ImportError as exc:
-        from atlas_tasks.open import MissingExtraError
+        from atlas_tasks.errors import MissingExtraError
 
         raise MissingExtraError("web", "atlas-tasks serve", exc) from exc
 
@@ -105,28 +105,22 @@ def _open_store(
     runner_for: Callable[..., RunnerLauncher],
 ) -> tuple[LeasingStore, RunnerLauncher]:
     """The store to serve (``serve --store/--home``, else the global options, else $ATLAS_STORE_URL) and a
-    launcher of runner processes for that same store."""
-    from atlas_tasks.backends.file import FileStore
-    from atlas_tasks.open import open_store
+    launcher of runner processes for that same store (its ``store.url``)."""
+    from atlas_tasks.store.urls import file_url, open_store
 
     if store_url is not None and home is not None:
         raise typer.BadParameter("give --store or --home, not both", param_hint="--store")
     if home is not None:
-        file_store = FileStore(home)
-        return file_store, runner_for(file_store.home)
+        store_url = file_url(home)
     if store_url is not None:
         try:
             store: LeasingStore = open_store(store_url)  # type: ignore[assignment]
         except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--store") from None
+            raise typer.BadParameter(str(exc), param_hint="--home" if home is not None else "--store") from None
         state(ctx).track(store)  # closed (its connection pool) when the command ends
     else:
         store = state(ctx).store()
-        store_url = state(ctx).url()
-    if isinstance(store, FileStore):
-        return store, runner_for(store.home)
-    assert store_url is not None  # only a URL opens a database store
-    return store, runner_for(store_url=store_url)
+    return store, runner_for(store_url=store.url)
 
 
 def _warn_if_no_store(store: LeasingStore) -> None:
@@ -135,9 +129,11 @@ def _warn_if_no_store(store: LeasingStore) -> None:
     Only a warning: the dashboard of an empty store is valid (it shows workspaces as soon as one is created), so
     the server still starts.
     """
-    home = getattr(store, "home", None)
-    if not isinstance(home, Path):
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    if not isinstance(store, LocalFiles):
         return
+    home = store.home
     if not home.exists():
         why = "the directory does not exist"
     elif not home.is_dir():

@@ -88,21 +88,21 @@ class State:
         key = tuple(sorted(kwargs.items()))
         if key in self._stores:
             return self._stores[key]  # type: ignore[no-any-return]
+        from atlas_tasks.store.capabilities import LocalFiles
+        from atlas_tasks.store.urls import open_store
+
         url = self.url()
         if url is None:
             store: Any = self._file_store(**kwargs)
         else:
-            from atlas_tasks.open import open_store
-
             try:
                 store = open_store(url, **kwargs)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=self._url_hint()) from None
         self.track(store)
         self._stores[key] = store
-        home = getattr(store, "home", None)
-        if isinstance(home, Path) and not (self._command and self._command[-1] in _MAY_START_EMPTY):
-            self.warn_if_missing(home)
+        if isinstance(store, LocalFiles) and not (self._command and self._command[-1] in _MAY_START_EMPTY):
+            self.warn_if_missing(store.home)
         return store  # type: ignore[no-any-return]
 
     def _file_store(self, **kwargs: Any) -> Any:
@@ -113,12 +113,15 @@ class State:
         Raises:
             RepoNotFoundError: ``--repo`` names no existing directory.
         """
-        from atlas_tasks.backends.file import FileStore
+        from atlas_tasks.store.urls import default_home, file_url, open_store
 
         repo = self.repo if self.repo is not None or self.home is not None else self._current_repo()
         if repo is not None:
+            from atlas_tasks.backends.file import FileStore
+
             return FileStore.for_repo(repo, self.home, **kwargs)
-        return FileStore(self.home, **kwargs)
+        # --home DIR (or the default home) is the file store's URL: one way to open a store, as --store takes.
+        return open_store(file_url(self.home if self.home is not None else default_home()), **kwargs)
 
     def _current_repo(self) -> Path | None:
         from atlas_tasks import repos
@@ -179,22 +182,22 @@ class State:
         """Where user templates live (``<home>/templates``): the file store's home, or for a database store the
         ``--home``/``$ATLAS_HOME``/``~/.atlas`` directory of this machine."""
         url = self.url()
-        if url is not None and url.lower().startswith("file:"):
-            from atlas_tasks.open import file_url_path
+        from atlas_tasks.store.urls import default_home, file_url_path
 
+        if url is not None and url.lower().startswith("file:"):
             try:
                 return Path(file_url_path(url))
             except ValueError as exc:
                 raise typer.BadParameter(str(exc), param_hint=self._url_hint()) from None
         if self.home is not None:
             return self.home.expanduser().absolute()
-        return Path(os.environ.get("ATLAS_HOME") or Path("~/.atlas").expanduser()).absolute()
+        return default_home()
 
     def close(self) -> None:
         """Close every store the command opened (a PostgreSQL store's connection pool); never raises."""
         self._stores.clear()
         while self._opened:
-            close = getattr(self._opened.pop(), "close", None)
+            close = getattr(self._opened.pop(), "close", None)  # only some stores hold resources to give back
             if close is not None:
                 # The command's own outcome is what matters now.
                 with contextlib.suppress(Exception):

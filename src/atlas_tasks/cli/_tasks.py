@@ -18,10 +18,9 @@ from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
 
 if TYPE_CHECKING:
-    from atlas_tasks.cli._render import Artifact
     from atlas_tasks.errors import AtlasTasksError
-    from atlas_tasks.models import Task
-    from atlas_tasks.store import LogLines, Store
+    from atlas_tasks.store import LogLines
+    from atlas_tasks.views.queries import ListRow
 
 # The stored statuses and "crashed" (a run whose runner died); kept here as text so that --help stays light.
 _STATUS_CHOICES = (*[str(s) for s in TaskStatus], "crashed")
@@ -97,16 +96,18 @@ def list_tasks(
     Crashed runs (running, but no live runner) show as interrupted (crashed). Unreadable tasks are never hidden:
     each is reported on stderr (and under "errors" with --json).
     """
-    from atlas_tasks import _display
     from atlas_tasks.cli import _render
+    from atlas_tasks.store.capabilities import LocalFiles
+    from atlas_tasks.views import queries
 
     sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
     wanted = list(status or ())
     needle = (search or "").strip().lower()
-    rows: list[tuple[int, str, Task]] = []  # (index of the source store, workspace, task)
+    listed: list[tuple[int, ListRow]] = []  # (index of the source store, row)
     errors: list[AtlasTasksError] = []
     total = 0
     several = all_repos or not workspace or all_workspaces
+    now = datetime.now(UTC)
     for index, (_, store) in enumerate(sources):
         if workspace and not all_workspaces:
             # With --all-repos a named workspace is looked for in every store, and is in some of them only.
@@ -114,41 +115,24 @@ def list_tasks(
         else:
             names = [w.name for w in store.list_workspaces()]
         several = several or len(names) > 1
-        # Without a filter the store itself can stop at the newest N (the file store then reads only those tasks).
-        store_limit = limit if limit is not None and not wanted and not needle and _lists_with_limit(store) else None
-        for ws in names:
-            tasks = store.list(ws, limit=store_limit) if store_limit is not None else store.list(ws)
-            total += len(tasks)
-            errors.extend(tasks.errors)
-            rows.extend((index, ws, t) for t in tasks if not needle or _display.matches_text(ws, t, needle))
-    rows.sort(key=lambda row: (row[2].created_at or datetime.min.replace(tzinfo=UTC), row[2].id), reverse=True)
-    now = datetime.now(UTC)
-    # Probed before the status filter: whether a running task crashed decides whether -s running keeps it.
-    states = [
-        _display.display_states(store, [(ws, t) for i, ws, t in rows if i == index], now=now)
-        for index, (_, store) in enumerate(sources)
-    ]
-    listed = [(i, ws, _display.state_of(states[i], ws, t)) for i, ws, t in rows]
-    listed = [(i, ws, st) for i, ws, st in listed if _display.matches_status(st, wanted)][:limit]
+        found = queries.list_rows(store, names, wanted, search=needle, limit=limit, now=now)
+        total += found.total
+        errors.extend(found.errors)
+        listed.extend((index, row) for row in found.rows)
+    if len(sources) > 1:  # each store's rows are newest first: the newest N of all of them
+        listed.sort(key=lambda item: queries.newest_first(item[1].task), reverse=True)
+        listed = listed[:limit]
     if as_json:
-        document = _render.task_list_document(workspace or "", [st.task for _, _, st in listed], errors)
-        # Ids are unique per workspace only: these keys say which workspace each listed task belongs to, which
-        # runs died, and which are held by a live runner (and whose).
-        document["workspaces"] = [ws for _, ws, _ in listed]
-        document["interrupted"] = [{"workspace": ws, "task_id": st.task.id} for _, ws, st in listed if st.crashed]
-        document["runners"] = [
-            {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for _, ws, st in listed if st.holder
-        ]
+        document = queries.list_document(workspace or "", [row for _, row in listed], errors)
         if all_repos:  # which store each task lives in: its directory, and its repository (None: the legacy tree)
-            document["stores"] = [
-                {"store": str(getattr(sources[i][1], "home", "")), "repo": sources[i][0] or None} for i, _, _ in listed
-            ]
+            homes = [str(store.home) if isinstance(store, LocalFiles) else "" for _, store in sources]
+            document["stores"] = [{"store": homes[i], "repo": sources[i][0] or None} for i, _ in listed]
         _render.write_json(document)
     elif listed:
         _render.print_task_list(
-            [st for _, _, st in listed],
+            [row.state for _, row in listed],
             now,
-            workspaces=[_where(ws, sources[i][0]) for i, ws, _ in listed] if several else None,
+            workspaces=[_where(row.workspace, sources[i][0]) for i, row in listed] if several else None,
         )
     elif not errors:
         filters = [f"status {', '.join(wanted)}"] if wanted else []
@@ -165,23 +149,14 @@ def _where(workspace: str, repo: str) -> str:
     return f"{workspace} @ {repo}" if repo else workspace
 
 
-def _lists_with_limit(store: Store) -> bool:
-    """Whether the store's ``list`` takes ``limit=`` (both built-in stores do; the Store protocol does not)."""
-    import inspect
-
-    try:
-        return "limit" in inspect.signature(store.list).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonOpt = False) -> None:
     """Show one task in detail.
 
     Its header, steps as a timeline, status transitions, artifacts and the size of its log.
     """
-    from atlas_tasks._display import display_state
     from atlas_tasks.cli import _render
+    from atlas_tasks.views.display import display_state
+    from atlas_tasks.views.queries import artifact_list
 
     store = state(ctx).store()
     now = datetime.now(UTC)
@@ -252,6 +227,7 @@ def artifacts(
     artifact's bytes to stdout, unchanged.
     """
     from atlas_tasks.cli import _render
+    from atlas_tasks.views.queries import artifact_list
 
     store = state(ctx).store()
     if get is not None:
@@ -266,35 +242,6 @@ def artifacts(
         _render.print_artifacts(found)
     else:
         note(f"task {task_id} in workspace {workspace} has no artifacts")
-
-
-def artifact_list(store: Store, workspace: str, task_id: str) -> list[Artifact]:
-    """The task's artifacts in natural order, each with its size (``None`` if it vanished or cannot be read).
-
-    Args:
-        store: The open store (a file store's sizes come from the files; a database store reports them).
-        workspace: The workspace name.
-        task_id: The task id.
-    """
-    from atlas_tasks.backends.file import FileStore
-    from atlas_tasks.cli._render import Artifact
-
-    sizes = getattr(store, "artifact_sizes", None)
-    if sizes is not None:
-        return [Artifact(name, size) for name, size in sizes(workspace, task_id).items()]
-    names = store.list_artifacts(workspace, task_id)
-    if not isinstance(store, FileStore):
-        return [Artifact(name, len(store.get_artifact(workspace, task_id, name))) for name in names]
-    base = store.task_path(workspace, task_id) / "artifacts"
-    found = []
-    for name in names:
-        try:
-            # lstat: list_artifacts reports regular files only, and a size must never come from a symlink's target.
-            size: int | None = (base / name).lstat().st_size
-        except OSError:
-            size = None
-        found.append(Artifact(name, size))
-    return found
 
 
 def warn_log(log: LogLines) -> None:

@@ -70,8 +70,9 @@ def create(
     # With --exist-ok the store hands back the existing workspace: its creation time tells which case this was.
     fresh = ws.created_at is not None and ws.created_at >= started
     verb = "created workspace" if fresh else "workspace already exists:"
-    workspace_path = getattr(store, "workspace_path", None)
-    where = workspace_path(name) if workspace_path is not None else repr(store)
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    where = store.workspace_path(name) if isinstance(store, LocalFiles) else repr(store)
     _render.message(f"{verb} {name} ({where})")
     if missing and fresh:
         _make_worktree(Path(worktree_path))
@@ -155,8 +156,8 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     task refs of workspace.json, which are refreshed only on create, delete and a finished task. --json prints
     workspace.json as stored.
     """
-    from atlas_tasks import _display
     from atlas_tasks.cli import _render
+    from atlas_tasks.views import display as _display
 
     store = state(ctx).store()
     ws = store.get_workspace(name)

@@ -16,14 +16,17 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
+    from atlas_tasks.store import Store
+    from atlas_tasks.store.capabilities import LocalFiles
+
 #: Artifacts larger than this are offered as downloads only (a preview would make the page huge); their raw bytes
-#: are streamed as application/octet-stream, never read whole.
+#: are streamed as application/octet-stream, never read whole (from a file store).
 PREVIEW_LIMIT = 2 * 1024 * 1024
 #: The size of each read (and write) of a streamed artifact.
 CHUNK = 256 * 1024
@@ -92,9 +95,9 @@ def preview(name: str, data: bytes) -> Preview:
 class ArtifactFile:
     """An artifact opened for reading: its size known before any byte is read, its bytes read whole or in chunks.
 
-    From a file store it is an open descriptor (reached by the same symlink-free directory walk the store uses,
-    through its ``_fs`` seam). From PostgreSQL, a size from ``artifact_sizes`` and the bytes fetched whole
-    (one ``bytea`` value) only when they are needed; from any other store, the bytes ``get_artifact`` returned.
+    From a store of local files it is an open descriptor (reached by the same symlink-free directory walk the store
+    uses, through its ``_fs`` seam). From any other store, a size from ``artifact_sizes`` and the bytes fetched
+    whole through ``get_artifact`` (PostgreSQL: one ``bytea`` value) only when they are needed.
     """
 
     def __init__(
@@ -156,24 +159,33 @@ class ArtifactFile:
             self._fd = None
 
 
-def open_artifact(store: Any, workspace: str, task_id: str, name: str) -> ArtifactFile:
-    """Open an artifact without reading it (file store); other stores' artifacts come back as their bytes.
+def open_artifact(store: Store, workspace: str, task_id: str, name: str) -> ArtifactFile:
+    """Open an artifact without reading it: its size from ``store.artifact_sizes``, its bytes fetched through
+    ``store.get_artifact`` only when they are needed; a store of local files' artifact as an open descriptor,
+    so that a huge one is streamed in chunks, never held in memory whole.
 
     Raises:
         InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError.
     """
-    from atlas_tasks import names
-    from atlas_tasks.backends.file import ARTIFACTS_DIR, FileStore
+    from atlas_tasks.store.capabilities import LocalFiles
 
-    if not isinstance(store, FileStore):
-        sizes = getattr(store, "artifact_sizes", None)  # PostgreSQL: sizes without the bytes
-        size = sizes(workspace, task_id).get(name) if callable(sizes) else None
-        if size is None:  # no such artifact there (get_artifact says so), or no way to ask for sizes
-            data: bytes = store.get_artifact(workspace, task_id, name)
-            return ArtifactFile(len(data), data=data)
-        return ArtifactFile(int(size), fetch=lambda: bytes(store.get_artifact(workspace, task_id, name)))
+    if isinstance(store, LocalFiles):
+        return _open_local(store, workspace, task_id, name)
+    size = store.artifact_sizes(workspace, task_id).get(name)
+    if size is None:  # no such artifact (or one vanished meanwhile): get_artifact says which
+        data = store.get_artifact(workspace, task_id, name)
+        return ArtifactFile(len(data), data=data)
+    return ArtifactFile(size, fetch=lambda: bytes(store.get_artifact(workspace, task_id, name)))
+
+
+def _open_local(store: LocalFiles, workspace: str, task_id: str, name: str) -> ArtifactFile:
+    # The Store contract has no streaming read (get_artifact returns the bytes whole), so a local store's artifact
+    # is opened here, by the same symlink-free walk beneath its home that the store uses, through the _fs seam.
+    # TODO(contract): an ``open_artifact`` primitive of the file backend would move this walk there.
+    from atlas_tasks import names
     from atlas_tasks._fs import ops
     from atlas_tasks._fs.dirs import UnsafePathError, open_home, walk
+    from atlas_tasks.backends.file import ARTIFACTS_DIR
     from atlas_tasks.errors import ArtifactNotFoundError
 
     parts = names.artifact_parts(name)
@@ -192,7 +204,7 @@ def open_artifact(store: Any, workspace: str, task_id: str, name: str) -> Artifa
     if info is None or not stat.S_ISREG(info.st_mode):
         if fd is not None:
             ops.close(fd)
-        store.get(workspace, task_id)  # a missing workspace or task is said as such
+        store.get(workspace, task_id)  # type: ignore[attr-defined]  # a missing workspace or task is said as such
         where = f"{store.task_path(workspace, task_id)}/{ARTIFACTS_DIR}/{name}"
         raise ArtifactNotFoundError(workspace, task_id, name, where)
     return ArtifactFile(info.st_size, fd=fd, path=path)

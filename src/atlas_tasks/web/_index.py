@@ -1,19 +1,17 @@
 """Listing tasks for the dashboard fast: a page of 10,000 tasks must not decode 10,000 task.json files each time.
 
-The file store's ``list`` reads and validates every task (seconds for 10,000). :class:`FileTaskIndex` keeps the
-decoded tasks and, on each request, only ``stat``s each ``task.json``: a task is read again (through the store,
-which validates names and refuses symlinks) when its file changed. ``task.json`` is only ever replaced by rename,
-so a changed task always has a new inode or mtime. Other backends (PostgreSQL) get :class:`SummaryTaskIndex`:
+The file store's ``list`` reads and validates every task (seconds for 10,000). :class:`StampTaskIndex` keeps the
+decoded tasks and, on each request, asks the store only for its change stamps
+(:class:`~atlas_tasks.store.capabilities.ChangeStamps`; the file store ``stat``s each ``task.json``): a task is
+read again when its stamp changed. Other backends (PostgreSQL) get :class:`SummaryTaskIndex`:
 one ``list_summaries`` query per listing gives each task's revision, and only the tasks whose revision changed are
 read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores with neither.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,20 +22,20 @@ from atlas_tasks.errors import (
     InvalidNameError,
     SchemaVersionError,
     TaskNotFoundError,
-    WorkspaceNotFoundError,
 )
 from atlas_tasks.store import TaskList
+from atlas_tasks.store.capabilities import ChangeStamps
 
 if TYPE_CHECKING:
-    from atlas_tasks.backends.file import FileStore
     from atlas_tasks.models import Task
     from atlas_tasks.store import Store
 
+    class ChangeStampStore(Store, ChangeStamps, Protocol):
+        """A store with change stamps."""
+
+
 #: Above this many changed tasks one ``store.list`` is cheaper (and exactly the store's semantics).
 FULL_RELOAD_AFTER = 64
-
-# What identifies one committed version of a task.json; None when the file is missing.
-Stamp = tuple[int, int, int, int] | None
 
 
 def _load_one(store: Store, workspace: str, task_id: str) -> Task | AtlasTasksError | None:
@@ -142,35 +140,31 @@ class SummaryTaskIndex:
 
 @dataclass
 class _Cached:
-    stamps: dict[str, Stamp]
+    stamps: dict[str, Hashable | None]
     # A Task, the error that made it unreadable, or None for an entry the store's listing leaves out
     # (a creation in progress).
     items: dict[str, Task | AtlasTasksError | None]
     listing: TaskList
 
 
-class FileTaskIndex:
-    """A FileStore index that re-reads only the tasks whose ``task.json`` changed since the last call."""
+class StampTaskIndex:
+    """An index for a store with :class:`~atlas_tasks.store.capabilities.ChangeStamps`: each call asks for the
+    workspace's change stamps (the file store: one ``stat`` per task) and re-reads only the tasks whose stamp
+    changed since the last call."""
 
-    def __init__(self, store: FileStore) -> None:
+    def __init__(self, store: ChangeStampStore) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
 
     def workspace_names(self) -> list[str]:
-        """Workspace directories with valid names, sorted (no workspace.json is decoded)."""
-        try:
-            entries = list(os.scandir(self.store.home / "workspaces"))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return sorted(
-            e.name for e in entries if _valid(N.check_workspace_name, e.name) and e.is_dir(follow_symlinks=False)
-        )
+        """The workspaces' names, sorted (no workspace document is decoded)."""
+        return self.store.workspace_names()
 
     def tasks(self, workspace: str) -> TaskList:
         """The workspace's tasks as ``store.list`` would return them, re-reading only what changed."""
         N.check_workspace_name(workspace)
-        stamps = self._stamps(workspace)
+        stamps = self.store.task_stamps(workspace)
         # One loader at a time: two requests racing on a cold cache would both spend seconds decoding.
         with self._lock:
             cached = self._cache.get(workspace)
@@ -188,46 +182,18 @@ class FileTaskIndex:
             return fresh.listing
 
     def unchanged(self, workspace: str, task: Task) -> bool:
-        """Whether task.json is still the file this copy of the task was read from (one ``stat``)."""
+        """Whether the stored task is still the version this copy was read from (one stamp)."""
         with self._lock:
             cached = self._cache.get(workspace)
             known = cached.stamps.get(task.id) if cached is not None and cached.items.get(task.id) is task else None
         if known is None:
             return reread_unchanged(self.store, workspace, task)
         try:
-            st = (self.store.task_path(workspace, task.id) / "task.json").lstat()
-        except OSError:
+            return self.store.task_stamp(workspace, task.id) == known
+        except AtlasTasksError:
             return False
-        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known
 
-    def _stamps(self, workspace: str) -> dict[str, Stamp]:
-        with self._tasks_dir(workspace) as fd:
-            if fd is None:
-                return {}
-            stamps: dict[str, Stamp] = {}
-            for entry in os.scandir(fd):
-                if entry.name.startswith("."):
-                    continue  # the store's own temp entries
-                stamps[entry.name] = _stamp(entry.name, fd)
-            return stamps
-
-    @contextmanager
-    def _tasks_dir(self, workspace: str) -> Iterator[int | None]:
-        ws_path = self.store.workspace_path(workspace)
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(ws_path / "tasks", flags)
-        except (FileNotFoundError, NotADirectoryError):
-            if not ws_path.is_dir():
-                raise WorkspaceNotFoundError(workspace, str(ws_path)) from None
-            yield None  # a workspace without tasks yet
-            return
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-
-    def _load_all(self, workspace: str, stamps: dict[str, Stamp]) -> dict[str, Task | AtlasTasksError | None]:
+    def _load_all(self, workspace: str, stamps: dict[str, Hashable | None]) -> dict[str, Task | AtlasTasksError | None]:
         # Stamps were taken before this read: a task written in between is read again on the next call.
         listing = self.store.list(workspace)
         items: dict[str, Task | AtlasTasksError | None] = dict.fromkeys(stamps)
@@ -237,12 +203,8 @@ class FileTaskIndex:
         return items
 
 
-def _stamp(name: str, tasks_fd: int) -> Stamp:
-    try:
-        st = os.stat(f"{name}/task.json", dir_fd=tasks_fd, follow_symlinks=False)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+#: The index's name before it worked for any store with change stamps.
+FileTaskIndex = StampTaskIndex
 
 
 def _listing(items: dict[str, Task | AtlasTasksError | None]) -> TaskList:
@@ -258,7 +220,7 @@ def _listing(items: dict[str, Task | AtlasTasksError | None]) -> TaskList:
 
 
 def _error_task_id(exc: AtlasTasksError) -> str:
-    from atlas_tasks.cli._render import task_error_document
+    from atlas_tasks.views.documents import task_error_document
 
     return str(task_error_document(exc)["task_id"])
 
@@ -273,19 +235,16 @@ def _valid(check: Callable[[object], str], name: str) -> bool:
 
 
 def index_for(store: Store) -> TaskIndex:
-    """The fastest index for this store: file stamps for a FileStore, summaries for a database, else plain."""
-    from atlas_tasks.backends.file import FileStore
-
-    if isinstance(store, FileStore):
-        return FileTaskIndex(store)
-    if callable(getattr(store, "list_summaries", None)):
-        return SummaryTaskIndex(store)
-    return StoreTaskIndex(store)
+    """The fastest index for this store: change stamps where it has them (the file store), else its summaries."""
+    if isinstance(store, ChangeStamps):
+        return StampTaskIndex(store)
+    return SummaryTaskIndex(store)
 
 
 __all__ = [
     "FULL_RELOAD_AFTER",
     "FileTaskIndex",
+    "StampTaskIndex",
     "StoreTaskIndex",
     "SummaryTaskIndex",
     "TaskIndex",

@@ -1,10 +1,11 @@
 """Live updates: Server-Sent Events that push a task's status and step changes and its new log lines.
 
-A :class:`LiveSource` tells cheaply whether a task changed and what was appended to its log. The file store's
-watches the ``task.json`` inode/mtime and the run lease (a runner that dies writes nothing, but its task must turn
-into "interrupted (crashed)"), and follows ``task.log`` by byte offset, as ``logs --follow`` does. Any other
-store gets :class:`StoreLiveSource`, which polls through the Store protocol. A store that can follow a log with
-notifications (``follow_log``: PostgreSQL's LISTEN/NOTIFY) gets :class:`FollowingLiveSource`: new log lines are
+A :class:`LiveSource` tells cheaply whether a task changed and what was appended to its log. A store with change
+stamps (:class:`~atlas_tasks.store.capabilities.ChangeStamps`, the file store) gets :class:`StampLiveSource`: it
+watches the task's stamp (a ``stat`` of task.json) and the run lease (a runner that dies writes nothing, but its
+task must turn into "interrupted (crashed)"), and reads the log after the last position sent, as ``logs --follow``
+does. :class:`StoreLiveSource` polls through the Store protocol alone. Any other store gets
+:class:`FollowingLiveSource`, driven by its ``follow_log`` (PostgreSQL's LISTEN/NOTIFY): new log lines are
 pushed the moment they commit, and so is every task write (status, steps, transitions): a stream waiting between
 polls wakes up at once to re-read the task. The poll is then only the fallback for what sends no notification (a
 runner that died: its lease is gone, and nothing was written).
@@ -23,18 +24,19 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 import anyio.to_thread
 
-from atlas_tasks._display import display_state
-from atlas_tasks.cli import _render
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.runs import ACTIVE_STATUSES
-from atlas_tasks.store import LogLines, LogTail
+from atlas_tasks.store import LogTail
+from atlas_tasks.store.capabilities import ChangeStamps
+from atlas_tasks.views import text as _text
+from atlas_tasks.views.display import display_state
 from atlas_tasks.web import _views
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from atlas_tasks.backends.file import FileStore
     from atlas_tasks.runs import LeasingStore
+    from atlas_tasks.store import Store
 
 T = TypeVar("T")
 
@@ -57,28 +59,9 @@ class LogCursor:
 LOG_BATCH = 500
 
 
-def log_window(store: Any, workspace: str, task_id: str, lines: int, after: int | None = None) -> LogTail:
-    """``store.tail_log`` where the store has it (file store, PostgreSQL: only the window is read).
-
-    Any other store is read whole and sliced, its positions being entry counts.
-    """
-    tail_log = getattr(store, "tail_log", None)
-    if callable(tail_log):
-        window: LogTail = tail_log(workspace, task_id, lines, after=after)
-        return window
-    log: LogLines = store.read_log(workspace, task_id)
-    total = len(log)
-    if after is None:
-        first, last = max(0, total - lines), total
-    else:
-        first = after if after <= total else 0  # past the end: the log was replaced; start over
-        last = min(total, first + lines)
-    window = LogTail(list(log[first:last]))
-    window.positions = list(range(first + 1, last + 1))
-    window.start, window.end, window.more = first, last, after is not None and last < total
-    if after is None:
-        window.skipped, window.torn_tail, window.errors = log.skipped, log.torn_tail, list(log.errors)
-    return window
+def log_window(store: Store, workspace: str, task_id: str, lines: int, after: int | None = None) -> LogTail:
+    """``store.tail_log``: only the window is read where the backend can (file store, PostgreSQL)."""
+    return store.tail_log(workspace, task_id, lines, after=after)
 
 
 @dataclass(frozen=True)
@@ -137,23 +120,24 @@ class StoreLiveSource:
         await anyio.sleep(timeout)
 
 
-class FileLiveSource(StoreLiveSource):
-    """The file store: ``stat`` of task.json instead of decoding it; the log is followed by byte offset
-    (``tail_log(after=offset)``: only the new lines are read; a line still being written waits for its newline)."""
+class StampLiveSource(StoreLiveSource):
+    """A store with :class:`~atlas_tasks.store.capabilities.ChangeStamps` (the file store): the task's change stamp
+    (a ``stat`` of task.json) instead of decoding it; the log is read a window at a time after the last position
+    sent (``tail_log(after=…)``: only the new lines are read; a line still being written waits for its newline)."""
 
-    def __init__(self, store: FileStore) -> None:
+    def __init__(self, store: LeasingStore) -> None:
         super().__init__(store)
-        self.file_store = store
+        if not isinstance(store, ChangeStamps):
+            raise TypeError(f"{store!r} has no change stamps; use StoreLiveSource")
+        self.stamps: ChangeStamps = store
 
     def task_stamp(self, workspace: str, task_id: str) -> object:
-        """task.json's inode, mtime and size (it is replaced by rename on every write) and the lease state."""
-        path = self.file_store.task_path(workspace, task_id) / "task.json"  # validates both names
-        try:
-            st = path.lstat()
-            file: object = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except FileNotFoundError:
-            file = None
-        return (file, self.store.lease_holder(workspace, task_id) is not None)
+        """The task's change stamp (it changes on every write) and whether a live runner holds it."""
+        return (self.stamps.task_stamp(workspace, task_id), self.store.lease_holder(workspace, task_id) is not None)
+
+
+#: The source's name before it worked for any store with change stamps.
+FileLiveSource = StampLiveSource
 
 
 class _Follower:
@@ -266,8 +250,7 @@ class FollowingLiveSource(StoreLiveSource):
                 follow_log: Callable[..., Iterator[dict[str, Any]]] = self.store.follow_log
 
                 def follow(**options: Any) -> Iterator[dict[str, Any]]:
-                    if callable(getattr(self.store, "tail_log", None)):  # start at the end: no full read
-                        options["after"] = log_window(self.store, workspace, task_id, 0).end
+                    options["after"] = log_window(self.store, workspace, task_id, 0).end  # start at the end
                     return follow_log(workspace, task_id, **options)
 
                 current = _Follower(follow, self.idle, lambda: self._forget(key))
@@ -322,14 +305,11 @@ class FollowingLiveSource(StoreLiveSource):
 
 
 def source_for(store: LeasingStore) -> LiveSource:
-    """The cheapest change detection for this store."""
-    from atlas_tasks.backends.file import FileStore
-
-    if isinstance(store, FileStore):
-        return FileLiveSource(store)
-    if callable(getattr(store, "follow_log", None)):
-        return FollowingLiveSource(store)
-    return StoreLiveSource(store)
+    """The cheapest change detection for this store: change stamps where it has them (the file store), else its
+    ``follow_log`` (PostgreSQL: LISTEN/NOTIFY pushes every line and write)."""
+    if isinstance(store, ChangeStamps):
+        return StampLiveSource(store)
+    return FollowingLiveSource(store)
 
 
 # -- the SSE wire format --------------------------------------------------------------------------------------------
@@ -434,8 +414,8 @@ def row_state(store: LeasingStore, workspace: str, task_id: str) -> dict[str, An
         "key": f"{workspace}/{task_id}",
         "status": shown.label,
         "status_class": _views.status_class(shown.status),
-        "step": _render.step_progress(task),
-        "updated": _render.ago(task.updated_at, now),
+        "step": _text.step_progress(task),
+        "updated": _text.ago(task.updated_at, now),
     }
 
 
@@ -476,6 +456,7 @@ __all__ = [
     "LiveSettings",
     "LiveSource",
     "LogCursor",
+    "StampLiveSource",
     "StoreLiveSource",
     "log_window",
     "row_events",

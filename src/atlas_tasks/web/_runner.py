@@ -1,9 +1,9 @@
 """Continuing a run after an approval in the dashboard, as ``atlas-tasks approve`` does: in a runner process.
 
 The server never runs steps itself (a step can take hours, and the runner must survive the server stopping): it
-starts ``python -m atlas_tasks --home HOME run WS TASK`` in its own session (for a database store the URL goes in
-``$ATLAS_STORE_URL``, never on a command line other users can read), which takes the run lease like any runner,
-and reaps it when it ends.
+starts ``python -m atlas_tasks run WS TASK`` in its own session with the store's URL (``store.url``) in
+``$ATLAS_STORE_URL`` (never on a command line other users can read: a database URL may hold a password), which
+takes the run lease like any runner, and reaps it when it ends.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from atlas_tasks.open import STORE_URL_ENV
+from atlas_tasks.store.urls import STORE_URL_ENV, file_url
 
 
 class RunnerLauncher:
@@ -24,20 +24,16 @@ class RunnerLauncher:
         if (home is None) == (store_url is None):
             raise ValueError("give the runner a file store home or a store URL, one of them")
         self.home = home
-        self.store_url = store_url
+        #: The store the runners open (``store.url``; a home is its ``file://`` URL).
+        self.store_url = store_url or file_url(home or "")
         self.started: list[subprocess.Popen[bytes]] = []
 
     def __call__(self, workspace: str, task_id: str) -> None:
         """Start the runner and return at once; a thread waits for it so it leaves no zombie."""
         env = dict(os.environ)
-        if self.store_url is not None:
-            env[STORE_URL_ENV] = self.store_url
-            where: list[str] = []
-        else:
-            env.pop(STORE_URL_ENV, None)
-            where = ["--home", str(self.home)]
+        env[STORE_URL_ENV] = self.store_url
         process = subprocess.Popen(
-            [sys.executable, "-m", "atlas_tasks", *where, "run", workspace, task_id],
+            [sys.executable, "-m", "atlas_tasks", "run", workspace, task_id],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -50,7 +46,7 @@ class RunnerLauncher:
 
 
 def runner_for(home: Path | None = None, *, store_url: str | None = None) -> RunnerLauncher:
-    """A launcher of runner processes for the file store at ``home``, or for the store at ``store_url``."""
+    """A launcher of runner processes for the store at ``store_url`` (``store.url``), or the file store at ``home``."""
     return RunnerLauncher(home, store_url=store_url)
 
 

@@ -1,27 +1,28 @@
 """What each page shows, gathered from the store: plain data for the templates, the JSON API and the live feed.
 
-Nothing here knows about HTTP. Formatting (times, durations, sizes, log lines) is the CLI's, from
-:mod:`atlas_tasks.cli._render`, so the dashboard and the terminal describe a task in the same words.
+Nothing here knows about HTTP. The listing, its crash flags and the documents are :mod:`atlas_tasks.views` (the
+CLI's ``list``, ``show`` and ``artifacts`` build theirs there too), and so is the formatting (times, durations,
+sizes, log lines): the dashboard and the terminal describe a task in the same words.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from atlas_tasks import _display
-from atlas_tasks._display import CRASHED, CRASHED_LABEL, STATUS_FILTERS, DisplayState, runner_text
-from atlas_tasks.cli import _render
-from atlas_tasks.errors import ArtifactNotFoundError, AtlasTasksError
 from atlas_tasks.models import TaskStatus
 from atlas_tasks.runs import LeasingStore, ready_to_continue
+from atlas_tasks.views import display as _display
+from atlas_tasks.views import documents as _docs
+from atlas_tasks.views import queries
+from atlas_tasks.views import text as _text
+from atlas_tasks.views.display import CRASHED, CRASHED_LABEL, STATUS_FILTERS, DisplayState, runner_text
 
 if TYPE_CHECKING:
     from atlas_tasks.models import Task
-    from atlas_tasks.store import LogLines
+    from atlas_tasks.store import LogLines, Store
     from atlas_tasks.web._index import TaskIndex
 
 PER_PAGE = 50
@@ -60,28 +61,13 @@ class ListPage:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _created_key(row: tuple[str, Task]) -> tuple[float, str]:
-    created = row[1].created_at
-    return (created.timestamp() if created else float("-inf"), row[1].id)
-
-
-def scoped_tasks(index: TaskIndex, workspace: str | None) -> tuple[list[tuple[str, Task]], list[AtlasTasksError]]:
-    """Every task of one workspace (or of all), newest first, with the errors of the unreadable ones."""
-    names = [workspace] if workspace is not None else index.workspace_names()
-    listings = []
-    errors: list[AtlasTasksError] = []
-    for name in names:
-        found = index.tasks(name)
-        listings.append([(name, task) for task in found])
-        errors.extend(found.errors)
-    # Each listing is already newest first: merging keeps it O(n log k) instead of sorting everything again.
-    merged = list(heapq.merge(*listings, key=_created_key, reverse=True))
-    return merged, errors
+def _workspaces(index: TaskIndex, workspace: str | None) -> list[str]:
+    return [workspace] if workspace is not None else index.workspace_names()
 
 
 def task_list_page(
     index: TaskIndex,
-    store: LeasingStore,
+    store: Store,
     workspace: str | None,
     *,
     statuses: Sequence[str] = (),
@@ -94,13 +80,8 @@ def task_list_page(
     The counts are over the tasks the text search keeps, before the status filter, so each status link says how
     many tasks it would show.
     """
-    everything, errors = scoped_tasks(index, workspace)
-    needle = query.strip().lower()
-    searched = [(ws, t) for ws, t in everything if _display.matches_text(ws, t, needle)] if needle else everything
-    states = _display.display_states(store, searched)
-    searched_states = [(ws, _display.state_of(states, ws, t)) for ws, t in searched]
-    counts = _display.count_statuses([st for _, st in searched_states])
-    kept = [(ws, st) for ws, st in searched_states if _display.matches_status(st, statuses)]
+    listing = queries.list_rows(store, _workspaces(index, workspace), statuses, search=query, tasks=index.tasks)
+    kept = listing.rows
     pages = max(1, -(-len(kept) // per_page))
     page = min(max(page, 1), pages)
     chunk = kept[(page - 1) * per_page : page * per_page]
@@ -108,46 +89,37 @@ def task_list_page(
         workspace=workspace,
         # A runner that finished between the listing's read and the lease probe looks crashed: the rows shown
         # are checked again (the counts may be off by one for that moment).
-        rows=[Row(ws, st.task, st.crashed and index.unchanged(ws, st.task)) for ws, st in chunk],
-        searched=len(searched),
+        rows=[
+            Row(row.workspace, row.task, row.state.crashed and index.unchanged(row.workspace, row.task))
+            for row in chunk
+        ],
+        searched=len(listing.searched),
         matched=len(kept),
-        total=len(everything),
-        counts=counts,
+        total=listing.total,
+        counts=listing.counts(),
         statuses=list(statuses),
         query=query,
         page=page,
         pages=pages,
         per_page=per_page,
-        errors=[_render.task_error_document(exc) for exc in errors],
+        errors=[_docs.task_error_document(exc) for exc in listing.errors],
     )
 
 
-def crashed_keys(store: LeasingStore, tasks: Sequence[tuple[str, Task]]) -> set[tuple[str, str]]:
+def crashed_keys(store: Store, tasks: Sequence[tuple[str, Task]]) -> set[tuple[str, str]]:
     """The ``(workspace, id)`` of the tasks whose run is interrupted (running/validating, no live runner)."""
-    return {key for key, state in _display.display_states(store, tasks).items() if state.crashed}
+    return {key for key, state in queries.display_states(store, tasks).items() if state.crashed}
 
 
 def list_document(
-    index: TaskIndex, store: LeasingStore, workspace: str | None, statuses: Sequence[str] = ()
+    index: TaskIndex, store: Store, workspace: str | None, statuses: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """``atlas-tasks list [WS] [--status S]... --json``: the same document, keys and order.
+    """``atlas-tasks list [WS] [--status S]... --json``: the same document, built by the same code.
 
     ``statuses`` may hold ``crashed``; the filter works as the CLI's (a crashed run is interrupted, not running).
     """
-    everything, errors = scoped_tasks(index, workspace)
-    states = _display.display_states(store, everything)
-    rows = [(ws, _display.state_of(states, ws, t)) for ws, t in everything]
-    rows = [(ws, st) for ws, st in rows if _display.matches_status(st, statuses)]
-    document = _render.task_list_document(workspace or "", [st.task for _, st in rows], errors)
-    # The keys the CLI adds (see cli/_tasks.py): each task's workspace, the runs whose runner died, the live runners.
-    document["workspaces"] = [ws for ws, _ in rows]
-    document["interrupted"] = [
-        {"workspace": ws, "task_id": st.task.id} for ws, st in rows if st.crashed and index.unchanged(ws, st.task)
-    ]
-    document["runners"] = [
-        {"workspace": ws, "task_id": st.task.id, "holder": st.holder} for ws, st in rows if st.holder
-    ]
-    return document
+    listing = queries.list_rows(store, _workspaces(index, workspace), statuses, tasks=index.tasks)
+    return queries.list_document(workspace or "", listing.rows, listing.errors, unchanged=index.unchanged)
 
 
 def show_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:
@@ -155,35 +127,23 @@ def show_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str
     from atlas_tasks.go_hooks import hook_for
 
     shown = _display.display_state(store, workspace, store.get(workspace, task_id))
-    found = _render.with_steps(shown.task, artifact_list(store, workspace, task_id))
+    found = _docs.with_steps(shown.task, artifact_list(store, workspace, task_id))
     log = store.read_log(workspace, task_id)
-    return _render.show_document(workspace, shown, found, log, hook_for(store, workspace, task_id))
+    return _docs.show_document(workspace, shown, found, log, hook_for(store, workspace, task_id))
 
 
 def artifacts_document(store: LeasingStore, workspace: str, task_id: str) -> dict[str, Any]:
     """``atlas-tasks artifacts WS TASK --json``: the same document (each artifact with the step that produced it)."""
-    found = _render.with_steps(store.get(workspace, task_id), artifact_list(store, workspace, task_id))
-    return _render.artifacts_document(workspace, task_id, found)
+    found = _docs.with_steps(store.get(workspace, task_id), artifact_list(store, workspace, task_id))
+    return _docs.artifacts_document(workspace, task_id, found)
 
 
 # -- one task --------------------------------------------------------------------------------------------------------
 
 
-def artifact_list(store: LeasingStore, workspace: str, task_id: str) -> list[_render.Artifact]:
-    """The task's artifacts with their sizes (the CLI's helper for a file store; reading each one otherwise)."""
-    from atlas_tasks.backends.file import FileStore
-
-    if isinstance(store, FileStore):
-        from atlas_tasks.cli._tasks import artifact_list as file_artifacts
-
-        return file_artifacts(store, workspace, task_id)
-    found = []
-    for name in store.list_artifacts(workspace, task_id):
-        try:
-            found.append(_render.Artifact(name, len(store.get_artifact(workspace, task_id, name))))
-        except ArtifactNotFoundError:
-            found.append(_render.Artifact(name, None))
-    return found
+def artifact_list(store: Store, workspace: str, task_id: str) -> list[_docs.Artifact]:
+    """The task's artifacts with their sizes (:func:`atlas_tasks.views.queries.artifact_list`)."""
+    return queries.artifact_list(store, workspace, task_id)
 
 
 def display_status(task: Task, crashed: bool) -> str:
@@ -209,15 +169,15 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
     now = now or datetime.now(UTC)
     shown = _display.display_state(store, workspace, task, now=now)
     task = shown.task
-    artifacts = _render.with_steps(task, artifact_list(store, workspace, task.id))
+    artifacts = _docs.with_steps(task, artifact_list(store, workspace, task.id))
     return {
         "status": shown.label,
         "status_class": status_class(shown.status),
         "crashed": shown.crashed,
         "revision": task.revision,
-        "step": _render.step_progress(task),
-        "updated": _render.when(task.updated_at, now),
-        "completed": _render.when(task.completed_at, now) if task.completed_at else "",
+        "step": _text.step_progress(task),
+        "updated": _text.when(task.updated_at, now),
+        "completed": _text.when(task.completed_at, now) if task.completed_at else "",
         "awaiting_approval": task.status == TaskStatus.AWAITING_APPROVAL,
         "ready_to_continue": ready_to_continue(task),
         "terminal": task.is_terminal,
@@ -225,14 +185,14 @@ def task_state(store: LeasingStore, workspace: str, task: Task, now: datetime | 
         "steps": [_step_state(task, i, now, stopped=shown.crashed) for i in range(len(task.steps))],
         "transitions": [
             {
-                "time": _render.iso(move.timestamp),
+                "time": _text.iso(move.timestamp),
                 "from": str(move.from_status),
                 "to": str(move.to_status),
                 "reason": move.reason,
             }
             for move in task.transitions
         ],
-        "artifacts": [{"name": a.name, "size": _render.size(a.size), "step": a.step or ""} for a in artifacts],
+        "artifacts": [{"name": a.name, "size": _text.size(a.size), "step": a.step or ""} for a in artifacts],
     }
 
 
@@ -243,7 +203,7 @@ def _step_state(task: Task, index: int, now: datetime, *, stopped: bool = False)
         "status": str(step.status),
         "status_class": status_class(str(step.status)),
         "attempts": step.attempts,
-        "duration": _render.step_duration(step, now, stopped=stopped),
+        "duration": _text.step_duration(step, now, stopped=stopped),
         # For a running step the page counts the duration up itself, from here; not once its runner died.
         "running_since": _ms(step.started_at) if running and not stopped else None,
         "error": step.error,
@@ -257,8 +217,8 @@ def step_results(task: Task, index: int) -> list[dict[str, Any]]:
         {
             "status": str(result.status),
             "status_class": status_class(str(result.status)),
-            "started": _render.iso(result.started_at),
-            "duration": _render.duration(result.completed_at - result.started_at)
+            "started": _text.iso(result.started_at),
+            "duration": _text.duration(result.completed_at - result.started_at)
             if result.completed_at and result.started_at
             else "-",
             "error": result.error,
@@ -272,7 +232,7 @@ def step_results(task: Task, index: int) -> list[dict[str, Any]]:
 
 def log_line(record: dict[str, Any], workspace: str, task_id: str) -> list[tuple[str, str]]:
     """One log entry as ``(text, css classes)`` pieces: the CLI's ``logs`` line, made of plain text."""
-    return [(text, _STYLE_CLASSES.get(style, "")) for text, style in _render.log_segments(record, workspace, task_id)]
+    return [(text, _STYLE_CLASSES.get(style, "")) for text, style in _text.log_segments(record, workspace, task_id)]
 
 
 def log_lines(records: Iterable[dict[str, Any]], workspace: str, task_id: str) -> list[list[tuple[str, str]]]:
@@ -303,7 +263,6 @@ __all__ = [
     "log_lines",
     "log_tail",
     "runner_text",
-    "scoped_tasks",
     "show_document",
     "status_class",
     "step_results",

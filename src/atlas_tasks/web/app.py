@@ -39,7 +39,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from atlas_tasks.cli import _render
 from atlas_tasks.errors import (
     AtlasTasksError,
     ConflictError,
@@ -53,6 +52,9 @@ from atlas_tasks.errors import (
     TaskRunningError,
 )
 from atlas_tasks.runs import LeasingStore, NotRunnableError, approve, ready_to_continue, reject
+from atlas_tasks.store import Store
+from atlas_tasks.views import documents as _docs
+from atlas_tasks.views import text as _text
 from atlas_tasks.web import _content, _live, _views
 from atlas_tasks.web._index import TaskIndex, index_for
 from atlas_tasks.web._security import (
@@ -131,16 +133,16 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals.update(
-        ago=_render.ago,
-        iso=_render.iso,
-        when=_render.when,
-        size=_render.size,
-        step_progress=_render.step_progress,
-        truncate=_render.truncate,
+        ago=_text.ago,
+        iso=_text.iso,
+        when=_text.when,
+        size=_text.size,
+        step_progress=_text.step_progress,
+        truncate=_text.truncate,
         status_class=_views.status_class,
         display_status=_views.display_status,
         path=_quote_path,
-        description_width=_render.DESCRIPTION_WIDTH,
+        description_width=_text.DESCRIPTION_WIDTH,
     )
     return env
 
@@ -167,7 +169,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
 
 def json_response(document: Any, status: int = 200) -> Response:
     """A JSON document written as the CLI writes it (UTF-8, 2-space indent)."""
-    return Response(_render._dumps(document, indent=2) + b"\n", status, media_type="application/json")
+    return Response(_docs.dumps(document, indent=2) + b"\n", status, media_type="application/json")
 
 
 # -- query parameters -----------------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def workspaces_page(request: Request) -> HTMLResponse:
     for ws in found:
         listing = _views.task_list_page(dash.index, dash.store, ws.name, per_page=1)
         summaries.append((ws, listing))
-    errors = [_render.workspace_error_document(exc) for exc in found.errors]
+    errors = [_docs.workspace_error_document(exc) for exc in found.errors]
     return page(request, "workspaces.html", summaries=summaries, errors=errors)
 
 
@@ -471,12 +473,12 @@ async def reject_action(request: Request) -> Response:
 
 async def api_approve(request: Request) -> Response:
     """``POST /api/.../approve``: the task document after the decision."""
-    return json_response(_render.task_document(await _decide(request, approve, "approved through the API")))
+    return json_response(_docs.task_document(await _decide(request, approve, "approved through the API")))
 
 
 async def api_reject(request: Request) -> Response:
     """``POST /api/.../reject``: the task document after the decision."""
-    return json_response(_render.task_document(await _decide(request, reject, "rejected through the API")))
+    return json_response(_docs.task_document(await _decide(request, reject, "rejected through the API")))
 
 
 # -- the JSON API: the CLI's --json documents -----------------------------------------------------------------------
@@ -485,12 +487,12 @@ async def api_reject(request: Request) -> Response:
 def api_workspaces(request: Request) -> Response:
     """``workspace list --json``."""
     found = _dash(request).store.list_workspaces()
-    return json_response(_render.workspace_list_document(found, found.errors))
+    return json_response(_docs.workspace_list_document(found, found.errors))
 
 
 def api_workspace(request: Request) -> Response:
     """``workspace show NAME --json``."""
-    return json_response(_render.workspace_document(_dash(request).store.get_workspace(request.path_params["ws"])))
+    return json_response(_docs.workspace_document(_dash(request).store.get_workspace(request.path_params["ws"])))
 
 
 def api_tasks(request: Request) -> Response:
@@ -523,7 +525,7 @@ def api_log(request: Request) -> Response:
     def body() -> Iterator[bytes]:
         window = first
         while True:
-            yield b"".join(_render._dumps(record, separators=(",", ":")) + b"\n" for record in window)
+            yield b"".join(_docs.dumps(record, separators=(",", ":")) + b"\n" for record in window)
             if not window.more:
                 return
             window = _live.log_window(dash.store, ws, task_id, _live.LOG_BATCH, after=window.end)
@@ -626,15 +628,23 @@ def _routes() -> list[Route | Mount]:
     ]
 
 
-def describe(store: LeasingStore) -> str:
-    """How the page header names the store: its home for a file store, server and schema for PostgreSQL."""
-    home = getattr(store, "home", None)
-    if home is not None:
-        return str(home)
-    where, schema = getattr(store, "where", None), getattr(store, "schema", None)
-    if where is not None:
-        return f"{where}, schema {schema}" if schema else str(where)
-    return type(store).__name__
+def describe(store: Store) -> str:
+    """How the page header names the store: its home for a store of local files, else its URL without a password
+    (``postgresql://user@host:port/db, schema team``)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    if isinstance(store, LocalFiles):
+        return str(store.home)
+    parts = urlsplit(store.url)
+    netloc = parts.netloc
+    if parts.password is not None:  # never shown, not even masked
+        netloc = netloc.replace(f":{parts.password}@", "@", 1)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    shown = parts._replace(netloc=netloc, query=urlencode([(k, v) for k, v in query if k != "schema"])).geturl()
+    return f"{shown}, schema {schemas[0]}" if schemas else shown
 
 
 def create_app(
