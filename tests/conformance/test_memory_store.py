@@ -1,4 +1,4 @@
-"""The in-memory store (the reference backend) against the shared Store conformance suite."""
+"""The in-memory store (the reference backend) against the shared Store conformance suite and capability mixins."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from collections.abc import Callable
 import pytest
 
 from atlas_tasks.backends.memory import MemoryStore
-from atlas_tasks.testing import StoreTests
+from atlas_tasks.store import Store
+from atlas_tasks.testing import (
+    ArtifactSizeTests,
+    ListingTests,
+    LogTailTests,
+    RunLeaseTests,
+    StampTests,
+    StoreTests,
+    UrlTests,
+)
 
 
 class TestMemoryStoreConformance(StoreTests):
@@ -17,3 +26,16 @@ class TestMemoryStoreConformance(StoreTests):
     def store_factory(self) -> Callable[[], MemoryStore]:
         store = MemoryStore()
         return lambda: store
+
+
+class TestMemoryStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+    """MemoryStore passes the listing, log, size, lease and URL mixins (it has no change stamps: those skip)."""
+
+    @pytest.fixture
+    def store_factory(self) -> Callable[[], MemoryStore]:
+        return MemoryStore
+
+    def damage_task(self, store: Store, workspace: str, task_id: str) -> None:
+        """Replace the task's stored bytes with a JSON array, behind the store's back."""
+        assert isinstance(store, MemoryStore)
+        store._workspaces[workspace].tasks[task_id].doc = b"[1, 2]\n"
