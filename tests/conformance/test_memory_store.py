@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from atlas_tasks import Task
 from atlas_tasks.backends.memory import MemoryStore
 from atlas_tasks.store import Store
 from atlas_tasks.testing import (
@@ -16,6 +17,13 @@ from atlas_tasks.testing import (
     StampTests,
     StoreTests,
     UrlTests,
+)
+
+#: A finding for the integrator (backends/memory.py): file and PostgreSQL stores delete a task whose run lease the
+#: caller holds; MemoryStore._delete_task refuses with TaskRunningError whenever any lease is held, its own included.
+MEMORY_DELETE_UNDER_LEASE = (
+    "finding: MemoryStore.delete raises TaskRunningError while the caller itself holds the task's run lease "
+    "(file and PostgreSQL delete it), so `atlas-tasks delete` fails on a memory store"
 )
 
 
@@ -39,3 +47,8 @@ class TestMemoryStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, Run
         """Replace the task's stored bytes with a JSON array, behind the store's back."""
         assert isinstance(store, MemoryStore)
         store._workspaces[workspace].tasks[task_id].doc = b"[1, 2]\n"
+
+    @pytest.mark.xfail(strict=True, reason=MEMORY_DELETE_UNDER_LEASE)
+    def test_delete_while_holding_the_lease(self, store: Store, ws: str, task: Task) -> None:
+        """``delete`` works while the caller holds the task's run lease (as ``atlas-tasks delete`` does)."""
+        super().test_delete_while_holding_the_lease(store, ws, task)

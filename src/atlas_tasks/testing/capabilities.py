@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, TaskRunningError
+from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, TaskNotFoundError, TaskRunningError
 from atlas_tasks.models import Task
 from atlas_tasks.store import Store
 from atlas_tasks.store.capabilities import ChangeStamps, RunLeases
@@ -231,7 +231,9 @@ class LogTailTests(StoreFixtures):
         rest = store.tail_log(ws, task.id, 3, after=first.end)
         assert (self._ns(rest), rest.more) == ([3, 4], False)
 
-    def _follow(self, store: Store, ws: str, task_id: str, writer: Callable[[], object], *, after: int = 0) -> list[int]:
+    def _follow(
+        self, store: Store, ws: str, task_id: str, writer: Callable[[], object], *, after: int = 0
+    ) -> list[int]:
         """Follow the log while ``writer`` runs in a thread; stop once it is done. Returns the ``n`` seen."""
         done = threading.Event()
         failure: list[BaseException] = []
@@ -355,6 +357,18 @@ class RunLeaseTests(StoreFixtures):
             second.release()
         finally:
             lease.release()
+
+    def test_delete_while_holding_the_lease(self, store: Store, ws: str, task: Task) -> None:
+        """``delete`` works while the caller holds the task's run lease (as ``atlas-tasks delete`` does)."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        lease = store.acquire_lease(ws, task.id, {**self.HOLDER, "deleting": True})
+        try:
+            store.delete(ws, task.id)
+        finally:
+            lease.release()
+        with pytest.raises(TaskNotFoundError):
+            store.get(ws, task.id)
 
     def test_candidates_include_every_held_lease(self, store: Store, ws: str, task: Task) -> None:
         """``lease_candidates`` is None or a superset of the ids whose lease is held."""
