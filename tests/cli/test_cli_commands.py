@@ -26,6 +26,8 @@ BINARY = b"\x00\x01 raw \r\n bytes \xff\xfe\n"
 
 
 STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the CLI reads and writes): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 @pytest.fixture
@@ -94,6 +96,7 @@ def corrupt(store: Store, workspace: str, task_id: str) -> None:
 # -- workspace ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspace_create_stores_options_and_list_shows_it(store: Store, tmp_path: Path) -> None:
     """`workspace create` writes the branch and an absolute --path, and `workspace list` shows the workspace."""
     created = run(store, "workspace", "create", "payments", "--path", "repo", "--branch", "fix/rounding")
@@ -108,6 +111,7 @@ def test_workspace_create_stores_options_and_list_shows_it(store: Store, tmp_pat
     assert listed.stdout.splitlines()[1].split()[:3] == ["payments", "active", "fix/rounding"]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspace_create_existing_is_an_error_unless_exist_ok(store: Store) -> None:
     """Creating a workspace twice is one error line, and succeeds untouched with --exist-ok."""
     store.create_workspace("ws")
@@ -116,6 +120,7 @@ def test_workspace_create_existing_is_an_error_unless_exist_ok(store: Store) -> 
     assert again.exit_code == 0 and "already exists" in again.stdout
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspace_list_json_has_documented_shape(store: Store) -> None:
     """`workspace list --json` prints {"workspaces": [workspace.json documents], "errors": []}."""
     store.create_workspace("a")
@@ -183,6 +188,7 @@ def test_list_rejects_an_unknown_status(store: Store, filled: dict[str, str]) ->
     assert run(store, "list", "ws", "--status", "sleeping").exit_code == 2
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_list_json_holds_the_stored_task_documents(store: Store, filled: dict[str, str]) -> None:
     """`list --json`: {"workspace", "tasks": [task.json documents, newest first], "errors", "workspaces", ...}."""
     result = run(store, "list", "ws", "--json")
@@ -263,6 +269,7 @@ def test_show_renders_header_steps_transitions_artifacts_and_log(store: Store, f
     assert not any(line != line.rstrip() for line in out.splitlines()), "no trailing padding in a pipe"
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_show_json_has_documented_shape(store: Store, filled: dict[str, str]) -> None:
     """`show --json` prints {"workspace", "task": task.json document, "artifacts", "log", "crashed",
     "display_status", "runner"}."""
@@ -313,6 +320,7 @@ def test_logs_prints_ts_level_step_event_then_other_keys(store: Store, filled: d
     assert second.split(" ", 1)[1] == 'error validate validation failed error="lint failed"'
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_logs_json_prints_the_json_lines(store: Store, filled: dict[str, str]) -> None:
     """`logs --json` prints JSON Lines: one compact object per entry, equal to what read_log returns."""
     result = run(store, "logs", "ws", filled["old"], "--json")
@@ -351,6 +359,7 @@ def test_logs_of_a_task_without_log_says_so(store: Store, filled: dict[str, str]
 # -- artifacts ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_artifacts_lists_names_and_sizes(store: Store, filled: dict[str, str]) -> None:
     """`artifacts` prints each artifact's relative name, size and producing step (`-`: none recorded)."""
     result = run(store, "artifacts", "ws", filled["old"])
@@ -362,6 +371,7 @@ def test_artifacts_lists_names_and_sizes(store: Store, filled: dict[str, str]) -
     ]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_artifacts_json_has_documented_shape(store: Store, filled: dict[str, str]) -> None:
     """`artifacts --json` prints {"workspace", "task_id", "artifacts": [{"name", "size", "step"}]}."""
     document = json.loads(run(store, "artifacts", "ws", filled["old"], "--json").stdout)
@@ -375,6 +385,7 @@ def test_artifacts_json_has_documented_shape(store: Store, filled: dict[str, str
     }
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_artifacts_get_prints_the_exact_bytes(store: Store, filled: dict[str, str]) -> None:
     """`artifacts --get NAME` writes the artifact's bytes to stdout unchanged (NUL, CR, invalid UTF-8 included)."""
     result = run(store, "artifacts", "ws", filled["old"], "--get", "validation.1.json")

@@ -20,6 +20,8 @@ from store_kinds import cli_args
 
 ATLAS = [sys.executable, "-m", "atlas_tasks"]
 STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the CLI reads and writes): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 def cli(store: Store, *args: str) -> Result:
@@ -51,6 +53,7 @@ def new_task(store: Store, template: str = "checks", *extra: str) -> str:
     return str(json.loads(result.stdout)["id"])
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_new_creates_task_from_template(store: Store) -> None:
     """`new` creates a pending task with the template's steps and prints its id."""
     result = cli(store, "new", "w", "-t", "checks", "-d", "fix it")
@@ -94,6 +97,7 @@ def test_new_uuid_id_style(store: Store) -> None:
     assert len(new_task(store, "checks", "--id-style", "uuid")) == 41
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_run_stops_at_review_then_approve_finishes(store: Store) -> None:
     """`run` executes steps until the review; `approve` continues the remaining steps to completion."""
     task_id = new_task(store)
@@ -141,6 +145,7 @@ def test_failing_step_exits_1_and_records_failure(store: Store, home: Path) -> N
     assert store.list_artifacts("w", task_id) == ["validation.1.json"]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_abandon(store: Store) -> None:
     """`abandon` ends a task that nobody runs."""
     task_id = new_task(store)
@@ -149,6 +154,7 @@ def test_abandon(store: Store) -> None:
     assert store.get("w", task_id).status == TaskStatus.ABANDONED
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_recover_and_doctor_find_crashed_run(store: Store) -> None:
     """A task left running without a runner is found by doctor (exit 1) and marked interrupted by doctor --fix."""
     task_id = new_task(store)
@@ -164,6 +170,7 @@ def test_recover_and_doctor_find_crashed_run(store: Store) -> None:
     assert json.loads(cli(store, "recover", "--json").stdout) == {"recovered": []}
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_recover_marks_interrupted(store: Store) -> None:
     """`recover` marks crashed runs interrupted and says how to resume them."""
     task_id = new_task(store)
@@ -189,6 +196,7 @@ def test_list_all_workspaces(store: Store) -> None:
     assert {line.split()[0] for line in result.stdout.splitlines()[1:]} == {"w", "other"}
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspace_show_and_close(store: Store) -> None:
     """`workspace show` prints a workspace and its task refs; `workspace close` marks it closed."""
     task_id = new_task(store)
