@@ -15,6 +15,8 @@ from atlas_tasks.store import Store
 from store_kinds import cli_args
 
 STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the dashboard reads, crash detection): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 def cli_json(store: Store, *args: str) -> Any:
@@ -24,6 +26,7 @@ def cli_json(store: Store, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.stores(*ALL_KINDS)
 @pytest.mark.parametrize(
     ("path", "args"),
     [
@@ -44,6 +47,7 @@ def test_api_documents_equal_cli_json(
     assert list(response.json()) == list(cli_json(store, *args))
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_api_task_equals_show_json(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/api/workspaces/WS/tasks/ID is ``show WS ID --json``: task document, artifacts with sizes, log summary."""
     document = client.get(f"/api/workspaces/ws/tasks/{filled['done']}").json()
@@ -54,12 +58,14 @@ def test_api_task_equals_show_json(client: TestClient, store: Store, filled: dic
     )
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_api_artifacts_equals_cli(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/artifacts is ``artifacts WS ID --json``."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts")
     assert response.json() == cli_json(store, "artifacts", "ws", filled["done"])
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_api_log_equals_logs_json_bytes(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/log is ``logs WS ID --json`` byte for byte: JSON Lines, one compact entry per line."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/log")
@@ -68,6 +74,7 @@ def test_api_log_equals_logs_json_bytes(client: TestClient, store: Store, filled
     assert response.headers["content-type"] == "application/x-ndjson"
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_api_artifact_bytes_equal_get(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """An artifact under /api/ is ``artifacts --get``'s bytes, with a safe content type."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts/blob.bin")

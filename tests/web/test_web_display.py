@@ -20,6 +20,8 @@ from atlas_tasks.web import _views
 from store_kinds import cli_args
 
 STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the dashboard reads, crash detection): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 def _rows(html: str) -> list[str]:
@@ -41,6 +43,7 @@ def cli_json(store: Store, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_front_page_counts_a_crashed_run_as_crashed_not_running(client: TestClient, filled: dict[str, str]) -> None:
     """The workspace's row says 0 running and 1 crashed: the dead run is not counted twice."""
     assert _workspace_counts(client.get("/").text, "ws") == ["3", "0", "1", "0"]
@@ -80,6 +83,7 @@ def test_live_task_event_of_a_crashed_run_has_no_running_step(store: Store, fill
     assert [s["running_since"] for s in state["steps"]] == [None]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_api_status_crashed_lists_only_crashed_runs(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """`/api/workspaces/ws/tasks?status=crashed` is `list ws -s crashed --json`: just the crashed run."""
     document = client.get("/api/workspaces/ws/tasks?status=crashed").json()
@@ -87,6 +91,7 @@ def test_api_status_crashed_lists_only_crashed_runs(client: TestClient, store: S
     assert document == cli_json(store, "list", "ws", "-s", "crashed")
 
 
+@pytest.mark.stores(*ALL_KINDS)
 @pytest.mark.parametrize("status", ["running", "interrupted"])
 def test_api_status_filters_match_the_cli(
     client: TestClient, store: Store, filled: dict[str, str], status: str

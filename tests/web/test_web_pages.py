@@ -14,6 +14,8 @@ from atlas_tasks.store import Store
 from atlas_tasks.web._security import CSP
 
 STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the dashboard reads, crash detection): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 def _rows(html: str) -> list[str]:
@@ -21,6 +23,7 @@ def _rows(html: str) -> list[str]:
     return re.findall(r'<tr data-key="[^/"]+/([^"]+)"', html)
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspaces_page_lists_workspaces_with_counts(client: TestClient, filled: dict[str, str]) -> None:
     """The front page lists every workspace with its task count and its crashed runs as a link."""
     page = client.get("/")
@@ -60,6 +63,7 @@ def test_workspace_listing_newest_first_with_counts(client: TestClient, filled: 
     assert '<span class="badge st-crashed">interrupted (crashed)</span>' in page.text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_listing_filters_by_status(client: TestClient, filled: dict[str, str]) -> None:
     """``status`` keeps the tasks in that status; repeated, in any of them; ``crashed`` the dead runs."""
     assert _rows(client.get("/workspaces/ws?status=pending").text) == [filled["pending"]]
@@ -109,6 +113,7 @@ def test_listing_reports_unreadable_tasks(client: TestClient, store: Store, fill
     assert _rows(page.text) == [filled["crashed"], filled["done"]]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_task_page_shows_everything(client: TestClient, filled: dict[str, str]) -> None:
     """A task page has the header, the steps with attempts and durations, transitions, artifacts and the log."""
     page = client.get(f"/workspaces/ws/tasks/{filled['done']}")
@@ -124,6 +129,7 @@ def test_task_page_shows_everything(client: TestClient, filled: dict[str, str]) 
     assert f'data-live-task="/workspaces/ws/tasks/{filled["done"]}/events"' in text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_task_page_marks_a_crashed_run(client: TestClient, filled: dict[str, str]) -> None:
     """A running task without a live runner shows the crashed banner and says how to resume."""
     text = client.get(f"/workspaces/ws/tasks/{filled['crashed']}").text
@@ -132,6 +138,7 @@ def test_task_page_marks_a_crashed_run(client: TestClient, filled: dict[str, str
     assert '<span class="badge st-crashed">interrupted (crashed)</span>' in text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_task_page_with_live_runner_is_not_crashed(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """While a runner holds the lease the task shows as running, with the runner's pid and host."""
     lease = store.acquire_lease("ws", filled["crashed"], {"pid": 4242, "host": "build-1", "started_at": "T"})
@@ -168,6 +175,7 @@ def test_awaiting_approval_with_actions_shows_buttons(
     assert "secret-token" not in page.text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_hostile_text_is_escaped_everywhere(client: TestClient, filled: dict[str, str]) -> None:
     """Descriptions, step names, errors, reasons and log lines with HTML are shown as text, never as markup."""
     pages = [
