@@ -25,7 +25,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from atlas_tasks.errors import AtlasTasksError, CorruptTaskError, TaskNotFoundError, TaskRunningError
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CorruptTaskError,
+    TaskNotFoundError,
+    TaskRunningError,
+    WorkspaceNotFoundError,
+)
 from atlas_tasks.models import Task
 from atlas_tasks.store import Store
 from atlas_tasks.store.capabilities import ChangeStamps, RunLeases
@@ -357,6 +363,15 @@ class RunLeaseTests(StoreFixtures):
             second.release()
         finally:
             lease.release()
+
+    def test_lease_on_missing_task_or_workspace(self, store: Store, ws: str) -> None:
+        """Taking the lease of a task or workspace that does not exist raises the usual not-found errors."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        with pytest.raises(TaskNotFoundError):
+            store.acquire_lease(ws, "task-20200101-000000", self.HOLDER)
+        with pytest.raises(WorkspaceNotFoundError):
+            store.acquire_lease(f"{ws}-missing", "task-20200101-000000", self.HOLDER)
 
     def test_delete_while_holding_the_lease(self, store: Store, ws: str, task: Task) -> None:
         """``delete`` works while the caller holds the task's run lease (as ``atlas-tasks delete`` does)."""
