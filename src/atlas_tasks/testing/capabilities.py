@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import pytest
 
@@ -41,6 +41,11 @@ from atlas_tasks.testing.conformance import StoreFixtures, sample_task
 WAIT = 60.0
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@runtime_checkable
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
 
 def require(store: Store, capability: type) -> None:
@@ -466,9 +471,8 @@ class UrlTests(StoreFixtures):
             made = again.create(ws, sample_task(description="written through the URL"))
             assert store.get(ws, made.id).description == "written through the URL"
         finally:
-            close = getattr(again, "close", None)  # the PostgreSQL store owns a pool when opened from a URL
-            if close is not None:
-                close()
+            if isinstance(again, _Closable):  # the PostgreSQL store owns a pool when opened from a URL
+                again.close()
 
 
 __all__ = [
