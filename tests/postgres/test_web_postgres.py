@@ -20,11 +20,9 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from atlas_tasks import Step, Task
 from atlas_tasks.backends.postgres import PostgresStore
-from atlas_tasks.cli import app as cli_app
 from atlas_tasks.web import create_app
 from atlas_tasks.web._index import SummaryTaskIndex
 from atlas_tasks.web._live import FollowingLiveSource, LiveSettings
@@ -51,12 +49,6 @@ def store(pg_url: str, fresh_schema: str, tmp_path: Path) -> Iterator[PostgresSt
 def client(store: PostgresStore) -> Iterator[TestClient]:
     with TestClient(create_app(store, live=FAST), base_url=BASE_URL) as test_client:
         yield test_client
-
-
-def cli_json(url: str, *args: str) -> Any:
-    result = CliRunner().invoke(cli_app, ["--store", url, *args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
