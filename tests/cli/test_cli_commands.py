@@ -1,4 +1,7 @@
-"""The atlas-tasks commands, run in-process with typer's CliRunner against a real FileStore in tmp_path."""
+"""The atlas-tasks commands, run in-process with typer's CliRunner (``--store URL``) on a memory and a file store.
+
+Tests about the file layout itself (a corrupt task.json, a torn task.log, ``--home``) run on the file store only.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +13,32 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from atlas_tasks import FileStore, Step, Task
+from atlas_tasks import Step, Task
 from atlas_tasks._codec import encode_task, encode_workspace
 from atlas_tasks.cli import _render as render
 from atlas_tasks.cli import app
+from atlas_tasks.store import Store
+from store_kinds import cli_args
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "go"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BINARY = b"\x00\x01 raw \r\n bytes \xff\xfe\n"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> FileStore:
-    """An empty store in a temporary home (the directory exists: a missing one is warned about)."""
-    (tmp_path / "home").mkdir()
-    return FileStore(tmp_path / "home")
+STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the CLI reads and writes): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 @pytest.fixture
-def filled(store: FileStore) -> dict[str, str]:
+def store(store: Store, home: Path) -> Store:
+    """An empty store (for the file store the home directory exists: a missing one is warned about)."""
+    home.mkdir(exist_ok=True)
+    return store
+
+
+@pytest.fixture
+def filled(store: Store) -> dict[str, str]:
     """Workspace ``ws`` with an old finished-first-step task and a newer pending one; returns their ids."""
     store.create_workspace("ws", branch="feat/x")
     old = store.create(
@@ -62,9 +72,9 @@ def filled(store: FileStore) -> dict[str, str]:
     return {"old": old.id, "new": new.id}
 
 
-def run(store: FileStore, *args: str, **env: str) -> Result:
+def run(store: Store, *args: str, **env: str) -> Result:
     """Run the CLI in-process against ``store``."""
-    return CliRunner(env=env or None).invoke(app, ["--home", str(store.home), *args])
+    return CliRunner(env=env or None).invoke(app, [*cli_args(store), *args])
 
 
 def assert_one_error_line(result: Result, *fragments: str) -> None:
@@ -78,7 +88,7 @@ def assert_one_error_line(result: Result, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-def corrupt(store: FileStore, workspace: str, task_id: str) -> None:
+def corrupt(store: Store, workspace: str, task_id: str) -> None:
     """Replace a task's task.json with garbage, as a broken writer or disk would."""
     (store.task_path(workspace, task_id) / "task.json").write_bytes(b'{"id": "half-written')
 
@@ -86,7 +96,8 @@ def corrupt(store: FileStore, workspace: str, task_id: str) -> None:
 # -- workspace ---------------------------------------------------------------------------------------------------
 
 
-def test_workspace_create_stores_options_and_list_shows_it(store: FileStore, tmp_path: Path) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_workspace_create_stores_options_and_list_shows_it(store: Store, tmp_path: Path) -> None:
     """`workspace create` writes the branch and an absolute --path, and `workspace list` shows the workspace."""
     created = run(store, "workspace", "create", "payments", "--path", "repo", "--branch", "fix/rounding")
     assert created.exit_code == 0, created.output
@@ -100,7 +111,8 @@ def test_workspace_create_stores_options_and_list_shows_it(store: FileStore, tmp
     assert listed.stdout.splitlines()[1].split()[:3] == ["payments", "active", "fix/rounding"]
 
 
-def test_workspace_create_existing_is_an_error_unless_exist_ok(store: FileStore) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_workspace_create_existing_is_an_error_unless_exist_ok(store: Store) -> None:
     """Creating a workspace twice is one error line, and succeeds untouched with --exist-ok."""
     store.create_workspace("ws")
     assert_one_error_line(run(store, "workspace", "create", "ws"), "already exists")
@@ -108,7 +120,8 @@ def test_workspace_create_existing_is_an_error_unless_exist_ok(store: FileStore)
     assert again.exit_code == 0 and "already exists" in again.stdout
 
 
-def test_workspace_list_json_has_documented_shape(store: FileStore) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_workspace_list_json_has_documented_shape(store: Store) -> None:
     """`workspace list --json` prints {"workspaces": [workspace.json documents], "errors": []}."""
     store.create_workspace("a")
     store.create_workspace("b", branch="main")
@@ -120,7 +133,8 @@ def test_workspace_list_json_has_documented_shape(store: FileStore) -> None:
     assert document["errors"] == []
 
 
-def test_workspace_list_reports_an_unreadable_workspace(store: FileStore) -> None:
+@pytest.mark.stores("file")
+def test_workspace_list_reports_an_unreadable_workspace(store: Store) -> None:
     """A corrupt workspace.json is a warning on stderr and an entry under "errors", not a failure."""
     store.create_workspace("good")
     store.create_workspace("bad")
@@ -134,7 +148,7 @@ def test_workspace_list_reports_an_unreadable_workspace(store: FileStore) -> Non
     assert set(errors[0]) == {"workspace", "path", "reason", "error", "message"}
 
 
-def test_workspace_list_on_an_empty_home_says_how_to_start(store: FileStore) -> None:
+def test_workspace_list_on_an_empty_home_says_how_to_start(store: Store) -> None:
     """An empty store lists nothing on stdout and a hint on stderr."""
     result = run(store, "workspace", "list")
     assert result.exit_code == 0 and result.stdout == ""
@@ -144,7 +158,7 @@ def test_workspace_list_on_an_empty_home_says_how_to_start(store: FileStore) -> 
 # -- list --------------------------------------------------------------------------------------------------------
 
 
-def test_list_shows_tasks_newest_first_with_progress(store: FileStore, filled: dict[str, str]) -> None:
+def test_list_shows_tasks_newest_first_with_progress(store: Store, filled: dict[str, str]) -> None:
     """`list` prints one row per task, newest first, with status, template and the current step as `2/2 name`.
 
     The older task says running but no live runner holds it, so it shows as interrupted (crashed).
@@ -159,7 +173,7 @@ def test_list_shows_tasks_newest_first_with_progress(store: FileStore, filled: d
     assert result.stderr == ""
 
 
-def test_list_status_filter_keeps_matching_tasks(store: FileStore, filled: dict[str, str]) -> None:
+def test_list_status_filter_keeps_matching_tasks(store: Store, filled: dict[str, str]) -> None:
     """`--status` keeps only tasks in that status, and may be repeated (the crashed run is interrupted)."""
     interrupted = run(store, "list", "ws", "--status", "interrupted")
     assert [line.split()[0] for line in interrupted.stdout.splitlines()[1:]] == [filled["old"]]
@@ -169,12 +183,13 @@ def test_list_status_filter_keeps_matching_tasks(store: FileStore, filled: dict[
     assert none.exit_code == 0 and none.stdout == "" and "no tasks with status completed" in none.stderr
 
 
-def test_list_rejects_an_unknown_status(store: FileStore, filled: dict[str, str]) -> None:
+def test_list_rejects_an_unknown_status(store: Store, filled: dict[str, str]) -> None:
     """An unknown --status value is a usage error (exit code 2)."""
     assert run(store, "list", "ws", "--status", "sleeping").exit_code == 2
 
 
-def test_list_json_holds_the_stored_task_documents(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_list_json_holds_the_stored_task_documents(store: Store, filled: dict[str, str]) -> None:
     """`list --json`: {"workspace", "tasks": [task.json documents, newest first], "errors", "workspaces", ...}."""
     result = run(store, "list", "ws", "--json")
     document = json.loads(result.stdout)
@@ -186,7 +201,7 @@ def test_list_json_holds_the_stored_task_documents(store: FileStore, filled: dic
     assert document["tasks"] == expected
 
 
-def test_list_truncates_a_long_description(store: FileStore) -> None:
+def test_list_truncates_a_long_description(store: Store) -> None:
     """A long or multi-line description is cut to one line with an ellipsis in the table, but kept whole in JSON."""
     store.create_workspace("ws")
     text = "word " * 40 + "\nsecond line"
@@ -197,7 +212,8 @@ def test_list_truncates_a_long_description(store: FileStore) -> None:
     assert json.loads(run(store, "list", "ws", "--json").stdout)["tasks"][0]["description"] == text
 
 
-def test_list_warns_about_a_corrupt_task_and_keeps_the_others(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")
+def test_list_warns_about_a_corrupt_task_and_keeps_the_others(store: Store, filled: dict[str, str]) -> None:
     """A corrupt task.json is a warning on stderr and an "errors" entry; the readable tasks are still listed."""
     corrupt(store, "ws", filled["old"])
     table = run(store, "list", "ws")
@@ -213,7 +229,7 @@ def test_list_warns_about_a_corrupt_task_and_keeps_the_others(store: FileStore, 
     assert error["path"].endswith(f"{filled['old']}/task.json") and "invalid JSON" in error["reason"]
 
 
-def test_list_of_an_empty_workspace_says_so(store: FileStore) -> None:
+def test_list_of_an_empty_workspace_says_so(store: Store) -> None:
     """A workspace without tasks prints nothing on stdout and a note on stderr."""
     store.create_workspace("ws")
     result = run(store, "list", "ws")
@@ -223,7 +239,7 @@ def test_list_of_an_empty_workspace_says_so(store: FileStore) -> None:
 # -- show --------------------------------------------------------------------------------------------------------
 
 
-def test_show_renders_header_steps_transitions_artifacts_and_log(store: FileStore, filled: dict[str, str]) -> None:
+def test_show_renders_header_steps_transitions_artifacts_and_log(store: Store, filled: dict[str, str]) -> None:
     """`show` prints the header, a step timeline with durations and errors, transitions, artifacts and log count."""
     result = run(store, "show", "ws", filled["old"])
     assert result.exit_code == 0, result.output
@@ -253,7 +269,8 @@ def test_show_renders_header_steps_transitions_artifacts_and_log(store: FileStor
     assert not any(line != line.rstrip() for line in out.splitlines()), "no trailing padding in a pipe"
 
 
-def test_show_json_has_documented_shape(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_show_json_has_documented_shape(store: Store, filled: dict[str, str]) -> None:
     """`show --json` prints {"workspace", "task": task.json document, "artifacts", "log", "crashed",
     "display_status", "runner"}."""
     document = json.loads(run(store, "show", "ws", filled["old"], "--json").stdout)
@@ -266,14 +283,15 @@ def test_show_json_has_documented_shape(store: FileStore, filled: dict[str, str]
     assert document["log"] == {"lines": 2, "skipped": 0, "torn_tail": False, "errors": []}
 
 
-def test_show_of_a_corrupt_task_is_one_error_line(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")
+def test_show_of_a_corrupt_task_is_one_error_line(store: Store, filled: dict[str, str]) -> None:
     """`show` of a task whose task.json is garbage prints one `error:` line naming it and exits 1."""
     corrupt(store, "ws", filled["old"])
     assert_one_error_line(run(store, "show", "ws", filled["old"]), filled["old"], "unreadable")
     assert_one_error_line(run(store, "show", "ws", filled["old"], "--json"), filled["old"])
 
 
-def test_show_escapes_control_characters(store: FileStore) -> None:
+def test_show_escapes_control_characters(store: Store) -> None:
     """Terminal escape sequences in stored text are shown escaped, never passed to the terminal."""
     store.create_workspace("ws")
     task = store.create("ws", Task(description="evil \x1b[2J\x1b]0;pwned\x07 text", steps=[Step(name="a\rb")]))
@@ -282,7 +300,7 @@ def test_show_escapes_control_characters(store: FileStore) -> None:
     assert "evil \\x1b[2J\\x1b]0;pwned\\x07 text" in out and "a\\rb" in out
 
 
-def test_human_output_has_no_colour_codes_when_piped(store: FileStore, filled: dict[str, str]) -> None:
+def test_human_output_has_no_colour_codes_when_piped(store: Store, filled: dict[str, str]) -> None:
     """Tables written to a non-terminal carry no ANSI escape sequences."""
     for args in (("list", "ws"), ("show", "ws", filled["old"]), ("logs", "ws", filled["old"]), ("workspace", "list")):
         assert "\x1b[" not in run(store, *args).output
@@ -291,7 +309,7 @@ def test_human_output_has_no_colour_codes_when_piped(store: FileStore, filled: d
 # -- logs --------------------------------------------------------------------------------------------------------
 
 
-def test_logs_prints_ts_level_step_event_then_other_keys(store: FileStore, filled: dict[str, str]) -> None:
+def test_logs_prints_ts_level_step_event_then_other_keys(store: Store, filled: dict[str, str]) -> None:
     """`logs` prints `ts level step_name event key=value`, leaving out the keys that repeat the task shown."""
     result = run(store, "logs", "ws", filled["old"])
     assert result.exit_code == 0
@@ -302,7 +320,8 @@ def test_logs_prints_ts_level_step_event_then_other_keys(store: FileStore, fille
     assert second.split(" ", 1)[1] == 'error validate validation failed error="lint failed"'
 
 
-def test_logs_json_prints_the_json_lines(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_logs_json_prints_the_json_lines(store: Store, filled: dict[str, str]) -> None:
     """`logs --json` prints JSON Lines: one compact object per entry, equal to what read_log returns."""
     result = run(store, "logs", "ws", filled["old"], "--json")
     lines = result.stdout.splitlines()
@@ -310,7 +329,8 @@ def test_logs_json_prints_the_json_lines(store: FileStore, filled: dict[str, str
     assert all(": " not in line for line in lines)
 
 
-def test_logs_reports_damaged_and_torn_lines_on_stderr(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")
+def test_logs_reports_damaged_and_torn_lines_on_stderr(store: Store, filled: dict[str, str]) -> None:
     """A damaged middle line and a torn last line are skipped from stdout and each reported on stderr."""
     log = store.log_path("ws", filled["old"])
     with log.open("ab") as f:
@@ -329,7 +349,7 @@ def test_logs_reports_damaged_and_torn_lines_on_stderr(store: FileStore, filled:
     assert [e["line"] for e in summary["errors"]] == [3]
 
 
-def test_logs_of_a_task_without_log_says_so(store: FileStore, filled: dict[str, str]) -> None:
+def test_logs_of_a_task_without_log_says_so(store: Store, filled: dict[str, str]) -> None:
     """A task that has no log yet prints nothing on stdout and a note on stderr."""
     result = run(store, "logs", "ws", "task-new")
     assert result.exit_code == 0 and result.stdout == "" and "no log entries" in result.stderr
@@ -339,7 +359,8 @@ def test_logs_of_a_task_without_log_says_so(store: FileStore, filled: dict[str, 
 # -- artifacts ---------------------------------------------------------------------------------------------------
 
 
-def test_artifacts_lists_names_and_sizes(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_artifacts_lists_names_and_sizes(store: Store, filled: dict[str, str]) -> None:
     """`artifacts` prints each artifact's relative name, size and producing step (`-`: none recorded)."""
     result = run(store, "artifacts", "ws", filled["old"])
     assert result.exit_code == 0
@@ -350,7 +371,8 @@ def test_artifacts_lists_names_and_sizes(store: FileStore, filled: dict[str, str
     ]
 
 
-def test_artifacts_json_has_documented_shape(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_artifacts_json_has_documented_shape(store: Store, filled: dict[str, str]) -> None:
     """`artifacts --json` prints {"workspace", "task_id", "artifacts": [{"name", "size", "step"}]}."""
     document = json.loads(run(store, "artifacts", "ws", filled["old"], "--json").stdout)
     assert document == {
@@ -363,7 +385,8 @@ def test_artifacts_json_has_documented_shape(store: FileStore, filled: dict[str,
     }
 
 
-def test_artifacts_get_prints_the_exact_bytes(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_artifacts_get_prints_the_exact_bytes(store: Store, filled: dict[str, str]) -> None:
     """`artifacts --get NAME` writes the artifact's bytes to stdout unchanged (NUL, CR, invalid UTF-8 included)."""
     result = run(store, "artifacts", "ws", filled["old"], "--get", "validation.1.json")
     assert result.exit_code == 0 and result.stdout_bytes == BINARY
@@ -371,19 +394,19 @@ def test_artifacts_get_prints_the_exact_bytes(store: FileStore, filled: dict[str
     assert nested.stdout_bytes == b"# Spec\n"
 
 
-def test_artifacts_get_of_a_missing_artifact_is_one_error_line(store: FileStore, filled: dict[str, str]) -> None:
+def test_artifacts_get_of_a_missing_artifact_is_one_error_line(store: Store, filled: dict[str, str]) -> None:
     """`--get` of an unknown artifact, or of a path escaping the task, is one `error:` line and exit code 1."""
     assert_one_error_line(run(store, "artifacts", "ws", filled["old"], "--get", "nope.txt"), "nope.txt")
     assert_one_error_line(run(store, "artifacts", "ws", filled["old"], "--get", "../task.json"), "invalid")
 
 
-def test_artifacts_get_with_json_is_a_usage_error(store: FileStore, filled: dict[str, str]) -> None:
+def test_artifacts_get_with_json_is_a_usage_error(store: Store, filled: dict[str, str]) -> None:
     """`--get` and `--json` together are a usage error (exit code 2)."""
     result = run(store, "artifacts", "ws", filled["old"], "--get", "sdd/spec.md", "--json")
     assert result.exit_code == 2 and "--json" in result.stderr and result.stdout == ""
 
 
-def test_artifacts_of_a_task_without_any_says_so(store: FileStore, filled: dict[str, str]) -> None:
+def test_artifacts_of_a_task_without_any_says_so(store: Store, filled: dict[str, str]) -> None:
     """A task without artifacts prints nothing on stdout and a note on stderr."""
     result = run(store, "artifacts", "ws", "task-new")
     assert result.exit_code == 0 and result.stdout == "" and "no artifacts" in result.stderr
@@ -396,13 +419,13 @@ def test_artifacts_of_a_task_without_any_says_so(store: FileStore, filled: dict[
     "args",
     [("list", "nows"), ("show", "nows", "task-x"), ("logs", "nows", "task-x"), ("artifacts", "nows", "task-x")],
 )
-def test_unknown_workspace_is_one_error_line(store: FileStore, args: tuple[str, ...]) -> None:
+def test_unknown_workspace_is_one_error_line(store: Store, args: tuple[str, ...]) -> None:
     """Every command given an unknown workspace prints one `error:` line naming it, exit code 1."""
     assert_one_error_line(run(store, *args), "workspace 'nows' does not exist")
 
 
 @pytest.mark.parametrize("command", ["show", "logs", "artifacts"])
-def test_unknown_task_is_one_error_line(store: FileStore, filled: dict[str, str], command: str) -> None:
+def test_unknown_task_is_one_error_line(store: Store, filled: dict[str, str], command: str) -> None:
     """Every task command given an unknown task id prints one `error:` line naming it, exit code 1."""
     assert_one_error_line(run(store, command, "ws", "task-nope"), "task 'task-nope'", "not found")
 
@@ -418,32 +441,35 @@ def test_unknown_task_is_one_error_line(store: FileStore, filled: dict[str, str]
         ("workspace", "create", "../x"),
     ],
 )
-def test_invalid_name_is_one_error_line(store: FileStore, filled: dict[str, str], args: tuple[str, ...]) -> None:
+def test_invalid_name_is_one_error_line(
+    store: Store, home: Path, filled: dict[str, str], args: tuple[str, ...]
+) -> None:
     """A workspace name or task id that is not allowed is one `error: invalid ...` line, exit code 1."""
     assert_one_error_line(run(store, *args), "invalid")
-    assert not (store.home / "x").exists()
+    assert not (home / "x").exists()
+    assert [w.name for w in store.list_workspaces()] == ["ws"]
 
 
-def test_debug_adds_the_traceback(store: FileStore) -> None:
+def test_debug_adds_the_traceback(store: Store) -> None:
     """With --debug a library error prints its traceback, then the same single `error:` line, exit code 1."""
-    result = CliRunner().invoke(app, ["--home", str(store.home), "--debug", "list", "nows"])
+    result = CliRunner().invoke(app, ["--store", store.url, "--debug", "list", "nows"])
     assert result.exit_code == 1
     assert "Traceback" in result.stderr and "WorkspaceNotFoundError" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: workspace 'nows'")
 
 
-def test_ctrl_c_exits_130_quietly(store: FileStore, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_exits_130_quietly(store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A KeyboardInterrupt during a command exits with code 130 and prints no traceback."""
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(FileStore, "list", interrupted)
+    monkeypatch.setattr(type(store), "list", interrupted)
     result = run(store, "list", "ws")
     assert result.exit_code == 130 and "Traceback" not in result.output
 
 
-def test_unknown_option_is_a_usage_error(store: FileStore) -> None:
+def test_unknown_option_is_a_usage_error(store: Store) -> None:
     """An unknown option exits with code 2 (click's usage error), not 1."""
     assert run(store, "list", "ws", "--bogus").exit_code == 2
 
@@ -464,13 +490,14 @@ def test_version_prints_the_package_version() -> None:
     assert result.exit_code == 0 and result.stdout == f"atlas-tasks {__version__}\n"
 
 
-def test_atlas_home_is_the_default_home(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")
+def test_atlas_home_is_the_default_home(store: Store, filled: dict[str, str]) -> None:
     """Without --home the store at $ATLAS_HOME is used."""
     result = CliRunner(env={"ATLAS_HOME": str(store.home)}).invoke(app, ["list", "ws", "--json"])
     assert [t["id"] for t in json.loads(result.stdout)["tasks"]] == ["task-new", filled["old"]]
 
 
-def test_json_is_never_wrapped_or_cut(store: FileStore) -> None:
+def test_json_is_never_wrapped_or_cut(store: Store) -> None:
     """JSON output keeps long and non-ASCII strings whole on one line, whatever the terminal width."""
     store.create_workspace("ws")
     text = "Ünïcode & <markup> [bold]not markup[/bold] " * 20

@@ -15,7 +15,16 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from atlas_tasks.backends.postgres import PostgresStore
-from atlas_tasks.testing import StoreTests
+from atlas_tasks.store import Store
+from atlas_tasks.testing import (
+    ArtifactSizeTests,
+    ListingTests,
+    LogTailTests,
+    RunLeaseTests,
+    StampTests,
+    StoreTests,
+    UrlTests,
+)
 from pg_server import server_url as session_server_url
 
 
@@ -63,3 +72,46 @@ class TestPostgresStoreOwnPoolConformance(StoreTests):
         yield make
         for store in opened:
             store.close()
+
+
+class TestPostgresStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+    """PostgresStore opened from a URL passes the listing, log, size, lease and URL mixins (no change stamps)."""
+
+    @pytest.fixture
+    def store_factory(
+        self, server_url: str, shared_pool: tuple[ConnectionPool[Any], str]
+    ) -> Iterator[Callable[[], PostgresStore]]:
+        opened: list[PostgresStore] = []
+
+        def make() -> PostgresStore:
+            store = PostgresStore(server_url, schema=shared_pool[1], lock_timeout=30, max_connections=10)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+    def damage_task(self, store: Store, workspace: str, task_id: str) -> None:
+        """Replace the task's stored document with a JSON array, in SQL behind the store's back."""
+        assert isinstance(store, PostgresStore)
+        import psycopg
+
+        with psycopg.connect(self._server_url, autocommit=True) as conn:
+            conn.execute(
+                f'UPDATE "{store.schema}".tasks SET doc = %s::json WHERE workspace = %s AND id = %s',
+                ("[1, 2]", workspace, task_id),
+            )
+
+    @pytest.fixture(autouse=True)
+    def _remember_server(self, server_url: str) -> None:
+        self._server_url = server_url
+
+
+class TestPostgresStorePoolContract(UrlTests):
+    """A PostgresStore made on a caller's pool still has a URL that opens the same store."""
+
+    @pytest.fixture
+    def store_factory(self, shared_pool: tuple[ConnectionPool[Any], str]) -> Callable[[], PostgresStore]:
+        pool, schema = shared_pool
+        return lambda: PostgresStore(pool=pool, schema=schema, lock_timeout=30)

@@ -1,6 +1,9 @@
-"""The CLI on a PostgreSQL store: --store / $ATLAS_STORE_URL, every command, migrate-db, migrate, logs --follow.
+"""The CLI on a PostgreSQL store where it differs from the others: $ATLAS_STORE_URL, lease refusals, usage errors,
+migrate-db, migrate, logs --follow across processes.
 
-A real server (see conftest.py); the follow and migrate tests run the CLI as real subprocesses.
+The commands themselves (workspace, list/show/logs/artifacts, new/run/approve/abandon/recover/doctor) run on
+PostgreSQL with the parameterised suites in tests/cli (``[postgres]`` ids). A real server (see conftest.py); the
+follow and migrate tests run the CLI as real subprocesses.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from atlas_tasks import FileStore, Step, Task, TaskStatus
+from atlas_tasks import FileStore, Step, Task
 from atlas_tasks.backends.postgres import SCHEMA_VERSION, PostgresStore
 from atlas_tasks.backends.postgres.testing import free_port
 from atlas_tasks.cli import app
@@ -67,36 +70,6 @@ def ok(result: Result) -> Result:
     return result
 
 
-def test_workspace_commands_on_postgres(url: str, store: PostgresStore) -> None:
-    """workspace create/list/show/close go to the database the URL names."""
-    out = ok(cli(url, "workspace", "create", "payments", "--branch", "main")).stdout
-    assert "created workspace payments" in out and "PostgresStore" in out
-    assert store.get_workspace("payments").branch == "main"
-    listed = json.loads(ok(cli(url, "workspace", "list", "--json")).stdout)
-    assert sorted(ws["name"] for ws in listed["workspaces"]) == ["payments", "w"]
-    ok(cli(url, "workspace", "close", "payments"))
-    assert str(store.get_workspace("payments").status) == "closed"
-    assert "already exists" in ok(cli(url, "workspace", "create", "payments", "--exist-ok")).stdout
-
-
-def test_read_commands_on_postgres(url: str, store: PostgresStore) -> None:
-    """list, show, logs and artifacts read the PostgreSQL store; artifact sizes come from the database."""
-    task = store.create("w", Task(description="read me", steps=[Step(name="a", type="ai")]))
-    store.append_log("w", task.id, {"event": "hello", "step_name": "a"})
-    store.save_artifact("w", task.id, "report.json", b'{"ok": true}')
-    store.save_versioned_artifact("w", task.id, "validation.json", b"12345")
-
-    assert task.id in ok(cli(url, "list", "w")).stdout
-    shown = json.loads(ok(cli(url, "show", "w", task.id, "--json")).stdout)
-    assert shown["task"]["id"] == task.id
-    logs = [json.loads(line) for line in ok(cli(url, "logs", "w", task.id, "--json")).stdout.splitlines()]
-    assert [entry["event"] for entry in logs] == ["hello"]
-    found = json.loads(ok(cli(url, "artifacts", "w", task.id, "--json")).stdout)
-    assert {(a["name"], a["size"]) for a in found["artifacts"]} == {("report.json", 12), ("validation.1.json", 5)}
-    raw = CliRunner().invoke(app, ["--store", url, "artifacts", "w", task.id, "--get", "report.json"])
-    assert raw.exit_code == 0 and raw.stdout_bytes == b'{"ok": true}'
-
-
 def test_environment_variable_names_the_store(url: str, store: PostgresStore, tmp_path: Path) -> None:
     """$ATLAS_STORE_URL is used when neither --store nor --home is given; --home wins over it."""
     store.create("w", Task(description="via env"))
@@ -106,37 +79,6 @@ def test_environment_variable_names_the_store(url: str, store: PostgresStore, tm
     FileStore(tmp_path / "h").create_workspace("w")
     local = CliRunner().invoke(app, ["--home", str(tmp_path / "h"), "list", "w"], env={"ATLAS_STORE_URL": url})
     assert local.exit_code == 0 and "no tasks" in local.stderr
-
-
-def test_run_approve_and_recover_on_postgres(url: str, store: PostgresStore, templates: Path) -> None:
-    """new/run/approve run a template's steps on PostgreSQL (templates from --home); abandon, recover and doctor
-    work over the Store protocol."""
-    home = ["--home", str(templates)]
-    created = json.loads(ok(cli(url, *home, "new", "w", "-t", "checks", "-d", "ship it", "--json")).stdout)
-    task_id = created["id"]
-    out = ok(cli(url, *home, "run", "w", task_id)).stdout
-    assert "awaiting_approval" in out and store.get("w", task_id).status == TaskStatus.AWAITING_APPROVAL
-    ok(cli(url, *home, "approve", "w", task_id))
-    assert store.get("w", task_id).status == TaskStatus.COMPLETED
-    assert store.lease_holder("w", task_id) is None
-
-    # A crashed run: running, step in flight, no lease held. doctor finds it (exit 1), --fix recovers it.
-    crashed = store.create("w", Task(description="crashed", steps=[Step(name="a", type="ai")]))
-    with store.edit("w", crashed.id) as t:
-        t.transition(TaskStatus.RUNNING, "started")
-        t.steps[0].status = "running"
-    found = cli(url, "doctor", "--json")
-    assert found.exit_code == 1
-    assert [f["kind"] for f in json.loads(found.stdout)["findings"]] == ["interrupted_run"]
-    listed = json.loads(ok(cli(url, "list", "w", "--json")).stdout)
-    assert listed["interrupted"] == [{"workspace": "w", "task_id": crashed.id}]
-    fixed = cli(url, "doctor", "--fix")
-    assert fixed.exit_code == 0, fixed.stdout
-    assert "fixed: interrupted_run" in fixed.stdout
-    assert store.get("w", crashed.id).status == TaskStatus.INTERRUPTED
-    ok(cli(url, "abandon", "w", crashed.id))
-    assert store.get("w", crashed.id).status == TaskStatus.ABANDONED
-    assert "no crashed runs" in ok(cli(url, "recover")).stderr
 
 
 def test_run_refuses_a_task_another_process_holds(url: str, store: PostgresStore) -> None:

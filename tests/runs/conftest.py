@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_tasks import FileStore
+from atlas_tasks.store import Store
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def worktree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ws(store: FileStore, worktree: Path) -> str:
+def ws(store: Store, worktree: Path) -> str:
     name = f"ws-{secrets.token_hex(3)}"
     store.create_workspace(name, worktree_path=str(worktree))
     return name

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from atlas_tasks import FileStore, Step, Task, TaskStatus
+from atlas_tasks import Step, Task, TaskStatus
 from atlas_tasks.executors import run_task
 from atlas_tasks.runs import approve, recover
+from atlas_tasks.store import Store
 from atlas_tasks.transitions import can_transition
 
+STORE_KINDS = ("memory", "file")
 
-def make(store: FileStore, ws: str, *steps: Step) -> Task:
+
+def make(store: Store, ws: str, *steps: Step) -> Task:
     return store.create(ws, Task(description="trail", steps=list(steps)))
 
 
@@ -22,7 +25,7 @@ def trail(task: Task) -> list[tuple[str, str, str]]:
     return [(str(t.from_status), str(t.to_status), t.reason) for t in task.transitions]
 
 
-def test_task_without_review_step_completes_without_claiming_it_waited(store: FileStore, ws: str) -> None:
+def test_task_without_review_step_completes_without_claiming_it_waited(store: Store, ws: str) -> None:
     """A template with no human step passes the Go statuses to completed, and the reasons say it did not wait."""
     task = make(store, ws, cmd("one"), cmd("two"))
     with store.run(ws, task.id) as live:
@@ -40,7 +43,7 @@ def test_task_without_review_step_completes_without_claiming_it_waited(store: Fi
     assert all(can_transition(a, b) for a, b, _ in trail(done))  # still the Go table's edges
 
 
-def test_finish_after_an_earlier_approved_review_says_so(store: FileStore, ws: str) -> None:
+def test_finish_after_an_earlier_approved_review_says_so(store: Store, ws: str) -> None:
     """When the review was approved earlier and later steps finish the run, the trail says no review is left."""
     task = make(store, ws, Step(name="review", type="human"), cmd("ship"))
     with store.run(ws, task.id) as live:
@@ -55,7 +58,7 @@ def test_finish_after_an_earlier_approved_review_says_so(store: FileStore, ws: s
     )
 
 
-def test_resumed_crash_is_called_a_crash(store: FileStore, ws: str) -> None:
+def test_resumed_crash_is_called_a_crash(store: Store, ws: str) -> None:
     """A task left in running by a dead runner resumes with "resumed after a crash", not "resumed from running"."""
     task = make(store, ws, cmd("one"))
     store.modify(ws, task.id, lambda t: t.transition(TaskStatus.RUNNING, "driven by hand, then abandoned"))
@@ -68,7 +71,7 @@ def test_resumed_crash_is_called_a_crash(store: FileStore, ws: str) -> None:
     ]
 
 
-def test_resume_after_recover_is_called_a_crash(store: FileStore, ws: str) -> None:
+def test_resume_after_recover_is_called_a_crash(store: Store, ws: str) -> None:
     """A crash recorded by `recover` first is still called a crash when the task resumes."""
     task = make(store, ws, cmd("one"))
     store.modify(ws, task.id, lambda t: t.transition(TaskStatus.RUNNING, "driven by hand, then abandoned"))
@@ -79,7 +82,7 @@ def test_resume_after_recover_is_called_a_crash(store: FileStore, ws: str) -> No
     assert to_running[-1] == "resumed after a crash (the previous runner died)"
 
 
-def test_resume_after_ctrl_c_says_why_it_stopped(store: FileStore, ws: str) -> None:
+def test_resume_after_ctrl_c_says_why_it_stopped(store: Store, ws: str) -> None:
     """A run stopped by Ctrl-C resumes with the reason it was interrupted, not as a crash."""
     task = make(store, ws, cmd("one"))
     with pytest.raises(KeyboardInterrupt), store.run(ws, task.id) as live:
@@ -92,7 +95,7 @@ def test_resume_after_ctrl_c_says_why_it_stopped(store: FileStore, ws: str) -> N
     assert to_running[-1] == "resumed after an interruption (step 'one' failed: interrupted by the user)"
 
 
-def test_retry_of_failed_validation_names_the_failure(store: FileStore, ws: str) -> None:
+def test_retry_of_failed_validation_names_the_failure(store: Store, ws: str) -> None:
     """Running a validation_failed task again is recorded as a retry after that failure."""
     task = make(store, ws, Step(name="check", type="validation", commands=["false"]))
     with pytest.raises(Exception, match="check"), store.run(ws, task.id) as live:

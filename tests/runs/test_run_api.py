@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from atlas_tasks import FileStore, Step, Task, TaskRunningError, TaskStatus
+from atlas_tasks import Step, Task, TaskRunningError, TaskStatus
 from atlas_tasks.executors import run_task
 from atlas_tasks.runs import NotRunnableError, abandon, approve, is_interrupted, recover, reject
+from atlas_tasks.store import Store
+
+#: Runs take leases and checkpoint through the store: every backend.
+STORE_KINDS = ("memory", "file", "postgres")
 
 
-def make(store: FileStore, ws: str, *steps: Step) -> Task:
+def make(store: Store, ws: str, *steps: Step) -> Task:
     return store.create(ws, Task(description="run me", steps=list(steps)))
 
 
@@ -17,7 +21,7 @@ def cmd(name: str, command: str = "true", kind: str = "validation") -> Step:
     return Step(name=name, type=kind, commands=[command])
 
 
-def test_each_step_is_checkpointed_before_the_next(store: FileStore, ws: str) -> None:
+def test_each_step_is_checkpointed_before_the_next(store: Store, ws: str) -> None:
     """Inside step 2, step 1 is already recorded as success on disk, with current_step pointing at step 2."""
     task = make(store, ws, cmd("one"), cmd("two"))
     with store.run(ws, task.id) as run:
@@ -32,7 +36,7 @@ def test_each_step_is_checkpointed_before_the_next(store: FileStore, ws: str) ->
     assert done.status == TaskStatus.COMPLETED and done.current_step == 2
 
 
-def test_step_context_logs_and_artifacts(store: FileStore, ws: str) -> None:
+def test_step_context_logs_and_artifacts(store: Store, ws: str) -> None:
     """A step's log lines and artifacts are stored, and its StepResult points at the artifact."""
     task = make(store, ws, Step(name="analyze", type="ai"))
     with store.run(ws, task.id) as run:
@@ -52,7 +56,7 @@ def test_step_context_logs_and_artifacts(store: FileStore, ws: str) -> None:
     ("kind", "status"),
     [("validation", "validation_failed"), ("ci", "ci_failed"), ("git", "gh_failed"), ("ai", "interrupted")],
 )
-def test_failed_step_maps_to_status(store: FileStore, ws: str, kind: str, status: str) -> None:
+def test_failed_step_maps_to_status(store: Store, ws: str, kind: str, status: str) -> None:
     """A step that raises records a failed StepResult and moves the task to its type's failure status."""
     task = make(store, ws, Step(name="s", type=kind))
     with pytest.raises(RuntimeError, match="boom"), store.run(ws, task.id) as run:
@@ -66,9 +70,7 @@ def test_failed_step_maps_to_status(store: FileStore, ws: str, kind: str, status
     assert store.lease_holder(ws, task.id) is None
 
 
-def test_failed_task_resumes_at_failed_step(
-    store: FileStore, ws: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_failed_task_resumes_at_failed_step(store: Store, ws: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """After a failure, a new run retries the failed step (attempts 2) and never re-runs the step before it."""
     flag = tmp_path_factory.mktemp("flag") / "ok"
     task = make(store, ws, cmd("first"), Step(name="check", type="validation", commands=[f"test -e {flag}"]))
@@ -84,7 +86,7 @@ def test_failed_task_resumes_at_failed_step(
     assert [r.step_name for r in done.step_results] == ["first", "check", "check"]
 
 
-def test_second_runner_refused(store: FileStore, ws: str) -> None:
+def test_second_runner_refused(store: Store, ws: str) -> None:
     """While a run holds the lease, another run of the task fails with TaskRunningError naming the holder."""
     task = make(store, ws, cmd("one"))
     with store.run(ws, task.id):
@@ -94,7 +96,7 @@ def test_second_runner_refused(store: FileStore, ws: str) -> None:
         assert not is_interrupted(store, ws, store.get(ws, task.id))
 
 
-def test_human_step_waits_then_approve_continues(store: FileStore, ws: str) -> None:
+def test_human_step_waits_then_approve_continues(store: Store, ws: str) -> None:
     """A human step stops the run at awaiting_approval; approve lets the next run finish the remaining steps."""
     task = make(store, ws, cmd("build"), Step(name="review", type="human"), cmd("ship"))
     with store.run(ws, task.id) as run:
@@ -111,7 +113,7 @@ def test_human_step_waits_then_approve_continues(store: FileStore, ws: str) -> N
     assert store.get(ws, task.id).status == TaskStatus.COMPLETED
 
 
-def test_final_review_approve_completes(store: FileStore, ws: str) -> None:
+def test_final_review_approve_completes(store: Store, ws: str) -> None:
     """Approving a review that is the last step completes the task."""
     task = make(store, ws, cmd("build"), Step(name="review", type="human"))
     with store.run(ws, task.id) as run:
@@ -119,7 +121,7 @@ def test_final_review_approve_completes(store: FileStore, ws: str) -> None:
     assert approve(store, ws, task.id).status == TaskStatus.COMPLETED
 
 
-def test_reject_is_terminal(store: FileStore, ws: str) -> None:
+def test_reject_is_terminal(store: Store, ws: str) -> None:
     """Rejecting a waiting task ends it; it cannot be run again."""
     task = make(store, ws, Step(name="review", type="human"))
     with store.run(ws, task.id) as run:
@@ -129,7 +131,7 @@ def test_reject_is_terminal(store: FileStore, ws: str) -> None:
         store.run(ws, task.id).__enter__()
 
 
-def test_crashed_run_is_interrupted_and_recovered(store: FileStore, ws: str) -> None:
+def test_crashed_run_is_interrupted_and_recovered(store: Store, ws: str) -> None:
     """A task left running without a live lease is reported interrupted, and recover records it."""
     task = make(store, ws, cmd("one"))
     task.transition(TaskStatus.RUNNING)
@@ -140,7 +142,7 @@ def test_crashed_run_is_interrupted_and_recovered(store: FileStore, ws: str) -> 
     assert recover(store, ws) == []
 
 
-def test_run_that_finishes_between_read_and_lease_check_is_not_called_crashed(store: FileStore, ws: str) -> None:
+def test_run_that_finishes_between_read_and_lease_check_is_not_called_crashed(store: Store, ws: str) -> None:
     """A copy read while the runner was alive, checked after it finished and let go of its lease, is not a crash.
 
     The runner's last checkpoint and its lease release are placed between the reader's get and its lease check.
@@ -156,7 +158,7 @@ def test_run_that_finishes_between_read_and_lease_check_is_not_called_crashed(st
     assert not is_interrupted(store, ws, seen)  # stale copy, free lease: the re-read shows the run moved on
 
 
-def test_resume_after_crash_retries_in_flight_step(store: FileStore, ws: str) -> None:
+def test_resume_after_crash_retries_in_flight_step(store: Store, ws: str) -> None:
     """A step left 'running' by a dead runner is recorded as interrupted and retried with attempts + 1."""
     task = make(store, ws, cmd("one"), cmd("two"))
     task.transition(TaskStatus.RUNNING)
@@ -173,7 +175,7 @@ def test_resume_after_crash_retries_in_flight_step(store: FileStore, ws: str) ->
     assert ("running", "interrupted") in [(t.from_status, t.to_status) for t in done.transitions]
 
 
-def test_abandon_refused_while_running(store: FileStore, ws: str) -> None:
+def test_abandon_refused_while_running(store: Store, ws: str) -> None:
     """abandon refuses a task with a live runner and ends one without."""
     task = make(store, ws, cmd("one"))
     with store.run(ws, task.id), pytest.raises(TaskRunningError):
@@ -181,14 +183,14 @@ def test_abandon_refused_while_running(store: FileStore, ws: str) -> None:
     assert abandon(store, ws, task.id).status == TaskStatus.ABANDONED
 
 
-def test_step_without_commands_fails_clearly(store: FileStore, ws: str) -> None:
+def test_step_without_commands_fails_clearly(store: Store, ws: str) -> None:
     """A validation step with no commands fails saying how to configure them."""
     task = make(store, ws, Step(name="validate", type="validation"))
     with pytest.raises(Exception, match="validate CMD"), store.run(ws, task.id) as run:
         run_task(run)
 
 
-def test_ai_step_without_command_fails_clearly(store: FileStore, ws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ai_step_without_command_fails_clearly(store: Store, ws: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An AI step with no AI command configured fails saying how to configure one."""
     monkeypatch.delenv("ATLAS_TASKS_AI_COMMAND", raising=False)
     task = make(store, ws, Step(name="analyze", type="ai"))
@@ -197,7 +199,7 @@ def test_ai_step_without_command_fails_clearly(store: FileStore, ws: str, monkey
     assert store.get(ws, task.id).status == TaskStatus.INTERRUPTED
 
 
-def test_ai_step_runs_configured_command(store: FileStore, ws: str) -> None:
+def test_ai_step_runs_configured_command(store: Store, ws: str) -> None:
     """An AI step pipes its prompt into the configured command and keeps the output as an artifact."""
     task = Task(description="d", steps=[Step(name="analyze", type="ai", prompt="hello agent")])
     task.config.variables["ai_command"] = "cat"
@@ -207,7 +209,7 @@ def test_ai_step_runs_configured_command(store: FileStore, ws: str) -> None:
     assert store.get_artifact(ws, task.id, "analyze.1.md") == b"hello agent"
 
 
-def test_command_timeout_fails_step(store: FileStore, ws: str) -> None:
+def test_command_timeout_fails_step(store: Store, ws: str) -> None:
     """A command that outlives timeout_seconds is killed and fails the step."""
     task = make(store, ws, Step(name="slow", type="ci", commands=["sleep 30"], timeout_seconds=1))
     with pytest.raises(Exception, match="timed out"), store.run(ws, task.id) as run:

@@ -1,17 +1,20 @@
-"""Fixtures of the dashboard tests: a store with a realistic, partly hostile set of tasks, and clients."""
+"""Fixtures of the dashboard tests: a store with a realistic, partly hostile set of tasks, and clients.
+
+``store`` is tests/conftest.py's: the file store, or each backend a module lists in ``STORE_KINDS``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 from web_data import BASE_URL, BINARY, FAST, HOSTILE, HOSTILE_IMG, T0, finished_task
 
-from atlas_tasks import FileStore, Step, Task
+from atlas_tasks import Step, Task
+from atlas_tasks.store import Store
 from atlas_tasks.web import create_app
 
 
@@ -21,17 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def store(home: Path) -> FileStore:
-    return FileStore(home, lock_timeout=5)
-
-
-@pytest.fixture
-def filled(store: FileStore) -> dict[str, str]:
+def filled(store: Store) -> dict[str, str]:
     """Workspace ``ws`` with a half-done task (log, artifacts, a failed attempt), a pending one and a crashed one.
 
     The half-done task carries hostile text everywhere a person could see it. Returns the ids by role.
@@ -84,7 +77,7 @@ def filled(store: FileStore) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_client(store: FileStore) -> Iterator[Callable[..., TestClient]]:
+def make_client(store: Store) -> Iterator[Callable[..., TestClient]]:
     """Build a TestClient on a dashboard of ``store`` (keyword arguments go to ``create_app``)."""
     clients: list[TestClient] = []
 

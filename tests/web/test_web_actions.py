@@ -8,13 +8,16 @@ import pytest
 from starlette.testclient import TestClient
 from web_data import awaiting
 
-from atlas_tasks import FileStore, TaskStatus
+from atlas_tasks import TaskStatus
+from atlas_tasks.store import Store
+
+STORE_KINDS = ("memory", "file")
 
 TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture
-def waiting(store: FileStore, filled: dict[str, str]) -> str:
+def waiting(store: Store, filled: dict[str, str]) -> str:
     """A task at awaiting_approval with no step left after the review."""
     return awaiting(store)
 
@@ -35,7 +38,7 @@ def _form(**fields: str) -> dict[str, str]:
     return fields
 
 
-def test_actions_are_off_by_default(client: TestClient, store: FileStore, waiting: str) -> None:
+def test_actions_are_off_by_default(client: TestClient, store: Store, waiting: str) -> None:
     """Without --allow-actions a POST is refused with 403 whatever it carries, and the task is untouched."""
     csrf = _csrf(client)
     response = client.post(f"/workspaces/ws/tasks/{waiting}/approve", data=_form(token=TOKEN, csrf=csrf))
@@ -43,7 +46,7 @@ def test_actions_are_off_by_default(client: TestClient, store: FileStore, waitin
     assert store.get("ws", waiting).status == TaskStatus.AWAITING_APPROVAL
 
 
-def test_approve_with_token_and_csrf(actions: TestClient, store: FileStore, waiting: str) -> None:
+def test_approve_with_token_and_csrf(actions: TestClient, store: Store, waiting: str) -> None:
     """The form's token and CSRF value approve the task; the answer redirects back to the task page."""
     csrf = _csrf(actions)
     response = actions.post(
@@ -56,7 +59,7 @@ def test_approve_with_token_and_csrf(actions: TestClient, store: FileStore, wait
     assert task.status == TaskStatus.COMPLETED and task.transitions[-1].reason == "looks good"
 
 
-def test_reject_with_token_and_csrf(actions: TestClient, store: FileStore, waiting: str) -> None:
+def test_reject_with_token_and_csrf(actions: TestClient, store: Store, waiting: str) -> None:
     """Reject works the same way and ends the task as rejected."""
     csrf = _csrf(actions)
     actions.post(f"/workspaces/ws/tasks/{waiting}/reject", data=_form(token=TOKEN, csrf=csrf))
@@ -73,7 +76,7 @@ def test_reject_with_token_and_csrf(actions: TestClient, store: FileStore, waiti
     ],
 )
 def test_action_without_token_or_csrf_is_refused(
-    actions: TestClient, store: FileStore, waiting: str, fields: dict[str, str], says: str
+    actions: TestClient, store: Store, waiting: str, fields: dict[str, str], says: str
 ) -> None:
     """A missing or wrong token, or a CSRF value that is not the cookie's, gets 403 and changes nothing."""
     _csrf(actions)
@@ -82,7 +85,7 @@ def test_action_without_token_or_csrf_is_refused(
     assert store.get("ws", waiting).status == TaskStatus.AWAITING_APPROVAL
 
 
-def test_action_from_another_origin_is_refused(actions: TestClient, store: FileStore, waiting: str) -> None:
+def test_action_from_another_origin_is_refused(actions: TestClient, store: Store, waiting: str) -> None:
     """Even with token and CSRF value, a request whose Origin is another site is refused."""
     csrf = _csrf(actions)
     response = actions.post(
@@ -111,7 +114,7 @@ def test_cross_site_fetch_is_refused(actions: TestClient, waiting: str) -> None:
     assert response.status_code == 403
 
 
-def test_token_url_logs_in_and_strips_the_token(actions: TestClient, store: FileStore, waiting: str) -> None:
+def test_token_url_logs_in_and_strips_the_token(actions: TestClient, store: Store, waiting: str) -> None:
     """Opening ``?token=`` sets an HttpOnly cookie and redirects to the URL without it; forms then need only CSRF."""
     response = actions.get(f"/workspaces/ws?token={TOKEN}&q=x", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/workspaces/ws?q=x"
@@ -130,7 +133,7 @@ def test_wrong_token_url_is_refused(actions: TestClient) -> None:
     assert response.status_code == 403 and "set-cookie" not in response.headers
 
 
-def test_api_bearer_token_approves_without_csrf(actions: TestClient, store: FileStore, waiting: str) -> None:
+def test_api_bearer_token_approves_without_csrf(actions: TestClient, store: Store, waiting: str) -> None:
     """API clients send ``Authorization: Bearer TOKEN`` (no cookies, so no CSRF) and get the task document."""
     response = actions.post(f"/api/workspaces/ws/tasks/{waiting}/approve", headers={"authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200 and response.json()["status"] == "completed"
@@ -139,7 +142,7 @@ def test_api_bearer_token_approves_without_csrf(actions: TestClient, store: File
 
 
 def test_approve_with_steps_left_starts_a_runner(
-    make_client: Callable[..., TestClient], store: FileStore, filled: dict[str, str]
+    make_client: Callable[..., TestClient], store: Store, filled: dict[str, str]
 ) -> None:
     """When steps remain after the review, approving hands the task to the runner, as ``atlas-tasks approve`` does."""
     started: list[tuple[str, str]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,15 +11,22 @@ from typer.testing import CliRunner
 from web_data import BINARY
 
 from atlas_tasks.cli import app as cli_app
+from atlas_tasks.store import Store
+from store_kinds import cli_args
+
+STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the dashboard reads, crash detection): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
-def cli_json(home: Path, *args: str) -> Any:
-    """What ``atlas-tasks --home HOME ARGS --json`` prints, parsed."""
-    result = CliRunner().invoke(cli_app, ["--home", str(home), *args, "--json"])
+def cli_json(store: Store, *args: str) -> Any:
+    """What ``atlas-tasks --store URL ARGS --json`` prints for ``store``, parsed."""
+    result = CliRunner().invoke(cli_app, [*cli_args(store), *args, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
 
+@pytest.mark.stores(*ALL_KINDS)
 @pytest.mark.parametrize(
     ("path", "args"),
     [
@@ -32,47 +38,52 @@ def cli_json(home: Path, *args: str) -> Any:
     ],
 )
 def test_api_documents_equal_cli_json(
-    client: TestClient, home: Path, filled: dict[str, str], path: str, args: list[str]
+    client: TestClient, store: Store, filled: dict[str, str], path: str, args: list[str]
 ) -> None:
     """Each listing endpoint returns exactly the CLI's --json document (keys, order, values)."""
     response = client.get(path)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
-    assert response.json() == cli_json(home, *args)
-    assert list(response.json()) == list(cli_json(home, *args))
+    assert response.json() == cli_json(store, *args)
+    assert list(response.json()) == list(cli_json(store, *args))
 
 
-def test_api_task_equals_show_json(client: TestClient, home: Path, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_api_task_equals_show_json(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/api/workspaces/WS/tasks/ID is ``show WS ID --json``: task document, artifacts with sizes, log summary."""
     document = client.get(f"/api/workspaces/ws/tasks/{filled['done']}").json()
-    assert document == cli_json(home, "show", "ws", filled["done"])
+    assert document == cli_json(store, "show", "ws", filled["done"])
     assert (
         document["log"]["lines"] == 2
         and {"name": "blob.bin", "size": len(BINARY), "step": None} in document["artifacts"]
     )
 
 
-def test_api_artifacts_equals_cli(client: TestClient, home: Path, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_api_artifacts_equals_cli(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/artifacts is ``artifacts WS ID --json``."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts")
-    assert response.json() == cli_json(home, "artifacts", "ws", filled["done"])
+    assert response.json() == cli_json(store, "artifacts", "ws", filled["done"])
 
 
-def test_api_log_equals_logs_json_bytes(client: TestClient, home: Path, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_api_log_equals_logs_json_bytes(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """/log is ``logs WS ID --json`` byte for byte: JSON Lines, one compact entry per line."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/log")
-    result = CliRunner().invoke(cli_app, ["--home", str(home), "logs", "ws", filled["done"], "--json"])
+    result = CliRunner().invoke(cli_app, [*cli_args(store), "logs", "ws", filled["done"], "--json"])
     assert response.content == result.stdout_bytes
     assert response.headers["content-type"] == "application/x-ndjson"
 
 
-def test_api_artifact_bytes_equal_get(client: TestClient, home: Path, filled: dict[str, str]) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_api_artifact_bytes_equal_get(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """An artifact under /api/ is ``artifacts --get``'s bytes, with a safe content type."""
     response = client.get(f"/api/workspaces/ws/tasks/{filled['done']}/artifacts/blob.bin")
-    result = CliRunner().invoke(cli_app, ["--home", str(home), "artifacts", "ws", filled["done"], "--get", "blob.bin"])
+    result = CliRunner().invoke(cli_app, [*cli_args(store), "artifacts", "ws", filled["done"], "--get", "blob.bin"])
     assert response.content == result.stdout_bytes == BINARY
     assert response.headers["content-type"] == "application/octet-stream"
 
 
+@pytest.mark.stores("file")  # damages a file of the layout behind the store's back
 def test_api_list_reports_interrupted_and_errors(client: TestClient, store: Any, filled: dict[str, str]) -> None:
     """The list document names the crashed run under "interrupted" and an unreadable task under "errors"."""
     (store.task_path("ws", filled["pending"]) / "task.json").write_text("[]")

@@ -8,8 +8,10 @@ import pytest
 from starlette.testclient import TestClient
 from web_data import BINARY, HOSTILE
 
-from atlas_tasks import FileStore
+from atlas_tasks.store import Store
 from atlas_tasks.web._security import RAW_CSP
+
+STORE_KINDS = ("memory", "file")
 
 TASK = "/workspaces/ws/tasks/{done}"
 
@@ -64,7 +66,7 @@ def test_wrong_method_is_405(client: TestClient, filled: dict[str, str]) -> None
 
 
 def test_unexpected_error_is_a_500_page_without_traceback(
-    make_client: Callable[..., TestClient], store: FileStore, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    make_client: Callable[..., TestClient], store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug (any exception) becomes a plain 500 page that gives nothing away."""
 
@@ -79,7 +81,8 @@ def test_unexpected_error_is_a_500_page_without_traceback(
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
 
 
-def test_corrupt_task_page_is_an_error_page(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")  # damages a file of the layout behind the store's back
+def test_corrupt_task_page_is_an_error_page(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A task whose task.json cannot be read gets a page that says so (not a crash)."""
     (store.task_path("ws", filled["pending"]) / "task.json").write_text("{oops")
     response = client.get(f"/workspaces/ws/tasks/{filled['pending']}")
@@ -109,7 +112,7 @@ def test_binary_artifact_is_offered_for_download(client: TestClient, filled: dic
     assert "Binary content" in text and "/raw/blob.bin?download=1" in text
 
 
-def test_large_artifact_is_download_only(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+def test_large_artifact_is_download_only(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """An artifact over the preview limit is offered for download instead of being inlined."""
     store.save_artifact("ws", filled["done"], "huge.txt", "x" * (2 * 1024 * 1024 + 1))
     text = client.get(f"/workspaces/ws/tasks/{filled['done']}/artifacts/huge.txt").text

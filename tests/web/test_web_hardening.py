@@ -8,9 +8,11 @@ import pytest
 from starlette.testclient import TestClient
 from web_data import awaiting
 
-from atlas_tasks import FileStore
+from atlas_tasks.store import Store
 from atlas_tasks.web._security import host_name
 from atlas_tasks.web.app import MAX_FORM_BYTES
+
+STORE_KINDS = ("memory", "file")
 
 TOKEN = "secret-token"
 
@@ -48,7 +50,7 @@ def test_bracketed_host_with_trailing_name_is_refused(client: TestClient) -> Non
     assert client.get("/", headers={"host": "[::1]evil.com"}).status_code == 400
 
 
-def test_authorised_form_over_the_limit_is_413(make_client: Callable[..., TestClient], store: FileStore) -> None:
+def test_authorised_form_over_the_limit_is_413(make_client: Callable[..., TestClient], store: Store) -> None:
     """Even with the right Bearer token, a form over 16 KiB is refused as too large (413), the task untouched."""
     store.create_workspace("ws")
     task_id = awaiting(store)

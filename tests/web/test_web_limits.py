@@ -10,6 +10,8 @@ from web_data import awaiting
 
 from atlas_tasks import FileStore
 
+STORE_KINDS = ("memory", "file")
+
 MB = 1024 * 1024
 BODY = 50 * MB
 #: How much the server's peak memory may grow while refusing a 50 MB body: far below the body's size.

@@ -8,11 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 from web_data import HOSTILE
 
-from atlas_tasks import FileStore, Task
+from atlas_tasks import Task
+from atlas_tasks.store import LocalFiles, Store
 from atlas_tasks.web._live import FileLiveSource, LiveSettings, LogCursor, StoreLiveSource, sse
+
+STORE_KINDS = ("memory", "file")
 
 
 def events(lines: Iterator[str]) -> Iterator[tuple[str, Any, str | None]]:
@@ -40,20 +44,24 @@ def stream(client: TestClient, url: str, **kwargs: Any) -> Iterator[Iterator[tup
         yield events(response.iter_lines())
 
 
-def _line_ends(store: FileStore, task_id: str) -> list[int]:
-    """The byte offset just after each line of the task's log: the file store's log positions."""
-    ends, offset = [], 0
-    for line in store.log_path("ws", task_id).read_bytes().splitlines(keepends=True):
-        offset += len(line)
-        ends.append(offset)
-    return ends
+def _line_ends(store: Store, task_id: str) -> list[int]:
+    """The store's log position just after each line of the task's log (for the file store: task.log's byte
+    offsets, checked here against the file itself)."""
+    positions = store.tail_log("ws", task_id, 1_000_000).positions
+    if isinstance(store, LocalFiles):
+        ends, offset = [], 0
+        for line in store.log_path("ws", task_id).read_bytes().splitlines(keepends=True):
+            offset += len(line)
+            ends.append(offset)
+        assert positions == ends
+    return positions
 
 
 def _text(pieces: list[list[str]]) -> str:
     return "".join(text for text, _ in pieces)
 
 
-def test_finished_task_streams_state_log_and_end(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+def test_finished_task_streams_state_log_and_end(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A finished task's stream sends its state, every log line after ``log_from``, then ``end``, and closes."""
     store.modify("ws", filled["done"], lambda t: t.transition("abandoned", "given up"))
     with stream(client, f"/workspaces/ws/tasks/{filled['done']}/events?log_from=0") as received:
@@ -64,13 +72,13 @@ def test_finished_task_streams_state_log_and_end(client: TestClient, store: File
     assert state["status"] == "abandoned" and state["terminal"] is True
     assert [s["attempts"] for s in state["steps"]] == [2, 1, 0]
     assert _text(got[2][1]["pieces"]).endswith(f"error validate failed {HOSTILE}")  # text, not markup
-    # Each id is the position after its line: in the file store, task.log's byte offset.
+    # Each id is the store's position after its line: in the file store, task.log's byte offset.
     ends = [str(n) for n in _line_ends(store, filled["done"])]
     assert [event_id for _, _, event_id in got[1:3]] == ends
 
 
 def test_log_from_and_last_event_id_skip_lines_already_shown(
-    client: TestClient, store: FileStore, filled: dict[str, str]
+    client: TestClient, store: Store, filled: dict[str, str]
 ) -> None:
     """Lines the page already shows are not sent again; a reconnect's Last-Event-ID wins over log_from."""
     store.modify("ws", filled["done"], lambda t: t.transition("abandoned", "given up"))
@@ -83,7 +91,7 @@ def test_log_from_and_last_event_id_skip_lines_already_shown(
 
 
 def test_running_task_pushes_step_changes_and_new_lines(
-    client: TestClient, store: FileStore, filled: dict[str, str]
+    client: TestClient, store: Store, filled: dict[str, str]
 ) -> None:
     """While a task runs, a new log line and a step's change of status arrive as events without asking again."""
     task_id = filled["crashed"]
@@ -112,7 +120,7 @@ def test_running_task_pushes_step_changes_and_new_lines(
         lease.release()
 
 
-def test_runner_death_turns_the_task_crashed(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+def test_runner_death_turns_the_task_crashed(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A runner that dies writes nothing, yet the stream reports the task as crashed once its lease is free."""
     task_id = filled["crashed"]
     lease = store.acquire_lease("ws", task_id, {"pid": 1, "host": "h"})
@@ -123,7 +131,7 @@ def test_runner_death_turns_the_task_crashed(client: TestClient, store: FileStor
         assert kind == "task" and state["crashed"] is True and state["status"] == "interrupted (crashed)"
 
 
-def test_deleted_task_stream_says_gone(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+def test_deleted_task_stream_says_gone(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A task deleted while watched gets one ``gone`` event and the stream ends."""
     with stream(client, f"/workspaces/ws/tasks/{filled['pending']}/events") as received:
         assert next(received)[0] == "task"
@@ -148,7 +156,7 @@ def test_stream_ends_after_its_lifetime(make_client: Callable[..., TestClient], 
 
 
 def test_row_events_report_listed_tasks(
-    make_client: Callable[..., TestClient], store: FileStore, filled: dict[str, str]
+    make_client: Callable[..., TestClient], store: Store, filled: dict[str, str]
 ) -> None:
     """A listing's stream sends each listed task's row, then a new row whenever one of them changes."""
     client = make_client(live=LiveSettings(poll=0.02, lifetime=5.0, keepalive=5.0))
@@ -173,7 +181,8 @@ def test_sse_data_is_one_line() -> None:
 # -- the change sources ----------------------------------------------------------------------------------------------
 
 
-def test_file_source_follows_the_log_by_offset(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")  # reads task.log by path for the expected positions
+def test_file_source_follows_the_log_by_offset(store: Store, filled: dict[str, str]) -> None:
     """The file source reads only new complete lines; a half-written line waits for its newline."""
     source = FileLiveSource(store)
     cursor = LogCursor(position=_line_ends(store, filled["done"])[0])
@@ -188,7 +197,8 @@ def test_file_source_follows_the_log_by_offset(store: FileStore, filled: dict[st
     assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["half done"]
 
 
-def test_file_source_starts_over_when_the_log_was_replaced(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")  # reads task.log by path for the expected positions
+def test_file_source_starts_over_when_the_log_was_replaced(store: Store, filled: dict[str, str]) -> None:
     """A log now shorter than the position (replaced: the task re-created) is followed again from its start."""
     source = FileLiveSource(store)
     cursor = LogCursor()
@@ -200,7 +210,8 @@ def test_file_source_starts_over_when_the_log_was_replaced(store: FileStore, fil
     assert [r["event"] for r in source.log_since("ws", filled["done"], cursor)] == ["after"]
 
 
-def test_file_stamp_changes_with_the_task_and_the_lease(store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")  # reads task.log by path for the expected positions
+def test_file_stamp_changes_with_the_task_and_the_lease(store: Store, filled: dict[str, str]) -> None:
     """The stamp changes when task.json is rewritten or a runner takes the lease, and not otherwise."""
     source = FileLiveSource(store)
     before = source.task_stamp("ws", filled["pending"])
@@ -217,7 +228,7 @@ def test_file_stamp_changes_with_the_task_and_the_lease(store: FileStore, filled
         lease.release()
 
 
-def test_store_source_works_through_the_protocol(store: FileStore, filled: dict[str, str]) -> None:
+def test_store_source_works_through_the_protocol(store: Store, filled: dict[str, str]) -> None:
     """The generic source (any backend) detects changes by revision and reads the log after a position."""
     source = StoreLiveSource(store)
     before = source.task_stamp("ws", filled["done"])

@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from starlette.testclient import TestClient
 from web_data import HOSTILE, HOSTILE_IMG, awaiting
 
-from atlas_tasks import FileStore, Task
+from atlas_tasks import Task
+from atlas_tasks.store import Store
 from atlas_tasks.web._security import CSP
+
+STORE_KINDS = ("memory", "file")
+#: For the tests where the backend matters (what the dashboard reads, crash detection): PostgreSQL too.
+ALL_KINDS = ("memory", "file", "postgres")
 
 
 def _rows(html: str) -> list[str]:
@@ -17,6 +23,7 @@ def _rows(html: str) -> list[str]:
     return re.findall(r'<tr data-key="[^/"]+/([^"]+)"', html)
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_workspaces_page_lists_workspaces_with_counts(client: TestClient, filled: dict[str, str]) -> None:
     """The front page lists every workspace with its task count and its crashed runs as a link."""
     page = client.get("/")
@@ -32,7 +39,8 @@ def test_workspaces_page_empty_store_says_how_to_start(client: TestClient) -> No
     assert page.status_code == 200 and "atlas-tasks workspace create" in page.text
 
 
-def test_workspaces_page_reports_an_unreadable_workspace(client: TestClient, store: FileStore) -> None:
+@pytest.mark.stores("file")  # damages a file of the layout behind the store's back
+def test_workspaces_page_reports_an_unreadable_workspace(client: TestClient, store: Store) -> None:
     """A workspace.json that cannot be read is listed as unreadable, not hidden, and the rest still shows."""
     store.create_workspace("good")
     store.create_workspace("bad")
@@ -55,6 +63,7 @@ def test_workspace_listing_newest_first_with_counts(client: TestClient, filled: 
     assert '<span class="badge st-crashed">interrupted (crashed)</span>' in page.text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_listing_filters_by_status(client: TestClient, filled: dict[str, str]) -> None:
     """``status`` keeps the tasks in that status; repeated, in any of them; ``crashed`` the dead runs."""
     assert _rows(client.get("/workspaces/ws?status=pending").text) == [filled["pending"]]
@@ -73,7 +82,7 @@ def test_listing_text_search(client: TestClient, filled: dict[str, str]) -> None
     assert _rows(client.get("/workspaces/ws", params={"q": "no such thing"}).text) == []
 
 
-def test_listing_pages(client: TestClient, store: FileStore) -> None:
+def test_listing_pages(client: TestClient, store: Store) -> None:
     """``per_page`` and ``page`` cut the newest-first list; links keep the filters; a page past the end clamps."""
     store.create_workspace("many")
     ids = [store.create("many", Task(id=f"task-{i:03d}", description=f"task {i}")).id for i in range(7)]
@@ -94,7 +103,8 @@ def test_all_tasks_page_spans_workspaces(client: TestClient, filled: dict[str, s
     assert "<th>Workspace</th>" in page.text
 
 
-def test_listing_reports_unreadable_tasks(client: TestClient, store: FileStore, filled: dict[str, str]) -> None:
+@pytest.mark.stores("file")  # damages a file of the layout behind the store's back
+def test_listing_reports_unreadable_tasks(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A corrupt task.json is listed under Unreadable with its reason; the readable tasks are all there."""
     broken = store.task_path("ws", filled["pending"]) / "task.json"
     broken.write_text("{oops")
@@ -103,6 +113,7 @@ def test_listing_reports_unreadable_tasks(client: TestClient, store: FileStore, 
     assert _rows(page.text) == [filled["crashed"], filled["done"]]
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_task_page_shows_everything(client: TestClient, filled: dict[str, str]) -> None:
     """A task page has the header, the steps with attempts and durations, transitions, artifacts and the log."""
     page = client.get(f"/workspaces/ws/tasks/{filled['done']}")
@@ -118,6 +129,7 @@ def test_task_page_shows_everything(client: TestClient, filled: dict[str, str]) 
     assert f'data-live-task="/workspaces/ws/tasks/{filled["done"]}/events"' in text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_task_page_marks_a_crashed_run(client: TestClient, filled: dict[str, str]) -> None:
     """A running task without a live runner shows the crashed banner and says how to resume."""
     text = client.get(f"/workspaces/ws/tasks/{filled['crashed']}").text
@@ -126,9 +138,8 @@ def test_task_page_marks_a_crashed_run(client: TestClient, filled: dict[str, str
     assert '<span class="badge st-crashed">interrupted (crashed)</span>' in text
 
 
-def test_task_page_with_live_runner_is_not_crashed(
-    client: TestClient, store: FileStore, filled: dict[str, str]
-) -> None:
+@pytest.mark.stores(*ALL_KINDS)
+def test_task_page_with_live_runner_is_not_crashed(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """While a runner holds the lease the task shows as running, with the runner's pid and host."""
     lease = store.acquire_lease("ws", filled["crashed"], {"pid": 4242, "host": "build-1", "started_at": "T"})
     try:
@@ -141,9 +152,7 @@ def test_task_page_with_live_runner_is_not_crashed(
     assert f'<tr data-key="ws/{filled["crashed"]}">' in listing
 
 
-def test_awaiting_approval_read_only_shows_commands(
-    client: TestClient, store: FileStore, filled: dict[str, str]
-) -> None:
+def test_awaiting_approval_read_only_shows_commands(client: TestClient, store: Store, filled: dict[str, str]) -> None:
     """A task waiting for approval says so; without --allow-actions there are no buttons, only the commands."""
     task_id = awaiting(store)
     text = client.get(f"/workspaces/ws/tasks/{task_id}").text
@@ -153,7 +162,7 @@ def test_awaiting_approval_read_only_shows_commands(
 
 
 def test_awaiting_approval_with_actions_shows_buttons(
-    make_client: Callable[..., TestClient], store: FileStore, filled: dict[str, str]
+    make_client: Callable[..., TestClient], store: Store, filled: dict[str, str]
 ) -> None:
     """With actions on, the page has approve/reject buttons, a token field and the CSRF value."""
     task_id = awaiting(store)
@@ -166,6 +175,7 @@ def test_awaiting_approval_with_actions_shows_buttons(
     assert "secret-token" not in page.text
 
 
+@pytest.mark.stores(*ALL_KINDS)
 def test_hostile_text_is_escaped_everywhere(client: TestClient, filled: dict[str, str]) -> None:
     """Descriptions, step names, errors, reasons and log lines with HTML are shown as text, never as markup."""
     pages = [

@@ -2,12 +2,33 @@
 
 * :class:`StoreTests` — the conformance suite every backend must pass. Subclass it in a test module and provide a
   ``store_factory`` fixture (a callable returning a fresh, empty store).
+* :mod:`atlas_tasks.testing.capabilities` — mixins for the rest of the contract (:class:`ListingTests`,
+  :class:`LogTailTests`, :class:`ArtifactSizeTests`, :class:`UrlTests`) and for the optional capabilities
+  (:class:`RunLeaseTests`, :class:`StampTests`, skipped on a store without the capability).
 * :func:`make_state_machine` — a Hypothesis state machine comparing a store with a plain in-memory model.
 
 This package imports pytest and Hypothesis; it is never imported by the library itself.
 """
 
-from atlas_tasks.testing.conformance import StoreTests
+from atlas_tasks.testing.capabilities import (
+    ArtifactSizeTests,
+    ListingTests,
+    LogTailTests,
+    RunLeaseTests,
+    StampTests,
+    UrlTests,
+)
+from atlas_tasks.testing.conformance import StoreFixtures, StoreTests
 from atlas_tasks.testing.state_machine import make_state_machine
 
-__all__ = ["StoreTests", "make_state_machine"]
+__all__ = [
+    "ArtifactSizeTests",
+    "ListingTests",
+    "LogTailTests",
+    "RunLeaseTests",
+    "StampTests",
+    "StoreFixtures",
+    "StoreTests",
+    "UrlTests",
+    "make_state_machine",
+]

@@ -97,8 +97,8 @@ def sample_task(**overrides: Any) -> Task:
     return Task(**fields)
 
 
-class StoreTests:
-    """Conformance tests every Store backend must pass. Subclasses provide ``store_factory``."""
+class StoreFixtures:
+    """The fixtures every conformance class shares: ``store`` (from ``store_factory``), a fresh ``ws``, a ``task``."""
 
     @pytest.fixture
     def store(self, store_factory: Callable[[], Store]) -> Store:
@@ -113,6 +113,10 @@ class StoreTests:
     @pytest.fixture
     def task(self, store: Store, ws: str) -> Task:
         return store.create(ws, sample_task())
+
+
+class StoreTests(StoreFixtures):
+    """Conformance tests every Store backend must pass. Subclasses provide ``store_factory``."""
 
     # -- workspaces ---------------------------------------------------------------------------------------------
     def test_create_workspace_then_get(self, store: Store) -> None:

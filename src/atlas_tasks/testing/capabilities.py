@@ -1,0 +1,486 @@
+"""Conformance tests for the parts of the Store contract beyond StoreTests, and for the optional capabilities.
+
+Mix them into a backend's test class beside :class:`~atlas_tasks.testing.StoreTests`::
+
+    class TestMyStore(StoreTests, ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+        @pytest.fixture
+        def store_factory(self): ...
+
+``ListingTests``, ``LogTailTests``, ``ArtifactSizeTests`` and ``UrlTests`` check methods every store has.
+``RunLeaseTests`` and ``StampTests`` check a capability (:class:`~atlas_tasks.store.RunLeases`,
+:class:`~atlas_tasks.store.ChangeStamps`) and skip, saying so, on a store that does not claim it.
+
+One hook is out of band (it must not use the store's own methods): :meth:`ListingTests.damage_task` makes a stored
+task unreadable, so the suite can check that listings report it instead of dropping it. Its default skips; a backend
+overrides it to write bad bytes where that backend keeps the task.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import pytest
+
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    CorruptTaskError,
+    TaskNotFoundError,
+    TaskRunningError,
+    WorkspaceNotFoundError,
+)
+from atlas_tasks.models import Task
+from atlas_tasks.store import Store
+from atlas_tasks.store.capabilities import ChangeStamps, RunLeases
+from atlas_tasks.testing.conformance import StoreFixtures, sample_task
+
+#: A generous bound for anything that waits on another thread (never a speed assertion).
+WAIT = 60.0
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@runtime_checkable
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def require(store: Store, capability: type) -> None:
+    """Skip the calling test unless ``store`` has ``capability`` (a runtime-checkable protocol)."""
+    if not isinstance(store, capability):
+        pytest.skip(f"{type(store).__name__} does not have the {capability.__name__} capability")
+
+
+def _ids(tasks: Any) -> list[str]:
+    return [t.id for t in tasks]
+
+
+def _fill(store: Store, ws: str, count: int, *, same_time: bool = False) -> list[str]:
+    """Create ``count`` tasks in shuffled creation order; return their ids newest first (the listing order)."""
+    made: list[Task] = []
+    for i in (3, 0, 4, 1, 2, *range(5, count)) if count >= 5 else range(count):
+        created = T0 if same_time else T0 + timedelta(minutes=i)
+        made.append(store.create(ws, sample_task(id=f"task-{i:03d}", created_at=created)))
+    made.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+    return _ids(made)
+
+
+class ListingTests(StoreFixtures):
+    """``list(limit=)``, ``iter_tasks`` and ``list_summaries`` agree with ``list()``."""
+
+    def damage_task(self, store: Store, workspace: str, task_id: str) -> None:
+        """Make the stored task unreadable behind the store's back (bad bytes where it keeps the task)."""
+        pytest.skip(f"{type(self).__name__} has no out-of-band damage_task hook")
+
+    @pytest.mark.parametrize("limit", [0, 1, 2, 5, 7, 100])
+    def test_list_limit_is_newest_n(self, store: Store, ws: str, limit: int) -> None:
+        """``list(limit=n)`` is exactly the first n tasks of ``list()`` (newest first by created_at)."""
+        newest_first = _fill(store, ws, 7)
+        assert _ids(store.list(ws)) == newest_first
+        assert _ids(store.list(ws, limit=limit)) == newest_first[:limit]
+
+    @pytest.mark.parametrize("limit", [1, 3])
+    def test_list_limit_breaks_ties_by_id(self, store: Store, ws: str, limit: int) -> None:
+        """Tasks created at the same instant are ordered by id descending, with and without a limit."""
+        newest_first = _fill(store, ws, 5, same_time=True)
+        assert _ids(store.list(ws)) == newest_first
+        assert _ids(store.list(ws, limit=limit)) == newest_first[:limit]
+
+    def test_list_limit_after_update_keeps_order(self, store: Store, ws: str) -> None:
+        """Updating an old task does not move it: the order is by creation time, not by last write."""
+        newest_first = _fill(store, ws, 5)
+        oldest = store.get(ws, newest_first[-1])
+        oldest.description = "changed"
+        store.update(ws, oldest)
+        assert _ids(store.list(ws, limit=2)) == newest_first[:2]
+        assert _ids(store.list(ws)) == newest_first
+
+    def test_iter_tasks_yields_every_task(self, store: Store, ws: str) -> None:
+        """``iter_tasks`` yields each task of the workspace once, as ``get`` returns it."""
+        newest_first = _fill(store, ws, 6)
+        errors: list[AtlasTasksError] = []
+        got = {t.id: t for t in store.iter_tasks(ws, errors=errors)}
+        assert sorted(got) == sorted(newest_first)
+        assert len(list(store.iter_tasks(ws))) == len(newest_first)
+        assert errors == []
+        for task_id, task in got.items():
+            assert task == store.get(ws, task_id)
+
+    def test_list_summaries_agree_with_list(self, store: Store, ws: str) -> None:
+        """``list_summaries`` has one row per task of ``list()``, in the same order, with the same fields."""
+        _fill(store, ws, 6)
+        task = store.list(ws)[2]
+        task.transition("validating", "checks")
+        store.update(ws, task)
+        tasks, summaries = store.list(ws), store.list_summaries(ws)
+        assert [s.id for s in summaries] == _ids(tasks)
+        for summary, full in zip(summaries, tasks, strict=True):
+            assert summary.workspace == ws
+            assert (summary.status, summary.template, summary.description) == (
+                str(full.status),
+                full.template,
+                full.description,
+            )
+            assert (summary.current_step, summary.total_steps) == (full.current_step, len(full.steps))
+            assert (summary.created_at, summary.updated_at, summary.revision) == (
+                full.created_at,
+                full.updated_at,
+                full.revision,
+            )
+        assert summaries.errors == []
+
+    def test_damaged_task_reported_by_every_listing(self, store: Store, ws: str) -> None:
+        """An unreadable task is reported by list, list_summaries and iter_tasks(errors=) and never dropped."""
+        newest_first = _fill(store, ws, 4)
+        bad = newest_first[1]
+        self.damage_task(store, ws, bad)
+        good = [i for i in newest_first if i != bad]
+        listed = store.list(ws)
+        assert _ids(listed) == good
+        assert [e.task_id for e in listed.errors if isinstance(e, CorruptTaskError)] == [bad]
+        summaries = store.list_summaries(ws)
+        assert [s.id for s in summaries] == good
+        assert [e.task_id for e in summaries.errors if isinstance(e, CorruptTaskError)] == [bad]
+        errors: list[AtlasTasksError] = []
+        assert sorted(_ids(store.iter_tasks(ws, errors=errors))) == sorted(good)
+        assert [e.task_id for e in errors if isinstance(e, CorruptTaskError)] == [bad]
+
+    def test_iter_tasks_without_errors_raises_damaged(self, store: Store, ws: str) -> None:
+        """Without an ``errors`` list, ``iter_tasks`` raises the unreadable task's CorruptTaskError."""
+        newest_first = _fill(store, ws, 3)
+        self.damage_task(store, ws, newest_first[0])
+        with pytest.raises(CorruptTaskError) as info:
+            list(store.iter_tasks(ws))
+        assert info.value.task_id == newest_first[0]
+
+    def test_list_limit_with_damaged_task(self, store: Store, ws: str) -> None:
+        """A damaged task never takes a place in ``list(limit=)``; the readable newest still fill it."""
+        newest_first = _fill(store, ws, 5)
+        self.damage_task(store, ws, newest_first[0])
+        limited = store.list(ws, limit=2)
+        assert set(_ids(limited)) <= set(newest_first[1:])
+        assert _ids(limited) == [i for i in _ids(store.list(ws)) if i in _ids(limited)]
+
+
+class LogTailTests(StoreFixtures):
+    """``tail_log`` windows and positions, and ``follow_log``."""
+
+    @staticmethod
+    def _log(store: Store, ws: str, task_id: str, count: int, start: int = 0) -> list[int]:
+        for n in range(start, start + count):
+            store.append_log(ws, task_id, {"level": "info", "event": f"entry {n}", "n": n})
+        return list(range(start, start + count))
+
+    @staticmethod
+    def _ns(entries: Any) -> list[int]:
+        return [e["n"] for e in entries]
+
+    @pytest.mark.parametrize("lines", [0, 1, 4, 10, 50])
+    def test_tail_is_last_entries(self, store: Store, ws: str, task: Task, lines: int) -> None:
+        """``tail_log(n)`` holds the last n entries of ``read_log``, in order, one position each."""
+        written = self._log(store, ws, task.id, 10)
+        tail = store.tail_log(ws, task.id, lines)
+        assert self._ns(tail) == written[len(written) - min(lines, 10) :]
+        assert self._ns(tail) == self._ns(store.read_log(ws, task.id))[len(written) - min(lines, 10) :]
+        assert len(tail.positions) == len(tail)
+        assert tail.more is False
+
+    def test_tail_of_empty_log(self, store: Store, ws: str, task: Task) -> None:
+        """A task with no log has an empty tail; following on from its end yields the first entries."""
+        tail = store.tail_log(ws, task.id, 5)
+        assert list(tail) == []
+        self._log(store, ws, task.id, 2)
+        assert self._ns(store.tail_log(ws, task.id, 5, after=tail.end)) == [0, 1]
+
+    @pytest.mark.parametrize("window", [1, 3, 7, 30])
+    def test_windows_from_end_never_repeat_or_skip(self, store: Store, ws: str, task: Task, window: int) -> None:
+        """Reading windows of ``after=`` each previous ``.end`` from 0 gives every entry exactly once."""
+        written = self._log(store, ws, task.id, 20)
+        seen: list[int] = []
+        position = 0
+        for _ in range(100):
+            page = store.tail_log(ws, task.id, window, after=position)
+            seen += self._ns(page)
+            assert len(page) <= window
+            assert page.end >= position
+            position = page.end
+            if not page.more:
+                break
+        assert seen == written
+        assert list(store.tail_log(ws, task.id, window, after=position)) == []
+
+    def test_continuing_from_end_sees_new_entries_only(self, store: Store, ws: str, task: Task) -> None:
+        """After a tail, ``after=tail.end`` gives exactly the entries appended since, as more are appended."""
+        self._log(store, ws, task.id, 5)
+        position = store.tail_log(ws, task.id, 3).end
+        seen: list[int] = []
+        for start in (5, 8, 9):
+            expected = self._log(store, ws, task.id, 3 if start != 8 else 1, start)
+            page = store.tail_log(ws, task.id, 100, after=position)
+            assert self._ns(page) == expected
+            seen += self._ns(page)
+            position = page.end
+        assert seen == list(range(5, 12))
+
+    def test_each_position_continues_after_its_entry(self, store: Store, ws: str, task: Task) -> None:
+        """``positions[i]`` handed back as ``after`` continues with entry i + 1: positions are increasing."""
+        written = self._log(store, ws, task.id, 6)
+        tail = store.tail_log(ws, task.id, 6)
+        assert tail.positions == sorted(set(tail.positions))
+        assert tail.positions[-1] <= tail.end
+        for i, position in enumerate(tail.positions):
+            assert self._ns(store.tail_log(ws, task.id, 100, after=position)) == written[i + 1 :]
+
+    def test_full_window_says_more(self, store: Store, ws: str, task: Task) -> None:
+        """A window that stops before the end of the log says ``more``; the last one does not."""
+        self._log(store, ws, task.id, 5)
+        first = store.tail_log(ws, task.id, 3, after=0)
+        assert (self._ns(first), first.more) == ([0, 1, 2], True)
+        rest = store.tail_log(ws, task.id, 3, after=first.end)
+        assert (self._ns(rest), rest.more) == ([3, 4], False)
+
+    def _follow(
+        self, store: Store, ws: str, task_id: str, writer: Callable[[], object], *, after: int = 0
+    ) -> list[int]:
+        """Follow the log while ``writer`` runs in a thread; stop once it is done. Returns the ``n`` seen."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                writer()
+            except BaseException as exc:  # noqa: BLE001 - reported to the test below
+                failure.append(exc)
+            finally:
+                done.set()
+
+        deadline = time.monotonic() + WAIT
+        thread = threading.Thread(target=write, daemon=True)
+        seen: list[int] = []
+
+        def until() -> bool:
+            return done.is_set() or time.monotonic() > deadline
+
+        followed: Iterator[dict[str, Any]] = store.follow_log(
+            ws, task_id, until=until, poll=0.02, after=after, on_listen=thread.start
+        )
+        for entry in followed:
+            seen.append(entry["n"])
+        thread.join(WAIT)
+        assert not failure, failure
+        assert done.is_set(), "the writer did not finish in time"
+        return seen
+
+    def test_follow_yields_old_and_appended_entries(self, store: Store, ws: str, task: Task) -> None:
+        """``follow_log`` yields what was there, then every entry appended while it follows, once each, in order."""
+        self._log(store, ws, task.id, 3)
+
+        def writer() -> None:
+            for n in range(3, 13):
+                self._log(store, ws, task.id, 1, n)
+                time.sleep(0.01)
+
+        assert self._follow(store, ws, task.id, writer) == list(range(13))
+
+    def test_follow_after_position(self, store: Store, ws: str, task: Task) -> None:
+        """``follow_log(after=tail.end)`` yields only the entries appended after that tail."""
+        self._log(store, ws, task.id, 4)
+        end = store.tail_log(ws, task.id, 2).end
+        assert self._follow(store, ws, task.id, lambda: self._log(store, ws, task.id, 3, 4), after=end) == [4, 5, 6]
+
+    def test_follow_stops_when_until_is_true(self, store: Store, ws: str, task: Task) -> None:
+        """With ``until`` already true, ``follow_log`` yields the entries there and returns."""
+        self._log(store, ws, task.id, 3)
+        got = [e["n"] for e in store.follow_log(ws, task.id, until=lambda: True, poll=0.01)]
+        assert got == [0, 1, 2]
+
+
+class ArtifactSizeTests(StoreFixtures):
+    """``artifact_sizes`` is the length of each artifact, by the names and in the order of ``list_artifacts``."""
+
+    def test_sizes_match_contents(self, store: Store, ws: str, task: Task) -> None:
+        """Each size is ``len(get_artifact(name))``: plain, nested, empty, binary, replaced and versioned."""
+        store.save_artifact(ws, task.id, "report.json", '{"ok": true}')
+        store.save_artifact(ws, task.id, "sdd/spec.md", "# Spec\n\nünïcode\n")
+        store.save_artifact(ws, task.id, "empty.txt", b"")
+        store.save_artifact(ws, task.id, "blob.bin", bytes(range(256)) * 3)
+        store.save_artifact(ws, task.id, "report.json", '{"ok": false, "longer": 1}')
+        store.save_versioned_artifact(ws, task.id, "validation.json", b"{}")
+        store.save_versioned_artifact(ws, task.id, "validation.json", b'{"second": 2}')
+        sizes = store.artifact_sizes(ws, task.id)
+        names = store.list_artifacts(ws, task.id)
+        assert list(sizes) == names
+        assert sizes == {name: len(store.get_artifact(ws, task.id, name)) for name in names}
+        assert sizes["empty.txt"] == 0
+        assert sizes["report.json"] == len(b'{"ok": false, "longer": 1}')
+
+    def test_no_artifacts(self, store: Store, ws: str, task: Task) -> None:
+        """A task without artifacts has no sizes."""
+        assert store.artifact_sizes(ws, task.id) == {}
+
+
+class RunLeaseTests(StoreFixtures):
+    """The :class:`~atlas_tasks.store.RunLeases` capability: one live runner per task."""
+
+    HOLDER: ClassVar[dict[str, Any]] = {"pid": 4242, "host": "conformance-host", "started_at": "2026-01-02T03:04:05Z"}
+
+    def test_acquire_shows_holder_until_release(self, store: Store, ws: str, task: Task) -> None:
+        """While a lease is held ``lease_holder`` shows its holder; after ``release`` it shows None."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        assert store.lease_holder(ws, task.id) is None
+        lease = store.acquire_lease(ws, task.id, self.HOLDER)
+        try:
+            holder = store.lease_holder(ws, task.id)
+            assert holder is not None
+            assert {k: holder.get(k) for k in self.HOLDER} == self.HOLDER
+        finally:
+            lease.release()
+        assert store.lease_holder(ws, task.id) is None
+
+    def test_second_acquire_refused_naming_holder(self, store: Store, ws: str, task: Task) -> None:
+        """A held lease refuses another taker with TaskRunningError naming the holder; freed, it can be taken."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        lease = store.acquire_lease(ws, task.id, self.HOLDER)
+        try:
+            with pytest.raises(TaskRunningError) as info:
+                store.acquire_lease(ws, task.id, {**self.HOLDER, "pid": 1})
+            assert info.value.holder.get("pid") == self.HOLDER["pid"]
+            assert (info.value.workspace, info.value.task_id) == (ws, task.id)
+        finally:
+            lease.release()
+        again = store.acquire_lease(ws, task.id, self.HOLDER)
+        again.release()
+
+    def test_leases_are_per_task(self, store: Store, ws: str, task: Task) -> None:
+        """Holding one task's lease leaves another task of the workspace free."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        other = store.create(ws, sample_task())
+        lease = store.acquire_lease(ws, task.id, self.HOLDER)
+        try:
+            assert store.lease_holder(ws, other.id) is None
+            second = store.acquire_lease(ws, other.id, self.HOLDER)
+            second.release()
+        finally:
+            lease.release()
+
+    def test_lease_on_missing_task_or_workspace(self, store: Store, ws: str) -> None:
+        """Taking the lease of a task or workspace that does not exist raises the usual not-found errors."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        with pytest.raises(TaskNotFoundError):
+            store.acquire_lease(ws, "task-20200101-000000", self.HOLDER)
+        with pytest.raises(WorkspaceNotFoundError):
+            store.acquire_lease(f"{ws}-missing", "task-20200101-000000", self.HOLDER)
+
+    def test_delete_while_holding_the_lease(self, store: Store, ws: str, task: Task) -> None:
+        """``delete`` works while the caller holds the task's run lease (as ``atlas-tasks delete`` does)."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        lease = store.acquire_lease(ws, task.id, {**self.HOLDER, "deleting": True})
+        try:
+            store.delete(ws, task.id)
+        finally:
+            lease.release()
+        with pytest.raises(TaskNotFoundError):
+            store.get(ws, task.id)
+
+    def test_candidates_include_every_held_lease(self, store: Store, ws: str, task: Task) -> None:
+        """``lease_candidates`` is None or a superset of the ids whose lease is held."""
+        require(store, RunLeases)
+        assert isinstance(store, RunLeases)
+        others = [store.create(ws, sample_task()) for _ in range(3)]
+        held = [store.acquire_lease(ws, t.id, self.HOLDER) for t in (task, others[1])]
+        try:
+            candidates = store.lease_candidates(ws)
+            assert candidates is None or {task.id, others[1].id} <= candidates
+        finally:
+            for lease in held:
+                lease.release()
+        for t in (task, *others):
+            assert store.lease_holder(ws, t.id) is None
+
+
+class StampTests(StoreFixtures):
+    """The :class:`~atlas_tasks.store.ChangeStamps` capability: a stamp that changes exactly when a task is written."""
+
+    def test_stamp_changes_on_update(self, store: Store, ws: str, task: Task) -> None:
+        """A task's stamp differs after each update, and ``task_stamps`` agrees with ``task_stamp``."""
+        require(store, ChangeStamps)
+        assert isinstance(store, ChangeStamps)
+        stamps = [store.task_stamp(ws, task.id)]
+        current = task
+        for n in range(3):
+            current.description = f"edit {n}"
+            current = store.update(ws, current)
+            stamps.append(store.task_stamp(ws, task.id))
+            assert store.task_stamps(ws).get(task.id) == stamps[-1]
+        assert None not in stamps
+        assert len(set(stamps)) == len(stamps)
+
+    def test_stamp_stays_on_read(self, store: Store, ws: str, task: Task) -> None:
+        """Reading a task (get, list, summaries, its log and artifacts) leaves its stamp as it was."""
+        require(store, ChangeStamps)
+        assert isinstance(store, ChangeStamps)
+        before = store.task_stamp(ws, task.id)
+        store.get(ws, task.id)
+        store.list(ws)
+        store.list_summaries(ws)
+        store.read_log(ws, task.id)
+        store.list_artifacts(ws, task.id)
+        assert store.task_stamp(ws, task.id) == before
+        assert store.task_stamps(ws)[task.id] == before
+
+    def test_stamps_cover_every_task(self, store: Store, ws: str, task: Task) -> None:
+        """``task_stamps`` has a stamp for every task; ``workspace_names`` lists the workspace, sorted."""
+        require(store, ChangeStamps)
+        assert isinstance(store, ChangeStamps)
+        others = [store.create(ws, sample_task()) for _ in range(2)]
+        stamps = store.task_stamps(ws)
+        for t in (task, *others):
+            assert stamps.get(t.id) is not None
+        names = store.workspace_names()
+        assert ws in names
+        assert names == sorted(names)
+
+    def test_deleted_task_has_no_stamp(self, store: Store, ws: str, task: Task) -> None:
+        """Once a task is deleted its stamp is None and ``task_stamps`` gives it none."""
+        require(store, ChangeStamps)
+        assert isinstance(store, ChangeStamps)
+        store.delete(ws, task.id)
+        assert store.task_stamp(ws, task.id) is None
+        assert store.task_stamps(ws).get(task.id) is None
+
+
+class UrlTests(StoreFixtures):
+    """``open_store(store.url)`` opens the same store again."""
+
+    def test_url_opens_same_store(self, store: Store, ws: str, task: Task) -> None:
+        """A store opened from ``store.url`` sees the workspace and task, and what it writes is seen back."""
+        from atlas_tasks.store.urls import open_store
+
+        again = open_store(store.url)
+        try:
+            assert again.get(ws, task.id) == store.get(ws, task.id)
+            assert ws in [w.name for w in again.list_workspaces()]
+            made = again.create(ws, sample_task(description="written through the URL"))
+            assert store.get(ws, made.id).description == "written through the URL"
+        finally:
+            if isinstance(again, _Closable):  # the PostgreSQL store owns a pool when opened from a URL
+                again.close()
+
+
+__all__ = [
+    "ArtifactSizeTests",
+    "ListingTests",
+    "LogTailTests",
+    "RunLeaseTests",
+    "StampTests",
+    "UrlTests",
+    "require",
+]
