@@ -213,20 +213,7 @@ def test_set_needs_something_to_change(store: Store) -> None:
 # -- delete ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "store_kind",
-    [
-        pytest.param(
-            "memory",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: MemoryStore.delete refuses while the caller holds the run lease, which `delete` "
-                "takes first (see tests/conformance/test_memory_store.py)",
-            ),
-        ),
-        "file",
-    ],
-)
+@pytest.mark.parametrize("store_kind", ["memory", "file"])
 def test_delete_yes_removes_the_task_and_says_what(store: Store) -> None:
     """`delete --yes` removes the task with its log and artifacts and says what it removed."""
     task_id = make(store)

@@ -78,20 +78,7 @@ def test_new_unknown_template_is_one_error_line(store: Store) -> None:
     assert result.stderr.count("\n") == 1 and "bugfix" in result.stderr and "checks" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "store_kind",
-    [
-        pytest.param(
-            "memory",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="finding: open_store('memory://NAME', id_style=...) returns the registered store unchanged, "
-                "so `new --id-style uuid` is ignored on a memory store (MemoryStore.named drops its kwargs)",
-            ),
-        ),
-        "file",
-    ],
-)
+@pytest.mark.parametrize("store_kind", ["memory", "file"])
 def test_new_uuid_id_style(store: Store) -> None:
     """--id-style uuid gives a task-<uuid4> id."""
     assert len(new_task(store, "checks", "--id-style", "uuid")) == 41

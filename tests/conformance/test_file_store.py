@@ -38,12 +38,3 @@ class TestFileStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLe
         """Overwrite task.json in place with a JSON array (what a bad hand edit leaves)."""
         assert isinstance(store, FileStore)
         (store.task_path(workspace, task_id) / "task.json").write_bytes(b"[1, 2]\n")
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="finding for the file backend (filestore): acquire_lease on a task or workspace that does not exist "
-        "succeeds (PostgreSQL raises TaskNotFoundError / WorkspaceNotFoundError)",
-    )
-    def test_lease_on_missing_task_or_workspace(self, store: Store, ws: str) -> None:
-        """Taking the lease of a task or workspace that does not exist raises the usual not-found errors."""
-        super().test_lease_on_missing_task_or_workspace(store, ws)

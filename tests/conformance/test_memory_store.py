@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 
-from atlas_tasks import Task
 from atlas_tasks.backends.memory import MemoryStore
 from atlas_tasks.store import Store
 from atlas_tasks.testing import (
@@ -21,15 +20,6 @@ from atlas_tasks.testing import (
 
 #: A finding for the integrator (backends/memory.py): file and PostgreSQL stores delete a task whose run lease the
 #: caller holds; MemoryStore._delete_task refuses with TaskRunningError whenever any lease is held, its own included.
-MEMORY_DELETE_UNDER_LEASE = (
-    "finding: MemoryStore.delete raises TaskRunningError while the caller itself holds the task's run lease "
-    "(file and PostgreSQL delete it), so `atlas-tasks delete` fails on a memory store"
-)
-
-LEASE_ON_MISSING = (
-    "finding: acquire_lease on a task or workspace that does not exist succeeds (PostgreSQL raises TaskNotFoundError "
-    "/ WorkspaceNotFoundError)"
-)
 
 
 class TestMemoryStoreConformance(StoreTests):
@@ -52,13 +42,3 @@ class TestMemoryStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, Run
         """Replace the task's stored bytes with a JSON array, behind the store's back."""
         assert isinstance(store, MemoryStore)
         store._workspaces[workspace].tasks[task_id].doc = b"[1, 2]\n"
-
-    @pytest.mark.xfail(strict=True, reason=MEMORY_DELETE_UNDER_LEASE)
-    def test_delete_while_holding_the_lease(self, store: Store, ws: str, task: Task) -> None:
-        """``delete`` works while the caller holds the task's run lease (as ``atlas-tasks delete`` does)."""
-        super().test_delete_while_holding_the_lease(store, ws, task)
-
-    @pytest.mark.xfail(strict=True, reason=LEASE_ON_MISSING)
-    def test_lease_on_missing_task_or_workspace(self, store: Store, ws: str) -> None:
-        """Taking the lease of a task or workspace that does not exist raises the usual not-found errors."""
-        super().test_lease_on_missing_task_or_workspace(store, ws)

@@ -98,12 +98,26 @@ class MemoryStore(BaseStore):
 
     @classmethod
     def named(cls, name: str, **kwargs: Any) -> MemoryStore:
-        """The store of this name in this process, made on first use (what ``memory://NAME`` opens)."""
+        """The store of this name in this process, made on first use (what ``memory://NAME`` opens).
+
+        ``kwargs`` (``id_style``) apply to the store returned: a second opening with other options shares the same
+        tasks, leases and locks but keeps its own options.
+        """
         with cls._named_lock:
             store = cls._named.get(name)
             if store is None:
                 store = cls._named[name] = cls(name, **kwargs)
+                return store
+        if not kwargs or all(getattr(store, key, None) == value for key, value in kwargs.items()):
             return store
+        view = cls(name, **kwargs)
+        view._lock, view._workspaces, view._leases, view._versions = (
+            store._lock,
+            store._workspaces,
+            store._leases,
+            store._versions,
+        )
+        return view
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.name!r})" if self.name else "MemoryStore()"
@@ -224,9 +238,6 @@ class MemoryStore(BaseStore):
     def _delete_task(self, workspace: str, task_id: str) -> None:
         with self._lock:
             self._task(workspace, task_id)
-            holder = self._leases.get((workspace, task_id))
-            if holder is not None:
-                raise TaskRunningError(workspace, task_id, holder)
             entry = self._ws(workspace)
             del entry.tasks[task_id]
             entry.refs.pop(task_id, None)
@@ -289,6 +300,7 @@ class MemoryStore(BaseStore):
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
         with self._lock:
+            self._task(workspace, task_id)  # no lease of a task that does not exist
             held = self._leases.get((workspace, task_id))
             if held is not None:
                 raise TaskRunningError(workspace, task_id, held)
