@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from atlas_tasks import CorruptLogError, CorruptTaskError, FileStore, InvalidLogEntryError, Task
-from atlas_tasks.backends.file import parse_log
+from atlas_tasks.documents.logs import parse_log
 from atlas_tasks.templates import TemplateError, load_template
 from atlas_tasks.testing.conformance import sample_task
 

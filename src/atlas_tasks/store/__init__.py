@@ -21,6 +21,7 @@ from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Task, Workspace
 from atlas_tasks.store.capabilities import ChangeStamps, Importable, LeaseHandle, LocalFiles, Repairable, RunLeases
 from atlas_tasks.store.types import (
+    ArtifactReader,
     CheckReport,
     Finding,
     LogEntry,
@@ -270,6 +271,14 @@ class Store(Protocol):
         """
         ...
 
+    def open_artifact(self, workspace: str, task_id: str, filename: str) -> ArtifactReader:
+        """An artifact opened for reading: ``size`` first, then its bytes whole or in chunks (see ArtifactReader).
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError.
+        """
+        ...
+
     def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
         """Each artifact's size in bytes, by the names ``list_artifacts`` returns (in that order).
 
@@ -298,6 +307,7 @@ class Store(Protocol):
 
 
 __all__ = [
+    "ArtifactReader",
     "ChangeStamps",
     "CheckReport",
     "Finding",

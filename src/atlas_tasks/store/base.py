@@ -42,7 +42,7 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.ids import IdStyle
 from atlas_tasks.models import Task, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store.types import LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.types import ArtifactReader, LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import check_status_change
 
 if TYPE_CHECKING:
@@ -410,6 +410,17 @@ class BaseStore(ABC):
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
         return natural_sorted(self._artifact_names(workspace, task_id))
+
+    def open_artifact(self, workspace: str, task_id: str, filename: str) -> ArtifactReader:
+        """An artifact opened for reading. See :meth:`atlas_tasks.store.Store.open_artifact`.
+
+        This default takes the size from :meth:`artifact_sizes` and fetches the bytes whole when first read.
+        """
+        size = self.artifact_sizes(workspace, task_id).get(filename)
+        if size is None:  # no such artifact (or one that vanished meanwhile): get_artifact says which
+            data = self.get_artifact(workspace, task_id, filename)
+            return ArtifactReader(len(data), lambda: data)
+        return ArtifactReader(size, lambda: self.get_artifact(workspace, task_id, filename))
 
     def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
         """Each artifact's size. See :meth:`atlas_tasks.store.Store.artifact_sizes` (this default reads each)."""

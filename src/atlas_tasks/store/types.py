@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -140,11 +140,57 @@ class CheckReport:
         return finding
 
 
+class ArtifactReader:
+    """An artifact opened for reading: its ``size`` known before any byte is read, its bytes read whole or in chunks.
+
+    What ``open_artifact`` returns. This base fetches the bytes whole, once, when first asked for them (a store that
+    keeps an artifact as one value); the file store's reads its open file in chunks, so a huge artifact is streamed
+    and never held in memory. Close it when done (``with`` does); reading to the end closes it too.
+    """
+
+    #: Bytes per piece of :meth:`chunks`.
+    CHUNK = 256 * 1024
+
+    def __init__(self, size: int, fetch: Callable[[], bytes]) -> None:
+        self.size = size
+        self._fetch: Callable[[], bytes] | None = fetch
+
+    def read(self) -> bytes:
+        """All of it, then closed (check ``size`` first for a big one)."""
+        try:
+            return b"".join(self.chunks())
+        finally:
+            self.close()
+
+    def chunks(self) -> Iterator[bytes]:
+        """Its bytes in pieces of :attr:`CHUNK` (never more than ``size`` in all), then closed."""
+        try:
+            if self._fetch is None:
+                return
+            data = self._fetch()
+            self._fetch = None
+            for start in range(0, min(len(data), self.size), self.CHUNK):
+                yield data[start : min(start + self.CHUNK, self.size)]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give back what it holds (nothing more is read after)."""
+        self._fetch = None
+
+    def __enter__(self) -> ArtifactReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 LogEntry = Mapping[str, Any] | str | bytes
 """A log entry: a mapping (encoded as one JSON object), or one line of JSON as str/bytes."""
 
 
 __all__ = [
+    "ArtifactReader",
     "CheckReport",
     "Finding",
     "LogEntry",

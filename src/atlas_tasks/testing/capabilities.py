@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import pytest
 
 from atlas_tasks.errors import (
+    ArtifactNotFoundError,
     AtlasTasksError,
     CorruptTaskError,
     TaskNotFoundError,
@@ -320,6 +321,28 @@ class ArtifactSizeTests(StoreFixtures):
     def test_no_artifacts(self, store: Store, ws: str, task: Task) -> None:
         """A task without artifacts has no sizes."""
         assert store.artifact_sizes(ws, task.id) == {}
+
+    def test_open_artifact_reads_whole_and_in_chunks(self, store: Store, ws: str, task: Task) -> None:
+        """``open_artifact`` gives the size first, then the same bytes whole or in chunks no bigger than CHUNK."""
+        data = bytes(range(256)) * 2000  # 512,000 bytes: more than one chunk
+        store.save_artifact(ws, task.id, "sub/blob.bin", data)
+        with store.open_artifact(ws, task.id, "sub/blob.bin") as opened:
+            assert opened.size == len(data)
+            pieces = list(opened.chunks())
+        assert b"".join(pieces) == data and max(len(p) for p in pieces) <= opened.CHUNK and len(pieces) > 1
+        assert store.open_artifact(ws, task.id, "sub/blob.bin").read() == data
+        assert (
+            store.open_artifact(ws, task.id, "sub/blob.bin").size == store.artifact_sizes(ws, task.id)["sub/blob.bin"]
+        )
+
+    def test_open_missing_artifact_raises(self, store: Store, ws: str, task: Task) -> None:
+        """Opening an artifact, task or workspace that does not exist raises the usual not-found error."""
+        with pytest.raises(ArtifactNotFoundError):
+            store.open_artifact(ws, task.id, "nope.txt")
+        with pytest.raises(TaskNotFoundError):
+            store.open_artifact(ws, "task-20990101-000000", "nope.txt")
+        with pytest.raises(WorkspaceNotFoundError):
+            store.open_artifact("ws-missing-" + ws, task.id, "nope.txt")
 
 
 class RunLeaseTests(StoreFixtures):

@@ -36,7 +36,7 @@ from atlas_tasks import go_daemon
 from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
-from atlas_tasks.backends.file import _layout, _leases, _listing, _logs, _stamps, _versions, _workspaces
+from atlas_tasks.backends.file import _artifacts, _layout, _leases, _listing, _logs, _stamps, _versions, _workspaces
 from atlas_tasks.backends.file._layout import (
     ARTIFACTS_DIR,
     LOG_FILE,
@@ -46,25 +46,15 @@ from atlas_tasks.backends.file._layout import (
     os_errors,
     require_task_file,
 )
-
-# Names other modules imported from here before the split (backends/postgres, web/, tests, reliability), re-exported
-# until they import them from their new homes.
 from atlas_tasks.backends.file._layout import WORKSPACE_FILE as WORKSPACE_FILE
 from atlas_tasks.backends.file._logs import LOG_WINDOW_BYTES as LOG_WINDOW_BYTES
 from atlas_tasks.backends.file._summary_cache import SummaryCache
 from atlas_tasks.documents.head import TaskHead
-from atlas_tasks.documents.logs import encode_line
-from atlas_tasks.documents.logs import parse_line as _parse_line
-from atlas_tasks.documents.logs import parse_log as parse_log
-from atlas_tasks.documents.summaries import natural_key as _natural_key
-from atlas_tasks.documents.summaries import natural_sorted as _natural_sorted
-from atlas_tasks.documents.summaries import summarize as summarize
 from atlas_tasks.errors import AtlasTasksError, StorageError, TaskExistsError, TaskRunningError
-from atlas_tasks.errors import IncompleteTaskError as IncompleteTaskError
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, Workspace
 from atlas_tasks.store.base import BaseStore
-from atlas_tasks.store.types import CheckReport, LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.types import ArtifactReader, CheckReport, LogTail, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import is_terminal
 
 
@@ -234,10 +224,6 @@ class FileStore(BaseStore):
     def log_path(self, workspace: str, task_id: str) -> Path:
         """The task.log file of a task (for display)."""
         return self.task_path(workspace, task_id) / LOG_FILE
-
-    def _private_dir(self, kind: str, workspace: str, *, create: bool) -> Dir:
-        # Kept for atlas_tasks._display, which lists lease files itself until it asks lease_candidates.
-        return self._layout.private_dir(kind, workspace, create=create)
 
     # ================================================================================ workspace primitives
     def _insert_workspace(self, workspace: Workspace, *, exist_ok: bool) -> Workspace:
@@ -508,6 +494,13 @@ class FileStore(BaseStore):
         with os_errors("tail_log"):
             return _logs.tail_log(self._layout, workspace, task_id, lines, after)
 
+    def open_artifact(self, workspace: str, task_id: str, filename: str) -> ArtifactReader:
+        """An artifact as an open file, streamed in chunks. See :meth:`atlas_tasks.store.Store.open_artifact`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        with os_errors("open_artifact"):
+            return _artifacts.open_artifact(self._layout, workspace, task_id, filename)
+
     def artifact_sizes(self, workspace: str, task_id: str) -> dict[str, int]:
         """Each artifact's size in bytes, by a stat beneath the task's directory (nothing is read)."""
         names = self.list_artifacts(workspace, task_id)
@@ -520,10 +513,6 @@ class FileStore(BaseStore):
                     continue  # removed since it was listed
         return sizes
 
-    def _log_line(self, workspace: str, task_id: str, entry: LogEntry) -> bytes:
-        # Kept for backends/postgres/_encoding.py until it uses atlas_tasks.documents.logs.encode_line itself.
-        return encode_line(workspace, task_id, entry)
-
     # ================================================================================= run leases (RunLeases)
     def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> locks.Lease:
         """Take the task's run lease (one live runner per task); released by ``lease.release()`` or by death.
@@ -534,6 +523,8 @@ class FileStore(BaseStore):
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
         with os_errors("acquire_lease"):
+            with self._layout.task_dir(workspace, task_id):
+                pass  # WorkspaceNotFoundError / TaskNotFoundError, as every backend: no lease of a task that is not
             return _leases.acquire(self._layout, self.go_home, workspace, task_id, holder)
 
     def lease_holder(self, workspace: str, task_id: str) -> dict[str, Any] | None:
@@ -601,15 +592,4 @@ def _walk_artifacts(d: Dir, prefix: str, found: builtins.list[str]) -> None:
             found.append(prefix + name)
 
 
-__all__ = [
-    "ARTIFACTS_DIR",
-    "LOG_WINDOW_BYTES",
-    "WORKSPACE_FILE",
-    "FileStore",
-    "IncompleteTaskError",
-    "_natural_key",
-    "_natural_sorted",
-    "_parse_line",
-    "parse_log",
-    "summarize",
-]
+__all__ = ["ARTIFACTS_DIR", "LOG_WINDOW_BYTES", "WORKSPACE_FILE", "FileStore"]
