@@ -9,6 +9,7 @@ a write either.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from atlas_tasks.errors import InvalidNameError
 
@@ -50,6 +51,15 @@ def _check_component(kind: str, name: object, pattern: re.Pattern[str], max_len:
     if name.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
         raise InvalidNameError(kind, name, "is a reserved device name on Windows")
     return name
+
+
+def is_valid(check: Callable[[object], str], name: object) -> bool:
+    """Whether ``check`` (one of the ``check_*`` validators below) accepts ``name``: for filtering, not refusing."""
+    try:
+        check(name)
+    except InvalidNameError:
+        return False
+    return True
 
 
 def check_workspace_name(name: object) -> str:

@@ -39,6 +39,7 @@ from atlas_tasks.errors import (
     CorruptTaskError,
     NotRunnableError,
     SchemaVersionError,
+    TaskNotFoundError,
 )
 from atlas_tasks.ids import IdStyle
 from atlas_tasks.models import Task, Workspace, WorkspaceStatus, utcnow
@@ -370,8 +371,6 @@ class BaseStore(ABC):
             time.sleep(poll)
 
     def _announce_revision(self, workspace: str, task_id: str, known: int, on_task: Callable[[str], None]) -> int:
-        from atlas_tasks.errors import TaskNotFoundError
-
         try:
             now = self.get(workspace, task_id).revision
         except TaskNotFoundError:

@@ -11,7 +11,7 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,7 +19,6 @@ from atlas_tasks import names as N
 from atlas_tasks.errors import (
     AtlasTasksError,
     CorruptTaskError,
-    InvalidNameError,
     SchemaVersionError,
     TaskNotFoundError,
 )
@@ -172,7 +171,7 @@ class StampTaskIndex:
                 return cached.listing
             previous = cached.items if cached is not None else {}
             stale = [tid for tid, stamp in stamps.items() if cached is None or cached.stamps.get(tid, ()) != stamp]
-            if len(stale) > FULL_RELOAD_AFTER or any(not _valid(N.check_task_id, t) for t in stale):
+            if len(stale) > FULL_RELOAD_AFTER or any(not N.is_valid(N.check_task_id, t) for t in stale):
                 items = self._load_all(workspace, stamps)
             else:
                 items = {tid: previous.get(tid) for tid in stamps}
@@ -223,15 +222,6 @@ def _error_task_id(exc: AtlasTasksError) -> str:
     from atlas_tasks.views.documents import task_error_document
 
     return str(task_error_document(exc)["task_id"])
-
-
-def _valid(check: Callable[[object], str], name: str) -> bool:
-    """Whether ``check`` (a validator of :mod:`atlas_tasks.names`) accepts ``name``."""
-    try:
-        check(name)
-    except InvalidNameError:
-        return False
-    return True
 
 
 def index_for(store: Store) -> TaskIndex:

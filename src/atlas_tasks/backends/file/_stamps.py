@@ -6,13 +6,13 @@ task.json is only ever replaced by rename, so a changed task always has a new in
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 from atlas_tasks import names as N
 from atlas_tasks._fs import ops
 from atlas_tasks._fs.dirs import UnsafePathError, walk
 from atlas_tasks.backends.file._layout import TASK_FILE, Layout
-from atlas_tasks.errors import InvalidNameError, WorkspaceNotFoundError
+from atlas_tasks.errors import WorkspaceNotFoundError
 
 
 def stat_stamp(relative: str, dir_fd: int) -> tuple[int, int, int, int] | None:
@@ -22,14 +22,6 @@ def stat_stamp(relative: str, dir_fd: int) -> tuple[int, int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-
-
-def _valid_name(check: Callable[[str], str], name: str) -> bool:
-    try:
-        check(name)
-    except InvalidNameError:
-        return False
-    return True
 
 
 def workspace_names(layout: Layout) -> builtins.list[str]:
@@ -47,7 +39,7 @@ def workspace_names(layout: Layout) -> builtins.list[str]:
             return sorted(
                 e.name
                 for e in ops.scandir(wdir.fd, wdir.path)
-                if _valid_name(N.check_workspace_name, e.name) and e.is_dir(follow_symlinks=False)
+                if N.is_valid(N.check_workspace_name, e.name) and e.is_dir(follow_symlinks=False)
             )
 
 
