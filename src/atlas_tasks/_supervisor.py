@@ -12,6 +12,8 @@ it starts fast and is unaffected by the user's PYTHONPATH) between the runner an
   or the runner died, however it died (the kernel closes its end). The supervisor then SIGKILLs the command's
   process group and every process whose ancestry leads to it (found in /proc), reaps them, and repeats until it has
   no child left; then it says ``done`` and exits.
+* a ``term SECONDS`` line before that end of file asks for a gentler stop (a cancelled run): the tree first gets
+  SIGTERM and up to SECONDS to exit by itself; whatever is left after that is SIGKILLed as above.
 
 Being a subreaper, "no child left" means "no descendant left": an orphan is re-parented to the supervisor, so a
 descendant can only exist while the supervisor has a child.
@@ -115,6 +117,19 @@ class Supervisor:
                 self.reported = True
                 self.say(f"exit {os.waitstatus_to_exitcode(status)}")
 
+    def terminate(self, grace: float) -> None:
+        """SIGTERM the command's tree, then wait up to ``grace`` seconds for every descendant to exit."""
+        me = os.getpid()
+        if self.pid:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGTERM)
+        for pid in _descendants(me):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        give_up = time.monotonic() + grace
+        while self.reap() and time.monotonic() < give_up:
+            time.sleep(0.02)
+
     def kill_all(self) -> bool:
         me = os.getpid()
         give_up = time.monotonic() + KILL_ROUNDS_FOR
@@ -154,6 +169,8 @@ def main() -> None:
         os.dup2(devnull, fd)
     import select
 
+    grace = 0.0
+    pending = b""
     while started and not stop:
         ready, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in ready:
@@ -166,6 +183,15 @@ def main() -> None:
                 data = b""
             if not data:
                 break
+            pending += data
+            while b"\n" in pending:
+                line, _, pending = pending.partition(b"\n")
+                kind, _, value = line.decode("ascii", "replace").partition(" ")
+                if kind == "term":
+                    with contextlib.suppress(ValueError):
+                        grace = max(0.0, min(float(value), 3600.0))
+    if started and grace > 0:
+        sup.terminate(grace)
     clean = sup.kill_all()
     sup.say("done" if clean else "done leftovers")
     ctl.close()

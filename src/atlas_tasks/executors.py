@@ -37,11 +37,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atlas_tasks.errors import AtlasTasksError, WorkdirError
 from atlas_tasks.models import Step, Task, utcnow
-from atlas_tasks.runs import Run, StepContext
+from atlas_tasks.runs import Run, StepContext, StepStopped
+
+if TYPE_CHECKING:
+    from atlas_tasks.lifecycle import Stop
 
 COMMAND_TYPES = frozenset({"validation", "git", "ci", "sdd", "verify", "loop"})
 AI_TYPES = frozenset({"ai", "sdd", "verify"})
@@ -233,12 +236,14 @@ def _run_command(
     cwd: str | os.PathLike[str] | None,
     stdin: bytes | None = None,
     log: Callable[..., None] | None = None,
-    tick: Callable[[], None] | None = None,
+    tick: Callable[[], Stop | None] | None = None,
 ) -> dict[str, Any]:
     """Run one command under a supervisor; read its output as it comes; kill its tree when it is over.
 
     Returns the artifact's entry for the command: exit code, success, the tails of stdout/stderr, their sizes and
-    whether they were cut, and an ``error`` for a timeout or a command that could not start.
+    whether they were cut, and an ``error`` for a timeout or a command that could not start. ``tick`` is called
+    about once a second; when it returns a :class:`~atlas_tasks.lifecycle.Stop` the command's tree is terminated
+    (SIGTERM, SIGKILL after the stop's grace) and the entry carries ``"stopped": {"kind", "reason"}``.
     """
     started = utcnow()
     entry: dict[str, Any] = {"command": command, "started_at": started.isoformat()}
@@ -282,7 +287,11 @@ def _run_command(
         outcome = _supervise(proc, ours, {out_r: streams["stdout"], err_r: streams["stderr"]}, timeout, tick)
     for stream in streams.values():
         stream.flush(final=True)
+    stopped = outcome.pop("stop", None)
     entry.update(outcome)
+    if stopped is not None:
+        entry["stopped"] = {"kind": stopped.kind, "reason": stopped.reason}
+        entry["_stop"] = stopped
     for name, stream in streams.items():
         entry[name] = stream.text()
         entry[f"{name}_bytes"] = stream.total
@@ -305,7 +314,7 @@ def _supervise(
     ctl: socket.socket,
     pipes: dict[int, _Stream],
     timeout: float | None,
-    tick: Callable[[], None] | None,
+    tick: Callable[[], Stop | None] | None,
 ) -> dict[str, Any]:
     """The runner's side of one command: a select loop over its output pipes and the supervisor's messages."""
     now = time.monotonic()
@@ -315,6 +324,7 @@ def _supervise(
     next_tick = now + TICK_EVERY
     exit_code: int | None = None
     error = ""
+    halted: Stop | None = None  # the run was told to stop (cancel, deadline, budget)
     supervisor_gone = False
     messages = b""
     sel = selectors.DefaultSelector()
@@ -324,11 +334,14 @@ def _supervise(
             sel.register(fd, selectors.EVENT_READ)
         sel.register(ctl, selectors.EVENT_READ)
 
-        def stop() -> None:
+        def stop(grace: float = 0.0) -> None:
             nonlocal stop_at
             if stop_at is None:
-                stop_at = time.monotonic()
+                # The KILL_GRACE wait for the tree to be gone starts after the SIGTERM grace.
+                stop_at = time.monotonic() + grace
                 with contextlib.suppress(OSError):
+                    if grace > 0:
+                        ctl.sendall(f"term {grace:.3f}\n".encode("ascii"))  # SIGTERM first, SIGKILL after grace
                     ctl.shutdown(socket.SHUT_WR)  # end of file: the supervisor kills the tree, says done, exits
 
         while True:
@@ -383,7 +396,10 @@ def _supervise(
                 stream.flush()
             if tick is not None and time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK_EVERY
-                tick()
+                told = tick()
+                if told is not None and stop_at is None and halted is None:
+                    halted, error = told, told.reason
+                    stop(told.grace)
     finally:
         # However we leave (done, timeout, Ctrl-C, an error), the supervisor is told to kill the tree.
         with contextlib.suppress(OSError):
@@ -395,7 +411,7 @@ def _supervise(
     if exit_code is None:
         exit_code = -1
         error = error or "the command's supervisor ended before the command (killed?)"
-    return {"exit_code": exit_code, "error": error}
+    return {"exit_code": exit_code, "error": error, "stop": halted}
 
 
 def _finish(entry: dict[str, Any], started: Any) -> dict[str, Any]:
@@ -415,10 +431,16 @@ def _commands_for(task: Task, step: Step) -> list[str]:
     return []
 
 
-def _ticker(ctx: StepContext, on_step: Progress | None) -> Callable[[], None] | None:
-    if on_step is None:
-        return None
-    return lambda: on_step(ctx, "running")
+def _ticker(ctx: StepContext, on_step: Progress | None) -> Callable[[], Stop | None]:
+    """What a running command calls about once a second: progress for the caller, then whether the run must stop
+    (:meth:`atlas_tasks.runs.Run.poll`: cancel, deadline, budget)."""
+
+    def tick() -> Stop | None:
+        if on_step is not None:
+            on_step(ctx, "running")
+        return ctx.run.poll()
+
+    return tick
 
 
 def _cwd(ctx: StepContext, workdir: str | os.PathLike[str] | None) -> Path:
@@ -473,9 +495,12 @@ def run_commands(
     }
     if str(step.type) == "validation":
         report["failed_step"] = "" if success else results[-1]["command"]
+    stop = results[-1].pop("_stop", None) if results else None
     base = "validation.json" if str(step.type) == "validation" else f"{step.name}.json"
     saved = ctx.artifact(base, json.dumps(report, indent=2, ensure_ascii=False), versioned=True)
     ctx.output = f"{len(results)} command(s), " + ("all passed" if success else f"failed: {results[-1]['command']}")
+    if stop is not None:
+        raise StepStopped(stop)
     if not success:
         last = results[-1]
         detail = last.get("error") or f"exit code {last['exit_code']}"
@@ -527,8 +552,11 @@ def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, o
             log=ctx.log,
             tick=_ticker(ctx, on_step),
         )
+    stop = result.pop("_stop", None)
     ctx.artifact(f"{step.name}.md", result["stdout"], versioned=True)
     ctx.output = result["stdout"][-2000:]
+    if stop is not None:
+        raise StepStopped(stop)
     if not result["success"]:
         raise StepError(
             f"AI command `{command}` failed ({result.get('error') or 'exit ' + str(result['exit_code'])})"
@@ -578,6 +606,10 @@ def run_task(run: Run, on_step: Progress | None = None, *, workdir: str | os.Pat
                 if on_step:
                     on_step(ctx, "started")
                 execute(ctx, workdir=workdir, on_step=on_step)
+        except StepStopped:
+            if on_step:
+                on_step(StepContext(run, index), "stopped")
+            return run.task  # recorded by Run.step: the task is in the stop's status, with the reason
         except StepError as exc:
             if on_step:
                 on_step(StepContext(run, index), "failed")

@@ -24,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from atlas_tasks import lifecycle
 from atlas_tasks.errors import (
     AtlasTasksError,
     CannotAbandonError,
@@ -104,6 +106,19 @@ def _stale_enough(task: Task, now: datetime | None) -> bool:
     return True
 
 
+class StepStopped(Exception):
+    """Raised inside a step when the run must stop now (a :class:`~atlas_tasks.lifecycle.Stop`: cancel, deadline,
+    budget). :meth:`Run.step` records the step as stopped and ends the run in the stop's status."""
+
+    def __init__(self, stop: lifecycle.Stop) -> None:
+        super().__init__(stop.reason)
+        self.stop = stop
+
+
+#: Seconds between two :meth:`Run.poll` questions to :func:`atlas_tasks.lifecycle.while_running`.
+POLL_EVERY = 1.0
+
+
 def failure_status(step: Step) -> TaskStatus:
     """The task status a failed step of this type leads to (as the Go engine maps them, per the issue)."""
     kind = str(step.type)
@@ -175,6 +190,9 @@ class Run:
         self.task = task
         self._lease = lease
         self.stopped = False
+        #: Why the run stopped early (cancel, deadline, budget), once it has.
+        self.stop: lifecycle.Stop | None = None
+        self._polled = 0.0
 
     def checkpoint(self) -> Task:
         """Save the task now (revision-checked) and keep the stored copy.
@@ -189,11 +207,50 @@ class Run:
         return self.task
 
     def remaining_steps(self) -> Iterator[Step]:
-        """The steps not yet done, in order; stops early when a step waits for approval or the run stopped."""
+        """The steps not yet done, in order; stops early when a step waits for approval or the run stopped.
+
+        Before each step :func:`atlas_tasks.lifecycle.at_boundary` is asked whether the run must stop there
+        (cancelled, past its deadline, over its budget); if so the run halts (:meth:`halt`) and no step is yielded.
+        """
         while not self.stopped and self.task.current_step < len(self.task.steps):
+            stop = lifecycle.at_boundary(self)
+            if stop is not None:
+                self.halt(stop)
+                break
             yield self.task.steps[self.task.current_step]
         if not self.stopped and self.task.status == TaskStatus.RUNNING:
             self._finish()
+
+    def poll(self, *, force: bool = False) -> lifecycle.Stop | None:
+        """Whether the run must stop now (asked by executors while a step's command runs); at most once a
+        :data:`POLL_EVERY` unless ``force``."""
+        now = time.monotonic()
+        if not force and now - self._polled < POLL_EVERY:
+            return None
+        self._polled = now
+        return lifecycle.while_running(self)
+
+    def halt(self, stop: lifecycle.Stop) -> Task:
+        """Stop the run between steps: record why (log, ``metadata.stop_reason``, a transition to the stop's
+        status) in one checkpoint. Steps done so far stay done."""
+        with contextlib.suppress(AtlasTasksError):
+            self.store.append_log(
+                self.workspace,
+                self.task.id,
+                {"level": "warn", "event": "run stopped", "step_name": "", "kind": stop.kind, "reason": stop.reason},
+            )
+        self._record_stop(stop)
+        _move(self.task, stop.status, stop.reason)
+        self.stopped = True
+        return self.checkpoint()
+
+    def _record_stop(self, stop: lifecycle.Stop) -> None:
+        self.stop = stop
+        self.task.metadata[lifecycle.STOP_REASON] = {
+            "kind": stop.kind,
+            "reason": stop.reason,
+            "at": utcnow().isoformat(),
+        }
 
     @contextlib.contextmanager
     def step(self, step: Step | None = None) -> Iterator[StepContext]:
@@ -254,6 +311,17 @@ class Run:
         self.checkpoint()
 
     def _fail(self, ctx: StepContext, exc: BaseException) -> None:
+        if isinstance(exc, StepStopped):
+            # Not the step's failure: the run was told to stop. The step runs again when the task is resumed.
+            reason = exc.stop.reason
+            with contextlib.suppress(AtlasTasksError):
+                ctx.log("step stopped", level="warn", kind=exc.stop.kind, error=reason)
+            self._result(ctx, "failed", reason)
+            self._record_stop(exc.stop)
+            _move(self.task, exc.stop.status, f"{reason} (during step {ctx.step.name!r})")
+            self.stopped = True
+            self.checkpoint()
+            return
         if isinstance(exc, KeyboardInterrupt):
             reason, target = "interrupted by the user", TaskStatus.INTERRUPTED
         else:
@@ -356,7 +424,9 @@ def run(store: LeasingStore, workspace: str, task_id: str) -> Iterator[Run]:
                 str(task.status),
                 f"approve or reject it first (`atlas-tasks approve {workspace} {task_id}`)",
             )
+        lifecycle.gate(store, workspace, task)
         note = _prepare(task)
+        task.metadata.pop(lifecycle.STOP_REASON, None)  # a new run: the last one's stop is in the transitions
         task.metadata["run"] = _holder()
         live = Run(store, workspace, store.update(workspace, task), lease)
         live.store.append_log(workspace, task_id, {"level": "info", "event": note, "step_name": ""})
@@ -500,6 +570,7 @@ __all__ = [
     "Run",
     "StepContext",
     "StepFailedError",
+    "StepStopped",
     "abandon",
     "approve",
     "failure_status",

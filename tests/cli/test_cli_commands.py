@@ -272,9 +272,19 @@ def test_show_renders_header_steps_transitions_artifacts_and_log(store: Store, f
 @pytest.mark.stores(*ALL_KINDS)
 def test_show_json_has_documented_shape(store: Store, filled: dict[str, str]) -> None:
     """`show --json` prints {"workspace", "task": task.json document, "artifacts", "log", "crashed",
-    "display_status", "runner"}."""
+    "display_status", "runner", "lifecycle"}."""
     document = json.loads(run(store, "show", "ws", filled["old"], "--json").stdout)
-    assert list(document) == ["workspace", "task", "artifacts", "log", "crashed", "display_status", "runner"]
+    assert list(document) == [
+        "workspace",
+        "task",
+        "artifacts",
+        "log",
+        "crashed",
+        "display_status",
+        "runner",
+        "lifecycle",
+    ]
+    assert document["lifecycle"] == {}, "a task nothing controls has an empty lifecycle object"
     assert document["task"] == json.loads(encode_task(store.get("ws", filled["old"])))
     assert document["artifacts"] == [
         {"name": "sdd/spec.md", "size": 7, "step": None},

@@ -330,6 +330,11 @@ def print_task(
         if count:
             out.print(_indented(table))
         out.print()
+    control = _control(task)
+    if control is not None:
+        out.print(_styled("Control", "bold"))
+        out.print(_indented(control))
+        out.print()
     out.print(_log_summary(workspace, task.id, log), soft_wrap=True)
     if hook is not None:
         from atlas_tasks.go_hooks import describe as describe_hook
@@ -337,6 +342,23 @@ def print_task(
         out.print()
         out.print(_styled("Go hook", "bold"))
         out.print(_one_line("  " + describe_hook(hook)))
+
+
+def _control(task: Task) -> Table | None:
+    """What controls the run (stop reason, cancel, deadline, budget and spend, lineage), or None when nothing does."""
+    from rich.table import Table
+
+    from atlas_tasks import lifecycle
+
+    lines = lifecycle.describe(task)
+    if not lines:
+        return None
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, text in lines:
+        grid.add_row(printable(label), printable(text))
+    return grid
 
 
 def resume_hint(workspace: str, task_id: str) -> str:

@@ -133,8 +133,11 @@ def show_document(
     hook: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``show --json``: ``{"workspace", "task": task document, "artifacts": [...], "log": log summary, "crashed",
-    "display_status", "runner"}``, plus ``"go_hook"`` (see :func:`atlas_tasks.go_hooks.read_hook`) when the Go
-    ATLAS keeps a hook for the task."""
+    "display_status", "runner", "lifecycle"}``, plus ``"go_hook"`` (see :func:`atlas_tasks.go_hooks.read_hook`)
+    when the Go ATLAS keeps a hook for the task. ``lifecycle`` (:func:`atlas_tasks.lifecycle.document`) says what
+    controls the run: a stop and its reason, cancel requests, deadlines, budgets and spend, lineage."""
+    from atlas_tasks import lifecycle
+
     extra = {} if hook is None else {"go_hook": hook}
     return {
         **extra,
@@ -145,6 +148,7 @@ def show_document(
         "crashed": state.crashed,
         "display_status": state.label,
         "runner": state.holder,
+        "lifecycle": lifecycle.document(state.task),
     }
 
 

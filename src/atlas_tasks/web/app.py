@@ -288,7 +288,15 @@ def task_page(request: Request) -> HTMLResponse:
         log_errors=[exc.message for exc in window.errors],
         can_run_on=dash.runner is not None,
         go_hook=_go_hook_text(dash.store, ws, task_id),
+        control=_control_lines(task),
     )
+
+
+def _control_lines(task: Any) -> list[tuple[str, str]]:
+    """What controls the run (stop reason, cancel, deadline, budget and spend, lineage): ``show``'s Control lines."""
+    from atlas_tasks import lifecycle
+
+    return lifecycle.describe(task)
 
 
 def _go_hook_text(store: Any, ws: str, task_id: str) -> str:
