@@ -74,6 +74,9 @@ _EXPORTS: dict[str, str] = {
     "WorkdirError": "atlas_tasks.errors",
     "MissingExtraError": "atlas_tasks.errors",
     "NotRunnableError": "atlas_tasks.errors",
+    "DeadlinePassedError": "atlas_tasks.errors",
+    "CrashLoopError": "atlas_tasks.errors",
+    "GuardValueError": "atlas_tasks.errors",
     "TemplateError": "atlas_tasks.errors",
 }
 
@@ -106,6 +109,9 @@ if TYPE_CHECKING:
         CorruptLogError,
         CorruptTaskError,
         CorruptWorkspaceError,
+        CrashLoopError,
+        DeadlinePassedError,
+        GuardValueError,
         IncompleteConfigError,
         IncompleteTaskError,
         InvalidLogEntryError,

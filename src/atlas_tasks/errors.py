@@ -647,6 +647,49 @@ class NotRunnableError(AtlasTasksError):
         )
 
 
+class DeadlinePassedError(NotRunnableError):
+    """``run`` was asked for a task whose deadline (``metadata.deadline``) has passed."""
+
+    deadline: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, deadline: str) -> None:
+        hint = (
+            f"its deadline ({deadline}) has passed; extend it (`atlas-tasks deadline {workspace} {task_id} "
+            f"--extend 1h`) or clear it (`atlas-tasks deadline {workspace} {task_id} --clear`)"
+        )
+        super().__init__(workspace, task_id, status, hint)
+        self.deadline = deadline
+        self.context["deadline"] = deadline
+
+
+class CrashLoopError(NotRunnableError):
+    """``run`` was asked for a task whose runner died too many times in a row without finishing a step."""
+
+    crash_resumes: int
+    limit: int
+
+    def __init__(self, workspace: str, task_id: str, status: str, crash_resumes: int, limit: int) -> None:
+        hint = (
+            f"its runner died {crash_resumes} times in a row without finishing a step (limit {limit}); look at "
+            f"`atlas-tasks logs {workspace} {task_id}`, then override with "
+            f"`atlas-tasks run {workspace} {task_id} --reset-crash-count`"
+        )
+        super().__init__(workspace, task_id, status, hint)
+        self.crash_resumes, self.limit = crash_resumes, limit
+        self.context.update(crash_resumes=crash_resumes, limit=limit)
+
+
+class GuardValueError(AtlasTasksError, ValueError):
+    """A retry policy, deadline or crash limit with a value that makes no sense (in a template, task or option)."""
+
+    field: str
+    value: str
+    reason: str
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field} = {value!r}: {reason}", field=field, value=repr(value), reason=reason)
+
+
 class TemplateError(AtlasTasksError, LookupError):
     """A template that does not exist or cannot be read."""
 
@@ -686,6 +729,9 @@ __all__ = [
     "CorruptLogError",
     "CorruptTaskError",
     "CorruptWorkspaceError",
+    "CrashLoopError",
+    "DeadlinePassedError",
+    "GuardValueError",
     "IncompleteConfigError",
     "IncompleteTaskError",
     "InvalidLogEntryError",

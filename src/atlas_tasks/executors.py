@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import selectors
 import shlex
 import socket
@@ -37,11 +38,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from atlas_tasks.errors import AtlasTasksError, WorkdirError
 from atlas_tasks.models import Step, Task, utcnow
-from atlas_tasks.runs import Run, StepContext, StepStopped
+from atlas_tasks.runs import POLL_EVERY, Run, StepContext, StepStopped
 
 if TYPE_CHECKING:
     from atlas_tasks.lifecycle import Stop
@@ -590,22 +591,122 @@ def execute(
         raise StepError(f"step {ctx.step.name!r} ({kind}) has no commands to run; configure {where}")
 
 
-def run_task(run: Run, on_step: Progress | None = None, *, workdir: str | os.PathLike[str] | None = None) -> Task:
+class Clock(Protocol):
+    """What the retry loop waits with: ``now()`` in seconds (monotonic), ``sleep(seconds)``."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """The wall: :func:`time.monotonic` and :func:`time.sleep`."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def _backoff(run: Run, seconds: float, clock: Clock) -> Stop | None:
+    """Wait ``seconds`` before a retry, asking :meth:`Run.poll` at least once a second so a cancel (or a deadline)
+    stops the run during the wait too; returns that Stop, or None when the wait is over."""
+    end = clock.now() + seconds
+    while True:
+        stop = run.poll(force=True)
+        if stop is not None:
+            return stop
+        left = end - clock.now()
+        if left <= 0:
+            return None
+        clock.sleep(min(left, POLL_EVERY))
+
+
+def _last_command(run: Run, ctx: StepContext) -> dict[str, Any] | None:
+    """The last command's entry in the attempt's artifact (its exit code, error, output tails), if it wrote one."""
+    if not ctx.artifact_path:
+        return None
+    try:
+        raw = run.store.get_artifact(run.workspace, run.task.id, ctx.artifact_path.removeprefix("artifacts/"))
+        results = json.loads(raw).get("results") or []
+    except (AtlasTasksError, ValueError, AttributeError):
+        return None
+    last = results[-1] if results else None
+    return last if isinstance(last, dict) else None
+
+
+def _retry_later(run: Run, ctx: StepContext, exc: StepError, rng: random.Random) -> float | None:
+    """Whether this failed attempt gets another one; if so record it (its own StepResult) and return the wait."""
+    from atlas_tasks.lifecycle import retries
+
+    step = run.task.steps[ctx.index]  # the checkpointed copy (ctx.step may be an older one)
+    policy = retries.policy_for(run.task, step)
+    kind, code, retry_after = retries.classify(_last_command(run, ctx), str(exc))
+    delay = retries.next_delay(policy, step.attempts, kind, code, retry_after, rng)
+    if delay is None:
+        return None
+    ctx.metadata.update(attempt=step.attempts, retry_in=delay, failure=kind)
+    if retry_after is not None:
+        ctx.metadata["retry_after"] = retry_after
+    ctx.log("step failed", level="warn", error=str(exc), attempt=step.attempts)
+    ctx.log(f"retrying in {delay:g}s", attempt=step.attempts, retry_in=delay)
+    run._result(ctx, "failed", str(exc))
+    # Pending while it waits: the task stays running (a status Go knows); a crash now resumes the step as a new
+    # attempt, and the attempts so far are in the checkpoint.
+    step.status = "pending"
+    run.checkpoint()
+    return delay
+
+
+def _reset(ctx: StepContext) -> None:
+    ctx.output, ctx.files_changed, ctx.metadata, ctx.artifact_path, ctx.outcome = "", [], {}, "", "success"
+
+
+def run_task(
+    run: Run,
+    on_step: Progress | None = None,
+    *,
+    workdir: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> Task:
     """Execute every remaining step of a live run; a failing step is recorded and re-raised as StepFailedError.
 
     ``on_step(ctx, what)`` hears ``"started"``, ``"running"`` (about once a second during a command), and the
     step's outcome (``"success"``, ``"awaiting_approval"`` ...) or ``"failed"``. ``workdir``: where the commands
     run when the workspace has no worktree/path (or to override it); see :func:`resolve_workdir`.
+
+    A step with a retry policy (:mod:`atlas_tasks.lifecycle.retries`) that fails retryably runs again after a
+    backoff waited on ``clock`` (default: the real one); each attempt is its own StepResult. ``rng`` draws the
+    jitter (default: a fresh ``random.Random()``).
     """
     from atlas_tasks.errors import StepFailedError
 
+    clock = clock or RealClock()
+    rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
     for step in run.remaining_steps():
         index = run.task.current_step
         try:
             with run.step(step) as ctx:
-                if on_step:
-                    on_step(ctx, "started")
-                execute(ctx, workdir=workdir, on_step=on_step)
+                while True:
+                    if on_step:
+                        on_step(ctx, "started")
+                    try:
+                        execute(ctx, workdir=workdir, on_step=on_step)
+                        break
+                    except StepError as exc:
+                        delay = _retry_later(run, ctx, exc, rng)
+                        if delay is None:
+                            raise
+                    if on_step:
+                        on_step(ctx, "retrying")
+                    stop = _backoff(run, delay, clock)
+                    if stop is not None:
+                        raise StepStopped(stop)
+                    _reset(ctx)
+                    fresh = run._begin(index)  # the next attempt: running, attempts + 1, checkpointed
+                    ctx.step = fresh.step
         except StepStopped:
             if on_step:
                 on_step(StepContext(run, index), "stopped")
