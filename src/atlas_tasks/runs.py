@@ -380,7 +380,12 @@ def _prepare(task: Task) -> str:
     """Bring a task that may have crashed into ``running``; returns what happened, for the log."""
     if ready_to_continue(task):
         return "continued after approval"
+    from atlas_tasks.lifecycle import deadlines, recovery
+
     note = _resume_note(task)
+    if note == _CRASH_RESUMED:
+        recovery.count_resume(task)  # the crash-loop limit counts resumes without progress
+    deadlines.start_clock(task)  # a template's deadline_seconds becomes absolute at the first run
     if task.status in ACTIVE_STATUSES:
         # We hold the lease, so whoever ran it before is gone: record the crash before resuming.
         task.transition(TaskStatus.INTERRUPTED, f"the previous {RUNNER_DIED} (its run lease was free)")
@@ -543,7 +548,10 @@ def abandon(store: LeasingStore, workspace: str, task_id: str, reason: str = "ab
 
 
 def recover(store: LeasingStore, workspace: str) -> list[Task]:
-    """Record every crashed run of a workspace as interrupted; returns the tasks it changed."""
+    """Record every crashed run of a workspace as interrupted (a passed deadline says so too); returns the tasks it
+    changed."""
+    from atlas_tasks.lifecycle import deadlines
+
     changed: list[Task] = []
     for task in store.list(workspace):
         if not is_interrupted(store, workspace, task):
@@ -555,7 +563,18 @@ def recover(store: LeasingStore, workspace: str) -> list[Task]:
             if holder is not None:
                 raise TaskRunningError(workspace, current.id, holder)
             if current.status in ACTIVE_STATUSES:
-                current.transition(TaskStatus.INTERRUPTED, f"the {RUNNER_DIED} (no live run lease); recovered")
+                why = f"the {RUNNER_DIED} (no live run lease); recovered"
+                passed = deadlines.deadline_of(current)
+                if passed is not None and utcnow() >= passed:
+                    # The deadline passed while nothing ran (the machine was off): applied now, as a stop.
+                    stop = deadlines.stop_for(passed)
+                    why = f"{why}; {stop.reason}"
+                    current.metadata[lifecycle.STOP_REASON] = {
+                        "kind": stop.kind,
+                        "reason": stop.reason,
+                        "at": utcnow().isoformat(),
+                    }
+                current.transition(TaskStatus.INTERRUPTED, why)
 
         try:
             changed.append(store.modify(workspace, task.id, mark))
