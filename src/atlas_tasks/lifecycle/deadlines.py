@@ -77,9 +77,7 @@ def stop_for(when: datetime) -> Stop:
     return Stop("deadline", f"the run's deadline ({when.isoformat()}) passed", grace=KILL_GRACE)
 
 
-def set_deadline(
-    store: Store, workspace: str, task_id: str, when: datetime | None, reason: str = ""
-) -> Task:
+def set_deadline(store: Store, workspace: str, task_id: str, when: datetime | None, reason: str = "") -> Task:
     """Set (or with None clear) the task's deadline in one revision-checked write, recording the change."""
 
     def change(task: Task) -> None:
