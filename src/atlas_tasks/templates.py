@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas_tasks.errors import TemplateError
+from atlas_tasks.errors import GuardValueError, TemplateError
 from atlas_tasks.models import Step, Task, TaskConfig
 from atlas_tasks.names import check_template_name
 
@@ -144,6 +144,12 @@ class Template:
     steps: list[dict[str, Any]] = field(default_factory=list)
     validation_commands: list[str] = field(default_factory=list)
     source: str = "built-in"
+    #: The task default retry policy (``metadata.retry_policy``); see :mod:`atlas_tasks.lifecycle.retries`.
+    retry: dict[str, Any] | None = None
+    #: Seconds from the first run's start to the run's deadline (``metadata.deadline_seconds`` until then).
+    deadline_seconds: float | None = None
+    #: Crash resumes in a row without progress before runs are refused (``metadata.recovery.limit``).
+    crash_limit: int | None = None
 
     def new_task(
         self, description: str, *, validation_commands: list[str] | None = None, config: TaskConfig | None = None
@@ -153,12 +159,37 @@ class Template:
         commands = validation_commands if validation_commands is not None else self.validation_commands
         if commands:
             cfg.validation_commands = list(commands)
+        metadata: dict[str, Any] = {}
+        if self.retry is not None:
+            metadata["retry_policy"] = dict(self.retry)
+        if self.deadline_seconds is not None:
+            metadata["deadline_seconds"] = self.deadline_seconds
+        if self.crash_limit is not None:
+            metadata["recovery"] = {"crash_resumes": 0, "limit": self.crash_limit}
         return Task(
             description=description,
             template=self.name,
             config=cfg,
             steps=[Step.model_validate(dict(s)) for s in self.steps],
+            metadata=metadata,
         )
+
+
+def check_guards(doc: dict[str, Any]) -> None:
+    """Validate a template's retry, deadline and crash-limit keys (GuardValueError says which and why)."""
+    from atlas_tasks.lifecycle.recovery import check_limit
+    from atlas_tasks.lifecycle.retries import RetryPolicy
+
+    if doc.get("retry") is not None:
+        RetryPolicy.from_dict(doc["retry"], source="task")
+    for step in doc.get("steps") or []:
+        if isinstance(step, dict) and step.get("retry") is not None:
+            RetryPolicy.from_dict(step["retry"])
+    seconds = doc.get("deadline_seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
+        raise GuardValueError("deadline_seconds", seconds, "must be a number of seconds > 0")
+    if doc.get("crash_limit") is not None:
+        check_limit(doc["crash_limit"])
 
 
 def _user_dir(home: Path) -> Path:
@@ -179,12 +210,24 @@ def load_template(home: Path, name: str) -> Template:
             steps = doc["steps"]
             for step in steps:
                 Step.model_validate(step)
+            check_guards(doc)
+        except GuardValueError as exc:
+            raise TemplateError(name, f"{path}: {exc.message}") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise TemplateError(name, f"{path} is not a valid template ({exc})") from None
         except RecursionError:
             # json.loads gives up on deep nesting with RecursionError, not ValueError: still just an invalid file.
             raise TemplateError(name, f"{path} is not a valid template (JSON nested too deeply)") from None
-        return Template(name, doc.get("description", ""), steps, list(doc.get("validation_commands", [])), str(path))
+        return Template(
+            name,
+            doc.get("description", ""),
+            steps,
+            list(doc.get("validation_commands", [])),
+            str(path),
+            retry=doc.get("retry"),
+            deadline_seconds=doc.get("deadline_seconds"),
+            crash_limit=doc.get("crash_limit"),
+        )
     if name in BUILTIN:
         spec = BUILTIN[name]
         return Template(name, spec["description"], [dict(s) for s in spec["steps"]])

@@ -257,6 +257,19 @@ def new(
     run_now: Annotated[bool, typer.Option("--run", help="Start running it at once.")] = False,
     as_json: JsonOpt = False,
     workdir: WorkdirOpt = None,
+    deadline: Annotated[
+        str, typer.Option("--deadline", metavar="WHEN", help="Stop runs after this: a duration (2h) or ISO time.")
+    ] = "",
+    crash_limit: Annotated[
+        int | None,
+        typer.Option("--crash-limit", metavar="N", help="Refuse to resume after N crashes in a row (default 5)."),
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", metavar="N", help="Retry a failing step up to N more times.")
+    ] = None,
+    retry_delay: Annotated[
+        str, typer.Option("--retry-delay", metavar="DUR", help="First wait before a retry (5s); doubles each time.")
+    ] = "",
 ) -> None:
     """Create a task from a template (and with --run, run it).
 
@@ -280,6 +293,7 @@ def new(
     task = load_template(current.templates_home(), template).new_task(description, validation_commands=validate)
     if ai_command:
         task.config.variables["ai_command"] = ai_command
+    _guard_options(task, deadline, crash_limit, retries, retry_delay)
     problems = config_problems(task)
     if run_now and problems:
         # Running now would stop at the first such step, after the earlier steps did their work: refuse instead.
@@ -299,6 +313,30 @@ def new(
         _run(store, workspace, created.id, workdir)
 
 
+def _guard_options(task: Task, deadline: str, crash_limit: int | None, retries: int | None, retry_delay: str) -> None:
+    """Apply `new`'s --deadline, --crash-limit, --retries and --retry-delay to the task (before it is stored)."""
+    from atlas_tasks.errors import GuardValueError
+    from atlas_tasks.lifecycle import deadlines, recovery
+    from atlas_tasks.lifecycle.retries import TASK_POLICY, RetryPolicy
+
+    try:
+        if deadline:
+            task.metadata[deadlines.DEADLINE] = deadlines.parse_when(deadline).isoformat()
+            task.metadata.pop(deadlines.DURATION, None)
+        if crash_limit is not None:
+            task.metadata[recovery.RECOVERY] = {"crash_resumes": 0, "limit": recovery.check_limit(crash_limit)}
+        if retries is not None or retry_delay:
+            policy = dict(task.metadata.get(TASK_POLICY) or {})
+            if retries is not None:
+                policy["max_attempts"] = retries + 1
+            if retry_delay:
+                policy["initial"] = deadlines.parse_duration(retry_delay).total_seconds()
+            task.metadata[TASK_POLICY] = RetryPolicy.from_dict(policy, source="task").to_dict()
+    except GuardValueError as exc:
+        option = {"deadline": "--deadline", "crash_limit": "--crash-limit", "duration": "--retry-delay"}
+        raise typer.BadParameter(exc.reason, param_hint=option.get(exc.field, "--retries")) from None
+
+
 def _is_closed(store: CliStore, workspace: str) -> bool:
     from atlas_tasks.errors import AtlasTasksError
 
@@ -316,6 +354,10 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would run, and where, without running or changing anything.")
     ] = False,
+    reset_crash_count: Annotated[
+        bool,
+        typer.Option("--reset-crash-count", help="Run a task the crash-loop limit stopped (recorded in its log)."),
+    ] = False,
 ) -> None:
     """Run a task from where it stands: a new task from its first step, a crashed or failed one from the step
     that did not finish. Steps recorded as done never run again.
@@ -324,6 +366,11 @@ def run(
     stops the run (exit 130) and prints the command that resumes it.
     """
     store = state(ctx).store()
+    if reset_crash_count and not dry_run:
+        from atlas_tasks.lifecycle.recovery import reset_crash_count as reset
+
+        reset(store, workspace, task_id)
+        note("crash count reset; the run may resume")
     if dry_run:
         _dry_run(store, workspace, task_id, workdir)
     else:
