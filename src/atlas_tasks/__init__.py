@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "WorkdirError": "atlas_tasks.errors",
     "MissingExtraError": "atlas_tasks.errors",
     "NotRunnableError": "atlas_tasks.errors",
+    "BudgetExceededError": "atlas_tasks.errors",
     "TemplateError": "atlas_tasks.errors",
 }
 
@@ -101,6 +102,7 @@ if TYPE_CHECKING:
         AmbiguousTaskIdError,
         ArtifactNotFoundError,
         AtlasTasksError,
+        BudgetExceededError,
         CannotAbandonError,
         ConflictError,
         CorruptLogError,

@@ -647,6 +647,26 @@ class NotRunnableError(AtlasTasksError):
         )
 
 
+class BudgetExceededError(NotRunnableError):
+    """``run`` was asked for a task whose spend has reached a hard limit of its budget (tokens or cost).
+
+    Attributes: ``workspace``, ``task_id``, ``status``, ``limit`` (``"tokens"`` or ``"cost_usd"``), ``used`` and
+    ``hard``; the message names the ``atlas-tasks budget`` command that raises the limit.
+    """
+
+    limit: str
+    used: float
+    hard: float
+
+    def __init__(
+        self, workspace: str, task_id: str, status: str, limit: str, used: float, hard: float, hint: str
+    ) -> None:
+        super().__init__(workspace, task_id, status, hint)
+        more = {"limit": limit, "used": used, "hard": hard}
+        self.context.update(more)
+        _set_context(self, more)
+
+
 class TemplateError(AtlasTasksError, LookupError):
     """A template that does not exist or cannot be read."""
 
@@ -681,6 +701,7 @@ __all__ = [
     "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
     "AtlasTasksError",
+    "BudgetExceededError",
     "CannotAbandonError",
     "ConflictError",
     "CorruptLogError",
