@@ -12,6 +12,7 @@ Step fields are those of :class:`atlas_tasks.models.Step` (plus ``"shell": true`
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,8 @@ class Template:
     steps: list[dict[str, Any]] = field(default_factory=list)
     validation_commands: list[str] = field(default_factory=list)
     source: str = "built-in"
+    #: The ``budget`` of the tasks made from it (``metadata.budget``; see docs/runs.md, "Budgets and usage").
+    budget: dict[str, Any] | None = None
 
     def new_task(
         self, description: str, *, validation_commands: list[str] | None = None, config: TaskConfig | None = None
@@ -153,12 +156,24 @@ class Template:
         commands = validation_commands if validation_commands is not None else self.validation_commands
         if commands:
             cfg.validation_commands = list(commands)
-        return Task(
+        task = Task(
             description=description,
             template=self.name,
             config=cfg,
             steps=[Step.model_validate(dict(s)) for s in self.steps],
         )
+        if self.budget:
+            task.metadata["budget"] = copy.deepcopy(self.budget)
+        return task
+
+
+def _budget(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The template's ``budget``, checked (an InvalidValueError is a ValueError: the template is invalid)."""
+    if "budget" not in doc:
+        return None
+    from atlas_tasks.lifecycle.budgets import validated
+
+    return validated(doc["budget"])
 
 
 def _user_dir(home: Path) -> Path:
@@ -179,12 +194,14 @@ def load_template(home: Path, name: str) -> Template:
             steps = doc["steps"]
             for step in steps:
                 Step.model_validate(step)
+            budget = _budget(doc)
         except (ValueError, KeyError, TypeError) as exc:
             raise TemplateError(name, f"{path} is not a valid template ({exc})") from None
         except RecursionError:
             # json.loads gives up on deep nesting with RecursionError, not ValueError: still just an invalid file.
             raise TemplateError(name, f"{path} is not a valid template (JSON nested too deeply)") from None
-        return Template(name, doc.get("description", ""), steps, list(doc.get("validation_commands", [])), str(path))
+        commands = list(doc.get("validation_commands", []))
+        return Template(name, doc.get("description", ""), steps, commands, str(path), budget)
     if name in BUILTIN:
         spec = BUILTIN[name]
         return Template(name, spec["description"], [dict(s) for s in spec["steps"]])

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "set": ("_edit", "set_task", None),
     "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),
+    "budget": ("_budgets", "budget", None),
     "doctor": ("_runs", "doctor", None),
     "serve": ("_serve", "serve", None),
     "migrate-db": ("_db", "migrate_db", None),

@@ -257,6 +257,18 @@ def new(
     run_now: Annotated[bool, typer.Option("--run", help="Start running it at once.")] = False,
     as_json: JsonOpt = False,
     workdir: WorkdirOpt = None,
+    budget_tokens: Annotated[
+        str,
+        typer.Option(
+            "--budget-tokens",
+            metavar="SOFT:HARD",
+            help="Token budget: SOFT:HARD, SOFT: or HARD alone (over the template's budget).",
+        ),
+    ] = "",
+    budget_cost: Annotated[
+        str,
+        typer.Option("--budget-cost", metavar="SOFT:HARD", help="Cost budget in USD, as --budget-tokens."),
+    ] = "",
 ) -> None:
     """Create a task from a template (and with --run, run it).
 
@@ -280,6 +292,10 @@ def new(
     task = load_template(current.templates_home(), template).new_task(description, validation_commands=validate)
     if ai_command:
         task.config.variables["ai_command"] = ai_command
+    if budget_tokens or budget_cost:
+        from atlas_tasks.cli._budgets import apply_new_options
+
+        apply_new_options(task, budget_tokens, budget_cost)
     problems = config_problems(task)
     if run_now and problems:
         # Running now would stop at the first such step, after the earlier steps did their work: refuse instead.

@@ -419,6 +419,30 @@ def merge(budget: Any, **given: float | None) -> dict[str, dict[str, float]]:
     return {k: v for k, v in out.items() if v}
 
 
+def validated(budget: Any, what: str = "budget") -> dict[str, dict[str, float]]:
+    """A budget document (a template's ``budget``, ``metadata.budget``) checked and normalised.
+
+    Raises:
+        InvalidValueError: not an object of ``tokens``/``cost_usd`` parts, each of ``soft``/``hard`` positive
+            numbers with soft at most hard.
+    """
+    if not isinstance(budget, dict) or not set(budget) <= set(LIMITS):
+        raise InvalidValueError(
+            what,
+            json.dumps(budget, default=str),
+            'give an object like {"tokens": {"soft": N, "hard": N}, "cost_usd": {"soft": X, "hard": X}} (any subset)',
+        )
+    given: dict[str, float | None] = {}
+    for limit, part in budget.items():
+        if not isinstance(part, dict) or not set(part) <= {"soft", "hard"}:
+            raise InvalidValueError(f"{what}.{limit}", json.dumps(part, default=str), 'give {"soft": N, "hard": N}')
+        for kind, value in part.items():
+            if _money(value) is None:
+                raise InvalidValueError(f"{what}.{limit}.{kind}", str(value), "a limit must be a positive number")
+            given[f"{'cost' if limit == 'cost_usd' else limit}_{kind}"] = value
+    return merge({}, **given)
+
+
 def set_budget(
     store: LeasingStore,
     workspace: str,
@@ -515,7 +539,9 @@ def describe(task: Task) -> list[tuple[str, str]]:
                 )
             )
     over = exceeded(task)
-    if over is not None:
+    stop = task.metadata.get("stop_reason")
+    stopped_for_it = isinstance(stop, dict) and stop.get("kind") == "budget_exceeded"
+    if over is not None and not stopped_for_it:  # the "stopped" line says it already
         lines.append(("budget exceeded", _exceeded_reason(*over)))
     inherited = task.metadata.get(INHERITED)
     if isinstance(inherited, dict):
@@ -563,4 +589,5 @@ __all__ = [
     "record",
     "set_budget",
     "spend",
+    "validated",
 ]
