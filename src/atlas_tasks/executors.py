@@ -140,11 +140,12 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
             raise StepError(f"{what} contains a NUL byte, which cannot be passed to a command; remove it")
     head, cut = _utf8_head(task.description, DESCRIPTION_ENV_LIMIT)
     fd, name = tempfile.mkstemp(prefix="atlas-task-description-", suffix=".txt")
-    # Usage files live in a directory only we (and our commands) can enter: mkdtemp makes it 0700.
-    usage_dir = tempfile.mkdtemp(prefix="atlas-task-usage-")
+    usage_dir = ""
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(task.description.encode("utf-8", "surrogatepass"))
+        # Usage files live in a directory only we (and our commands) can enter: mkdtemp makes it 0700.
+        usage_dir = tempfile.mkdtemp(prefix="atlas-task-usage-")
         env = dict(os.environ)
         env.update(
             {
@@ -165,7 +166,8 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
     finally:
         with contextlib.suppress(OSError):
             Path(name).unlink()
-        shutil.rmtree(usage_dir, ignore_errors=True)
+        if usage_dir:
+            shutil.rmtree(usage_dir, ignore_errors=True)
 
 
 def _usage_file(env: dict[str, str], number: int) -> tuple[dict[str, str], str]:
