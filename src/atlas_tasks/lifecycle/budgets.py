@@ -504,13 +504,10 @@ def set_budget(
 
 
 def _limit_text(task: Task, limit: str, counted: str) -> str:
-    used = spend(task)[counted]
+    """``"1000 used (soft 500, hard 1000)"``: the spend against the limits that are set."""
     part = limits(task).get(limit, {})
-    bits = [f"soft {_show(limit, part['soft'])}" if "soft" in part else "", ""]
-    if "hard" in part:
-        bits[1] = f"hard {_show(limit, part['hard'])}"
-    shown = ", ".join(b for b in bits if b)
-    return f"{_show(limit, used)} used" + (f" ({shown})" if shown else "")
+    shown = ", ".join(f"{kind} {_show(limit, part[kind])}" for kind in ("soft", "hard") if kind in part)
+    return f"{_show(limit, spend(task)[counted])} used" + (f" ({shown})" if shown else "")
 
 
 def describe(task: Task) -> list[tuple[str, str]]:
