@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "DeadlinePassedError": "atlas_tasks.errors",
     "CrashLoopError": "atlas_tasks.errors",
     "GuardValueError": "atlas_tasks.errors",
+    "BudgetExceededError": "atlas_tasks.errors",
     "TemplateError": "atlas_tasks.errors",
 }
 
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
         AmbiguousTaskIdError,
         ArtifactNotFoundError,
         AtlasTasksError,
+        BudgetExceededError,
         CannotAbandonError,
         ConflictError,
         CorruptLogError,

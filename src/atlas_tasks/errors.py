@@ -689,6 +689,25 @@ class GuardValueError(AtlasTasksError, ValueError):
     def __init__(self, field: str, value: object, reason: str) -> None:
         super().__init__(f"{field} = {value!r}: {reason}", field=field, value=repr(value), reason=reason)
 
+class BudgetExceededError(NotRunnableError):
+    """``run`` was asked for a task whose spend has reached a hard limit of its budget (tokens or cost).
+
+    Attributes: ``workspace``, ``task_id``, ``status``, ``limit`` (``"tokens"`` or ``"cost_usd"``), ``used`` and
+    ``hard``; the message names the ``atlas-tasks budget`` command that raises the limit.
+    """
+
+    limit: str
+    used: float
+    hard: float
+
+    def __init__(
+        self, workspace: str, task_id: str, status: str, limit: str, used: float, hard: float, hint: str
+    ) -> None:
+        super().__init__(workspace, task_id, status, hint)
+        more = {"limit": limit, "used": used, "hard": hard}
+        self.context.update(more)
+        _set_context(self, more)
+
 
 class TemplateError(AtlasTasksError, LookupError):
     """A template that does not exist or cannot be read."""
@@ -724,6 +743,7 @@ __all__ = [
     "AmbiguousTaskIdError",
     "ArtifactNotFoundError",
     "AtlasTasksError",
+    "BudgetExceededError",
     "CannotAbandonError",
     "ConflictError",
     "CorruptLogError",

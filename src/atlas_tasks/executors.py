@@ -20,7 +20,9 @@ output), when the step times out, and when the runner dies however it dies. Outp
 1 MiB of each stream is kept for the artifact and batches of it go to the task log while the step runs.
 
 Each command's environment holds ``ATLAS_HOME``, ``ATLAS_WORKSPACE``, ``ATLAS_TASK_ID``, ``ATLAS_STEP_NAME``,
-``ATLAS_TASK_DESCRIPTION`` (at most 16 KiB of it) and ``ATLAS_TASK_DESCRIPTION_FILE`` (the full text).
+``ATLAS_TASK_DESCRIPTION`` (at most 16 KiB of it), ``ATLAS_TASK_DESCRIPTION_FILE`` (the full text) and
+``ATLAS_USAGE_FILE`` (a fresh private path per command where it may report the tokens and cost it used; see
+:mod:`atlas_tasks.lifecycle.budgets`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import os
 import random
 import selectors
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atlas_tasks.errors import AtlasTasksError, WorkdirError
+from atlas_tasks.lifecycle import budgets
+from atlas_tasks.lifecycle.budgets import USAGE_FILE_ENV
 from atlas_tasks.models import Step, Task, utcnow
 from atlas_tasks.runs import POLL_EVERY, Run, StepContext, StepStopped
 
@@ -136,9 +141,12 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
             raise StepError(f"{what} contains a NUL byte, which cannot be passed to a command; remove it")
     head, cut = _utf8_head(task.description, DESCRIPTION_ENV_LIMIT)
     fd, name = tempfile.mkstemp(prefix="atlas-task-description-", suffix=".txt")
+    usage_dir = ""
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(task.description.encode("utf-8", "surrogatepass"))
+        # Usage files live in a directory only we (and our commands) can enter: mkdtemp makes it 0700.
+        usage_dir = tempfile.mkdtemp(prefix="atlas-task-usage-")
         env = dict(os.environ)
         env.update(
             {
@@ -148,6 +156,7 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
                 "ATLAS_TASK_DESCRIPTION_FILE": name,
                 "ATLAS_TASK_DESCRIPTION_TRUNCATED": "1" if cut else "0",
                 "ATLAS_STEP_NAME": step.name,
+                USAGE_FILE_ENV: str(Path(usage_dir) / "usage-0.json"),  # a fresh one per command: _usage_file
             }
         )
         from atlas_tasks.store.capabilities import LocalFiles
@@ -158,6 +167,23 @@ def _environment(run: Run, step: Step) -> Iterator[dict[str, str]]:
     finally:
         with contextlib.suppress(OSError):
             Path(name).unlink()
+        if usage_dir:
+            shutil.rmtree(usage_dir, ignore_errors=True)
+
+
+def _usage_file(env: dict[str, str], number: int) -> tuple[dict[str, str], str]:
+    """The environment of a step's command ``number``, with a fresh ``ATLAS_USAGE_FILE`` path in the step's private
+    usage directory (nothing there yet), and that path."""
+    path = str(Path(env[USAGE_FILE_ENV]).parent / f"usage-{number}.json")
+    return {**env, USAGE_FILE_ENV: path}, path
+
+
+def _reported(ctx: StepContext, path: str, command: str) -> dict[str, Any] | None:
+    """What a command wrote to its usage file; a file we cannot read is a warning in the log, never a failure."""
+    usage, problem = budgets.read_usage_file(path)
+    if problem:
+        ctx.log("usage file ignored", level="warn", command=command, reason=problem)
+    return usage
 
 
 class _Stream:
@@ -464,20 +490,25 @@ def run_commands(
     cwd = _cwd(ctx, workdir)
     deadline = time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
     results: list[dict[str, Any]] = []
+    usage: dict[str, Any] | None = None
     with _environment(run, step) as env:
-        for command in commands:
+        for number, command in enumerate(commands):
             left = None if deadline is None else max(0.1, deadline - time.monotonic())
             ctx.log("command started", command=command, cwd=str(cwd))
+            own_env, usage_path = _usage_file(env, number)
             result = _run_command(
                 command,
                 shell=shell,
                 timeout=left,
-                env=env,
+                env=own_env,
                 cwd=cwd,
                 log=lambda event, _c=command, **f: ctx.log(event, command=_c, **f),
                 tick=_ticker(ctx, on_step),
             )
             results.append(result)
+            reported = _reported(ctx, usage_path, command)
+            if reported is not None:
+                usage = budgets.add(usage, reported)
             ctx.log(
                 "command finished",
                 level="info" if result["success"] else "error",
@@ -487,6 +518,8 @@ def run_commands(
             )
             if not result["success"]:
                 break
+    # Before anything below can raise: the step's checkpoint (success or failure) then records it with the step.
+    budgets.record(ctx, usage, "usage_file")
     success = all(r["success"] for r in results)
     report = {
         "success": success,
@@ -543,16 +576,26 @@ def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, o
     cwd = _cwd(ctx, workdir)
     ctx.log("ai command started", command=command, cwd=str(cwd))
     with _environment(run, step) as env:
+        own_env, usage_path = _usage_file(env, 0)
         result = _run_command(
             command,
             shell=False,
             timeout=step.timeout_seconds or None,
-            env=env,
+            env=own_env,
             cwd=cwd,
             stdin=ai_prompt(run.task, step).encode("utf-8", "surrogatepass"),
             log=ctx.log,
             tick=_ticker(ctx, on_step),
         )
+        usage, source = _reported(ctx, usage_path, command), "usage_file"
+    if usage is None:
+        # The command said nothing in the file: the usage its agent CLI printed, if its output is such a document
+        # (of a cut output only whole lines count: the final result line or turn events are at its end).
+        stdout = result["stdout"]
+        if result.get("stdout_truncated"):
+            stdout = stdout.partition("\n")[2]
+        usage, source = budgets.parse_agent_output(stdout)
+    budgets.record(ctx, usage, source)  # before anything below can raise: recorded with the step, exactly once
     stop = result.pop("_stop", None)
     ctx.artifact(f"{step.name}.md", result["stdout"], versioned=True)
     ctx.output = result["stdout"][-2000:]

@@ -12,6 +12,7 @@ Step fields are those of :class:`atlas_tasks.models.Step` (plus ``"shell": true`
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,8 @@ class Template:
     deadline_seconds: float | None = None
     #: Crash resumes in a row without progress before runs are refused (``metadata.recovery.limit``).
     crash_limit: int | None = None
+    #: The ``budget`` of the tasks made from it (``metadata.budget``; see docs/runs.md, "Budgets and usage").
+    budget: dict[str, Any] | None = None
 
     def new_task(
         self, description: str, *, validation_commands: list[str] | None = None, config: TaskConfig | None = None
@@ -166,6 +169,8 @@ class Template:
             metadata["deadline_seconds"] = self.deadline_seconds
         if self.crash_limit is not None:
             metadata["recovery"] = {"crash_resumes": 0, "limit": self.crash_limit}
+        if self.budget:
+            metadata["budget"] = copy.deepcopy(self.budget)
         return Task(
             description=description,
             template=self.name,
@@ -173,6 +178,15 @@ class Template:
             steps=[Step.model_validate(dict(s)) for s in self.steps],
             metadata=metadata,
         )
+
+
+def _budget(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The template's ``budget``, checked (an InvalidValueError is a ValueError: the template is invalid)."""
+    if "budget" not in doc:
+        return None
+    from atlas_tasks.lifecycle.budgets import validated
+
+    return validated(doc["budget"])
 
 
 def check_guards(doc: dict[str, Any]) -> None:
@@ -211,6 +225,7 @@ def load_template(home: Path, name: str) -> Template:
             for step in steps:
                 Step.model_validate(step)
             check_guards(doc)
+            budget = _budget(doc)
         except GuardValueError as exc:
             raise TemplateError(name, f"{path}: {exc.message}") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -227,6 +242,7 @@ def load_template(home: Path, name: str) -> Template:
             retry=doc.get("retry"),
             deadline_seconds=doc.get("deadline_seconds"),
             crash_limit=doc.get("crash_limit"),
+            budget=budget,
         )
     if name in BUILTIN:
         spec = BUILTIN[name]

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),
     "deadline": ("_guards", "deadline", None),
+    "budget": ("_budgets", "budget", None),
     "doctor": ("_runs", "doctor", None),
     "serve": ("_serve", "serve", None),
     "migrate-db": ("_db", "migrate_db", None),

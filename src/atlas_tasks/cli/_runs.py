@@ -270,6 +270,18 @@ def new(
     retry_delay: Annotated[
         str, typer.Option("--retry-delay", metavar="DUR", help="First wait before a retry (5s); doubles each time.")
     ] = "",
+    budget_tokens: Annotated[
+        str,
+        typer.Option(
+            "--budget-tokens",
+            metavar="SOFT:HARD",
+            help="Token budget: SOFT:HARD, SOFT: or HARD alone (over the template's budget).",
+        ),
+    ] = "",
+    budget_cost: Annotated[
+        str,
+        typer.Option("--budget-cost", metavar="SOFT:HARD", help="Cost budget in USD, as --budget-tokens."),
+    ] = "",
 ) -> None:
     """Create a task from a template (and with --run, run it).
 
@@ -294,6 +306,10 @@ def new(
     if ai_command:
         task.config.variables["ai_command"] = ai_command
     _guard_options(task, deadline, crash_limit, retries, retry_delay)
+    if budget_tokens or budget_cost:
+        from atlas_tasks.cli._budgets import apply_new_options
+
+        apply_new_options(task, budget_tokens, budget_cost)
     problems = config_problems(task)
     if run_now and problems:
         # Running now would stop at the first such step, after the earlier steps did their work: refuse instead.
