@@ -292,3 +292,21 @@ def test_describe_and_document_show_a_pending_request(store: Store, ws: str, wor
         assert lines["cancel"].startswith("cancel requested by bo@m at ") and "later" in lines["cancel"]
         assert lifecycle.document(stored)["cancel_request"]["reason"] == "later"
         del live
+
+
+@pytest.mark.stores(*ALL_KINDS)
+def test_a_cancel_racing_a_step_keeps_the_step_and_applies_at_the_boundary(
+    store: Store, ws: str, worktree: Path
+) -> None:
+    """A cancel written while a step finishes: the step's success is kept, the run halts before the next step."""
+    task = _task(store, ws, "true", worktree)
+    with store.run(ws, task.id) as live:  # type: ignore[attr-defined]
+        steps = live.remaining_steps()
+        step = next(steps)
+        with live.step(step):
+            C.cancel(store, ws, task.id, reason="mid-step")  # lands after the step's start checkpoint
+        assert next(steps, None) is None, "the boundary halted the run"
+    stored = store.get(ws, task.id)
+    assert stored.steps[0].status == "success" and stored.current_step == 1
+    assert stored.status == TaskStatus.INTERRUPTED and "mid-step" in stored.transitions[-1].reason
+    assert "cancel_request" not in stored.metadata
