@@ -389,6 +389,29 @@ class CannotAbandonError(InvalidTransitionError):
         )
 
 
+class CannotCancelError(InvalidTransitionError):
+    """``cancel`` of a task with no run to stop and no Go edge to a stopped status (pending, waiting for a review,
+    or finished).
+
+    Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
+    """
+
+    workspace: str
+    hint: str
+
+    def __init__(self, workspace: str, task_id: str, status: str, hint: str, allowed: tuple[str, ...]) -> None:
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} is {status} and cannot be cancelled: {hint}",
+            task_id=task_id,
+            from_status=status,
+            to_status="interrupted",
+            allowed=allowed,
+            workspace=workspace,
+            hint=hint,
+        )
+
+
 class TaskFinishedError(AtlasTasksError):
     """A change asked of a finished task (completed, rejected or abandoned), which keeps what it ran with."""
 
@@ -745,6 +768,7 @@ __all__ = [
     "AtlasTasksError",
     "BudgetExceededError",
     "CannotAbandonError",
+    "CannotCancelError",
     "ConflictError",
     "CorruptLogError",
     "CorruptTaskError",

@@ -33,12 +33,14 @@ from atlas_tasks import lifecycle
 from atlas_tasks.errors import (
     AtlasTasksError,
     CannotAbandonError,
+    ConflictError,
     InvalidTransitionError,
     NotAwaitingApprovalError,
     NotRunnableError,
     StepFailedError,
     TaskRunningError,
 )
+from atlas_tasks.lifecycle import cancel as cancel_request
 from atlas_tasks.models import Step, StepResult, Task, TaskStatus, utcnow
 from atlas_tasks.store import Store
 from atlas_tasks.store.capabilities import LeaseHandle, RunLeases
@@ -137,6 +139,8 @@ def _move(task: Task, target: TaskStatus, reason: str) -> None:
         return
     if target in (TaskStatus.VALIDATION_FAILED, TaskStatus.AWAITING_APPROVAL) and task.status == TaskStatus.RUNNING:
         task.transition(TaskStatus.VALIDATING, reason)
+    if target == TaskStatus.ABANDONED and task.status == TaskStatus.VALIDATING:
+        task.transition(TaskStatus.INTERRUPTED, reason)  # Go has no validating -> abandoned edge
     task.transition(target, reason)
 
 
@@ -193,6 +197,8 @@ class Run:
         #: Why the run stopped early (cancel, deadline, budget), once it has.
         self.stop: lifecycle.Stop | None = None
         self._polled = 0.0
+        #: What the store holds as of our last save (compared when a checkpoint conflicts).
+        self._saved = task.model_copy(deep=True)
 
     def checkpoint(self) -> Task:
         """Save the task now (revision-checked) and keep the stored copy.
@@ -203,7 +209,21 @@ class Run:
         verify = getattr(self._lease, "verify", None)
         if verify is not None:
             verify()
-        self.task = self.store.update(self.workspace, self.task)
+        try:
+            saved = self.store.update(self.workspace, self.task)
+        except ConflictError:
+            # `cancel` writes its request while we hold an older revision. When that request is the only change
+            # since our last save, merge it (the poll obeys it) or, once the run has stopped, drop it (consumed);
+            # any other change is a real conflict.
+            stored = self.store.get(self.workspace, self.task.id)
+            if not cancel_request.only_request_differs(self._saved, stored):
+                raise
+            self.task.revision = stored.revision
+            if not self.stopped and self.stop is None:
+                self.task.metadata[cancel_request.CANCEL_REQUEST] = stored.metadata[cancel_request.CANCEL_REQUEST]
+            saved = self.store.update(self.workspace, self.task)
+        self.task = saved
+        self._saved = saved.model_copy(deep=True)
         return self.task
 
     def remaining_steps(self) -> Iterator[Step]:
@@ -246,6 +266,8 @@ class Run:
 
     def _record_stop(self, stop: lifecycle.Stop) -> None:
         self.stop = stop
+        # Whatever stopped the run, a cancel request is obeyed by it (consumed in the same checkpoint).
+        self.task.metadata.pop(cancel_request.CANCEL_REQUEST, None)
         self.task.metadata[lifecycle.STOP_REASON] = {
             "kind": stop.kind,
             "reason": stop.reason,
@@ -432,6 +454,8 @@ def run(store: LeasingStore, workspace: str, task_id: str) -> Iterator[Run]:
         lifecycle.gate(store, workspace, task)
         note = _prepare(task)
         task.metadata.pop(lifecycle.STOP_REASON, None)  # a new run: the last one's stop is in the transitions
+        # A request its runner died before obeying: starting a run again is the newer wish.
+        task.metadata.pop(cancel_request.CANCEL_REQUEST, None)
         task.metadata["run"] = _holder()
         live = Run(store, workspace, store.update(workspace, task), lease)
         live.store.append_log(workspace, task_id, {"level": "info", "event": note, "step_name": ""})

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "approve": ("_runs", "approve", None),
     "reject": ("_runs", "reject", None),
     "abandon": ("_runs", "abandon", None),
+    "cancel": ("_cancel", "cancel", None),
     "set": ("_edit", "set_task", None),
     "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),

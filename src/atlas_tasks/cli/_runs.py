@@ -418,11 +418,33 @@ def reject(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, reason
     _emit(f"rejected {task_id}: now {task.status}")
 
 
-def abandon(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, reason: ReasonOpt = "abandoned") -> None:
-    """Abandon a task that no live runner holds (it ends as abandoned)."""
+def abandon(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    task_id: TaskArg,
+    reason: ReasonOpt = "abandoned",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also when it runs: a live runner is cancelled (and waited for); a dead one's leftover processes "
+            "(running_processes) are killed first.",
+        ),
+    ] = False,
+    grace: Annotated[
+        str, typer.Option("--grace", metavar="DURATION", help="With --force: time between SIGTERM and SIGKILL.")
+    ] = "30s",
+) -> None:
+    """Abandon a task that no live runner holds (it ends as abandoned); --force stops its run first."""
     from atlas_tasks.runs import abandon as abandon_task
 
-    task = abandon_task(state(ctx).store(), workspace, task_id, reason)
+    store = state(ctx).store()
+    if force:
+        from atlas_tasks.cli._cancel import force_abandon, parse_seconds
+
+        task = force_abandon(store, workspace, task_id, reason, parse_seconds(grace))
+    else:
+        task = abandon_task(store, workspace, task_id, reason)
     _emit(f"abandoned {task_id}: now {task.status}")
 
 

@@ -13,7 +13,7 @@ Routes (``{name:path}`` is an artifact path such as ``sdd/spec.md``)::
     GET  /workspaces/{ws}/tasks/{id}/raw/{name:path}         its bytes, with a safe content type (?download=1)
     GET  /workspaces/{ws}/tasks/{id}/events        Server-Sent Events of the task page
     GET  /events/tasks?t={ws}/{id}...              Server-Sent Events of a listing page
-    POST /workspaces/{ws}/tasks/{id}/approve|reject            with --allow-actions, the token and CSRF
+    POST /workspaces/{ws}/tasks/{id}/approve|reject|cancel     with --allow-actions, the token and CSRF
     GET  /api/...                                  the CLI's --json documents (see docs/web.md)
 """
 
@@ -479,6 +479,28 @@ async def reject_action(request: Request) -> Response:
     return RedirectResponse(request.url_for("task", **request.path_params).path, status_code=303)
 
 
+def _cancel_from_dashboard(store: LeasingStore, workspace: str, task_id: str, reason: str) -> Any:
+    import os
+    import socket
+
+    from atlas_tasks.lifecycle.cancel import cancel
+
+    by = {"user": "dashboard", "host": socket.gethostname(), "pid": os.getpid()}
+    return cancel(store, workspace, task_id, reason=reason, by=by)
+
+
+async def cancel_action(request: Request) -> Response:
+    """Ask a running task's runner to stop (what `atlas-tasks cancel --no-wait` does), then show the task again."""
+    dash = _dash(request)
+    ws, task_id = request.path_params["ws"], request.path_params["task_id"]
+    check_before_body(request, dash.security)  # the same gate as approve/reject: actions on, token, CSRF
+    form = await _form(request)
+    check_action(request, dash.security, form)
+    reason = (form.get("reason") or "").strip()[:MAX_REASON] or "cancelled in the dashboard"
+    await run_in_threadpool(_cancel_from_dashboard, dash.store, ws, task_id, reason)
+    return RedirectResponse(request.url_for("task", **request.path_params).path, status_code=303)
+
+
 async def api_approve(request: Request) -> Response:
     """``POST /api/.../approve``: the task document after the decision."""
     return json_response(_docs.task_document(await _decide(request, approve, "approved through the API")))
@@ -621,6 +643,7 @@ def _routes() -> list[Route | Mount]:
         Route(task + "/events", task_events, name="task_events"),
         Route(task + "/approve", approve_action, methods=["POST"], name="approve"),
         Route(task + "/reject", reject_action, methods=["POST"], name="reject"),
+        Route(task + "/cancel", cancel_action, methods=["POST"], name="cancel"),
         Route("/events/tasks", row_events, name="row_events"),
         Route("/api/workspaces", api_workspaces),
         Route("/api/workspaces/{ws}", api_workspace),
