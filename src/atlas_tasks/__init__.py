@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "WorkdirError": "atlas_tasks.errors",
     "MissingExtraError": "atlas_tasks.errors",
     "NotRunnableError": "atlas_tasks.errors",
+    "RewindError": "atlas_tasks.errors",
     "TemplateError": "atlas_tasks.errors",
 }
 
@@ -116,6 +117,7 @@ if TYPE_CHECKING:
         MissingExtraError,
         NotAwaitingApprovalError,
         NotRunnableError,
+        RewindError,
         SchemaVersionError,
         StepFailedError,
         StorageError,

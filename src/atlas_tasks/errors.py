@@ -647,6 +647,32 @@ class NotRunnableError(AtlasTasksError):
         )
 
 
+class RewindError(AtlasTasksError, ValueError):
+    """``retry``/``fork`` from a step that cannot be used: out of range, an ambiguous name, no failed step, a
+    step past the first unfinished one, or a finished task retried in place.
+
+    Attributes: ``workspace``, ``task_id``, ``step`` (as asked), ``reason`` and ``choices`` (the valid choices).
+    """
+
+    workspace: str
+    task_id: str
+    step: str
+    reason: str
+    choices: tuple[str, ...]
+
+    def __init__(self, workspace: str, task_id: str, step: str, reason: str, choices: tuple[str, ...] = ()) -> None:
+        valid = f"; valid: {', '.join(choices)}" if choices else ""
+        super().__init__(
+            f"task {task_id!r} in workspace {workspace!r}: cannot start again from step {step!r}: {reason}{valid}; "
+            "nothing was changed",
+            workspace=workspace,
+            task_id=task_id,
+            step=step,
+            reason=reason,
+            choices=choices,
+        )
+
+
 class TemplateError(AtlasTasksError, LookupError):
     """A template that does not exist or cannot be read."""
 
@@ -696,6 +722,7 @@ __all__ = [
     "MissingExtraError",
     "NotAwaitingApprovalError",
     "NotRunnableError",
+    "RewindError",
     "SchemaVersionError",
     "StepFailedError",
     "StorageError",
