@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from atlas_tasks.errors import RewindError, TaskNotFoundError, TaskRunningError
 from atlas_tasks.models import StepResult, Task, TaskStatus, format_time, utcnow
+from atlas_tasks.names import VERSIONED_RE
 from atlas_tasks.transitions import is_terminal
 
 if TYPE_CHECKING:
@@ -272,8 +273,7 @@ def fork(
             },
         )
         _crash_point("logged")
-        for name in names:
-            store.save_artifact(target, created.id, name, store.get_artifact(workspace, task_id, name))
+        _copy_artifacts(store, (workspace, task_id), (target, created.id), names)
         _crash_point("artifacts")
         done = store.modify(target, created.id, lambda t: t.metadata.pop(FORK_INCOMPLETE, None))
         _crash_point("completed")
@@ -282,6 +282,29 @@ def fork(
     entry = {"task_id": done.id, "workspace": target, "step_index": index, "at": format_time(utcnow())}
     store.modify(workspace, task_id, lambda t: t.metadata.setdefault(FORKS, []).append(entry))
     return done
+
+
+def _versioned(name: str) -> tuple[str, int] | None:
+    """``a/validation.2.json`` -> (``a/validation.json``, 2); None for a plain name."""
+    folder, slash, leaf = name.rpartition("/")
+    match = VERSIONED_RE.fullmatch(leaf)
+    if match is None:
+        return None
+    return f"{folder}{slash}{match['stem']}{match['ext'] or ''}", int(match["n"])
+
+
+def _copy_artifacts(store: LeasingStore, source: tuple[str, str], target: tuple[str, str], names: list[str]) -> None:
+    """Copy every artifact's bytes through the store API; versioned ones in version order, so they keep their
+    names (the store numbers them: max + 1, so a source with a gap in its versions is renumbered densely)."""
+    versions: list[tuple[str, int, str]] = []
+    for name in names:
+        parsed = _versioned(name)
+        if parsed is None:
+            store.save_artifact(*target, name, store.get_artifact(*source, name))
+        else:
+            versions.append((parsed[0], parsed[1], name))
+    for base, _, name in sorted(versions):
+        store.save_versioned_artifact(*target, base, store.get_artifact(*source, name))
 
 
 def is_incomplete_fork(task: Task) -> bool:
