@@ -132,7 +132,7 @@ def test_concurrent_forks_both_succeed_and_both_are_listed(store: Store, ws: str
     def one() -> None:
         try:
             made.append(rewind.fork(store, ws, source.id, 2).id)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:  # reported by the assert below
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(2)]
