@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "approve": ("_runs", "approve", None),
     "reject": ("_runs", "reject", None),
     "abandon": ("_runs", "abandon", None),
+    "retry": ("_rewind", "retry", None),
+    "fork": ("_rewind", "fork", None),
     "set": ("_edit", "set_task", None),
     "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from atlas_tasks.errors import RewindError, TaskNotFoundError, TaskRunningError
+from atlas_tasks.errors import AtlasTasksError, RewindError, TaskNotFoundError, TaskRunningError
 from atlas_tasks.models import StepResult, Task, TaskStatus, format_time, utcnow
 from atlas_tasks.names import VERSIONED_RE
 from atlas_tasks.transitions import is_terminal
@@ -384,7 +384,7 @@ def missing_forks(store: LeasingStore, task: Task) -> list[dict[str, Any]]:
             continue
         try:
             store.get(str(entry.get("workspace", "")), str(entry.get("task_id", "")))
-        except Exception:  # noqa: BLE001 - any failure to read it means it is not there to show
+        except AtlasTasksError:  # gone, or unreadable: either way not there to show
             missing.append(entry)
     return missing
 
