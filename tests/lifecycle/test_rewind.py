@@ -308,3 +308,30 @@ def test_forks_from_two_processes_are_both_listed(store: FileStore, ws: str, wor
     ids = {p.communicate(timeout=120)[0].decode().strip() for p in procs}
     assert all(p.returncode == 0 for p in procs) and len(ids) == 2
     assert {f["task_id"] for f in store.get(ws, source.id).metadata["forks"]} == ids
+
+
+def _half_built_fork(store: Store, ws: str, source: Task) -> Task:
+    """What a forker that died right after creating the fork leaves behind."""
+    return store.create(ws, rewind.build_fork(source, 1, reason="died", workspace=ws, source_workspace=ws))
+
+
+def test_recover_deletes_an_incomplete_fork_whose_builder_is_gone(store: Store, ws: str, worktree: Path) -> None:
+    """An incomplete fork with a free lease is deleted by recover; the source is untouched."""
+    source = _failed_at_second(store, ws, worktree)
+    half = _half_built_fork(store, ws, source)
+    recover(store, ws)
+    assert [t.id for t in store.list(ws)] == [source.id], f"{half.id} should be gone"
+
+
+def test_recover_keeps_an_incomplete_fork_being_built(store: Store, ws: str, worktree: Path) -> None:
+    """While its builder holds its lease, an incomplete fork survives recover (and is shown as incomplete)."""
+    source = _failed_at_second(store, ws, worktree)
+    half = _half_built_fork(store, ws, source)
+    lease = store.acquire_lease(ws, half.id, {"pid": os.getpid(), "host": "test"})  # type: ignore[attr-defined]
+    try:
+        recover(store, ws)
+    finally:
+        lease.release()
+    kept = store.get(ws, half.id)
+    assert rewind.is_incomplete_fork(kept)
+    assert ("fork", "INCOMPLETE: its build did not finish; `atlas-tasks recover` removes it") in rewind.describe(kept)

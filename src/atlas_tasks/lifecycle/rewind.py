@@ -14,6 +14,7 @@ Both are written once on the store contract, so they behave the same on every ba
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -277,6 +278,12 @@ def fork(
         _crash_point("artifacts")
         done = store.modify(target, created.id, lambda t: t.metadata.pop(FORK_INCOMPLETE, None))
         _crash_point("completed")
+    except BaseException:
+        # A failure we live through (a store error, Ctrl-C): remove the half-built fork now rather than leave it
+        # to recover. Still marked incomplete and still under our lease, so nobody else can be using it.
+        with contextlib.suppress(AtlasTasksError):
+            store.delete(target, created.id)
+        raise
     finally:
         lease.release()
     entry = {"task_id": done.id, "workspace": target, "step_index": index, "at": format_time(utcnow())}
