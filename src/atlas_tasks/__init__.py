@@ -79,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "CrashLoopError": "atlas_tasks.errors",
     "GuardValueError": "atlas_tasks.errors",
     "BudgetExceededError": "atlas_tasks.errors",
+    "RewindError": "atlas_tasks.errors",
     "TemplateError": "atlas_tasks.errors",
 }
 
@@ -126,6 +127,7 @@ if TYPE_CHECKING:
         MissingExtraError,
         NotAwaitingApprovalError,
         NotRunnableError,
+        RewindError,
         SchemaVersionError,
         StepFailedError,
         StorageError,

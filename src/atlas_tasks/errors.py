@@ -712,6 +712,7 @@ class GuardValueError(AtlasTasksError, ValueError):
     def __init__(self, field: str, value: object, reason: str) -> None:
         super().__init__(f"{field} = {value!r}: {reason}", field=field, value=repr(value), reason=reason)
 
+
 class BudgetExceededError(NotRunnableError):
     """``run`` was asked for a task whose spend has reached a hard limit of its budget (tokens or cost).
 
@@ -730,6 +731,32 @@ class BudgetExceededError(NotRunnableError):
         more = {"limit": limit, "used": used, "hard": hard}
         self.context.update(more)
         _set_context(self, more)
+
+
+class RewindError(AtlasTasksError, ValueError):
+    """``retry``/``fork`` from a step that cannot be used: out of range, an ambiguous name, no failed step, a
+    step past the first unfinished one, or a finished task retried in place.
+
+    Attributes: ``workspace``, ``task_id``, ``step`` (as asked), ``reason`` and ``choices`` (the valid choices).
+    """
+
+    workspace: str
+    task_id: str
+    step: str
+    reason: str
+    choices: tuple[str, ...]
+
+    def __init__(self, workspace: str, task_id: str, step: str, reason: str, choices: tuple[str, ...] = ()) -> None:
+        valid = f"; valid: {', '.join(choices)}" if choices else ""
+        super().__init__(
+            f"task {task_id!r} in workspace {workspace!r}: cannot start again from step {step!r}: {reason}{valid}; "
+            "nothing was changed",
+            workspace=workspace,
+            task_id=task_id,
+            step=step,
+            reason=reason,
+            choices=choices,
+        )
 
 
 class TemplateError(AtlasTasksError, LookupError):
@@ -786,6 +813,7 @@ __all__ = [
     "MissingExtraError",
     "NotAwaitingApprovalError",
     "NotRunnableError",
+    "RewindError",
     "SchemaVersionError",
     "StepFailedError",
     "StorageError",

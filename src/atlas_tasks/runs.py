@@ -572,10 +572,13 @@ def abandon(store: LeasingStore, workspace: str, task_id: str, reason: str = "ab
 
 
 def recover(store: LeasingStore, workspace: str) -> list[Task]:
-    """Record every crashed run of a workspace as interrupted (a passed deadline says so too); returns the tasks it
+    """Record every crashed run of a workspace as interrupted (a passed deadline says so too), and delete every fork
+    whose build died (see :func:`atlas_tasks.lifecycle.rewind.discard_incomplete_forks`); returns the tasks it
     changed."""
     from atlas_tasks.lifecycle import deadlines
+    from atlas_tasks.lifecycle.rewind import discard_incomplete_forks
 
+    discard_incomplete_forks(store, workspace)
     changed: list[Task] = []
     for task in store.list(workspace):
         if not is_interrupted(store, workspace, task):

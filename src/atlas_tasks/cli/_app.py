@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "reject": ("_runs", "reject", None),
     "abandon": ("_runs", "abandon", None),
     "cancel": ("_cancel", "cancel", None),
+    "retry": ("_rewind", "retry", None),
+    "fork": ("_rewind", "fork", None),
     "set": ("_edit", "set_task", None),
     "delete": ("_edit", "delete", None),
     "recover": ("_runs", "recover", None),

@@ -257,7 +257,11 @@ def print_task_list(
             "STEP": step_progress(task),
             "CREATED": ago(task.created_at, now),
             "UPDATED": ago(task.updated_at, now),
-            "DESCRIPTION": truncate(task.description, DESCRIPTION_WIDTH),
+            # A fork whose build has not finished (or whose builder died) must not pass for a task to run.
+            "DESCRIPTION": truncate(
+                ("[incomplete fork] " if task.metadata.get("fork_incomplete") else "") + task.description,
+                DESCRIPTION_WIDTH,
+            ),
         }
         rows.append(row)
     headers = list(rows[0]) if rows else []

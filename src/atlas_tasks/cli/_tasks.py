@@ -73,6 +73,11 @@ GetOpt = Annotated[
     typer.Option("--get", metavar="NAME", help="Write this artifact's bytes to stdout, exactly.", show_default=False),
 ]
 
+ForkedFromOpt = Annotated[
+    str | None,
+    typer.Option("--forked-from", metavar="ID", help="Only the forks of task ID (see `fork`).", show_default=False),
+]
+
 
 AllOpt = Annotated[bool, typer.Option("--all-workspaces", "-a", help="List the tasks of every workspace.")]
 ListWs = Annotated[
@@ -89,6 +94,7 @@ def list_tasks(
     limit: LimitOpt = None,
     search: SearchOpt = None,
     all_repos: AllReposOpt = False,
+    forked_from: ForkedFromOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks, newest first: one workspace's, or every workspace's.
@@ -115,7 +121,9 @@ def list_tasks(
         else:
             names = [w.name for w in store.list_workspaces()]
         several = several or len(names) > 1
-        found = queries.list_rows(store, names, wanted, search=needle, limit=limit, now=now)
+        found = queries.list_rows(
+            store, names, wanted, search=needle, limit=limit, now=now, forked_from=forked_from or ""
+        )
         total += found.total
         errors.extend(found.errors)
         listed.extend((index, row) for row in found.rows)
@@ -137,6 +145,7 @@ def list_tasks(
     elif not errors:
         filters = [f"status {', '.join(wanted)}"] if wanted else []
         filters += [f"text {search!r}"] if needle else []
+        filters += [f"forked from {forked_from}"] if forked_from else []
         matching = f" with {' and '.join(filters)}" if filters else ""
         where = f"in workspace {workspace}" if workspace else "in any workspace"
         note(f"no tasks{matching} {where} ({total} in all)")
@@ -170,6 +179,10 @@ def show(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json:
         _render.write_json(_render.show_document(workspace, shown, found, log, hook))
     else:
         _render.print_task(workspace, shown, found, log, now, hook)
+        from atlas_tasks.lifecycle.rewind import missing_forks
+
+        for entry in missing_forks(store, shown.task):  # deleted since, or its build died before it was complete
+            note(f"fork {entry.get('workspace', '')}/{entry.get('task_id', '')} no longer exists")
     warn_log(log)
 
 

@@ -67,6 +67,11 @@ def newest_first(task: Task) -> tuple[datetime, str]:
     return (task.created_at or _OLDEST, task.id)
 
 
+def _forked_from(task: Task) -> str:
+    origin = task.metadata.get("forked_from")
+    return str(origin.get("task_id", "")) if isinstance(origin, dict) else ""
+
+
 def list_rows(
     store: Store,
     workspaces: Iterable[str],
@@ -76,6 +81,7 @@ def list_rows(
     limit: int | None = None,
     tasks: Callable[[str], TaskList] | None = None,
     now: datetime | None = None,
+    forked_from: str = "",
 ) -> Listing:
     """The tasks of ``workspaces``, newest first, with their display states, filtered and cut to ``limit``.
 
@@ -88,9 +94,10 @@ def list_rows(
         limit: At most this many rows (the newest). Without a filter the store itself stops at the newest N.
         tasks: How to list one workspace (default ``store.list``); the dashboard passes its cached index.
         now: The time crash detection judges staleness at (default: now).
+        forked_from: Only the forks of this task id (``metadata.forked_from.task_id``).
     """
     needle = search.strip().lower()
-    cut = limit if limit is not None and tasks is None and not statuses and not needle else None
+    cut = limit if limit is not None and tasks is None and not statuses and not needle and not forked_from else None
     listed: list[tuple[str, Task]] = []
     errors: list[AtlasTasksError] = []
     total = 0
@@ -98,7 +105,12 @@ def list_rows(
         found = tasks(ws) if tasks is not None else store.list(ws, limit=cut)
         total += len(found)
         errors.extend(found.errors)
-        listed.extend((ws, task) for task in found if not needle or display.matches_text(ws, task, needle))
+        listed.extend(
+            (ws, task)
+            for task in found
+            if (not needle or display.matches_text(ws, task, needle))
+            and (not forked_from or _forked_from(task) == forked_from)
+        )
     # Sorted again across workspaces (each listing is newest first already, which timsort merges cheaply).
     listed.sort(key=lambda row: newest_first(row[1]), reverse=True)
     # Probed before the status filter: whether a running task crashed decides whether `-s running` keeps it.
