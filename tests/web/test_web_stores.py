@@ -6,12 +6,16 @@ import hashlib
 import json
 import os
 import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serve_cli import cli_app
+from serve_process import serving
 from starlette.testclient import TestClient
 from test_web_live import stream
+from typer.testing import CliRunner, Result
 from web_data import BASE_URL, FAST, awaiting
 
 from atlas_tasks import FileStore, Task, TaskStatus
@@ -258,3 +262,39 @@ def test_row_events_under_a_prefix_see_only_their_store(client: TestClient, tmp_
     with stream(client, url) as received:
         name, data, _ = next(received)
     assert name == "row" and data["key"] == "api/task-two" and data["status"] == "rejected"
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(cli_app(), list(args))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("serve", "--all-repos", "--store", "file:///tmp/elsewhere"),
+        ("--store", "file:///tmp/elsewhere", "serve", "--all-repos"),
+        ("--repo", ".", "serve", "--all-repos"),
+    ],
+)
+def test_all_repos_with_store_or_repo_is_the_usage_error_of_the_other_commands(args: tuple[str, ...]) -> None:
+    """``serve --all-repos`` with --store or --repo is refused (exit 2) with the same line as ``list --all-repos``."""
+    listing = _cli("--store", "file:///tmp/elsewhere", "list", "--all-repos")
+    served = _cli(*args)
+    said = "--all-repos lists the file stores under one home; drop --store/--repo"
+    assert (listing.exit_code, served.exit_code) == (2, 2)
+    assert said in listing.output and said in served.output
+
+
+def test_serve_all_repos_process_lists_stores_and_finds_a_new_one(home: Path, tmp_path: Path) -> None:
+    """A real ``serve --all-repos`` serves the index, the mounted API, and a repository created after it started."""
+    with serving("--home", str(home), "serve", "--all-repos") as server:
+        assert f"dashboard of every store under {home} (3 now)" in server.stderr
+        with urllib.request.urlopen(server.url + "api/stores", timeout=10) as answer:
+            assert len(json.load(answer)["stores"]) == 3
+        key = go_key(tmp_path / "one")
+        with urllib.request.urlopen(f"{server.url}stores/{key}/api/workspaces/api/tasks", timeout=10) as answer:
+            assert [t["id"] for t in json.load(answer)["tasks"]] == ["task-one"]
+        repo_store(home, tmp_path / "later", "api").create("api", Task(id="task-later", description="new"))
+        with urllib.request.urlopen(server.url, timeout=10) as page:
+            assert str(tmp_path / "later") in page.read().decode()
+    assert "Traceback" not in server.stderr
