@@ -60,10 +60,10 @@ def _open(scoped: ScopedHome) -> FileStore:
     return FileStore(scoped.path)
 
 
-def make_client(home: Path, **options: object) -> TestClient:
-    """A TestClient on the all-stores server of ``home`` (options go to ``create_stores_app``)."""
-    options.setdefault("live", FAST)
-    app = create_stores_app(discover_home(home, label_of, _open), home_label=str(home), **options)  # type: ignore[arg-type]
+def make_client(home: Path, *, allow_actions: bool = False, token: str | None = None) -> TestClient:
+    """A TestClient on the all-stores server of ``home``, its stores found as ``serve --all-repos`` finds them."""
+    discover = discover_home(home, label_of, _open)
+    app = create_stores_app(discover, home_label=str(home), allow_actions=allow_actions, token=token, live=FAST)
     return TestClient(app, base_url=BASE_URL)
 
 
