@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,15 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def server(store: FileStore) -> Iterator[str]:
     """The dashboard of ``store`` under uvicorn in a thread, on a free localhost port; yields its base URL."""
+    with _uvicorn(create_app(store, live=LiveSettings(poll=0.2, lifetime=120.0))) as url:
+        yield url
+
+
+@contextmanager
+def _uvicorn(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn in a thread, on a free localhost port; yields its base URL."""
     import uvicorn
 
-    app = create_app(store, live=LiveSettings(poll=0.2, lifetime=120.0))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
@@ -186,3 +193,43 @@ def test_browser_sees_a_real_run_live(browser: Any, server: str, store: FileStor
     assert "test step success" in _log_text(browser)
     assert shot.stat().st_size > 10_000
     _save(browser, tmp_path, "dashboard-completed.png")
+
+
+def test_browser_sees_a_run_live_on_a_mounted_store_page(browser: Any, home: Path, tmp_path: Path) -> None:
+    """Under ``serve --all-repos`` a repository's task page, at /stores/<key>/, styles itself and follows a real
+    run live: its script, stylesheet and event stream all load from under the prefix."""
+    from atlas_tasks.cli._everywhere import label_of
+    from atlas_tasks.web._stores import create_stores_app, discover_home
+
+    key = "0123456789ab"  # any 12 hex digits: a repo-scoped store's directory
+    (home / "repos").mkdir(parents=True)
+    store = FileStore(home / "repos" / key)
+    task_id = _task(store)
+    FileStore(home).create_workspace("demo")  # the same name in the legacy tree: never shown on this page
+    discover = discover_home(home, label_of, lambda scoped: FileStore(scoped.path))
+    app = create_stores_app(discover, home_label=str(home), live=LiveSettings(poll=0.2, lifetime=120.0))
+    with _uvicorn(app) as url:
+        browser.get(f"{url}/")
+        browser.find_element("css selector", f'tr[data-store="{key}"] a').click()
+        browser.find_element("link text", "demo").click()
+        browser.find_element("link text", task_id).click()
+        assert browser.current_url == f"{url}/stores/{key}/workspaces/demo/tasks/{task_id}"
+        display = browser.execute_script("return getComputedStyle(document.querySelector('header.top')).display")
+        assert display == "flex", "the stylesheet under the prefix did not load"
+        wait_for("the live feed to connect", lambda: "live" in browser.find_element("id", "live-status").text)
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "atlas_tasks", "--home", str(store.home), "run", "demo", task_id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_for("step 2 (build) to show as running", lambda: "st-running" in _step_class(browser, 1))
+            wait_for("the log line of step 2 succeeding", lambda: "build step success" in _log_text(browser))
+            wait_for("the task to complete", lambda: _status(browser) == "completed")
+            output, _ = runner.communicate(timeout=60)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
+    assert runner.returncode == 0, output

@@ -11,11 +11,12 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from atlas_tasks.cli._errors import note, warn
+from atlas_tasks.cli._everywhere import AllReposOpt
 from atlas_tasks.cli._state import state
 from atlas_tasks.errors import AtlasTasksError
 
@@ -61,14 +62,19 @@ def serve(
     home: ServeHomeOpt = None,
     open_browser: OpenOpt = False,
     allow_actions: ActionsOpt = False,
+    all_repos: AllReposOpt = False,
 ) -> None:
     """Serve the live web dashboard: workspaces, tasks, steps, artifacts and logs, updated as runs progress.
 
     Listens on 127.0.0.1 unless --host says otherwise. Read-only unless --allow-actions; then approve and reject
     need the token printed at start. A JSON API under /api/ gives the CLI's --json documents.
+
+    With --all-repos, one server over every store under the home (the legacy one and each repository's): an index
+    page at / lists them, each store's dashboard is under /stores/<key>/, and a store that appears later shows up
+    without a restart.
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - here only so a missing extra is one clear error before anything starts
 
         from atlas_tasks.web import create_app
         from atlas_tasks.web._runner import runner_for
@@ -77,25 +83,79 @@ def serve(
 
         raise MissingExtraError("web", "atlas-tasks serve", exc) from exc
 
+    if all_repos:
+        _serve_all(ctx, host, port, store_url, home, open_browser, allow_actions)
+        return
     store, runner = _open_store(ctx, store_url, home, runner_for)
     sock = _listen(host, port)
     _warn_if_no_store(store)  # after the port: a taken port stays the one line an error is
     app = create_app(store, allow_actions=allow_actions, bind_host=host, runner=runner)
     dashboard = app.state.dashboard
     url = _url(host, sock.getsockname()[1])
-    _announce(store, host, url, dashboard.security.token if allow_actions else None)
+    token = dashboard.security.token if allow_actions else None
+    _announce(store, host, url, token)
+    _run(app, sock, url, dashboard.warm_up, dashboard.close, token, open_browser=open_browser)
+
+
+def _run(
+    app: Any,
+    sock: socket.socket,
+    url: str,
+    warm_up: Callable[[], None],
+    close: Callable[[], None],
+    token: str | None,
+    *,
+    open_browser: bool = False,
+) -> None:
+    """Serve ``app`` on ``sock`` until Ctrl-C, warming its indexes up in the background, then ``close``."""
+    import uvicorn
+
     # Read every workspace once in the background, so the first page a person opens is already fast.
-    threading.Thread(target=dashboard.warm_up, name="atlas-tasks-warm-up", daemon=True).start()
+    threading.Thread(target=warm_up, name="atlas-tasks-warm-up", daemon=True).start()
     if open_browser:
         import webbrowser  # only for --open: every other command starts without it
 
-        target = f"{url}?token={dashboard.security.token}" if allow_actions else url
+        target = f"{url}?token={token}" if token is not None else url
         threading.Timer(0.5, webbrowser.open, (target,)).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        dashboard.close()
+        close()
+
+
+def _serve_all(
+    ctx: typer.Context,
+    host: str,
+    port: int,
+    store_url: str | None,
+    home: Path | None,
+    open_browser: bool,
+    allow_actions: bool,
+) -> None:
+    """``serve --all-repos``: the index of every store under the home, each store's dashboard under its prefix."""
+    from atlas_tasks.cli._everywhere import all_repos_home, label_of, open_scoped
+    from atlas_tasks.web._runner import runner_for
+    from atlas_tasks.web._stores import create_stores_app, discover_home
+
+    base = all_repos_home(ctx, home, store_url)
+    # Asked again on every index page: a repository the Go tool starts using later shows up without a restart.
+    discover = discover_home(base, label_of, lambda scoped: open_scoped(ctx, base, scoped))
+    sock = _listen(host, port)
+    if not base.is_dir():
+        warn(f"no home at {base}; the index stays empty until a store is created there; check --home or $ATLAS_HOME")
+    app = create_stores_app(
+        discover,
+        home_label=str(base),
+        allow_actions=allow_actions,
+        bind_host=host,
+        runner_for=lambda store: runner_for(store_url=store.url),
+    )
+    stores = app.state.stores
+    url = _url(host, sock.getsockname()[1])
+    token = stores.security.token if allow_actions else None
+    _announce(f"every store under {base} ({len(stores.dashboards())} now)", host, url, token)
+    _run(app, sock, url, stores.warm_up, stores.close, token, open_browser=open_browser)
 
 
 def _open_store(
@@ -174,11 +234,12 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def _announce(store: LeasingStore, host: str, url: str, token: str | None) -> None:
+def _announce(what: LeasingStore | str, host: str, url: str, token: str | None) -> None:
+    """Say what is served where, and how to unlock actions. ``what``: the store, or a description of the stores."""
     from atlas_tasks.web._security import is_loopback
     from atlas_tasks.web.app import describe
 
-    note(f"atlas-tasks dashboard of {describe(store)}")
+    note(f"atlas-tasks dashboard of {what if isinstance(what, str) else describe(what)}")
     note(f"  {url}")
     if is_loopback(host):
         note(f"listening on {host} only: other machines cannot connect (--host 0.0.0.0 would change that)")

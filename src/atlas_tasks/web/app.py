@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
@@ -151,17 +151,46 @@ def _quote_path(name: str) -> str:
     return quote(name, safe="/")
 
 
+class Chrome(Protocol):
+    """What every page's frame needs: the templates, the security settings and the name of what is shown."""
+
+    templates: jinja2.Environment
+    security: Security
+    store_label: str
+
+
+def root_of(request: Request) -> str:
+    """The path this application is mounted at (``""`` at the top; ``/stores/<key>`` under ``serve --all-repos``).
+
+    Every link, form and event stream a page holds starts with it, so a dashboard works wherever it is mounted.
+    """
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def route_path(request: Request) -> str:
+    """The request's path inside this application (its mount prefix removed)."""
+    path, root = request.url.path, root_of(request)
+    return (path[len(root) :] or "/") if root and path.startswith(root) else path
+
+
+#: The scope key under which ``serve --all-repos`` passes a mounted dashboard the path of the stores' index.
+STORES_ROOT = "atlas_tasks.stores_root"
+
+
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render a template with what every page needs (actions, CSRF value, the store's name)."""
-    dash = _dash(request)
+    """Render a template with what every page needs (actions, CSRF value, the store's name, the mount prefix)."""
+    chrome: Chrome = request.app.state.chrome
     state = request.scope.get("state", {})
-    html = dash.templates.get_template(template).render(
+    stores_root = request.scope.get(STORES_ROOT)
+    html = chrome.templates.get_template(template).render(
         request_path=request.url.path,
+        root=root_of(request),
+        stores_link=None if stores_root is None else stores_root + "/",
         now=datetime.now(UTC),
-        allow_actions=dash.security.allow_actions,
+        allow_actions=chrome.security.allow_actions,
         authenticated=bool(state.get("authenticated")),
         csrf=state.get("csrf", ""),
-        store_label=dash.store_label,
+        store_label=chrome.store_label,
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
@@ -594,11 +623,14 @@ def _classify(exc: BaseException) -> tuple[int, str, str]:
 
 def error_response(request: Request, status: int, title: str, message: str, kind: str) -> Response:
     """A JSON error under /api/, an HTML error page elsewhere; never a traceback."""
-    if request.url.path.startswith("/api/"):
+    if route_path(request).startswith("/api/"):
         response = json_response({"error": kind, "status": status, "title": title, "message": message}, status)
     else:
         try:
-            response = page(request, "error.html", status, title=title, message=message, status=status)
+            start_page = getattr(request.app.state, "start_page", "workspaces")
+            response = page(
+                request, "error.html", status, title=title, message=message, status=status, start_page=start_page
+            )
         except Exception:  # the error page itself failed: still no traceback for the browser
             log.exception("rendering the error page failed")
             response = Response(f"{status} {title}: {message}\n", status, media_type="text/plain")
@@ -619,12 +651,27 @@ async def handle_http(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown route, wrong method) as the same pages."""
     assert isinstance(exc, HTTPException)
     titles = {404: "Not found", 405: "Method not allowed"}
-    message = "no such page" if exc.status_code == 404 else str(exc.detail)
+    # An unknown route says "Not Found"; a 404 raised with its own detail (an unknown store) keeps it.
+    message = "no such page" if exc.status_code == 404 and exc.detail == "Not Found" else str(exc.detail)
     title = titles.get(exc.status_code, "Error")
     response = error_response(request, exc.status_code, title, message, "HTTPException")
     if exc.headers:
         response.headers.update(exc.headers)
     return response
+
+
+def error_handlers() -> dict[Any, Any]:
+    """The handlers that turn exceptions into error pages (or JSON under /api/)."""
+    # Exception goes to Starlette's outermost handler (which also logs it); the others answer normally.
+    handlers: Mapping[Any, Any] = {
+        AtlasTasksError: handle_error,
+        BadRequest: handle_error,
+        Forbidden: handle_error,
+        TooLarge: handle_error,
+        HTTPException: handle_http,
+        Exception: handle_error,
+    }
+    return dict(handlers)
 
 
 # -- the application ------------------------------------------------------------------------------------------------
@@ -715,15 +762,15 @@ def create_app(
         runner=runner,
         store_label=describe(store),
     )
-    # Exception goes to Starlette's outermost handler (which also logs it); the others answer normally.
-    handlers: Mapping[Any, Any] = {
-        AtlasTasksError: handle_error,
-        BadRequest: handle_error,
-        Forbidden: handle_error,
-        TooLarge: handle_error,
-        HTTPException: handle_http,
-        Exception: handle_error,
-    }
+    return dashboard_app(dashboard, [Middleware(SecurityMiddleware, security=security)])
+
+
+def dashboard_app(dashboard: Dashboard, middleware: Sequence[Middleware] = ()) -> Starlette:
+    """The application of one dashboard, with ``middleware`` around it.
+
+    ``create_app`` puts the security middleware here; ``serve --all-repos`` mounts several of these without it,
+    under one application that has it (so one Host check, one token and one CSRF cookie cover every store).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -733,11 +780,12 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=_routes(),
-        middleware=[Middleware(SecurityMiddleware, security=security)],
-        exception_handlers=dict(handlers),
+        middleware=list(middleware),
+        exception_handlers=error_handlers(),
     )
     app.state.dashboard = dashboard
+    app.state.chrome = dashboard
     return app
 
 
-__all__ = ["BadRequest", "Dashboard", "TooLarge", "create_app", "raw_response"]
+__all__ = ["BadRequest", "Chrome", "Dashboard", "TooLarge", "create_app", "dashboard_app", "raw_response"]
