@@ -335,3 +335,44 @@ def test_recover_keeps_an_incomplete_fork_being_built(store: Store, ws: str, wor
     kept = store.get(ws, half.id)
     assert rewind.is_incomplete_fork(kept)
     assert ("fork", "INCOMPLETE: its build did not finish; `atlas-tasks recover` removes it") in rewind.describe(kept)
+
+
+def _spender(name: str, tokens: int) -> Step:
+    # Reports `tokens` tokens through the usage file, as an agent wrapper would.
+    report = f'{{"total_tokens": {tokens}, "cost_usd": 0.5}}'
+    return Step(  # type: ignore[call-arg]
+        name=name, type="validation", commands=[f"echo {name} >> counter; echo '{report}' > \"$ATLAS_USAGE_FILE\""],
+        shell=True,
+    )
+
+
+def test_a_fork_starts_its_own_spend_and_run_but_keeps_the_limits(store: Store, ws: str, worktree: Path) -> None:
+    """The source's spend moves to inherited_usage; its stop, deadline and warnings stay behind; its budget stays."""
+    from atlas_tasks.lifecycle import budgets
+
+    task = Task(description="spends", steps=[_spender("one", 600), _spender("two", 600), _cmd("three")])
+    task.metadata["budget"] = {"tokens": {"soft": 500, "hard": 1000}}
+    task.metadata["recovery"] = {"crash_resumes": 3, "limit": 7, "at_step": 1}
+    source = store.create(ws, task)
+    stopped = _run(store, ws, source.id)
+    assert stopped.status == TaskStatus.INTERRUPTED, "the hard limit stops the run after step two"
+    assert stopped.metadata["stop_reason"]["kind"] == "budget_exceeded"
+    assert stopped.metadata["usage"]["total_tokens"] == 1200
+    store.modify(ws, source.id, lambda t: t.metadata.update(deadline="2000-01-01T00:00:00+00:00"))
+
+    child = rewind.fork(store, ws, source.id, 3)
+    meta = child.metadata
+    for gone in ("usage", "stop_reason", "budget_warnings", "deadline", "cancel_request"):
+        assert gone not in meta, gone
+    assert meta["inherited_usage"]["total_tokens"] == 1200 and meta["inherited_usage"]["steps_reported"] == 2
+    assert meta["budget"] == {"tokens": {"soft": 500, "hard": 1000}}
+    assert meta["recovery"] == {"crash_resumes": 0, "limit": 7}
+    done = _run(store, ws, child.id)
+    assert done.status == TaskStatus.COMPLETED, "the source's spend is not counted against the fork's budget"
+    assert budgets.spend(done)["total_tokens"] == 0
+
+    grandchild = rewind.fork(store, ws, child.id, 2)
+    assert grandchild.metadata["inherited_usage"]["total_tokens"] == 1200, "a fork of a fork carries the whole line"
+    rerun = _run(store, ws, grandchild.id)
+    assert (rerun.status, rerun.metadata["usage"]["total_tokens"]) == (TaskStatus.COMPLETED, 600)
+    assert rewind.fork(store, ws, grandchild.id, 1).metadata["inherited_usage"]["total_tokens"] == 1800

@@ -106,6 +106,23 @@ def add(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def inherited(source: Task) -> dict[str, Any] | None:
+    """What a fork of ``source`` inherits as ``metadata.inherited_usage``: the source's own spend plus what it had
+    inherited itself (a fork of a fork carries the whole line's spend), or None when there was none."""
+    total: dict[str, Any] | None = None
+    reported = 0
+    for key in (INHERITED, USAGE):
+        part = source.metadata.get(key)
+        if isinstance(part, dict) and part:
+            total = add(total, part)
+            count = part.get("steps_reported")
+            reported += count if isinstance(count, int) and not isinstance(count, bool) else 0
+    if total is None:
+        return None
+    total["steps_reported"] = reported
+    return total
+
+
 def read_usage_file(path: str | Path) -> tuple[dict[str, Any] | None, str]:
     """The usage a command wrote to its ``ATLAS_USAGE_FILE``: ``(usage or None, problem or "")``.
 

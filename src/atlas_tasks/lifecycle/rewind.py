@@ -19,6 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from atlas_tasks.errors import AtlasTasksError, RewindError, TaskNotFoundError, TaskRunningError
+from atlas_tasks.lifecycle import budgets, recovery
 from atlas_tasks.models import StepResult, Task, TaskStatus, format_time, utcnow
 from atlas_tasks.names import VERSIONED_RE
 from atlas_tasks.transitions import is_terminal
@@ -31,8 +32,25 @@ RETRIED_FROM = "retried_from"
 FORKED_FROM = "forked_from"
 FORKS = "forks"
 FORK_INCOMPLETE = "fork_incomplete"
-# Keys describing the source's own runs and lineage, which a fork does not inherit.
-_NOT_INHERITED = (RETRIED_FROM, FORKED_FROM, FORKS, FORK_INCOMPLETE, "stop_reason", "run")
+# Keys describing the source's own runs, spend and lineage, which a fork does not inherit: it is a new run, with
+# its own spend (the source's is carried as `inherited_usage`), no pending cancel, no crash history and no deadline
+# of the source's run (a deadline belongs to a run; give the fork its own with `atlas-tasks deadline`). Limits stay:
+# `budget`, `retry_policy` and the crash limit apply to the fork's own run.
+_NOT_INHERITED = (
+    RETRIED_FROM,
+    FORKED_FROM,
+    FORKS,
+    FORK_INCOMPLETE,
+    "stop_reason",
+    "run",
+    "cancel_request",
+    "usage",
+    "inherited_usage",
+    "budget_warnings",
+    "budget_changes",
+    "deadline",
+    "deadline_changes",
+)
 _DONE = ("success", "skipped", "completed")
 
 # Test-only crash injection: ATLAS_TASKS_FORK_CRASH=<point> makes fork() exit at once (os._exit, like kill -9)
@@ -220,6 +238,12 @@ def build_fork(source: Task, index: int, *, reason: str, workspace: str, source_
     new.step_results = kept
     for key in _NOT_INHERITED:
         new.metadata.pop(key, None)
+    spent = budgets.inherited(source)
+    if spent is not None:
+        new.metadata[budgets.INHERITED] = spent
+    crash = source.metadata.get(recovery.RECOVERY)
+    if isinstance(crash, dict):
+        new.metadata[recovery.RECOVERY] = {"crash_resumes": 0, "limit": recovery.state(source)["limit"]}
     new.metadata[FORKED_FROM] = {
         "task_id": source.id,
         "workspace": source_workspace,
