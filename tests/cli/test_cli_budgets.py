@@ -160,3 +160,13 @@ def test_spend_is_in_show_json_and_list_json(store: Store) -> None:
     assert row["metadata"]["usage"]["total_tokens"] == 200
     text = cli(store, "show", "w", task_id).stdout
     assert "200 tokens (in 140, out 60)" in text and "budget_exceeded: token budget exceeded" in text
+
+
+@pytest.mark.stores("memory", "file")
+def test_a_run_stopped_by_the_budget_says_why_and_what_to_run(store: Store) -> None:
+    """The run's last line names the stop (the spend against the limit) and the `budget` command that lifts it."""
+    task_id = new(store)
+    result = cli(store, "run", "w", task_id)
+    last = result.stdout.strip().splitlines()[-1]
+    assert f"task {task_id} is interrupted (token budget exceeded: used 200 of hard limit 150)" in last, last
+    assert f"atlas-tasks budget w {task_id} --tokens-hard N" in last, last

@@ -107,3 +107,31 @@ def test_run_reset_crash_count_lets_an_exhausted_task_run(store: Store) -> None:
     assert result.exit_code == 0, result.output
     assert store.get("ws", task.id).status == TaskStatus.COMPLETED
     assert any(e.get("event") == "crash count reset" for e in store.read_log("ws", task.id))
+
+
+@pytest.mark.stores("memory", "file")
+def test_recover_says_what_each_crashed_task_needs_next(store: Store) -> None:
+    """A plain crashed run is resumed with `run`; one past its deadline or its crash-loop limit needs more first,
+    and `recover` names that command instead of a `run` that would be refused."""
+
+    def crashed(**metadata: object) -> str:
+        task = store.create("ws", Task(description="x", steps=[Step(name="s", type="validation", commands=["true"])]))
+
+        def start(t: Task) -> None:
+            t.transition(TaskStatus.RUNNING, "started")
+            t.metadata.update(metadata)
+
+        store.modify("ws", task.id, start)
+        return task.id
+
+    plain = crashed()
+    looped = crashed(recovery={"crash_resumes": 5, "limit": 5, "at_step": 0})
+    late = crashed(deadline=(utcnow() - timedelta(minutes=1)).isoformat())
+    result = run(store, "recover", "ws", "--json")
+    assert result.exit_code == 0, result.output
+    hints = {row["task_id"]: row["next"] for row in json.loads(result.stdout)["recovered"]}
+    assert hints[plain] == f"resume with `atlas-tasks run ws {plain}`"
+    assert f"`atlas-tasks run ws {looped} --reset-crash-count`" in hints[looped]
+    assert f"`atlas-tasks deadline ws {late} --extend 1h`" in hints[late]
+    for task_id in (plain, looped, late):
+        assert store.get("ws", task_id).status == TaskStatus.INTERRUPTED

@@ -232,10 +232,22 @@ def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None
         raise typer.Exit(1)
 
 
+#: What to run next after a run stopped early, by the stop's kind (metadata.stop_reason.kind).
+_AFTER_STOP = {
+    "budget_exceeded": "raise the budget with `atlas-tasks budget {ref} --tokens-hard N` (or --cost-hard), then run it again",
+    "deadline": "extend it with `atlas-tasks deadline {ref} --extend 1h`, then run it again",
+    "cancelled": "continue it with `atlas-tasks run {ref}`",
+}
+
+
 def _next_hint(workspace: str, task: Task) -> str:
+    ref = f"{workspace} {task.id}"
     if str(task.status) == "awaiting_approval":
-        ref = f"{workspace} {task.id}"
         return f": approve with `atlas-tasks approve {ref}` or reject with `atlas-tasks reject {ref}`"
+    stop = task.metadata.get("stop_reason")
+    if str(task.status) in ("interrupted", "abandoned") and isinstance(stop, dict) and stop.get("reason"):
+        after = _AFTER_STOP.get(str(stop.get("kind")), "") if str(task.status) == "interrupted" else ""
+        return f" ({printable(str(stop['reason']))})" + (f"; {after.format(ref=ref)}" if after else "")
     return ""
 
 
@@ -463,14 +475,36 @@ def recover(ctx: typer.Context, workspace: OptionalWs = None, as_json: JsonOpt =
     store = state(ctx).store()
     found = [(ws, task) for ws in _workspaces(store, workspace) for task in recover_ws(store, ws)]
     if as_json:
-        _render.write_json(
-            {"recovered": [{"workspace": ws, "task_id": t.id, "status": str(t.status)} for ws, t in found]}
-        )
+        rows = [
+            {"workspace": ws, "task_id": t.id, "status": str(t.status), "next": _after_recover(ws, t)}
+            for ws, t in found
+        ]
+        _render.write_json({"recovered": rows})
         return
     for ws, task in found:
-        _emit(f"{ws}/{task.id}: marked interrupted; resume with `atlas-tasks run {ws} {task.id}`")
+        _emit(f"{ws}/{task.id}: marked interrupted; {_after_recover(ws, task)}")
     if not found:
         note("no crashed runs found")
+
+
+def _after_recover(workspace: str, task: Task) -> str:
+    """What to do with a task `recover` just marked interrupted: resume it, unless a run guard would refuse that."""
+    from atlas_tasks.lifecycle import budgets, deadlines, recovery
+    from atlas_tasks.models import utcnow
+
+    ref = f"{workspace} {task.id}"
+    passed = deadlines.deadline_of(task)
+    if passed is not None and passed <= utcnow():
+        return f"its deadline passed: extend it with `atlas-tasks deadline {ref} --extend 1h`, then run it again"
+    crashes = recovery.state(task)
+    if int(crashes["crash_resumes"]) >= int(crashes["limit"]):
+        return (
+            f"its runner died {crashes['crash_resumes']} times in a row without finishing a step (limit "
+            f"{crashes['limit']}): look at `atlas-tasks logs {ref}`, then `atlas-tasks run {ref} --reset-crash-count`"
+        )
+    if budgets.exceeded(task) is not None:
+        return f"its budget is spent: raise it with `atlas-tasks budget {ref}`, then run it again"
+    return f"resume with `atlas-tasks run {ref}`"
 
 
 def doctor(

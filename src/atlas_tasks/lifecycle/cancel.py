@@ -17,7 +17,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from atlas_tasks.errors import CannotCancelError
+from atlas_tasks.errors import AtlasTasksError, CannotCancelError
 from atlas_tasks.lifecycle import Stop
 from atlas_tasks.models import TaskStatus, utcnow
 from atlas_tasks.transitions import allowed_from, can_transition, is_error, is_terminal
@@ -151,7 +151,9 @@ def is_stopped(task: Task) -> bool:
 def _check(run: Run) -> Stop | None:
     try:
         stored = run.store.get(run.workspace, run.task.id)
-    except Exception:  # noqa: BLE001 - the store is unreachable: the next poll asks again, the step goes on
+    except (AtlasTasksError, OSError):
+        # The store is unreachable (StoreUnavailableError, a disk error) or the task unreadable for a moment: the
+        # next poll asks again and the step goes on. Anything else is a bug and is not hidden.
         return None
     request = pending_request(stored)
     if request is None:
