@@ -341,7 +341,9 @@ def _spender(name: str, tokens: int) -> Step:
     # Reports `tokens` tokens through the usage file, as an agent wrapper would.
     report = f'{{"total_tokens": {tokens}, "cost_usd": 0.5}}'
     return Step(  # type: ignore[call-arg]
-        name=name, type="validation", commands=[f"echo {name} >> counter; echo '{report}' > \"$ATLAS_USAGE_FILE\""],
+        name=name,
+        type="validation",
+        commands=[f"echo {name} >> counter; echo '{report}' > \"$ATLAS_USAGE_FILE\""],
         shell=True,
     )
 

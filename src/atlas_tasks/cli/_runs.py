@@ -234,7 +234,9 @@ def _dry_run(store: CliStore, workspace: str, task_id: str, workdir: Path | None
 
 #: What to run next after a run stopped early, by the stop's kind (metadata.stop_reason.kind).
 _AFTER_STOP = {
-    "budget_exceeded": "raise the budget with `atlas-tasks budget {ref} --tokens-hard N` (or --cost-hard), then run it again",
+    "budget_exceeded": (
+        "raise the budget with `atlas-tasks budget {ref} --tokens-hard N` (or --cost-hard), then run it again"
+    ),
     "deadline": "extend it with `atlas-tasks deadline {ref} --extend 1h`, then run it again",
     "cancelled": "continue it with `atlas-tasks run {ref}`",
 }
