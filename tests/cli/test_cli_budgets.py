@@ -164,9 +164,11 @@ def test_spend_is_in_show_json_and_list_json(store: Store) -> None:
 
 @pytest.mark.stores("memory", "file")
 def test_a_run_stopped_by_the_budget_says_why_and_what_to_run(store: Store) -> None:
-    """The run's last line names the stop (the spend against the limit) and the `budget` command that lifts it."""
+    """The run's last line names the stop (the spend against the limit) and the `budget` command that lifts it;
+    the exit code is 1."""
     task_id = new(store)
     result = cli(store, "run", "w", task_id)
+    assert result.exit_code == 1, "a stopped run is not a finished one"
     last = result.stdout.strip().splitlines()[-1]
     assert f"task {task_id} is interrupted (token budget exceeded: used 200 of hard limit 150)" in last, last
     assert f"atlas-tasks budget w {task_id} --tokens-hard N" in last, last

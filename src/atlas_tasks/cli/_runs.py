@@ -102,7 +102,9 @@ class _Progress:
         else:
             self.close()
             summary = _summary(ctx)
-            _emit(f"[{index}/{total}] {name}: {printable(what)}" + (f" - {summary}" if summary else ""))
+            wait = ctx.metadata.get("retry_in") if what == "retrying" else None
+            label = f"retrying in {round(wait, 1):g}s" if isinstance(wait, int | float) else printable(what)
+            _emit(f"[{index}/{total}] {name}: {label}" + (f" - {summary}" if summary else ""))
 
     def close(self) -> None:
         if self.open:
@@ -160,6 +162,10 @@ def _run(store: CliStore, workspace: str, task_id: str, workdir: Path | None = N
     finally:
         progress.close()
     _emit(f"task {task_id} is {task.status}" + _next_hint(workspace, task))
+    if str(task.status) in ("interrupted", "abandoned"):
+        # Stopped early by a cancel, a deadline or a budget: the line above says why; a script must not take it
+        # for a finished run.
+        raise typer.Exit(1)
     return task
 
 

@@ -13,6 +13,7 @@ the run has stopped already) and saves again; any other change still fails the c
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,11 @@ def _by(by: dict[str, Any] | None) -> dict[str, Any]:
         return by
     try:
         user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER", "") or str(os.getuid())
+    except OSError:  # no controlling terminal (a service, a container): the environment, then the password database
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):
+            user = str(os.getuid())
     return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}
 
 
