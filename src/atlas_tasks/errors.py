@@ -9,7 +9,7 @@ Errors pickle, so they cross process boundaries intact.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 def _rebuild(cls: type[AtlasTasksError], message: str, context: dict[str, Any]) -> AtlasTasksError:
@@ -367,49 +367,45 @@ class NotAwaitingApprovalError(InvalidTransitionError):
         )
 
 
-class CannotAbandonError(InvalidTransitionError):
-    """``abandon`` of a task whose status has no edge to abandoned (pending, finished, waiting for a review).
+class _CannotStopError(InvalidTransitionError):
+    """What CannotAbandonError and CannotCancelError share: a task with no run to stop and no Go edge to the end
+    status asked for; ``hint`` says what would help instead."""
 
-    Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
-    """
-
+    _verb: ClassVar[str]
+    _to_status: ClassVar[str]
     workspace: str
     hint: str
 
     def __init__(self, workspace: str, task_id: str, status: str, hint: str, allowed: tuple[str, ...]) -> None:
         AtlasTasksError.__init__(
             self,
-            f"{_where(workspace, task_id)} is {status} and cannot be abandoned: {hint}",
+            f"{_where(workspace, task_id)} is {status} and cannot be {self._verb}: {hint}",
             task_id=task_id,
             from_status=status,
-            to_status="abandoned",
+            to_status=self._to_status,
             allowed=allowed,
             workspace=workspace,
             hint=hint,
         )
 
 
-class CannotCancelError(InvalidTransitionError):
+class CannotAbandonError(_CannotStopError):
+    """``abandon`` of a task whose status has no edge to abandoned (pending, finished, waiting for a review).
+
+    Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
+    """
+
+    _verb, _to_status = "abandoned", "abandoned"
+
+
+class CannotCancelError(_CannotStopError):
     """``cancel`` of a task with no run to stop and no Go edge to a stopped status (pending, waiting for a review,
     or finished).
 
     Attributes: those of InvalidTransitionError plus ``workspace`` and ``hint`` (what would help instead).
     """
 
-    workspace: str
-    hint: str
-
-    def __init__(self, workspace: str, task_id: str, status: str, hint: str, allowed: tuple[str, ...]) -> None:
-        AtlasTasksError.__init__(
-            self,
-            f"{_where(workspace, task_id)} is {status} and cannot be cancelled: {hint}",
-            task_id=task_id,
-            from_status=status,
-            to_status="interrupted",
-            allowed=allowed,
-            workspace=workspace,
-            hint=hint,
-        )
+    _verb, _to_status = "cancelled", "interrupted"
 
 
 class TaskFinishedError(AtlasTasksError):

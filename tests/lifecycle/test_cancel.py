@@ -3,7 +3,6 @@ runner is dead, refused where Go has no edge; the runner's revision-checked chec
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import threading
@@ -22,20 +21,6 @@ from store_kinds import cli_args
 
 ALL_KINDS = ("file", "memory", "postgres")
 WAIT = 60.0
-
-
-@pytest.fixture
-def worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "worktree"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def ws(store: Store, worktree: Path) -> str:
-    name = f"ws-{secrets.token_hex(3)}"
-    store.create_workspace(name, worktree_path=str(worktree))
-    return name
 
 
 def _wait(what: str, ready: Callable[[], bool]) -> None:

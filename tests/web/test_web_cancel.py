@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from starlette.testclient import TestClient
+from test_web_actions import TOKEN, _csrf, actions  # the same client, token and CSRF as approve/reject
 
 from atlas_tasks import Step, Task, TaskStatus
 from atlas_tasks.store import Store
 
+__all__ = ["actions"]
 STORE_KINDS = ("memory", "file")
-TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture
@@ -19,16 +18,6 @@ def running(store: Store, filled: dict[str, str]) -> str:
     """A task whose run crashed (running, no live runner)."""
     task = store.create("ws", Task(description="long", steps=[Step(name="s", type="validation", commands=["true"])]))
     return store.modify("ws", task.id, lambda t: t.transition(TaskStatus.RUNNING, "run started")).id
-
-
-@pytest.fixture
-def actions(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(allow_actions=True, token=TOKEN)
-
-
-def _csrf(client: TestClient, path: str = "/") -> str:
-    client.get(path)
-    return next(value for name, value in client.cookies.items() if name.startswith("atlas_tasks_csrf_"))
 
 
 def test_cancel_button_shows_for_a_running_task_with_actions_on(actions: TestClient, running: str) -> None:
