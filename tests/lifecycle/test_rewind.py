@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -232,7 +233,7 @@ def test_retry_matches_go_reject_retry_on_a_go_written_task(tmp_path: Path) -> N
 
 _FORKER = """
 import sys
-from atlas_tasks import FileStore
+from atlas_tasks import open_store
 from atlas_tasks.lifecycle import rewind
 if sys.argv[4] == "weak":  # the negative control: a fork built without the incomplete marker
     build = rewind.build_fork
@@ -241,16 +242,16 @@ if sys.argv[4] == "weak":  # the negative control: a fork built without the inco
         task.metadata.pop(rewind.FORK_INCOMPLETE)
         return task
     rewind.build_fork = unmarked
-print(rewind.fork(FileStore(sys.argv[1]), sys.argv[2], sys.argv[3], 2).id)
+print(rewind.fork(open_store(sys.argv[1]), sys.argv[2], sys.argv[3], 2).id)
 """
 
 
-def _fork_in_process(home: Path, ws: str, task_id: str, crash: str = "", variant: str = "strong") -> int:
+def _fork_in_process(store: Store, ws: str, task_id: str, crash: str = "", variant: str = "strong") -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     if crash:
         env["ATLAS_TASKS_FORK_CRASH"] = crash
     done = subprocess.run(
-        [sys.executable, "-c", _FORKER, str(home), ws, task_id, variant], env=env, capture_output=True, timeout=120
+        [sys.executable, "-c", _FORKER, store.url, ws, task_id, variant], env=env, capture_output=True, timeout=120
     )
     return done.returncode
 
@@ -272,36 +273,48 @@ def _fork_problems(store: Store, ws: str, source_id: str) -> list[str]:
     return problems
 
 
-@pytest.mark.stores("file")
+def _wait_for_leases_to_free(store: Store, ws: str) -> None:
+    """Wait (bounded) until no task of the workspace has a lease holder. A file lease is an flock the kernel drops
+    with the dead process; a PostgreSQL lease goes when the server notices the dead client's connection is gone,
+    which can take a moment: until then recover rightly keeps a fork whose builder may still be alive."""
+    deadline = time.monotonic() + 30
+    while any(store.lease_holder(ws, t.id) is not None for t in store.list(ws)):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "a dead forker's lease was never released"
+        time.sleep(0.05)
+
+
+@pytest.mark.stores("file", "postgres")
 @pytest.mark.parametrize("point", rewind.CRASH_POINTS)
 def test_a_fork_killed_at_any_write_leaves_no_fork_or_a_complete_one(
-    store: FileStore, ws: str, worktree: Path, point: str
+    store: Store, ws: str, worktree: Path, point: str
 ) -> None:
     """A forker that dies (os._exit, as kill -9) at each write leaves, after recover, nothing half-built."""
     source = _failed_at_second(store, ws, worktree)
-    assert _fork_in_process(store.home, ws, source.id, crash=point) == 137
+    assert _fork_in_process(store, ws, source.id, crash=point) == 137
+    _wait_for_leases_to_free(store, ws)
     recover(store, ws)
     assert _fork_problems(store, ws, source.id) == []
     assert rewind.missing_forks(store, store.get(ws, source.id)) == []
 
 
-@pytest.mark.stores("file")
-def test_the_crash_check_catches_a_fork_built_without_the_marker(store: FileStore, ws: str, worktree: Path) -> None:
+@pytest.mark.stores("file", "postgres")
+def test_the_crash_check_catches_a_fork_built_without_the_marker(store: Store, ws: str, worktree: Path) -> None:
     """Negative control: without the incomplete marker, a crash after create leaves a half fork recover keeps."""
     source = _failed_at_second(store, ws, worktree)
-    assert _fork_in_process(store.home, ws, source.id, crash="created", variant="weak") == 137
+    assert _fork_in_process(store, ws, source.id, crash="created", variant="weak") == 137
+    _wait_for_leases_to_free(store, ws)
     recover(store, ws)
     assert _fork_problems(store, ws, source.id) != []
 
 
-@pytest.mark.stores("file")
-def test_forks_from_two_processes_are_both_listed(store: FileStore, ws: str, worktree: Path) -> None:
+@pytest.mark.stores("file", "postgres")
+def test_forks_from_two_processes_are_both_listed(store: Store, ws: str, worktree: Path) -> None:
     """Two processes forking the same task at once both succeed, and the source lists both."""
     source = _failed_at_second(store, ws, worktree)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _FORKER, str(store.home), ws, source.id, "strong"], env=env, stdout=subprocess.PIPE
+            [sys.executable, "-c", _FORKER, store.url, ws, source.id, "strong"], env=env, stdout=subprocess.PIPE
         )
         for _ in range(2)
     ]
