@@ -378,11 +378,32 @@ class Lease:
             self.fd = -1
 
 
+#: How long taking a lease waits out probes (``lease_holder`` holds a shared lock for microseconds) before it
+#: reports the lease as held; a runner holds it exclusively for its whole run and is told apart at once.
+PROBE_WAIT = 1.0
+
+
+def _take_exclusive(fd: int) -> bool:
+    """An exclusive flock on ``fd`` unless a holder has one: probes' shared locks are waited out (bounded)."""
+    deadline = time.monotonic() + PROBE_WAIT
+    while True:
+        if filelock.lock_descriptor(fd, blocking=False):
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # an exclusive holder: a live runner (or a rival taking the lease right now)
+        fcntl.flock(fd, fcntl.LOCK_UN)  # only probes hold it, and they let go at once
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+
+
 def try_lease(path: str, holder: bytes, *, dir_fd: int | None = None) -> Lease | None:
     """Take the lease on ``path`` and write ``holder`` into it; None (and no change) if someone holds it."""
     fd = _open_lock_file(path, dir_fd)
     try:
-        if not filelock.lock_descriptor(fd, blocking=False):
+        if not _take_exclusive(fd):
             os.close(fd)
             return None
     except BaseException:
@@ -408,8 +429,12 @@ def lease_holder(path: str, *, dir_fd: int | None = None) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        if not filelock.lock_descriptor(fd, blocking=False):
+        # A shared lock: two probes at once never see each other as a runner (an exclusive probe lock did, and a
+        # concurrent fork or run was refused by a phantom "pid ? on ?"). A runner holds the lease exclusively.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
             return os.pread(fd, 4096, 0) or b"{}"
-        return None  # we got it, so nobody holds it; closing below releases it again
+        return None  # we got it, so no runner holds it; closing below releases it again
     finally:
         os.close(fd)
