@@ -190,6 +190,9 @@ class Stats:
     forks_discarded: int = 0
     forks_unlisted: int = 0
     steps_started: int = 0
+    concurrent_forks: int = 0
+    cancels_obeyed: int = 0
+    cancels_refused: int = 0
     run_seconds: float = 0.4  # a running mean of an unkilled run's length: kill moments are drawn within it
 
 
@@ -274,15 +277,27 @@ class Round:
         if actions is None:
             self.stats.run_seconds = 0.8 * self.stats.run_seconds + 0.2 * (time.monotonic() - started)
 
-    def killed_run(self, task_id: str, actions: list[list[Any]], delay: float, *, fork_crash: str = "") -> bool:
+    def killed_run(
+        self,
+        task_id: str,
+        actions: list[list[Any]],
+        delay: float,
+        *,
+        fork_crash: str = "",
+        companion: dict[str, Any] | None = None,
+    ) -> bool:
         """Run ``actions`` in a child, SIGKILL it after ``delay`` seconds; then check and recover. True if killed
-        (or crashed at its fork crash point)."""
+        (or crashed at its fork crash point). A ``companion`` job runs alongside, is not killed, and must succeed;
+        it is waited for before the checks (recover is not raced against a live builder here)."""
         job = self.job(task_id, actions, fork_crash=fork_crash)
         pid = self.server.start(job)
+        other = self.server.start(companion) if companion is not None else None
         if not fork_crash:  # a child with a crash point dies there by itself
             time.sleep(delay)
             self.server.kill(pid)
         status = self.server.wait(pid)
+        if other is not None and companion is not None:
+            self.finish(companion, self.server.wait(other))
         if status.get("signal") == 9:
             self.stats.kills += 1
         elif fork_crash and status == {"exit": 137}:
@@ -311,7 +326,9 @@ class Round:
                 for k, e in enumerate(ours)
                 if e.task == task.id
                 and e.what == "end"
-                and any(later.task == task.id and later.what == "start" for later in ours[k + 1 :])
+                and any(
+                    later.task == task.id and later.index > e.index and later.what == "start" for later in ours[k + 1 :]
+                )
             }
             for i in sorted(moved_past - done):
                 self.verdict.add(
@@ -366,6 +383,9 @@ class Round:
                     f"round {self.n} {task.id}: {task.status} {[str(s.status) for s in task.steps]}",
                 )
                 self.verdict.lost += sum(str(s.status) != "success" for s in task.steps)
+            self.check_trail(task)
+            if self.store.lease_holder(WS, task.id) is not None:
+                self.verdict.add("run lease held after the round", f"round {self.n} {task.id}")
             source, at = task.id, 0
             if task.id in forks_of:
                 source, at, _ = forks_of[task.id]
@@ -381,6 +401,21 @@ class Round:
             self.check_fork(fork_id, source, artifacts)
         check_readers(self.store, self.verdict)
         check_doctor(self.store, self.home, leftovers(self.home), self.verdict)
+
+    def check_trail(self, task: Task) -> None:
+        """The audit trail is one unbroken chain of moves Go allows, ending at the task's status."""
+        from atlas_tasks.transitions import can_transition
+
+        status = "pending"
+        for t in task.transitions:
+            if str(t.from_status) != status or not can_transition(t.from_status, t.to_status):
+                self.verdict.add(
+                    "audit trail broken or not a Go move",
+                    f"round {self.n} {task.id}: {status} then {t.from_status} -> {t.to_status} ({t.reason})",
+                )
+            status = str(t.to_status)
+        if status != str(task.status):
+            self.verdict.add("audit trail broken or not a Go move", f"round {self.n} {task.id}: ends at {status}")
 
     def check_seen_done(self, events: list[Event]) -> None:
         """A step the store showed done after a kill starts again only after a retry reset it."""
@@ -474,7 +509,12 @@ class Round:
         crash = self.rng.choice(rewind.CRASH_POINTS) if self.rng.random() < 0.4 else ""
         # The build takes milliseconds: half the kills aim at it, half anywhere in the fork's run.
         delay = 0.0 if crash else self.rng.choice((self.rng.uniform(0, 0.03), self.delay()))
-        self.killed_run(source, [["fork", at, token], ["run"]], delay, fork_crash=crash)
+        # Now and then a second forker of the same source at the same time, not killed: both forks must be whole.
+        companion = None
+        if self.rng.random() < 0.3:
+            companion = self.job(source, [["fork", at, f"{token} (concurrent)"], ["run"]])
+            self.stats.concurrent_forks += 1
+        self.killed_run(source, [["fork", at, token], ["run"]], delay, fork_crash=crash, companion=companion)
         forks = self.forks_of(source)
         if not forks:
             self.stats.forks_discarded += 1
@@ -507,15 +547,18 @@ class Round:
         time.sleep(self.delay())
         cancel_pid = self.server.start(canceller)
         victims = self.rng.choice(((), (), ("runner",), ("canceller",), ("runner", "canceller")))
-        time.sleep(self.rng.uniform(0.0, 0.3))
-        if "canceller" in victims:
+        if "canceller" in victims:  # a cancel takes milliseconds: aim inside them
+            time.sleep(self.rng.uniform(0.0, 0.01))
             self.server.kill(cancel_pid)
         if "runner" in victims:
+            time.sleep(self.rng.uniform(0.0, 0.3))
             self.server.kill(run_pid)
         status = self.server.wait(cancel_pid)
         if status.get("signal") == 9:
             self.stats.canceller_kills += 1
-        elif status != {"exit": 2}:
+        elif status == {"exit": 2}:
+            self.stats.cancels_refused += 1  # pending (the runner had not started) or finished already
+        else:
             self.finish(canceller, status)
         status = self.server.wait(run_pid)
         if status.get("signal") == 9:
@@ -523,6 +566,8 @@ class Round:
             self.after_kill(runner["runner"])
         else:
             self.finish(runner, status)
+        task = self.store.get(WS, task_id)
+        self.stats.cancels_obeyed += any("cancelled by" in t.reason for t in task.transitions)
         self.complete(task_id)
         return {}
 
@@ -563,6 +608,9 @@ def run(scale: Scale = "full", variant: str | None = None, seed: int = 17, round
         "step commands run": stats.steps_started,
         "runner kills": stats.kills,
         "canceller kills": stats.canceller_kills,
+        "cancels that stopped a run": stats.cancels_obeyed,
+        "cancels refused (not started or finished)": stats.cancels_refused,
+        "concurrent forks": stats.concurrent_forks,
         "fork crash points": stats.crash_exits,
         "retry resets before a kill": stats.resets_before_kill,
         "forks discarded by recover": stats.forks_discarded,
