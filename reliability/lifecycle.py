@@ -545,7 +545,10 @@ class Round:
         grace = self.rng.choice((0.0, 0.2))
         canceller = self.job(task_id, [["cancel", f"round {self.n}", grace]], expect="CannotCancelError")
         run_pid = self.server.start(runner)
-        time.sleep(self.delay())
+        # Mostly while it runs; now and then before it has started or after it finished (the cancel is refused).
+        time.sleep(
+            self.rng.choice((0.0, self.rng.uniform(0.0, self.stats.run_seconds + 0.8), self.delay(), self.delay()))
+        )
         cancel_pid = self.server.start(canceller)
         victims = self.rng.choice(((), (), ("runner",), ("canceller",), ("runner", "canceller")))
         if "canceller" in victims:  # a cancel takes milliseconds: aim inside them
