@@ -67,7 +67,7 @@ OPS = ("run", "retry", "fork", "cancel")
 ROUNDS = {"fast": 20, "full": 300}
 CONTROL_ROUNDS = 8
 #: The operations whose weakness a control concerns (others: all of them).
-CONTROL_OPS = {"fork-no-marker": ("fork",)}
+CONTROL_OPS = {"fork-no-marker": ("fork",), "no-step-checkpoint": ("run", "retry", "cancel")}
 QUICK_POLL = 0.05
 #: Seconds a killed runner's step commands may outlive it (their supervisor kills them at once; this is a bound).
 ORPHAN_BOUND = 10.0
@@ -286,14 +286,19 @@ class Round:
         *,
         fork_crash: str = "",
         companion: dict[str, Any] | None = None,
+        at_step: int | None = None,
     ) -> bool:
         """Run ``actions`` in a child, SIGKILL it after ``delay`` seconds; then check and recover. True if killed
-        (or crashed at its fork crash point). A ``companion`` job runs alongside, is not killed, and must succeed;
-        it is waited for before the checks (recover is not raced against a live builder here)."""
+        (or crashed at its fork crash point). With ``at_step`` the delay counts from the moment the child's
+        command of that step (or a later one) started, so the runner has moved past the steps before. A
+        ``companion`` job runs alongside, is not killed, and must succeed; it is waited for before the checks
+        (recover is not raced against a live builder here)."""
         job = self.job(task_id, actions, fork_crash=fork_crash)
         pid = self.server.start(job)
         other = self.server.start(companion) if companion is not None else None
         if not fork_crash:  # a child with a crash point dies there by itself
+            if at_step is not None:
+                self.wait_for_start(job["runner"], at_step, pid)
             time.sleep(delay)
             self.server.kill(pid)
         status = self.server.wait(pid)
@@ -308,6 +313,14 @@ class Round:
             return False
         self.after_kill(job["runner"])
         return True
+
+    def wait_for_start(self, runner: str, index: int, pid: int) -> None:
+        """Until ``runner``'s command of step ``index`` or later has started (or the child is gone)."""
+        deadline = time.monotonic() + ORPHAN_BOUND
+        while time.monotonic() < deadline and _alive(pid):
+            if any(e.runner == runner and e.what == "start" and e.index >= index for e in self.events()):
+                return
+            time.sleep(0.002)
 
     # -- checks ------------------------------------------------------------------------------------------------------
     def after_kill(self, runner: str) -> None:
@@ -450,13 +463,19 @@ class Round:
             self.stats.forks_unlisted += 1  # a crash between the fork's last write and the source's: allowed
 
     # -- operations --------------------------------------------------------------------------------------------------
+    def kill_moment(self) -> dict[str, Any]:
+        """When to kill a runner: at a random moment of its run, or a moment into a chosen step's command."""
+        if self.rng.random() < 0.5:
+            return {"delay": self.delay()}
+        return {"delay": self.rng.uniform(0.0, 0.03), "at_step": self.rng.randint(1, STEPS - 1)}
+
     def delay(self) -> float:
         return self.rng.uniform(0.0, 1.1 * self.stats.run_seconds)
 
     def op_run(self) -> dict[str, tuple[str, int, dict[str, bytes]]]:
         task_id = self.new_task()
         for _ in range(self.rng.choice((1, 1, 2))):
-            if not self.killed_run(task_id, [["run"]], self.delay()):
+            if not self.killed_run(task_id, [["run"]], **self.kill_moment()):
                 break  # it finished before the kill
         self.complete(task_id)
         return {}
@@ -477,7 +496,7 @@ class Round:
 
         for _ in range(self.rng.choice((1, 1, 2))):
             offset, planned = self.offset(), actions()
-            killed = self.killed_run(task_id, planned, self.delay())
+            killed = self.killed_run(task_id, planned, **self.kill_moment())
             if len(planned) == 2 and self.reset_done(task_id, token):
                 self.resets.append((offset, task_id, start))
                 self.stats.resets_before_kill += killed
