@@ -11,7 +11,7 @@ chosen by a seeded PRNG:
   happened (its reason is unique to the round) and runs the task to the end.
 * **fork**: a finished or failed task is forked at step j by a child that then runs the fork; the child is SIGKILLed
   at a random moment (half of them inside the build's milliseconds) or dies (``os._exit``) at one of
-  ``rewind.CRASH_POINTS``; at the full scale a second forker of the same source sometimes races it. After
+  ``rewind.CRASH_POINTS``; now and then a second forker of the same source races it. After
   ``recover`` every fork left is run to the end (or the task is forked again when none is), and so is the source.
 * **cancel**: a runner child runs a task with one long step while a canceller child calls ``cancel``; the runner,
   the canceller, both or neither are SIGKILLed at random moments; after ``recover`` a fresh runner completes it.
@@ -27,10 +27,9 @@ done, each done step's last journal start must have its end, and every fork must
 byte for byte, and its ``forked from`` log line) and not marked incomplete; every audit trail must be one chain of
 moves Go allows, no run lease may be left held, and the doctor must find nothing.
 
-Found with it: ``FileStore.lease_holder`` probes a lease by taking its flock, so a concurrent probe (or a runner
-taking the lease) sees a runner where there is none; a racing forker was refused with ``TaskRunningError`` once
-in a full run (see the strict xfail in tests/reliability/test_lifecycle_campaign.py). The fast scale leaves the
-racing forker out until that is fixed.
+Found with it: a lease probe took the lease's flock, so a concurrent probe (or a runner taking the lease) saw a
+runner where there was none, and a racing forker was refused with ``TaskRunningError`` ("pid ? on ?"); probes now
+take a shared lock and lease takers wait them out (tests/fs/test_lease_probes.py).
 
 The children poll for a cancel every :data:`QUICK_POLL` seconds instead of every second (only how soon a cancel is
 seen changes, not what a run does), so that a round takes tenths of a second.
@@ -223,7 +222,6 @@ class Round:
         self.store = FileStore(self.home, lock_timeout=30)
         self.store.create_workspace(WS, worktree_path=str(self.worktree))
         self.verdict = Verdict()
-        self.concurrent_forks = True
         self.runners = 0
         # (journal offset, task, step) the store showed done after a kill; a later start needs a reset in between.
         self.seen_done: list[tuple[int, str, int]] = []
@@ -539,7 +537,7 @@ class Round:
         delay = 0.0 if crash else self.rng.choice((self.rng.uniform(0, 0.03), self.delay()))
         # Now and then a second forker of the same source at the same time, not killed: both forks must be whole.
         companion = None
-        if self.rng.random() < 0.3 and self.concurrent_forks:
+        if self.rng.random() < 0.3:
             companion = self.job(source, [["fork", at, f"{token} (concurrent)"], ["run"]])
             self.stats.concurrent_forks += 1
         self.killed_run(source, [["fork", at, token], ["run"]], delay, fork_crash=crash, companion=companion)
@@ -612,20 +610,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def run(
-    scale: Scale = "full",
-    variant: str | None = None,
-    seed: int = 17,
-    rounds: int | None = None,
-    concurrent_forks: bool | None = None,
-) -> Outcome:
-    """``rounds`` rounds (default by scale; fewer for a control) of random lifecycle operations under kill -9.
-
-    ``concurrent_forks`` (default: only at the full scale) adds a second forker racing the first in some fork
-    rounds. The fast scale leaves it out while the lease probe race it finds now and then (a forker refused with
-    TaskRunningError though nobody runs the source: see ``test_lifecycle_campaign.py``) is open, so that
-    ``make test`` does not fail at random; the full run reports it.
-    """
+def run(scale: Scale = "full", variant: str | None = None, seed: int = 17, rounds: int | None = None) -> Outcome:
+    """``rounds`` rounds (default by scale; fewer for a control) of random lifecycle operations under kill -9."""
     outcome = Outcome("L", variant or "store", unit="rounds")
     count = rounds or (ROUNDS[scale] if variant is None else CONTROL_ROUNDS)
     ops = CONTROL_OPS.get(variant or "", OPS)
@@ -637,7 +623,6 @@ def run(
             op = rng.choice(ops)
             stats.ops[op] += 1
             rnd = Round(server, root, n, random.Random(rng.getrandbits(64)), variant, stats)
-            rnd.concurrent_forks = scale == "full" if concurrent_forks is None else concurrent_forks
             try:
                 forks = getattr(rnd, f"op_{op}")()
                 rnd.check_end(forks)
