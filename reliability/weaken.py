@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from atlas_tasks import names as N
+from atlas_tasks import runs
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir
 from atlas_tasks.backends import file as file_backend
 from atlas_tasks.backends.file import _layout
 from atlas_tasks.documents import logs as doc_logs
 from atlas_tasks.errors import CorruptLogError, IncompleteTaskError
+from atlas_tasks.lifecycle import rewind
 from atlas_tasks.store import LogLines
 from atlas_tasks.store import base as store_base
 
@@ -227,6 +229,58 @@ def no_mkdir_reservation(undo: list[Undo]) -> None:
     _patch(file_backend.FileStore, "_reserve", reserve, undo)
 
 
+def no_step_checkpoint(undo: list[Undo]) -> None:
+    """A run writes the task when it starts and when it ends, not at each step (checkpoints batched "for speed"):
+    a step's success is not durable before the next step starts, so a kill loses steps the runner moved past."""
+    real = runs.Run.checkpoint
+
+    def checkpoint(self: Any) -> Any:
+        return self.task if getattr(self, "_batched", False) else real(self)
+
+    def batched(step_write: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(self: Any, *args: Any) -> Any:
+            self._batched = True
+            try:
+                return step_write(self, *args)
+            finally:
+                self._batched = False
+
+        return inner
+
+    _patch(runs.Run, "checkpoint", checkpoint, undo)
+    for name in ("_begin", "_succeed"):  # the two per-step checkpoints: before a step's work and after it
+        _patch(runs.Run, name, batched(getattr(runs.Run, name)), undo)
+
+
+def resume_from_start(undo: list[Undo]) -> None:
+    """A resumed run starts over at the first step: the recorded progress is ignored and done steps run again."""
+    real = runs._prepare
+
+    def prepare(task: Any) -> str:
+        note = real(task)
+        for step in task.steps:
+            step.status = "pending"
+        task.current_step = 0
+        return note
+
+    # runs.run looks _prepare up in its module at call time.
+    _patch(runs, "_prepare", prepare, undo)
+
+
+def fork_no_marker(undo: list[Undo]) -> None:
+    """A fork is created without its ``fork_incomplete`` marker: a forker killed mid-build leaves a half-built fork
+    that ``recover`` cannot tell from a finished one, and keeps."""
+    real = rewind.build_fork
+
+    def unmarked(*args: Any, **kwargs: Any) -> Any:
+        task = real(*args, **kwargs)
+        task.metadata.pop(rewind.FORK_INCOMPLETE, None)
+        return task
+
+    # rewind.fork looks build_fork up in its module at call time.
+    _patch(rewind, "build_fork", unmarked, undo)
+
+
 VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "no-dir-fsync": no_dir_fsync,
     "no-file-fsync": no_file_fsync,
@@ -242,6 +296,9 @@ VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "blocking-open": blocking_open,
     "unguarded-json": unguarded_json,
     "odd-entry-aborts": odd_entry_aborts,
+    "no-step-checkpoint": no_step_checkpoint,
+    "resume-from-start": resume_from_start,
+    "fork-no-marker": fork_no_marker,
 }
 
 

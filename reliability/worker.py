@@ -27,6 +27,7 @@ JOBS: dict[str, str] = {
     "versions": "reliability.storm:job_versions",
     "creator": "reliability.storm:job_creator",
     "fsize": "reliability.faults:job_fsize",
+    "lifecycle": "reliability.lifecycle:job_lifecycle",
 }
 
 
