@@ -21,7 +21,6 @@ from atlas_tasks.retention.bundle import export_tasks, import_bundle
 from atlas_tasks.store import Store
 from atlas_tasks.store.urls import redact
 from atlas_tasks.testing.conformance import sample_task
-from store_kinds import open_kind
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "go"
 #: A log line as the Go ATLAS writes it (json.Marshal escapes '<'): a re-encoding would not reproduce it.
@@ -53,7 +52,7 @@ def _without_provenance(data: bytes) -> bytes:
 
 
 def test_round_trip_file_to_file_is_byte_identical(tmp_path: Path) -> None:
-    """task.json (but for the added provenance), task.log and artifacts arrive byte for byte, revision and times kept."""
+    """task.json (but for the provenance), task.log and artifacts arrive byte for byte, revision and times kept."""
     src, task_id = _source(tmp_path / "a")
     report = export_tasks(src, "w", [task_id], tmp_path / "b.tar.gz")
     dst = FileStore(tmp_path / "c")
@@ -266,7 +265,7 @@ def test_killed_export_leaves_no_bundle_under_the_final_name(tmp_path: Path) -> 
     child = subprocess.Popen([sys.executable, "-c", _EXPORTER, str(src.home), task.id, str(out)])
     try:
         deadline = time.monotonic() + 120
-        while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in out_dir.iterdir()):
+        while not any(p.stat().st_size > 0 for p in out_dir.iterdir()):  # the export is writing
             assert child.poll() is None, "the export finished before it could be killed"
             assert time.monotonic() < deadline, "the export never started writing"
             time.sleep(0.01)
@@ -277,3 +276,18 @@ def test_killed_export_leaves_no_bundle_under_the_final_name(tmp_path: Path) -> 
     assert child.returncode == -signal.SIGKILL
     assert not out.exists()
     assert [p.name for p in out_dir.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_leftover_of_an_interrupted_import_is_refused_not_overwritten(tmp_path: Path) -> None:
+    """A task directory without task.json (what a crash mid-import leaves) is refused as a clash, never clobbered."""
+    src, task_id = _source(tmp_path / "a")
+    export_tasks(src, "w", [task_id], tmp_path / "b.tar")
+    dst = FileStore(tmp_path / "c")
+    dst.create_workspace("w")
+    leftover = dst.task_path("w", task_id)
+    leftover.mkdir(parents=True)
+    (leftover / "task.log").write_bytes(b'{"event":"half"}\n')
+    with pytest.raises(BundleError, match="--as-new-id"):
+        import_bundle(dst, tmp_path / "b.tar")
+    assert (leftover / "task.log").read_bytes() == b'{"event":"half"}\n'
+    assert not (leftover / "task.json").exists()

@@ -34,6 +34,7 @@ from atlas_tasks.documents.logs import parse_line
 from atlas_tasks.errors import (
     AtlasTasksError,
     BundleError,
+    IncompleteTaskError,
     TaskExistsError,
     TaskNotFoundError,
     WorkspaceNotFoundError,
@@ -315,7 +316,7 @@ def import_bundle(
         "exported_at": bundle.manifest.get("created_at", ""),
     }
     for item in bundle.tasks:
-        new_id = _import_one(store, target, source_ws, item, provenance, as_new_id=as_new_id)
+        new_id = _import_one(store, target, source_ws, item, provenance, as_new_id=as_new_id, where=where)
         report.tasks.append({"original_id": item.task.id, "id": new_id})
     report.seconds = time.perf_counter() - started
     return report
@@ -326,6 +327,8 @@ def _exists(store: Store, workspace: str, task_id: str) -> bool:
         store.get(workspace, task_id)
     except (TaskNotFoundError, WorkspaceNotFoundError):
         return False
+    except IncompleteTaskError:
+        return True  # a directory without task.json (an interrupted creation or import): the id is taken
     return True
 
 
@@ -337,6 +340,7 @@ def _import_one(
     provenance: dict[str, Any],
     *,
     as_new_id: bool,
+    where: str,
 ) -> str:
     original = item.task.id
     candidates = _fresh_ids(original) if as_new_id else iter([original])
@@ -351,9 +355,11 @@ def _import_one(
         lines = _relabel(item.log_lines, (source_ws, original), (target, task_id))
         try:
             store.import_task(target, task, log_lines=lines, artifacts=item.artifacts)
-        except TaskExistsError:
+        except TaskExistsError as exc:
             if not as_new_id:
-                raise
+                # Taken since the check, or a directory an interrupted import left (the file store's doctor
+                # reports it as incomplete_task).
+                raise BundleError(where, f"{exc}; nothing more was imported (try again with --as-new-id)") from None
             continue  # another writer took this fresh id meanwhile: the next candidate
         if item.hooks and isinstance(store, LocalFiles):
             _write_hooks(store.go_home, target, task_id, item.hooks)
