@@ -163,6 +163,17 @@ class TaskExistsError(AtlasTasksError):
         )
 
 
+class BundleError(AtlasTasksError, ValueError):
+    """A task bundle cannot be exported or imported: damaged, tampered, unsafe, or clashing with the target."""
+
+    path: str
+    member: str | None
+
+    def __init__(self, path: str, problem: str, member: str | None = None) -> None:
+        where = f"bundle {path}" + (f", member {member!r}" if member else "")
+        super().__init__(f"{where}: {problem}", path=path, member=member)
+
+
 class ArtifactNotFoundError(AtlasTasksError, LookupError):
     """The artifact does not exist for that task."""
 
@@ -790,6 +801,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "AtlasTasksError",
     "BudgetExceededError",
+    "BundleError",
     "CannotAbandonError",
     "CannotCancelError",
     "ConflictError",

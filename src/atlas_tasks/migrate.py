@@ -9,7 +9,7 @@ leaves every task either whole or absent, and running it again resumes: what is 
 skipped. At the end both stores are read again and compared by counts and sha256 checksums.
 
 The destination must be able to import a task as is (:class:`~atlas_tasks.store.capabilities.Importable`):
-PostgresStore and MemoryStore can.
+PostgresStore, MemoryStore and FileStore can.
 """
 
 from __future__ import annotations

@@ -218,14 +218,16 @@ def test_migrate_copies_verifies_and_resumes(tmp_path: Path, url: str, store: Po
     assert store.get(ws, task_id).metadata["changed"] is True
 
 
-def test_migrate_from_the_global_store_and_refuses_a_file_destination(tmp_path: Path, url: str) -> None:
+def test_migrate_from_the_global_store_and_back_into_a_file_store(tmp_path: Path, url: str) -> None:
+    """migrate copies the global store into PostgreSQL, and (the file store imports as is) back into files."""
     home = tmp_path / "home"
     fill_home(home, 2)
     result = CliRunner().invoke(app, ["--home", str(home), "migrate", "--to", url])
     assert result.exit_code == 0, result.stderr
     assert "copied 2 task(s)" in result.stdout and "verified 2 task(s)" in result.stdout
-    refused = CliRunner().invoke(app, ["--store", url, "migrate", "--to", f"file://{tmp_path / 'other'}"])
-    assert refused.exit_code == 2 and "cannot take tasks as they are" in refused.stderr
+    back = CliRunner().invoke(app, ["--store", url, "migrate", "--to", f"file://{tmp_path / 'other'}"])
+    assert back.exit_code == 0, back.stderr
+    assert "copied 2 task(s)" in back.stdout and "verified 2 task(s)" in back.stdout
 
 
 # -- logs --follow --------------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "fork": ("_rewind", "fork", None),
     "set": ("_edit", "set_task", None),
     "delete": ("_edit", "delete", None),
+    "export": ("_bundle", "export", None),
+    "import": ("_bundle", "import_", None),
     "recover": ("_runs", "recover", None),
     "deadline": ("_guards", "deadline", None),
     "budget": ("_budgets", "budget", None),

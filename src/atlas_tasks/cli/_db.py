@@ -114,7 +114,7 @@ def migrate(
     current.track(dst)
     if not isinstance(dst, Importable):
         raise typer.BadParameter(
-            f"{dst!r} cannot take tasks as they are; copy into a PostgreSQL store (postgresql://…)", param_hint="--to"
+            f"{dst!r} cannot take tasks as they are; copy into a file or PostgreSQL store", param_hint="--to"
         )
     if not as_json:
         note(f"copying {src!r} into {dst!r}")

@@ -10,7 +10,7 @@ capability         file / PostgreSQL / memory          used by
 :class:`RunLeases`     yes / yes / yes                 ``store.run``, approve/reject/abandon, crash detection
 :class:`ChangeStamps`  yes / no / no                   the dashboard's index (re-read only what changed)
 :class:`Repairable`    yes / no / no                   ``doctor`` (file sweeps: temp files, torn logs, refs)
-:class:`Importable`    no / yes / yes                  ``copy_store`` (``atlas-tasks db copy``)
+:class:`Importable`    yes / yes / yes                 ``copy_store`` (``atlas-tasks db copy``), bundles
 :class:`LocalFiles`    yes / no / no                   paths shown to people, ``$EDITOR``, the Go tool's hooks
 =================  ==================================  ===========================================================
 """

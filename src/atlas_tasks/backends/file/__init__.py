@@ -28,12 +28,13 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from atlas_tasks import go_daemon
 from atlas_tasks import names as N
+from atlas_tasks._codec import encode_task
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
 from atlas_tasks.backends.file import _artifacts, _layout, _leases, _listing, _logs, _stamps, _versions, _workspaces
@@ -50,11 +51,19 @@ from atlas_tasks.backends.file._layout import WORKSPACE_FILE as WORKSPACE_FILE
 from atlas_tasks.backends.file._logs import LOG_WINDOW_BYTES as LOG_WINDOW_BYTES
 from atlas_tasks.backends.file._summary_cache import SummaryCache
 from atlas_tasks.documents.head import TaskHead
-from atlas_tasks.errors import AtlasTasksError, StorageError, TaskExistsError, TaskRunningError
+from atlas_tasks.documents.logs import encode_line, to_bytes
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    StorageError,
+    TaskExistsError,
+    TaskNotFoundError,
+    TaskRunningError,
+    WorkspaceExistsError,
+)
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
-from atlas_tasks.models import Task, Workspace
+from atlas_tasks.models import Task, TaskRef, Workspace
 from atlas_tasks.store.base import BaseStore
-from atlas_tasks.store.types import ArtifactReader, CheckReport, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.types import ArtifactReader, CheckReport, LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
 from atlas_tasks.transitions import is_terminal
 
 
@@ -363,6 +372,75 @@ class FileStore(BaseStore):
                     ops.fsync(tasks.fd, tasks.path)
         except (FileNotFoundError, UnsafePathError):
             return
+
+    # ============================================================================================ imports
+    def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:
+        """Store a workspace as given (Importable); True if it was not there before.
+
+        The refs are not copied: the file store derives each ref from its task when the task is imported.
+        """
+        N.check_workspace_name(workspace.name)
+        doc = workspace.model_copy(update={"tasks": []})
+        with os_errors("import_workspace"):
+            try:
+                _workspaces.insert(self._layout, doc, exist_ok=False)
+                return True
+            except WorkspaceExistsError:
+                if not replace:
+                    return False
+
+            def change(ws: Workspace) -> None:
+                for name in ("path", "worktree_path", "branch", "metadata", "status", "created_at", "updated_at"):
+                    setattr(ws, name, getattr(workspace, name))
+
+            _workspaces.edit(self._layout, workspace.name, change)
+            return False
+
+    def import_task(
+        self,
+        workspace: str,
+        task: Task,
+        *,
+        log_lines: Iterable[LogEntry] = (),
+        artifacts: Mapping[str, bytes | str] | None = None,
+        ref: TaskRef | None = None,
+        replace: bool = False,
+    ) -> Task:
+        """Store a task exactly as given (id, revision, times) with its log and artifacts (Importable).
+
+        The directory is claimed by mkdir (an existing id is refused), the log and artifacts are written first and
+        task.json last: until task.json exists the directory is no task to any reader, so a crash half-way leaves
+        nothing visible (``doctor --fix`` sweeps the directory) and a failure removes it. ``ref`` is ignored: the
+        file store derives the ref from the task, as ``create`` does. ``replace`` deletes the old task first.
+        """
+        N.check_workspace_name(workspace)
+        task_id = N.check_task_id(task.id)
+        log = b"".join(encode_line(workspace, task_id, line, fill_defaults=False) for line in log_lines)
+        files = [(N.artifact_parts(name), to_bytes(data)) for name, data in (artifacts or {}).items()]
+        data = encode_task(task)
+        if replace:
+            with contextlib.suppress(TaskNotFoundError):
+                self.delete(workspace, task_id)
+        layout = self._layout
+        with os_errors("import_task"), layout.ws_dir(workspace) as wsd, walk(wsd, ["tasks"], create=True) as tasks:
+            self._reserve(tasks, workspace, task_id)
+            try:
+                with layout.write_lock(workspace, task_id, None), walk(tasks, [task_id]) as d:
+                    ops.fchmod(d.fd, ops.DIR_MODE, d.path)
+                    if log:
+                        atomic.replace(d, LOG_FILE, log)
+                    for parts, content in files:
+                        with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
+                            atomic.replace(adir, parts[-1], content)
+                    atomic.replace(d, TASK_FILE, data)
+                ops.fsync(tasks.fd, tasks.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
+                raise
+        new = self.get(workspace, task_id)
+        _workspaces.sync_ref(layout, workspace, new)
+        return new
 
     # ============================================================================================== hooks
     def _after_create(self, workspace: str, task: Task) -> None:

@@ -1,0 +1,547 @@
+"""Portable bundles of whole tasks: one tar file that carries tasks with their logs, artifacts and Go hook files
+from any store to any other (file, PostgreSQL, memory).
+
+    report = export_tasks(store, "payments", ["task-20251228-100000"], "payments.tar.gz")
+    import_bundle(other_store, "payments.tar.gz", workspace="payments-archive")
+
+Inside, the tar is laid out exactly like the Go ATLAS home (``workspaces/<ws>/workspace.json``,
+``workspaces/<ws>/tasks/<id>/{task.json,task.log,artifacts/...,hook.json,HOOK.md}``), so ``tar -x`` of a bundle
+is a home the Go tool can read. ``manifest.json`` comes first and lists every other member with its size and
+SHA-256: an import reads and checks the whole bundle before it writes anything, so a tampered, truncated or
+padded bundle is refused with :class:`~atlas_tasks.errors.BundleError` and the target store stays as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import tarfile
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from atlas_tasks import names as N
+from atlas_tasks._codec import decode_task, decode_workspace, encode_task, encode_workspace
+from atlas_tasks.documents.logs import parse_line
+from atlas_tasks.errors import (
+    AtlasTasksError,
+    BundleError,
+    IncompleteTaskError,
+    TaskExistsError,
+    TaskNotFoundError,
+    WorkspaceNotFoundError,
+)
+from atlas_tasks.ids import is_uuid_id, timestamp_candidates, uuid_id
+from atlas_tasks.models import Task, Workspace
+from atlas_tasks.store import Store
+from atlas_tasks.store.base import BaseStore
+from atlas_tasks.store.capabilities import Importable, LocalFiles
+from atlas_tasks.store.urls import redact
+
+#: The ``format`` a manifest names, and the highest ``version`` of it this library reads (and the one it writes).
+FORMAT = "atlas-tasks-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: The Go ATLAS's hook files of a task (never its ``hook.json.lock``).
+HOOK_NAMES = ("hook.json", "HOOK.md")
+_TASK_FILES = frozenset({"task.json", "task.log", *HOOK_NAMES})
+_GZIP_SUFFIXES = (".tar.gz", ".tgz")
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_tasks` wrote: the bundle's path, its tasks, member count and size, manifest checksum."""
+
+    path: str
+    workspace: str
+    tasks: list[str]
+    files: int = 0
+    content_bytes: int = 0
+    bundle_bytes: int = 0
+    manifest_sha256: str = ""
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def document(self) -> dict[str, Any]:
+        """The ``export --json`` document."""
+        return {
+            "path": self.path,
+            "workspace": self.workspace,
+            "tasks": self.tasks,
+            "files": self.files,
+            "content_bytes": self.content_bytes,
+            "bundle_bytes": self.bundle_bytes,
+            "manifest_sha256": self.manifest_sha256,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_bundle` wrote: the target workspace, each task's original and stored id."""
+
+    path: str
+    workspace: str
+    source_workspace: str
+    workspace_created: bool = False
+    tasks: list[dict[str, str]] = field(default_factory=list)
+    files: int = 0
+    content_bytes: int = 0
+    manifest_sha256: str = ""
+    seconds: float = 0.0
+
+    def document(self) -> dict[str, Any]:
+        """The ``import --json`` document."""
+        return {
+            "path": self.path,
+            "workspace": self.workspace,
+            "source_workspace": self.source_workspace,
+            "workspace_created": self.workspace_created,
+            "tasks": self.tasks,
+            "files": self.files,
+            "content_bytes": self.content_bytes,
+            "manifest_sha256": self.manifest_sha256,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# ============================================================================================================ export
+def export_tasks(
+    store: Store,
+    workspace: str,
+    task_ids: Sequence[str],
+    out_path: str | os.PathLike[str],
+    *,
+    go_home: str | os.PathLike[str] | None = None,
+) -> ExportReport:
+    """Write the tasks of ``workspace`` named by ``task_ids`` (with logs, artifacts, hook files) to one bundle.
+
+    The bundle is a tar (gzip-compressed when ``out_path`` ends in ``.tar.gz`` or ``.tgz``), written under a hidden
+    temp name beside ``out_path``, fsynced, then renamed: a killed export never leaves a partial bundle under the
+    final name. Hook files are read from ``go_home`` (default: the store's own, when it keeps files locally).
+
+    Raises:
+        WorkspaceNotFoundError, TaskNotFoundError: what to export is not there.
+        BundleError: no task ids were given.
+    """
+    started = time.perf_counter()
+    out = Path(out_path)
+    ids = list(dict.fromkeys(task_ids))
+    if not ids:
+        raise BundleError(str(out), "no tasks to export: name at least one task id")
+    ws = store.get_workspace(workspace)
+    hooks_home = Path(go_home) if go_home is not None else (store.go_home if isinstance(store, LocalFiles) else None)
+    report = ExportReport(path=str(out), workspace=workspace, tasks=ids)
+    base = f"workspaces/{workspace}"
+    members: list[tuple[str, bytes]] = []
+    task_versions: dict[str, str] = {}
+    for task_id in ids:
+        task = store.get(workspace, task_id)
+        task_versions[task_id] = task.schema_version
+        where = f"{base}/tasks/{task_id}"
+        members.append((f"{where}/task.json", encode_task(task)))
+        log = _export_log(store, workspace, task_id, report)
+        if log:
+            members.append((f"{where}/task.log", log))
+        for name in sorted(store.list_artifacts(workspace, task_id)):
+            members.append((f"{where}/artifacts/{name}", store.get_artifact(workspace, task_id, name)))
+        if hooks_home is not None:
+            members.extend((f"{where}/{n}", d) for n, d in _read_hooks(hooks_home, workspace, task_id))
+    # The bundle's workspace document lists the refs of the exported tasks only.
+    chosen = set(ids)
+    ws_doc = ws.model_copy(update={"tasks": [ref for ref in ws.tasks if ref.id in chosen]})
+    members.insert(0, (f"{base}/workspace.json", encode_workspace(ws_doc)))
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "atlas_tasks_version": _version(),
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "source": redact(store.url),
+        "workspace": workspace,
+        "tasks": ids,
+        "schema_versions": {"workspace": ws.schema_version, "tasks": task_versions},
+        "files": [
+            {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in members
+        ],
+    }
+    manifest_bytes = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    report.files = len(members)
+    report.content_bytes = sum(len(data) for _, data in members)
+    _write_atomically(out, [(MANIFEST, manifest_bytes), *members])
+    report.bundle_bytes = out.stat().st_size
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _version() -> str:
+    from atlas_tasks import __version__
+
+    return __version__
+
+
+def _export_log(store: Store, workspace: str, task_id: str, report: ExportReport) -> bytes:
+    """The task's log lines as stored (Go's escaping kept), leaving out damaged or torn lines (reported)."""
+    if isinstance(store, BaseStore):
+        raw, _ = store._read_log(workspace, task_id)  # the exact bytes: re-encoding would change Go's lines
+        lines = raw.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+    else:
+        lines = [
+            json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode()
+            for e in store.iter_log(workspace, task_id)
+        ]
+    kept = [line for line in lines if parse_line(line)[0] is not None]
+    if len(kept) != len(lines):
+        report.warnings.append(
+            f"task {task_id!r}: {len(lines) - len(kept)} damaged log line(s) left out (unreadable in the store too)"
+        )
+    return b"".join(line + b"\n" for line in kept)
+
+
+def _read_hooks(home: Path, workspace: str, task_id: str) -> Iterator[tuple[str, bytes]]:
+    folder = home / "workspaces" / workspace / "tasks" / task_id
+    for name in HOOK_NAMES:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            yield name, path.read_bytes()
+
+
+def _write_atomically(out: Path, members: list[tuple[str, bytes]]) -> None:
+    folder = out.parent if str(out.parent) else Path()
+    tmp = folder / f".{out.name}.{secrets.token_hex(6)}.tmp"
+    mode = "w:gz" if out.name.endswith(_GZIP_SUFFIXES) else "w"
+    mtime = int(time.time())
+    try:
+        with open(tmp, "xb") as handle:
+            with tarfile.open(fileobj=handle, mode=mode, format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                for name, data in members:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = len(data), 0o644, mtime
+                    tar.addfile(info, io.BytesIO(data))
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ============================================================================================================ import
+@dataclass
+class _BundledTask:
+    task: Task
+    log_lines: list[bytes]
+    artifacts: dict[str, bytes]
+    hooks: dict[str, bytes]
+
+
+@dataclass
+class _Bundle:
+    manifest: dict[str, Any]
+    manifest_sha256: str
+    workspace: Workspace
+    tasks: list[_BundledTask]
+    files: int
+    content_bytes: int
+
+
+def import_bundle(
+    store: Store, path: str | os.PathLike[str], *, workspace: str | None = None, as_new_id: bool = False
+) -> ImportReport:
+    """Import every task of a bundle into ``store`` (into ``workspace`` when given, else the bundle's own).
+
+    The whole bundle is read and checked first (manifest, every member's size and SHA-256, no missing or extra
+    members, only plain files at safe paths, every document decodable); nothing is written until all of it passes.
+    Each task is then written in one step with ``import_task`` (id, revision and times kept), with
+    ``metadata.imported_from`` recording where it came from. With ``as_new_id`` every task gets a fresh id (its
+    ``id``, and ``task_id`` in its log lines, follow); otherwise an id already in the target workspace is refused.
+
+    Raises:
+        BundleError: the bundle is damaged, tampered or unsafe; an id clashes; the store cannot import as is.
+    """
+    started = time.perf_counter()
+    where = str(path)
+    bundle = _read_verified(where)
+    source_ws = bundle.workspace.name
+    target = workspace or source_ws
+    try:
+        N.check_workspace_name(target)
+    except AtlasTasksError as exc:
+        raise BundleError(where, f"cannot import into workspace {target!r}: {exc}") from None
+    if not isinstance(store, Importable):
+        raise BundleError(
+            where,
+            f"the target store {redact(store.url)} cannot store tasks as they are (it has no import_task); "
+            "import into a file, memory or PostgreSQL store",
+        )
+    if not as_new_id:
+        for item in bundle.tasks:
+            if _exists(store, target, item.task.id):
+                raise BundleError(
+                    where,
+                    f"task {item.task.id!r} already exists in workspace {target!r}; nothing was imported "
+                    "(import with --as-new-id to give the bundle's tasks fresh ids)",
+                )
+    report = ImportReport(
+        path=where,
+        workspace=target,
+        source_workspace=source_ws,
+        files=bundle.files,
+        content_bytes=bundle.content_bytes,
+        manifest_sha256=bundle.manifest_sha256,
+    )
+    ws_doc = bundle.workspace.model_copy(update={"name": target, "tasks": []})
+    report.workspace_created = store.import_workspace(ws_doc)
+    provenance = {
+        "bundle": Path(where).name,
+        "sha256": bundle.manifest_sha256,
+        "source": bundle.manifest.get("source", ""),
+        "exported_at": bundle.manifest.get("created_at", ""),
+    }
+    for item in bundle.tasks:
+        new_id = _import_one(store, target, source_ws, item, provenance, as_new_id=as_new_id, where=where)
+        report.tasks.append({"original_id": item.task.id, "id": new_id})
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _exists(store: Store, workspace: str, task_id: str) -> bool:
+    try:
+        store.get(workspace, task_id)
+    except (TaskNotFoundError, WorkspaceNotFoundError):
+        return False
+    except IncompleteTaskError:
+        return True  # a directory without task.json (an interrupted creation or import): the id is taken
+    return True
+
+
+def _import_one(
+    store: Importable,
+    target: str,
+    source_ws: str,
+    item: _BundledTask,
+    provenance: dict[str, Any],
+    *,
+    as_new_id: bool,
+    where: str,
+) -> str:
+    original = item.task.id
+    candidates = _fresh_ids(original) if as_new_id else iter([original])
+    for task_id in candidates:
+        if as_new_id and task_id == original:
+            continue  # free in the target, maybe, but "a fresh id" must differ from the one in the bundle
+        task = item.task.model_copy(deep=True)
+        task.id = task_id
+        if task.workspace_name:
+            task.workspace_name = target
+        task.metadata["imported_from"] = {**provenance, "original_id": original}
+        lines = _relabel(item.log_lines, (source_ws, original), (target, task_id))
+        try:
+            store.import_task(target, task, log_lines=lines, artifacts=item.artifacts)
+        except TaskExistsError as exc:
+            if not as_new_id:
+                # Taken since the check, or a directory an interrupted import left (the file store's doctor
+                # reports it as incomplete_task).
+                raise BundleError(where, f"{exc}; nothing more was imported (try again with --as-new-id)") from None
+            continue  # another writer took this fresh id meanwhile: the next candidate
+        if item.hooks and isinstance(store, LocalFiles):
+            _write_hooks(store.go_home, target, task_id, item.hooks)
+        return task_id
+    raise AssertionError("unreachable: fresh id candidates never run out")
+
+
+def _fresh_ids(original: str) -> Iterator[str]:
+    """Fresh ids in the original's style, as ``create`` makes them (uuid, or timestamp with a counter)."""
+    while True:
+        if is_uuid_id(original):
+            yield uuid_id()
+        else:
+            yield from timestamp_candidates()
+            time.sleep(1.0 - (time.time() % 1.0))
+
+
+def _relabel(lines: list[bytes], old: tuple[str, str], new: tuple[str, str]) -> list[bytes]:
+    """Log lines with ``workspace_name``/``task_id`` moved to the new names (untouched lines stay byte-exact)."""
+    if old == new:
+        return lines
+    out = []
+    for line in lines:
+        record, _ = parse_line(line)
+        if record is None:
+            out.append(line)
+            continue
+        changed = False
+        for key, before, after in (("workspace_name", old[0], new[0]), ("task_id", old[1], new[1])):
+            if record.get(key) == before and before != after:
+                record[key], changed = after, True
+        out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() if changed else line)
+    return out
+
+
+def _write_hooks(go_home: Path, workspace: str, task_id: str, hooks: dict[str, bytes]) -> None:
+    folder = go_home / "workspaces" / workspace / "tasks" / task_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in hooks.items():
+        tmp = folder / f".tmp-{name}.{secrets.token_hex(4)}"
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(folder / name)
+
+
+# ====================================================================================================== verifying
+def _read_verified(where: str) -> _Bundle:
+    """Read the whole bundle into memory and check it; raise BundleError at the first thing wrong."""
+    contents = _read_members(where)
+    raw_manifest = contents.pop(MANIFEST, None)
+    if raw_manifest is None:
+        raise BundleError(where, f"no {MANIFEST}: not an atlas-tasks bundle (or one whose manifest was removed)")
+    manifest = _parse_manifest(where, raw_manifest)
+    listed: dict[str, tuple[int, str]] = {}
+    for entry in manifest["files"]:
+        if not isinstance(entry, dict) or not {"path", "size", "sha256"} <= entry.keys():
+            raise BundleError(where, "a manifest entry lacks path, size or sha256", MANIFEST)
+        listed[str(entry["path"])] = (entry["size"], str(entry["sha256"]))
+    for name in contents:
+        if name not in listed:
+            raise BundleError(where, "not listed in the manifest (an extra file: the bundle was altered)", name)
+    for name, (size, digest) in listed.items():
+        data = contents.get(name)
+        if data is None:
+            raise BundleError(where, "listed in the manifest but missing from the archive", name)
+        if len(data) != size:
+            raise BundleError(where, f"size {len(data)} bytes, the manifest says {size}", name)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BundleError(where, "SHA-256 differs from the manifest's (the file was altered)", name)
+    bundle = _structure(where, contents)
+    bundle.manifest, bundle.manifest_sha256 = manifest, hashlib.sha256(raw_manifest).hexdigest()
+    bundle.files, bundle.content_bytes = len(contents), sum(len(d) for d in contents.values())
+    return bundle
+
+
+def _read_members(where: str) -> dict[str, bytes]:
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(where, "r:*") as tar:
+            for member in tar:
+                name = member.name
+                _check_member(where, member)
+                if name in contents:
+                    raise BundleError(where, "appears twice in the archive", name)
+                handle = tar.extractfile(member)
+                if handle is None:  # pragma: no cover - regular files always have one
+                    raise BundleError(where, "unreadable member", name)
+                data = handle.read()
+                if len(data) != member.size:
+                    raise BundleError(where, "cut short (the archive is truncated)", name)
+                contents[name] = data
+    except FileNotFoundError:
+        raise BundleError(where, "no such file") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise BundleError(where, f"not a readable tar archive, or a truncated one ({exc})") from None
+    return contents
+
+
+def _check_member(where: str, member: tarfile.TarInfo) -> None:
+    name = member.name
+    if not member.isreg():
+        kind = "a symlink" if member.issym() else "a hard link" if member.islnk() else "not a regular file"
+        raise BundleError(where, f"{kind}: bundles hold plain files only", name)
+    parts = name.split("/")
+    if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+        raise BundleError(where, "an unsafe path (absolute, empty or '..' parts): refused", name)
+
+
+def _parse_manifest(where: str, raw: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise BundleError(where, f"invalid JSON ({exc})", MANIFEST) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(where, f"not an {FORMAT} manifest", MANIFEST)
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(
+            where, f"format version {version!r}; this atlas-tasks reads up to {FORMAT_VERSION}: upgrade it", MANIFEST
+        )
+    if not isinstance(manifest.get("files"), list):
+        raise BundleError(where, "the manifest has no files list", MANIFEST)
+    return manifest
+
+
+def _structure(where: str, contents: dict[str, bytes]) -> _Bundle:
+    """The workspace and tasks the members make up, checking every path against the Go home's layout."""
+    workspace_doc: tuple[str, bytes] | None = None
+    per_task: dict[str, dict[str, bytes]] = {}
+    ws_name: str | None = None
+    for name, data in contents.items():
+        parts = name.split("/")
+        if len(parts) < 3 or parts[0] != "workspaces" or (ws_name is not None and parts[1] != ws_name):
+            raise BundleError(where, "outside workspaces/<one workspace>/", name)
+        ws_name = parts[1]
+        rest = parts[2:]
+        if rest == ["workspace.json"]:
+            workspace_doc = (name, data)
+        elif (
+            len(rest) >= 3
+            and rest[0] == "tasks"
+            and ((len(rest) == 3 and rest[2] in _TASK_FILES) or (len(rest) >= 4 and rest[2] == "artifacts"))
+        ):
+            per_task.setdefault(rest[1], {})["/".join(rest[2:])] = data
+        else:
+            raise BundleError(where, "not a file of the Go home layout", name)
+    if workspace_doc is None or ws_name is None:
+        raise BundleError(where, "no workspaces/<ws>/workspace.json")
+    try:
+        N.check_workspace_name(ws_name)
+        workspace = decode_workspace(workspace_doc[1], path=workspace_doc[0])
+    except (AtlasTasksError, ValueError) as exc:
+        raise BundleError(where, f"unusable workspace: {exc}", workspace_doc[0]) from None
+    tasks = [_bundled_task(where, ws_name, task_id, files) for task_id, files in per_task.items()]
+    return _Bundle({}, "", workspace, tasks, 0, 0)
+
+
+def _bundled_task(where: str, ws_name: str, task_id: str, files: dict[str, bytes]) -> _BundledTask:
+    doc_name = f"workspaces/{ws_name}/tasks/{task_id}/task.json"
+    if "task.json" not in files:
+        raise BundleError(where, "a task directory without task.json", doc_name)
+    try:
+        N.check_task_id(task_id)
+        task = decode_task(files["task.json"], path=doc_name)
+        for name in files:
+            if name.startswith("artifacts/"):
+                N.artifact_parts(name[len("artifacts/") :])
+    except (AtlasTasksError, ValueError) as exc:
+        raise BundleError(where, f"unusable task: {exc}", doc_name) from None
+    if task.id != task_id:
+        raise BundleError(where, f"its id is {task.id!r}, not the directory's {task_id!r}", doc_name)
+    lines = [line for line in files.get("task.log", b"").split(b"\n") if line]
+    for number, line in enumerate(lines, 1):
+        if parse_line(line)[0] is None:
+            raise BundleError(
+                where, f"log line {number} is not a JSON object", doc_name[: -len("task.json")] + "task.log"
+            )
+    artifacts = {n[len("artifacts/") :]: d for n, d in files.items() if n.startswith("artifacts/")}
+    hooks = {n: d for n, d in files.items() if n in HOOK_NAMES}
+    return _BundledTask(task, lines, artifacts, hooks)
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ExportReport", "ImportReport", "export_tasks", "import_bundle"]
