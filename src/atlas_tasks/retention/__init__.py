@@ -1,0 +1,1 @@
+"""Retention: what a store keeps, for how long, and how runs move between stores."""
