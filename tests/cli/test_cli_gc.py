@@ -76,9 +76,9 @@ def test_pin_shows_in_show_and_list_json_and_unpin_removes_it(store: Store, ws: 
     task = done(store, ws, 1)
     assert cli(store, "pin", ws, task.id, "-r", "legal hold").exit_code == 0
     shown = cli(store, "show", ws, task.id)
-    assert "Pinned" in shown.output and "legal hold" in shown.output
+    assert "pinned" in shown.output and "legal hold" in shown.output
     listed = json.loads(cli(store, "list", ws, "--json").output)
-    rows = listed["tasks"] if isinstance(listed, dict) else listed
-    assert [row["pinned"]["reason"] for row in rows if row["id"] == task.id] == ["legal hold"]
+    assert [(p["task_id"], p["pin"]["reason"]) for p in listed["pinned"]] == [(task.id, "legal hold")]
     assert cli(store, "unpin", ws, task.id).exit_code == 0
-    assert "Pinned" not in cli(store, "show", ws, task.id).output
+    assert "pinned" not in cli(store, "show", ws, task.id).output
+    assert json.loads(cli(store, "list", ws, "--json").output)["pinned"] == []

@@ -31,6 +31,18 @@ def pin_of(task: Task) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def describe_pin(task: Task) -> str | None:
+    """One line for ``show`` and the dashboard: the reason, who pinned it and when; None when not pinned."""
+    record = pin_of(task)
+    if record is None:
+        return None
+    raw_by = record.get("by")
+    by: dict[str, Any] = raw_by if isinstance(raw_by, dict) else {}
+    who = f"{by.get('user', 'someone')}@{by['host']}" if by.get("host") else str(by.get("user", "someone"))
+    reason = str(record.get("reason") or "no reason given")
+    return f"{reason} (by {who}, {record.get('at', '?')}); gc keeps it"
+
+
 def _refuse_if_running(store: LeasingStore, workspace: str, task_id: str) -> None:
     holder = store.lease_holder(workspace, task_id)
     if holder is not None:
@@ -75,4 +87,4 @@ def unpin(store: LeasingStore, workspace: str, task_id: str) -> Task:
     return store.modify(workspace, task_id, change)
 
 
-__all__ = ["PINNED", "pin", "pin_of", "unpin"]
+__all__ = ["PINNED", "describe_pin", "pin", "pin_of", "unpin"]
