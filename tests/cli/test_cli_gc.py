@@ -82,3 +82,17 @@ def test_pin_shows_in_show_and_list_json_and_unpin_removes_it(store: Store, ws: 
     assert cli(store, "unpin", ws, task.id).exit_code == 0
     assert "pinned" not in cli(store, "show", ws, task.id).output
     assert json.loads(cli(store, "list", ws, "--json").output)["pinned"] == []
+
+
+@pytest.mark.stores("file", "memory")
+def test_gc_while_another_collects_is_one_error_line(store: Store, ws: str) -> None:
+    """A second gc exits 1 with one `error:` line naming the collector that runs, and deletes nothing."""
+    task = done(store, ws, 40)
+    lock = store.collector_lock({"pid": 777, "host": "gc-host", "since": "earlier"})  # type: ignore[attr-defined]
+    try:
+        result = cli(store, "gc", "--older-than", "30d", "--yes")
+    finally:
+        lock.release()
+    assert result.exit_code == 1 and result.output.startswith("error: another gc is collecting")
+    assert "pid 777 on gc-host" in result.output and "Traceback" not in result.output
+    assert store.get(ws, task.id).id == task.id

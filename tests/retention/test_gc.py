@@ -253,3 +253,40 @@ def test_a_killed_collector_leaves_tasks_whole_or_gone_and_the_next_gc_finishes(
         assert fresh.get(ws, task_id).id == task_id and fresh.get_artifact(ws, task_id, "out.txt")
     report = gc.collect(fresh, workspace=ws, older_than=timedelta(days=30))
     assert sorted(i.id for i in report.deleted) == sorted(present)
+
+
+_COLLECT_FREELY = textwrap.dedent(
+    """
+    import sys
+    from datetime import timedelta
+    from atlas_tasks import FileStore
+    from atlas_tasks.retention import gc
+    def tick(done, total, item):
+        if done == 1:
+            print("deleting", flush=True)  # the test kills us from here on, wherever the next delete stands
+    gc.collect(FileStore(sys.argv[1]), workspace=sys.argv[2], older_than=timedelta(days=30), progress=tick)
+    """
+)
+
+
+@pytest.mark.stores("file")
+def test_a_collector_killed_anywhere_leaves_no_torn_task_and_doctor_fix_cleans_up(store: FileStore, ws: str) -> None:
+    """SIGKILL while deletes run: tasks read whole or are gone, doctor --fix leaves a clean store, gc finishes."""
+    ids = [finished(store, ws, "completed", timedelta(days=40)).id for _ in range(40)]
+    for task_id in ids:
+        store.save_artifact(ws, task_id, "out.txt", "y" * 5000)
+    args = [sys.executable, "-c", _COLLECT_FREELY, str(store.home), ws]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None and child.stdout.readline().strip() == "deleting"
+        child.kill()
+        child.wait(timeout=30)
+    fresh = FileStore(store.home)
+    listed = fresh.list(ws)
+    assert listed.errors == []
+    for task in listed:
+        assert fresh.get_artifact(ws, task.id, "out.txt") == b"y" * 5000
+    fresh.check(fix=True)
+    assert fresh.check().ok
+    report = gc.collect(fresh, workspace=ws, older_than=timedelta(days=30))
+    assert len(report.deleted) == len(listed) and fresh.list(ws) == []
+    assert not any((store.home / ".atlas-tasks" / "trash").iterdir())
