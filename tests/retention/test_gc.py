@@ -169,6 +169,22 @@ def test_a_task_pinned_after_the_plan_is_kept(store: Store, ws: str) -> None:
 
 
 @pytest.mark.stores(*ALL_KINDS)
+def test_a_runner_that_starts_after_the_plan_keeps_its_task(store: Store, ws: str) -> None:
+    """The collector takes each task's run lease before deleting: a runner holding it since the plan keeps it."""
+    task = finished(store, ws, "completed", timedelta(days=40))
+    planned = gc.plan(store, workspace=ws, older_than=timedelta(days=30))
+    lease = store.acquire_lease(ws, task.id, {"pid": 99, "host": "late-runner"})
+    try:
+        report = gc.collect(store, planned)
+    finally:
+        lease.release()
+    assert report.deleted == [] and [(s.reason, s.detail) for s in report.skipped] == [
+        ("running", "pid 99 on late-runner")
+    ]
+    assert store.get(ws, task.id).id == task.id
+
+
+@pytest.mark.stores(*ALL_KINDS)
 def test_pin_and_unpin_keep_a_record_and_refuse_a_running_task(store: Store, ws: str) -> None:
     """pin writes {at, by, reason}, unpin removes it, and both are refused while a live runner holds the task."""
     task = finished(store, ws, "completed", timedelta(days=1))
