@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "CheckReport": "atlas_tasks.store",
     "RunLeases": "atlas_tasks.store",
     "ChangeStamps": "atlas_tasks.store",
+    "CollectorLocks": "atlas_tasks.store",
     "Repairable": "atlas_tasks.store",
     "Importable": "atlas_tasks.store",
     "LocalFiles": "atlas_tasks.store",
@@ -161,6 +162,7 @@ if TYPE_CHECKING:
     from atlas_tasks.store import (
         ChangeStamps,
         CheckReport,
+        CollectorLocks,
         Importable,
         LocalFiles,
         LogEntry,
