@@ -565,7 +565,7 @@ class FileStore(BaseStore):
             CollectorBusyError: another live collector holds it (the error names its pid, host and start).
         """
         with os_errors("collector_lock"):
-            return _collector.acquire(self.home / PRIVATE_DIR, str(self.home), holder)
+            return _collector.acquire(self._layout, str(self.home), holder)
 
     # ========================================== change stamps (ChangeStamps: the dashboard re-reads what changed)
     def workspace_names(self) -> builtins.list[str]:

@@ -11,9 +11,10 @@ import fcntl
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from atlas_tasks._fs.dirs import walk
+from atlas_tasks.backends.file._layout import PRIVATE_DIR, Layout
 from atlas_tasks.errors import CollectorBusyError
 
 LOCK_NAME = "gc.lock"
@@ -35,14 +36,14 @@ class FileCollectorLock:
             os.close(fd)
 
 
-def acquire(private: Path, where: str, holder: Mapping[str, Any]) -> FileCollectorLock:
-    """Take the lock under ``private`` (the store's private directory, created if missing).
+def acquire(layout: Layout, where: str, holder: Mapping[str, Any]) -> FileCollectorLock:
+    """Take the lock in the store's private directory (created if missing; walked without following symlinks).
 
     Raises:
         CollectorBusyError: another live process holds it.
     """
-    private.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(private / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with layout.open_home(create=True) as home, walk(home, [PRIVATE_DIR], create=True, mode=0o700) as private:
+        fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=private.fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
