@@ -620,6 +620,25 @@ class TaskRunningError(AtlasTasksError):
         )
 
 
+class CollectorBusyError(AtlasTasksError):
+    """Another garbage collector holds the store's collector lock: one ``gc`` at a time per store.
+
+    Attributes: ``where`` (the store) and ``holder`` (pid, host and since of the running collector, as known).
+    """
+
+    where: str
+    holder: dict[str, Any]
+
+    def __init__(self, where: str, holder: dict[str, Any]) -> None:
+        since = f" since {holder['since']}" if holder.get("since") else ""
+        super().__init__(
+            f"another gc is collecting {where} (pid {holder.get('pid', '?')} on {holder.get('host', '?')}{since}); "
+            "wait for it to finish, or stop that process, then run gc again",
+            where=where,
+            holder=holder,
+        )
+
+
 class StepFailedError(AtlasTasksError):
     """A step of a run failed; the task was checkpointed in the failure status its step type implies."""
 
@@ -804,6 +823,7 @@ __all__ = [
     "BundleError",
     "CannotAbandonError",
     "CannotCancelError",
+    "CollectorBusyError",
     "ConflictError",
     "CorruptLogError",
     "CorruptTaskError",

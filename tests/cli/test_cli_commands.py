@@ -193,7 +193,7 @@ def test_list_json_holds_the_stored_task_documents(store: Store, filled: dict[st
     """`list --json`: {"workspace", "tasks": [task.json documents, newest first], "errors", "workspaces", ...}."""
     result = run(store, "list", "ws", "--json")
     document = json.loads(result.stdout)
-    assert list(document) == ["workspace", "tasks", "errors", "workspaces", "interrupted", "runners"]
+    assert list(document) == ["workspace", "tasks", "errors", "workspaces", "interrupted", "runners", "pinned"]
     assert document["workspace"] == "ws" and document["errors"] == []
     assert document["workspaces"] == ["ws", "ws"]
     assert document["interrupted"] == [{"workspace": "ws", "task_id": filled["old"]}]

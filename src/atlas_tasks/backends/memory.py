@@ -27,6 +27,7 @@ from atlas_tasks.documents.logs import encode_line, to_bytes
 from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,
+    CollectorBusyError,
     TaskExistsError,
     TaskNotFoundError,
     TaskRunningError,
@@ -80,6 +81,15 @@ class _Lease:
             self._store._leases.pop(self._key, None)
 
 
+class _CollectorLock:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def release(self) -> None:
+        with self._store._lock:
+            self._store._collector = None
+
+
 class MemoryStore(BaseStore):
     """Tasks, logs and artifacts in a dict of this process (see the module doc)."""
 
@@ -94,6 +104,7 @@ class MemoryStore(BaseStore):
         self._lock = threading.RLock()
         self._workspaces: dict[str, _Workspace] = {}
         self._leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self._collector: dict[str, Any] | None = None
         self._versions: dict[tuple[str, str, str], int] = {}
 
     @classmethod
@@ -319,6 +330,14 @@ class MemoryStore(BaseStore):
         """The ids whose lease is held now."""
         with self._lock:
             return {tid for ws, tid in self._leases if ws == workspace}
+
+    def collector_lock(self, holder: Mapping[str, Any]) -> _CollectorLock:
+        """Take this store's collector lock (one gc at a time). Raises CollectorBusyError if it is held."""
+        with self._lock:
+            if self._collector is not None:
+                raise CollectorBusyError(self.url, dict(self._collector))
+            self._collector = dict(holder)
+        return _CollectorLock(self)
 
     # -- imports (Importable) ---------------------------------------------------------------------------------------
     def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:

@@ -403,6 +403,11 @@ def _header(workspace: str, state: DisplayState, now: datetime) -> Table:
     ]
     if task.completed_at is not None:
         rows.append(("completed", when(task.completed_at, now)))
+    from atlas_tasks.retention.pins import describe_pin
+
+    pinned = describe_pin(task)
+    if pinned is not None:
+        rows.append(("pinned", printable(pinned)))
     rows += [("revision", str(task.revision)), ("schema_version", printable(task.schema_version))]
     for key, value in rows:
         grid.add_row(key, value)

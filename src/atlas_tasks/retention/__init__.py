@@ -1,1 +1,2 @@
-"""Retention: what leaves a store and how — portable bundles of whole tasks (:mod:`.bundle`) and clean-up."""
+"""Retention: what a store keeps, for how long, and how runs move between stores (:mod:`.gc`, :mod:`.pins`,
+:mod:`.bundle`)."""

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Task, Workspace
-from atlas_tasks.store.capabilities import ChangeStamps, Importable, LeaseHandle, LocalFiles, Repairable, RunLeases
+from atlas_tasks.store.capabilities import (
+    ChangeStamps,
+    CollectorLocks,
+    Importable,
+    LeaseHandle,
+    LocalFiles,
+    Repairable,
+    RunLeases,
+)
 from atlas_tasks.store.types import (
     ArtifactReader,
     CheckReport,
@@ -310,6 +318,7 @@ __all__ = [
     "ArtifactReader",
     "ChangeStamps",
     "CheckReport",
+    "CollectorLocks",
     "Finding",
     "Importable",
     "LeaseHandle",

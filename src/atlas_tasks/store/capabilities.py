@@ -12,6 +12,7 @@ capability         file / PostgreSQL / memory          used by
 :class:`Repairable`    yes / no / no                   ``doctor`` (file sweeps: temp files, torn logs, refs)
 :class:`Importable`    yes / yes / yes                 ``copy_store`` (``atlas-tasks db copy``), bundles
 :class:`LocalFiles`    yes / no / no                   paths shown to people, ``$EDITOR``, the Go tool's hooks
+:class:`CollectorLocks` yes / yes / yes                ``gc`` (one garbage collector at a time per store)
 =================  ==================================  ===========================================================
 """
 
@@ -118,6 +119,19 @@ class Importable(Protocol):
 
 
 @runtime_checkable
+class CollectorLocks(Protocol):
+    """One garbage collector at a time per store: a lock that dies with its holder, like a run lease."""
+
+    def collector_lock(self, holder: Mapping[str, Any]) -> LeaseHandle:
+        """Take the store's collector lock; ``holder`` (pid, host, since) is what a second collector is told.
+
+        Raises:
+            CollectorBusyError: another live collector holds it (the error names it).
+        """
+        ...
+
+
+@runtime_checkable
 class LocalFiles(Protocol):
     """A store kept in files on this machine: paths a person can open, and the Go ATLAS home beside it."""
 
@@ -144,4 +158,4 @@ class LocalFiles(Protocol):
         ...
 
 
-__all__ = ["ChangeStamps", "Importable", "LeaseHandle", "LocalFiles", "Repairable", "RunLeases"]
+__all__ = ["ChangeStamps", "CollectorLocks", "Importable", "LeaseHandle", "LocalFiles", "Repairable", "RunLeases"]

@@ -137,7 +137,7 @@ def list_document(
     unchanged: Callable[[str, Task], bool] | None = None,
 ) -> dict[str, Any]:
     """``list --json`` and ``/api/tasks``: ``{"workspace", "tasks", "errors", "workspaces", "interrupted",
-    "runners"}``.
+    "runners", "pinned"}``.
 
     Ids are unique per workspace only: ``workspaces`` says which workspace each listed task belongs to,
     ``interrupted`` which runs died and ``runners`` which are held by a live runner (and whose). ``unchanged``
@@ -155,6 +155,12 @@ def list_document(
         {"workspace": row.workspace, "task_id": row.task.id, "holder": row.state.holder}
         for row in rows
         if row.state.holder
+    ]
+    # Added key: the pinned tasks and their pins (gc never deletes them); the pin is also in each task's metadata.
+    document["pinned"] = [
+        {"workspace": row.workspace, "task_id": row.task.id, "pin": row.task.metadata["pinned"]}
+        for row in rows
+        if isinstance(row.task.metadata.get("pinned"), dict)
     ]
     return document
 

@@ -318,7 +318,15 @@ def task_page(request: Request) -> HTMLResponse:
         can_run_on=dash.runner is not None,
         go_hook=_go_hook_text(dash.store, ws, task_id),
         control=_control_lines(task),
+        pinned=_pin_line(task),
     )
+
+
+def _pin_line(task: Any) -> str | None:
+    """The task's pin (reason, who, when) for the header, or None: ``show``'s pinned line."""
+    from atlas_tasks.retention.pins import describe_pin
+
+    return describe_pin(task)
 
 
 def _control_lines(task: Any) -> list[tuple[str, str]]:

@@ -37,7 +37,17 @@ from atlas_tasks import names as N
 from atlas_tasks._codec import encode_task
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
-from atlas_tasks.backends.file import _artifacts, _layout, _leases, _listing, _logs, _stamps, _versions, _workspaces
+from atlas_tasks.backends.file import (
+    _artifacts,
+    _collector,
+    _layout,
+    _leases,
+    _listing,
+    _logs,
+    _stamps,
+    _versions,
+    _workspaces,
+)
 from atlas_tasks.backends.file._layout import (
     ARTIFACTS_DIR,
     LOG_FILE,
@@ -625,6 +635,15 @@ class FileStore(BaseStore):
         N.check_workspace_name(workspace)
         with os_errors("lease_candidates"):
             return _leases.candidates(self._layout, workspace)
+
+    def collector_lock(self, holder: Mapping[str, Any]) -> _collector.FileCollectorLock:
+        """Take the home's collector lock (an flock that dies with its holder): one ``gc`` at a time.
+
+        Raises:
+            CollectorBusyError: another live collector holds it (the error names its pid, host and start).
+        """
+        with os_errors("collector_lock"):
+            return _collector.acquire(self._layout, str(self.home), holder)
 
     # ========================================== change stamps (ChangeStamps: the dashboard re-reads what changed)
     def workspace_names(self) -> builtins.list[str]:

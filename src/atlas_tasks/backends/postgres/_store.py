@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_workspace, encode_task, encode_workspace
-from atlas_tasks.backends.postgres import _leases
+from atlas_tasks.backends.postgres import _collector, _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
 from atlas_tasks.backends.postgres._encoding import TaskRow, refs_from_json
 from atlas_tasks.backends.postgres._errors import translated
@@ -665,6 +665,15 @@ class PostgresStore(BaseStore):
     def lease_candidates(self, workspace: str) -> builtins.set[str] | None:
         """None: a lease lives in a server session, so each task is asked (``lease_holder``)."""
         return None
+
+    def collector_lock(self, holder: Mapping[str, Any]) -> _collector.PostgresCollectorLock:
+        """Take the schema's collector lock (an advisory lock on a connection of its own): one ``gc`` at a time.
+
+        Raises:
+            CollectorBusyError: another live collector holds it (the error names its pid, host and start).
+        """
+        conn = self._db.dedicated("collector_lock", **_leases.CLIENT_KEEPALIVES)
+        return _collector.acquire(conn, self.where, self.schema, holder)
 
     # -- importing as is (copy_store) -----------------------------------------------------------------------------
     def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:

@@ -1,0 +1,137 @@
+"""``atlas-tasks pin``, ``unpin`` and ``gc``: keep a task for good, and delete the finished tasks a store no longer
+needs. The library side is :mod:`atlas_tasks.retention` (docs/retention.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from atlas_tasks.cli._errors import error, note
+from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
+from atlas_tasks.cli._state import state
+
+
+def pin(
+    ctx: typer.Context,
+    workspace: WorkspaceArg,
+    task_id: TaskArg,
+    reason: Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why it is kept.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Pin a task: `gc` never deletes it, whatever its age. Refused while a runner holds the task."""
+    from atlas_tasks.retention.pins import pin as pin_task
+    from atlas_tasks.retention.pins import pin_of
+
+    task = pin_task(state(ctx).store(), workspace, task_id, reason)
+    if as_json:
+        sys.stdout.write(json.dumps({"workspace": workspace, "id": task.id, "pinned": pin_of(task)}) + "\n")
+    else:
+        typer.echo(f"pinned {task.id}" + (f": {reason}" if reason else ""))
+
+
+def unpin(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json: JsonOpt = False) -> None:
+    """Remove a task's pin (`gc` may then delete it like any other)."""
+    from atlas_tasks.retention.pins import unpin as unpin_task
+
+    task = unpin_task(state(ctx).store(), workspace, task_id)
+    if as_json:
+        sys.stdout.write(json.dumps({"workspace": workspace, "id": task.id, "pinned": None}) + "\n")
+    else:
+        typer.echo(f"unpinned {task.id}")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
+    older_than: Annotated[
+        str | None,
+        typer.Option("--older-than", metavar="DURATION", help="Only tasks finished longer ago (30d, 12h, 90m)."),
+    ] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status",
+            metavar="STATUS",
+            help="Collect these statuses (repeatable; default: completed, rejected, "
+            "abandoned; failure statuses only when named).",
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", metavar="N", min=0, help="Keep the N newest finished per workspace.")
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", "-w", metavar="WORKSPACE", help="Only this workspace.")
+    ] = None,
+    include_forked: Annotated[
+        bool, typer.Option("--include-forked", help="Also delete tasks that forks still name as their source.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete finished tasks no longer needed: never a running, pinned or unfinished one (see docs/retention.md).
+
+    Needs --older-than or --keep-last. A real run asks for confirmation on a terminal unless --yes; --dry-run
+    reports exactly what a real run would delete.
+    """
+    from atlas_tasks.lifecycle.deadlines import parse_duration
+    from atlas_tasks.retention import gc as collector
+
+    if older_than is None and keep_last is None:
+        error("gc needs --older-than or --keep-last (it never deletes every finished task at once)")
+        raise typer.Exit(2)
+    age = parse_duration(older_than) if older_than is not None else None
+    store = state(ctx).store()
+    criteria: dict[str, Any] = {
+        "workspace": workspace,
+        "older_than": age,
+        "statuses": status or None,
+        "keep_last": keep_last,
+        "include_forked": include_forked,
+    }
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            error("not collecting: nobody to confirm it (stdin is not a terminal); add --yes, or try --dry-run")
+            raise typer.Exit(1)
+        preview = collector.plan(store, **criteria)
+        total = sum(item.bytes for item in preview.delete)
+        if not preview.delete:
+            note("nothing to collect")
+        elif not typer.confirm(f"delete {len(preview.delete)} task(s), {_size(total)}?", default=False, err=True):
+            note("nothing deleted")
+            raise typer.Exit(1)
+
+    def progress(done: int, total: int, item: collector.GcItem) -> None:
+        if not as_json and sys.stderr.isatty():
+            sys.stderr.write(f"\r{done}/{total} {item.workspace}/{item.id}\033[K")
+            if done == total:
+                sys.stderr.write("\n")
+
+    report = collector.collect(store, dry_run=dry_run, progress=progress, **criteria)
+    if as_json:
+        sys.stdout.write(json.dumps(report.document()) + "\n")
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for item in report.deleted:
+        typer.echo(f"{verb} {item.workspace}/{item.id} ({item.status}, {_size(item.bytes)})")
+    for skip in report.skipped:
+        typer.echo(
+            f"kept {skip.workspace}/{skip.id} ({skip.status}): {skip.reason}"
+            + (f", {skip.detail}" if skip.detail else "")
+        )
+    for problem in report.errors:
+        note(f"not read: {problem}")
+    typer.echo(f"{verb} {len(report.deleted)} task(s), {_size(report.bytes_freed)}; kept {len(report.skipped)}")
