@@ -96,3 +96,13 @@ def test_gc_while_another_collects_is_one_error_line(store: Store, ws: str) -> N
     assert result.exit_code == 1 and result.output.startswith("error: another gc is collecting")
     assert "pid 777 on gc-host" in result.output and "Traceback" not in result.output
     assert store.get(ws, task.id).id == task.id
+
+
+@pytest.mark.stores("file")
+@pytest.mark.parametrize("value", ["0s", "soon", "-3d"])
+def test_gc_with_a_bad_age_is_a_usage_error_naming_the_option(store: Store, ws: str, value: str) -> None:
+    """An --older-than that is not a positive duration exits 2 naming --older-than, and deletes nothing."""
+    task = done(store, ws, 400)
+    result = cli(store, "gc", "--older-than", value, "--yes")
+    assert result.exit_code == 2 and "--older-than" in result.stderr, result.output
+    assert store.get(ws, task.id).id == task.id

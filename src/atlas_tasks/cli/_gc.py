@@ -87,13 +87,17 @@ def gc(
     Needs --older-than or --keep-last. A real run asks for confirmation on a terminal unless --yes; --dry-run
     reports exactly what a real run would delete.
     """
+    from atlas_tasks.errors import GuardValueError
     from atlas_tasks.lifecycle.deadlines import parse_duration
     from atlas_tasks.retention import gc as collector
 
     if older_than is None and keep_last is None:
         error("gc needs --older-than or --keep-last (it never deletes every finished task at once)")
         raise typer.Exit(2)
-    age = parse_duration(older_than) if older_than is not None else None
+    try:
+        age = parse_duration(older_than) if older_than is not None else None
+    except GuardValueError as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--older-than") from None
     store = state(ctx).store()
     criteria: dict[str, Any] = {
         "workspace": workspace,
