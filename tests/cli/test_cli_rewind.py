@@ -91,6 +91,7 @@ def test_a_bad_step_lists_the_choices(store: Store, task_id: str) -> None:
     assert result.exit_code != 0 and "1 (one), 2 (two), 3 (three)" in result.output
 
 
+@pytest.mark.stores("memory", "file", "postgres")
 def test_retry_run_reruns_from_the_step(store: Store, task_id: str, tmp_path: Path) -> None:
     """On a task whose last step failed, `retry --from-step 2 --run` re-executes steps two and three only."""
     flaky = _step("three")
