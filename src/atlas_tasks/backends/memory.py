@@ -305,6 +305,22 @@ class MemoryStore(BaseStore):
             artifacts = self._task(workspace, task_id).artifacts
             return {name: len(artifacts[name]) for name in names if name in artifacts}
 
+    # -- compaction (primitives) ------------------------------------------------------------------------------------
+    def _delete_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> None:
+        name = "/".join(parts)
+        with self._lock:
+            if self._task(workspace, task_id).artifacts.pop(name, None) is None:
+                where = self._where(workspace, task_id) + f" artifact {name}"
+                raise ArtifactNotFoundError(workspace, task_id, name, where)
+
+    def _drop_log_head(self, workspace: str, task_id: str, head: bytes) -> bool:
+        with self._lock:  # the lock append_log takes
+            item = self._task(workspace, task_id)
+            if not bytes(item.log).startswith(head):
+                return False
+            item.log = item.log[len(head) :]
+            return True
+
     # -- run leases (RunLeases) -------------------------------------------------------------------------------------
     def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> _Lease:
         """Take the task's run lease in this process. Raises TaskRunningError if it is held."""

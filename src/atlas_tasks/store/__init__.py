@@ -34,6 +34,7 @@ from atlas_tasks.store.types import (
     Finding,
     LogEntry,
     LogLines,
+    LogRotation,
     LogTail,
     SummaryList,
     TaskList,
@@ -295,6 +296,36 @@ class Store(Protocol):
         """
         ...
 
+    # -- compaction (retention) -----------------------------------------------------------------------------------
+    def delete_artifact(self, workspace: str, task_id: str, filename: str) -> None:
+        """Remove one artifact, durably (versioned ones included).
+
+        A deleted version's number is never handed out again while a higher version of the name exists (so
+        :mod:`atlas_tasks.retention.compact` never deletes the newest).
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, ArtifactNotFoundError.
+        """
+        ...
+
+    def rotate_log(
+        self, workspace: str, task_id: str, *, max_bytes: int, keep_bytes: int | None = None, dry_run: bool = False
+    ) -> LogRotation:
+        """When the log is over ``max_bytes``, move its older whole lines into the next gzip segment.
+
+        The segment is the next version of ``logs/task.log.gz`` (``logs/task.log.1.gz``, ...; oldest first); the
+        live log keeps the newest whole lines within ``keep_bytes`` (default ``max_bytes // 2``, and always its
+        last line). The segment is durable before the log changes; the log is then rewritten atomically under the
+        lock ``append_log`` takes, so segments + live log always hold every line once, byte for byte, appends made
+        meanwhile included. A rotation cut short by a crash is finished by the next call (``resumed``). With
+        ``dry_run`` nothing is written and the report says what a real call would do.
+
+        Raises:
+            InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, LockTimeoutError,
+            ValueError: ``max_bytes`` below 1.
+        """
+        ...
+
     # -- runs ---------------------------------------------------------------------------------------------------
     def run(self, workspace: str, task_id: str) -> AbstractContextManager[Run]:
         """Run a task step by step under its run lease (see :mod:`atlas_tasks.runs`).
@@ -325,6 +356,7 @@ __all__ = [
     "LocalFiles",
     "LogEntry",
     "LogLines",
+    "LogRotation",
     "LogTail",
     "Repairable",
     "RunLeases",

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gzip
+import os
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -39,11 +42,21 @@ from atlas_tasks.errors import (
     CorruptTaskError,
     NotRunnableError,
     SchemaVersionError,
+    StorageError,
     TaskNotFoundError,
 )
 from atlas_tasks.ids import IdStyle
 from atlas_tasks.models import Task, Workspace, WorkspaceStatus, utcnow
-from atlas_tasks.store.types import ArtifactReader, LogEntry, LogLines, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.types import (
+    ArtifactReader,
+    LogEntry,
+    LogLines,
+    LogRotation,
+    LogTail,
+    SummaryList,
+    TaskList,
+    WorkspaceList,
+)
 from atlas_tasks.transitions import check_status_change
 
 if TYPE_CHECKING:
@@ -51,6 +64,43 @@ if TYPE_CHECKING:
 
 #: Log entries read per round by the default ``follow_log``.
 FOLLOW_WINDOW = 1000
+
+#: The base name ``rotate_log`` saves a log's older lines under, as versions: ``logs/task.log.1.gz``, ``.2.gz``...
+#: (oldest first; the live task.log continues after the newest). The Go ATLAS ignores artifacts it does not know.
+LOG_SEGMENT = "logs/task.log.gz"
+_SEGMENT_PARTS = LOG_SEGMENT.split("/")
+_SEGMENT_FOLDER, _SEGMENT_LEAF = "/".join(_SEGMENT_PARTS[:-1]), _SEGMENT_PARTS[-1]
+#: How often ``rotate_log`` plans again when a concurrent rotation moved the log's head first.
+_ROTATION_ATTEMPTS = 8
+
+
+#: Environment variable naming a crash point (see :func:`crash_point`): how the kill -9 tests stop a real process
+#: exactly between two durable writes of a compaction.
+CRASH_AT_ENV = "ATLAS_TASKS_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Kill this process with SIGKILL here if ``$ATLAS_TASKS_CRASH_AT`` names this point (a test aid; else nothing)."""
+    if os.environ.get(CRASH_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def rotation_cut(raw: bytes, keep: int) -> int:
+    """Where to cut a log so the newest whole lines within ``keep`` bytes stay (0: nothing to move).
+
+    The cut is always at the start of a line; the last whole line always stays (even if longer than ``keep``), and
+    so does a torn tail after it (an append cut short is not ours to move).
+    """
+    end = raw.rfind(b"\n") + 1  # just after the last whole line
+    if end == 0:
+        return 0
+    last_start = raw.rfind(b"\n", 0, end - 1) + 1
+    target = len(raw) - max(keep, 0)
+    if target <= 0:
+        return 0
+    if target >= last_start:
+        return last_start
+    return min(raw.find(b"\n", target - 1) + 1, last_start)
 
 
 class TaskSlot(Protocol):
@@ -427,6 +477,73 @@ class BaseStore(ABC):
             name: len(self.get_artifact(workspace, task_id, name)) for name in self.list_artifacts(workspace, task_id)
         }
 
+    # ============================================================================== compaction (retention)
+    def delete_artifact(self, workspace: str, task_id: str, filename: str) -> None:
+        """Remove one artifact, durably. See :meth:`atlas_tasks.store.Store.delete_artifact`."""
+        parts = N.artifact_parts(filename)
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        self._delete_artifact(workspace, task_id, parts)
+
+    def rotate_log(
+        self, workspace: str, task_id: str, *, max_bytes: int, keep_bytes: int | None = None, dry_run: bool = False
+    ) -> LogRotation:
+        """Move a long log's older lines into a gzip segment. See :meth:`atlas_tasks.store.Store.rotate_log`.
+
+        Written once on two primitives: the segment is saved as the next version of :data:`LOG_SEGMENT` (durable
+        before the log changes), then :meth:`_drop_log_head` removes exactly those bytes from the front of the log
+        under the lock ``append_log`` takes, so a line appended meanwhile is never lost.
+        """
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
+        keep = max_bytes // 2 if keep_bytes is None else keep_bytes
+        for _attempt in range(_ROTATION_ATTEMPTS):
+            raw, where = self._read_log(workspace, task_id)
+            report = LogRotation()
+            newest = self._newest_log_segment(workspace, task_id)
+            if newest is not None:
+                _name, data = newest
+                # A rotation cut short after its segment was durable: those bytes still open the live log. Finish it
+                # (drop them) instead of archiving them twice.
+                if data and raw.startswith(data):
+                    if not dry_run and not self._drop_log_head(workspace, task_id, data):
+                        continue  # another rotation changed the log meanwhile: look again
+                    report.resumed, report.resumed_lines, report.resumed_bytes = True, data.count(b"\n"), len(data)
+                    raw = raw[len(data) :]
+            cut = rotation_cut(raw, keep) if len(raw) > max_bytes else 0
+            report.kept_lines, report.kept_bytes = raw.count(b"\n", cut), len(raw) - cut
+            if cut == 0:
+                return report
+            head = raw[:cut]
+            segment = gzip.compress(head, mtime=0)
+            report.lines_moved, report.bytes_moved, report.segment_bytes = head.count(b"\n"), cut, len(segment)
+            if dry_run:
+                last = N.version_of(newest[0].rpartition("/")[2], _SEGMENT_LEAF) if newest else 0
+                report.segment = "/".join([*_SEGMENT_PARTS[:-1], N.versioned_name(_SEGMENT_LEAF, (last or 0) + 1)])
+                return report
+            report.segment = self.save_versioned_artifact(workspace, task_id, LOG_SEGMENT, segment)
+            crash_point("rotate_log:segment-saved")
+            if self._drop_log_head(workspace, task_id, head):
+                return report
+            # Another rotation moved the head first: every line of ours is in its segment or still in the log, so
+            # this segment only duplicates them. Withdraw it and plan again.
+            self._delete_artifact(workspace, task_id, N.artifact_parts(report.segment))
+        raise StorageError("rotate_log", where, None, "the log's head kept changing under concurrent rotations")
+
+    def _newest_log_segment(self, workspace: str, task_id: str) -> tuple[str, bytes] | None:
+        """The newest rotated segment of the log (name, uncompressed bytes), or None."""
+        best: tuple[int, str] | None = None
+        for name in self._artifact_names(workspace, task_id):
+            folder, _, leaf = name.rpartition("/")
+            version = N.version_of(leaf, _SEGMENT_LEAF) if folder == _SEGMENT_FOLDER else None
+            if version is not None and (best is None or version > best[0]):
+                best = (version, name)
+        if best is None:
+            return None
+        return best[1], gzip.decompress(self._get_artifact(workspace, task_id, N.artifact_parts(best[1])))
+
     # ==================================================================================================== runs
     def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
         """Run a task step by step under its run lease; see :mod:`atlas_tasks.runs`.
@@ -520,6 +637,18 @@ class BaseStore(ABC):
     def _artifact_names(self, workspace: str, task_id: str) -> builtins.list[str]:
         """The task's artifacts as relative POSIX paths, in any order. Raises TaskNotFoundError."""
 
+    @abstractmethod
+    def _delete_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> None:
+        """Remove one artifact durably. Raises TaskNotFoundError, ArtifactNotFoundError."""
+
+    @abstractmethod
+    def _drop_log_head(self, workspace: str, task_id: str, head: bytes) -> bool:
+        """If the log begins with exactly ``head``, remove those bytes and keep the rest; say whether it did.
+
+        Atomic and durable (the old log or the new one, never a mix), and holding the lock ``append_log`` takes (or
+        an equivalent: no line appended concurrently may be lost). Raises TaskNotFoundError.
+        """
+
     # ================================================================================================== hooks
     def _after_create(self, workspace: str, task: Task) -> None:  # noqa: B027 - a hook: doing nothing is the default
         """Called after a task was created (the file store records its workspace ref here)."""
@@ -531,4 +660,13 @@ class BaseStore(ABC):
         """Called inside a write that changes a task's ``created_at`` (the order of listings)."""
 
 
-__all__ = ["FOLLOW_WINDOW", "BaseStore", "TaskSlot", "decode_stored", "new_workspace", "stamp_new"]
+__all__ = [
+    "FOLLOW_WINDOW",
+    "LOG_SEGMENT",
+    "BaseStore",
+    "TaskSlot",
+    "decode_stored",
+    "new_workspace",
+    "rotation_cut",
+    "stamp_new",
+]

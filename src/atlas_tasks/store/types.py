@@ -189,12 +189,34 @@ LogEntry = Mapping[str, Any] | str | bytes
 """A log entry: a mapping (encoded as one JSON object), or one line of JSON as str/bytes."""
 
 
+@dataclass
+class LogRotation:
+    """What ``rotate_log`` did (or, with ``dry_run``, would do) to a task's log.
+
+    ``segment`` is the artifact the older lines went to (``logs/task.log.N.gz``; empty when nothing moved);
+    ``lines_moved``/``bytes_moved`` count those lines uncompressed and ``segment_bytes`` the gzip stored;
+    ``resumed`` is true when a rotation cut short by a crash was finished first (its segment was durable, the
+    live log not yet rewritten), with ``resumed_lines``/``resumed_bytes`` dropped from the live log for it.
+    """
+
+    segment: str = ""
+    lines_moved: int = 0
+    bytes_moved: int = 0
+    segment_bytes: int = 0
+    kept_lines: int = 0
+    kept_bytes: int = 0
+    resumed: bool = False
+    resumed_lines: int = 0
+    resumed_bytes: int = 0
+
+
 __all__ = [
     "ArtifactReader",
     "CheckReport",
     "Finding",
     "LogEntry",
     "LogLines",
+    "LogRotation",
     "LogTail",
     "SummaryList",
     "TaskList",

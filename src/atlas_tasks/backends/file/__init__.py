@@ -27,6 +27,7 @@ import builtins
 import contextlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -600,6 +601,47 @@ class FileStore(BaseStore):
                 except OSError:
                     continue  # removed since it was listed
         return sizes
+
+    # ============================================================================== compaction primitives
+    def _delete_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> None:
+        from atlas_tasks.errors import ArtifactNotFoundError
+
+        layout = self._layout
+        name = "/".join(parts)
+        with (
+            os_errors("delete_artifact"),
+            layout.task_dir(workspace, task_id) as d,
+            layout.write_lock(workspace, task_id, d),
+        ):
+            require_task_file(d, workspace, task_id)
+            path = f"{d.path}/{ARTIFACTS_DIR}/{name}"
+            try:
+                with walk(d, [ARTIFACTS_DIR, *parts[:-1]]) as adir:
+                    info = ops.stat_at(parts[-1], adir.fd)
+                    if not stat.S_ISREG(info.st_mode):
+                        raise FileNotFoundError(path)  # a directory or anything else is not an artifact
+                    ops.unlink(parts[-1], adir.fd, path)
+                    ops.fsync(adir.fd, adir.path)  # the removal itself is durable when we return
+            except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+                raise ArtifactNotFoundError(workspace, task_id, name, path) from None
+
+    def _drop_log_head(self, workspace: str, task_id: str, head: bytes) -> bool:
+        layout = self._layout
+        with (
+            os_errors("rotate_log"),
+            layout.task_dir(workspace, task_id) as d,
+            layout.write_lock(workspace, task_id, d),  # the lock append_log takes: no append can slip in meanwhile
+        ):
+            require_task_file(d, workspace, task_id)
+            try:
+                raw = atomic.read(d, LOG_FILE)
+            except FileNotFoundError:
+                return not head
+            if not raw.startswith(head):
+                return False
+            # temp + fsync + rename + directory fsync: a crash leaves the old log or the new one, whole.
+            atomic.replace(d, LOG_FILE, raw[len(head) :])
+            return True
 
     # ================================================================================= run leases (RunLeases)
     def acquire_lease(self, workspace: str, task_id: str, holder: Mapping[str, Any]) -> locks.Lease:

@@ -167,6 +167,20 @@ class Queries:
         "INSERT INTO {s}.artifacts (workspace, task_id, name, data) VALUES (%(ws)s, %(id)s, %(name)s, %(data)s)"
     )
 
+    # -- compaction -------------------------------------------------------------------------------------------------
+    artifact_delete: str = (
+        "DELETE FROM {s}.artifacts WHERE workspace = %(ws)s AND task_id = %(id)s AND name = %(name)s RETURNING name"
+    )
+    # The row every append_log upserts: locked, no line can be appended until the rotation commits.
+    log_head_lock: str = "SELECT last_seq FROM {s}.log_heads WHERE workspace = %(ws)s AND task_id = %(id)s FOR UPDATE"
+    log_first: str = (
+        "SELECT seq, line FROM {s}.log_lines WHERE workspace = %(ws)s AND task_id = %(id)s"
+        " ORDER BY seq LIMIT %(limit)s::bigint"
+    )
+    log_drop_through: str = (
+        "DELETE FROM {s}.log_lines WHERE workspace = %(ws)s AND task_id = %(id)s AND seq <= %(last)s::bigint"
+    )
+
     # -- run leases -------------------------------------------------------------------------------------------------
     lease_try: str = "SELECT pg_try_advisory_lock(%(key)s::bigint)"
     lease_unlock: str = "SELECT pg_advisory_unlock(%(key)s::bigint)"

@@ -568,6 +568,30 @@ class PostgresStore(BaseStore):
         found = {str(name): int(size) for name, size in rows if name is not None}
         return {name: found[name] for name in natural_sorted(builtins.list(found))}
 
+    # -- compaction (primitives) ----------------------------------------------------------------------------------
+    def _delete_artifact(self, workspace: str, task_id: str, parts: builtins.list[str]) -> None:
+        name = "/".join(parts)
+        with self._session("delete_artifact", workspace, task_id, mode="write") as conn:
+            if conn.execute(self._q.artifact_delete, {"ws": workspace, "id": task_id, "name": name}).fetchone():
+                return
+            self._require(conn, workspace, task_id)
+        raise ArtifactNotFoundError(workspace, task_id, name, self._location(workspace, task_id))
+
+    def _drop_log_head(self, workspace: str, task_id: str, head: bytes) -> bool:
+        key = {"ws": workspace, "id": task_id}
+        count = head.count(b"\n")  # whole lines only: one row each, stored without the newline
+        with self._session("rotate_log", workspace, task_id, mode="write") as conn:
+            if conn.execute(self._q.log_head_lock, key).fetchone() is None:
+                self._require(conn, workspace, task_id)
+                return not head  # no line was ever appended
+            rows = conn.execute(self._q.log_first, {**key, "limit": count}).fetchall()
+            if len(rows) != count or b"".join(bytes(line) + b"\n" for _, line in rows) != head:
+                return False
+            if rows:
+                # Line numbers (tail_log positions) of the lines that stay are unchanged: followers are not moved.
+                conn.execute(self._q.log_drop_through, {**key, "last": int(rows[-1][0])})
+            return True
+
     # -- following a log ------------------------------------------------------------------------------------------
     def follow_log(
         self,
