@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "pin": ("_gc", "pin", None),
     "unpin": ("_gc", "unpin", None),
     "gc": ("_gc", "gc", None),
+    "compact": ("_compact", "compact", None),
     "deadline": ("_guards", "deadline", None),
     "budget": ("_budgets", "budget", None),
     "doctor": ("_runs", "doctor", None),
