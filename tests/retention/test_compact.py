@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from typing import Any
 
 import pytest
@@ -199,6 +200,31 @@ def test_lines_appended_by_another_process_during_rotation_are_kept(store: Store
     entries = _entries(whole_log(store, ws, task.id))
     assert [e["n"] for e in entries if e["event"] == "line"] == list(range(50))
     assert [e["n"] for e in entries if e["event"] == "child"] == list(range(count))
+    assert rotations > 3
+
+
+@pytest.mark.stores("memory")
+def test_lines_appended_by_another_thread_during_rotation_are_kept(store: Store, ws: str) -> None:
+    """The memory store's version of the test above: a thread appends while rotations run; every line stays, once."""
+    task = store.create(ws, sample_task())
+    count = 3000
+
+    def append() -> None:
+        for i in range(count):
+            store.append_log(ws, task.id, {"event": "child", "n": i, "pad": "y" * 60})
+
+    appender = threading.Thread(target=append)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often, so appends land between a rotation's read and its drop
+    try:
+        appender.start()
+        rotations = 0
+        while appender.is_alive():
+            rotations += bool(store.rotate_log(ws, task.id, max_bytes=2000, keep_bytes=200).segment)
+        appender.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert [e["n"] for e in _entries(whole_log(store, ws, task.id))] == list(range(count))
     assert rotations > 3
 
 
