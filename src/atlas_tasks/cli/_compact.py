@@ -33,9 +33,14 @@ def parse_size(text: str) -> int:
 
 
 def _size(n: int) -> str:
-    from atlas_tasks.cli._gc import _size as size
-
-    return size(n)
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def compact(
