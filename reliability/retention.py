@@ -68,7 +68,7 @@ from reliability.scratch import scratch
 
 WS = "w"
 KINDS = ("gc", "import")
-ROUNDS = {"fast": 18, "full": 240}
+ROUNDS = {"fast": 18, "full": 300}
 #: A negative control only has to be caught: fewer rounds, and only of the kind it weakens.
 CONTROL_ROUNDS = 16
 CONTROL_KINDS = {"delete-in-place": ("gc",), "import-in-place": ("import",)}
