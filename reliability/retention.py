@@ -59,7 +59,7 @@ from atlas_tasks.errors import (
     IncompleteTaskError,
     TaskNotFoundError,
 )
-from atlas_tasks.models import Task, TaskStatus, Transition, utcnow
+from atlas_tasks.models import TaskStatus, Transition, utcnow
 from atlas_tasks.testing.conformance import sample_task
 from reliability import weaken
 from reliability.forkserver import ForkServer
@@ -340,7 +340,7 @@ class Round:
         home = self.root / "home"
         store, eligible = self.build(home, self.rng.randint(6, 14))
         tasks = self.tasks_dir(home)
-        raw = {t: raw_files(tasks / t) for t in os.listdir(tasks)}
+        raw = {t: raw_files(tasks / t) for t in _names(tasks)}
         api = {t: api_view(store, t) for t in raw}
         race = self.rng.random() < 0.25
         jobs = [self.job("gc", home) for _ in range(2 if race else 1)]
@@ -350,7 +350,7 @@ class Round:
         self.killed(jobs, victim)
 
         # Before any repair: whole or gone, only eligible ones gone, readers see only whole tasks.
-        present = set(os.listdir(tasks))
+        present = set(_names(tasks))
         for extra in sorted(present - set(raw)):
             self.verdict.add("unknown entry in tasks/ after a killed gc", f"round {self.n} {extra}")
         for task_id, files in raw.items():
@@ -369,7 +369,7 @@ class Round:
                 self.verdict.add(kind, f"round {self.n} {task_id}: missing {gone[:4]}, {len(now_files)} files left")
         self.check_readers(store, api)
         with contextlib.suppress(FileNotFoundError):
-            self.stats.trash_left += len(os.listdir(home / ".atlas-tasks" / "trash"))
+            self.stats.trash_left += len(_names(home / ".atlas-tasks" / "trash"))
 
         # Repair, collect again: exactly the eligible set gone, nothing else changed, nothing left behind.
         from atlas_tasks.retention import gc
@@ -383,18 +383,19 @@ class Round:
         self.stats.deleted += len(eligible)
         if {i.id for i in report.deleted} - eligible:
             self.verdict.add("second collection deleted a non-eligible task", f"round {self.n}")
-        present = set(os.listdir(tasks))
+        present = set(_names(tasks))
         if present != set(raw) - eligible:
             self.verdict.add(
                 "not exactly the eligible set gone after repair",
-                f"round {self.n} left {sorted(present & eligible)[:3]}, lost {sorted(set(raw) - eligible - present)[:3]}",
+                f"round {self.n} left {sorted(present & eligible)[:3]}, "
+                f"lost {sorted(set(raw) - eligible - present)[:3]}",
             )
         for task_id in present & set(raw):
             if raw_files(tasks / task_id) != raw[task_id]:
                 self.verdict.add("kept task changed", f"round {self.n} {task_id}")
         trash = home / ".atlas-tasks" / "trash"
-        if trash.exists() and os.listdir(trash):
-            self.verdict.add("trash not empty after repair", f"round {self.n} {os.listdir(trash)[:3]}")
+        if trash.exists() and _names(trash):
+            self.verdict.add("trash not empty after repair", f"round {self.n} {_names(trash)[:3]}")
         refs = {ref.id for ref in store.get_workspace(WS).tasks}
         if refs != present:
             self.verdict.add("workspace refs differ from the task directories", f"round {self.n} {refs ^ present}")
@@ -405,14 +406,14 @@ class Round:
         from atlas_tasks.retention import bundle
 
         src, _ = self.build(self.root / "src", self.rng.randint(2, 5))
-        ids = sorted(os.listdir(self.tasks_dir(src.home)))
+        ids = sorted(_names(self.tasks_dir(src.home)))
         source = {t: raw_files(self.tasks_dir(src.home) / t) for t in ids}
         path = self.root / self.rng.choice(("b.tar", "b.tar.gz"))
         bundle.export_tasks(src, WS, ids, path)
         target_home = self.root / "dst"
         target, _ = self.build(target_home, 1, task_id=OWN_ID)
         tasks = self.tasks_dir(target_home)
-        (own,) = os.listdir(tasks)
+        (own,) = _names(tasks)
         own_files = raw_files(tasks / own)
         as_new_id = self.rng.random() < 0.4
         job = self.job("import", target_home, bundle=str(path), as_new_id=as_new_id)
@@ -428,7 +429,7 @@ class Round:
 
         # Recovery as documented: doctor --fix, incomplete directories removed by hand, import again.
         target.check(fix=True)
-        for entry in sorted(os.listdir(tasks)):
+        for entry in sorted(_names(tasks)):
             if entry != own and not (tasks / entry / "task.json").exists():
                 self.stats.incomplete_removed_by_hand += 1
                 shutil.rmtree(tasks / entry)
@@ -460,7 +461,7 @@ class Round:
         """Bundle tasks visible in the target (original id -> id); each must be whole and there only once."""
         tasks = self.tasks_dir(target.home)
         landed: dict[str, str] = {}
-        for entry in sorted(os.listdir(tasks)):
+        for entry in sorted(_names(tasks)):
             if entry == own:
                 continue
             files = raw_files(tasks / entry)
@@ -518,6 +519,11 @@ class Round:
             return
         for finding in report.findings:
             self.verdict.add(f"doctor finding after recovery: {finding.kind}", f"round {self.n} {finding.path}")
+
+
+def _names(folder: Path) -> list[str]:
+    """The names in a directory."""
+    return [p.name for p in folder.iterdir()]
 
 
 def _spin(seconds: float) -> None:

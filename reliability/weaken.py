@@ -288,10 +288,10 @@ def delete_in_place(undo: list[Undo]) -> None:
 
     def delete(self: file_backend.FileStore, workspace: str, task_id: str) -> None:
         folder = self.task_path(workspace, task_id)
-        for root, _dirs, files in os.walk(folder, topdown=False):
-            for name in sorted(files):
-                os.unlink(os.path.join(root, name))
-            os.rmdir(root)
+        # Deepest first: each file, then its directory, then the task directory itself (task.json among the last).
+        for path in sorted(folder.rglob("*"), key=lambda p: (-len(p.parts), p.is_dir(), str(p))):
+            path.rmdir() if path.is_dir() else path.unlink()
+        folder.rmdir()
         self._summaries.forget(workspace, task_id)
         file_workspaces.drop_ref(self._layout, workspace, task_id)
 

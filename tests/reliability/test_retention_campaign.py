@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # seconds each: dozens of real processes, most of
 
 
 def test_gc_and_import_under_kill_leave_every_task_whole_or_gone() -> None:
-    """18 rounds of gc and import, children SIGKILLed: no half-deleted or half-imported task, and recovery ends clean."""
+    """18 rounds of gc and import, children SIGKILLed: no half-deleted or half-imported task; recovery ends clean."""
     outcome = retention.run("fast")
     assert outcome.runs == 18
     assert outcome.details["kills"] > 0
