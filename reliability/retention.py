@@ -136,7 +136,10 @@ def _announce(store: FileStore, method: str, job: dict[str, Any]) -> None:
         if inside[0] and _changes(event, _args):
             events[0] += 1
             if events[0] == job.get("crash_at"):
-                os.killpg(os.getpgid(0), signal.SIGKILL)
+                # Its own group only (never the fork server's, should setpgid have failed).
+                if os.getpgid(0) == os.getpid():
+                    os.killpg(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(audit)
 
