@@ -24,6 +24,7 @@ from benchmarks import (
     analysis,
     bench_cli,
     bench_concurrency,
+    bench_gc,
     bench_memory,
     bench_peers,
     bench_postgres,
@@ -77,6 +78,7 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("throughput",), bench_concurrency.bench_throughput),
     (("cli_cold",), bench_cli.bench_cli_cold_start),
     (("iter_memory",), bench_memory.bench_iter_memory),
+    (("gc",), bench_gc.bench_gc),
 ]
 
 #: The table's order: the issue's.
@@ -97,6 +99,7 @@ TABLE_ORDER = [
     "cli_cold",
     "iter_memory",
     "throughput",
+    "gc",
     "peer_put",
     "peer_get",
     "peer_list",

@@ -25,7 +25,9 @@ def _log(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
     parser.add_argument("--fast", action="store_true", help="the small subset the test suite runs")
-    parser.add_argument("--only", default="", help="comma-separated campaign ids (T1a,T1b,T1c,T2,V1,I1,F,F-real,N,H,L)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated campaign ids (T1a,T1b,T1c,T2,V1,I1,F,F-real,N,H,L,R)"
+    )
     parser.add_argument("--write", type=Path, default=None, help="where to write the markdown report")
     parser.add_argument("--no-write", action="store_true", help="do not write the report even in a full run")
     args = parser.parse_args(argv)

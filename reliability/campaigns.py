@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reliability import crashpoints, faults, hostile, lifecycle, naming, powercut, powerloss, storm
+from reliability import crashpoints, faults, hostile, lifecycle, naming, powercut, powerloss, retention, storm
 from reliability.outcome import Outcome, Scale
 
 Runner = Callable[..., Outcome | list[Outcome]]
@@ -39,6 +39,7 @@ CAMPAIGNS = [
         "H", "hostile entries: special files, odd entries, deep JSON, under every reader", hostile.run, hostile.CONTROLS
     ),
     Campaign("L", "lifecycle under kill -9: run, retry, fork, cancel", lifecycle.run, lifecycle.CONTROLS),
+    Campaign("R", "retention under kill -9: gc and import", retention.run, retention.CONTROLS),
 ]
 
 

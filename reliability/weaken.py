@@ -281,6 +281,52 @@ def fork_no_marker(undo: list[Undo]) -> None:
     _patch(rewind, "build_fork", unmarked, undo)
 
 
+def delete_in_place(undo: list[Undo]) -> None:
+    """A task is deleted by removing its files where they are (no rename into the trash first): a collector
+    killed half-way leaves a task directory with some of its files gone."""
+    from atlas_tasks.backends.file import _workspaces as file_workspaces
+
+    def delete(self: file_backend.FileStore, workspace: str, task_id: str) -> None:
+        folder = self.task_path(workspace, task_id)
+        # Deepest first: each file, then its directory, then the task directory itself (task.json among the last).
+        for path in sorted(folder.rglob("*"), key=lambda p: (-len(p.parts), p.is_dir(), str(p))):
+            path.rmdir() if path.is_dir() else path.unlink()
+        folder.rmdir()
+        self._summaries.forget(workspace, task_id)
+        file_workspaces.drop_ref(self._layout, workspace, task_id)
+
+    _patch(file_backend.FileStore, "_delete", delete, undo)
+
+
+def import_in_place(undo: list[Undo]) -> None:
+    """A task is imported by writing its files one by one into its final directory, task.json first: an import
+    killed half-way leaves a visible task without (some of) its log and artifacts."""
+    from atlas_tasks._codec import encode_task
+    from atlas_tasks.documents.logs import encode_line
+
+    def import_task(self: file_backend.FileStore, workspace: str, task: Any, **kw: Any) -> Any:
+        from atlas_tasks.errors import TaskExistsError
+
+        folder = self.home / "workspaces" / workspace / "tasks" / task.id
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            raise TaskExistsError(workspace, task.id, str(folder)) from None
+        (folder / "task.json").write_bytes(encode_task(task))
+        for line in kw.get("log_lines") or ():
+            with open(folder / "task.log", "ab") as log:
+                log.write(encode_line(workspace, task.id, line, fill_defaults=False))
+        for name, data in (kw.get("artifacts") or {}).items():
+            path = folder / "artifacts" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        for name, data in (kw.get("hook_files") or {}).items():
+            (folder / name).write_bytes(data)
+        return self.get(workspace, task.id)
+
+    _patch(file_backend.FileStore, "import_task", import_task, undo)
+
+
 VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "no-dir-fsync": no_dir_fsync,
     "no-file-fsync": no_file_fsync,
@@ -299,6 +345,8 @@ VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "no-step-checkpoint": no_step_checkpoint,
     "resume-from-start": resume_from_start,
     "fork-no-marker": fork_no_marker,
+    "delete-in-place": delete_in_place,
+    "import-in-place": import_in_place,
 }
 
 

@@ -28,6 +28,7 @@ JOBS: dict[str, str] = {
     "creator": "reliability.storm:job_creator",
     "fsize": "reliability.faults:job_fsize",
     "lifecycle": "reliability.lifecycle:job_lifecycle",
+    "retention": "reliability.retention:job_retention",
 }
 
 

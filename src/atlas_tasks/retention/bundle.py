@@ -353,15 +353,19 @@ def _import_one(
             task.workspace_name = target
         task.metadata["imported_from"] = {**provenance, "original_id": original}
         lines = _relabel(item.log_lines, (source_ws, original), (target, task_id))
+        # Hook files that live in the task's own directory (a file store whose home is the Go home) are written by
+        # import_task before task.json, so the task never shows without them; elsewhere they follow it.
+        in_task_dir = bool(item.hooks) and isinstance(store, LocalFiles) and store.go_home == store.home
+        extra: dict[str, Any] = {"hook_files": item.hooks} if in_task_dir else {}
         try:
-            store.import_task(target, task, log_lines=lines, artifacts=item.artifacts)
+            store.import_task(target, task, log_lines=lines, artifacts=item.artifacts, **extra)
         except TaskExistsError as exc:
             if not as_new_id:
                 # Taken since the check, or a directory an interrupted import left (the file store's doctor
                 # reports it as incomplete_task).
                 raise BundleError(where, f"{exc}; nothing more was imported (try again with --as-new-id)") from None
             continue  # another writer took this fresh id meanwhile: the next candidate
-        if item.hooks and isinstance(store, LocalFiles):
+        if item.hooks and isinstance(store, LocalFiles) and not in_task_dir:
             _write_hooks(store.go_home, target, task_id, item.hooks)
         return task_id
     raise AssertionError("unreachable: fresh id candidates never run out")

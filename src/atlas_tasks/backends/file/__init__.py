@@ -416,16 +416,25 @@ class FileStore(BaseStore):
         artifacts: Mapping[str, bytes | str] | None = None,
         ref: TaskRef | None = None,
         replace: bool = False,
+        hook_files: Mapping[str, bytes] | None = None,
     ) -> Task:
         """Store a task exactly as given (id, revision, times) with its log and artifacts (Importable).
 
-        The directory is claimed by mkdir (an existing id is refused), the log and artifacts are written first and
-        task.json last: until task.json exists the directory is no task to any reader, so a crash half-way leaves
-        nothing visible (``doctor --fix`` sweeps the directory) and a failure removes it. ``ref`` is ignored: the
-        file store derives the ref from the task, as ``create`` does. ``replace`` deletes the old task first.
+        The directory is claimed by mkdir (an existing id is refused), the log, artifacts and ``hook_files`` (the
+        Go ATLAS's ``hook.json``/``HOOK.md``, which it keeps in the task directory when this store's home is its
+        home) are written first and task.json last: until task.json exists the directory is no task to any
+        reader, so a crash half-way leaves nothing visible (``doctor --fix`` sweeps the directory) and a failure
+        removes it. ``ref`` is ignored: the file store derives the ref from the task, as ``create`` does.
+        ``replace`` deletes the old task first.
         """
+        from atlas_tasks.go_hooks import HOOK_FILES
+
         N.check_workspace_name(workspace)
         task_id = N.check_task_id(task.id)
+        hooks = dict(hook_files or {})
+        for name in hooks:
+            if name not in HOOK_FILES or name.endswith(".lock"):
+                raise ValueError(f"import_task: {name!r} is not a Go hook file (hook.json, HOOK.md)")
         log = b"".join(encode_line(workspace, task_id, line, fill_defaults=False) for line in log_lines)
         files = [(N.artifact_parts(name), to_bytes(data)) for name, data in (artifacts or {}).items()]
         data = encode_task(task)
@@ -443,6 +452,8 @@ class FileStore(BaseStore):
                     for parts, content in files:
                         with walk(d, [ARTIFACTS_DIR, *parts[:-1]], create=True) as adir:
                             atomic.replace(adir, parts[-1], content)
+                    for name, content in sorted(hooks.items()):
+                        atomic.replace(d, name, content)
                     atomic.replace(d, TASK_FILE, data)
                 ops.fsync(tasks.fd, tasks.path)
             except BaseException:
