@@ -163,6 +163,28 @@ class TaskExistsError(AtlasTasksError):
         )
 
 
+class TaskIdRetiredError(TaskExistsError):
+    """The id belonged to a task that was deleted (it has a tombstone): a deleted id is never given out again.
+
+    A TaskExistsError, so code that handles an id collision handles this one too.
+    """
+
+    deleted_at: str
+
+    def __init__(self, workspace: str, task_id: str, deleted_at: str, path: str | None = None) -> None:
+        # Not TaskExistsError.__init__: the message is this error's own.
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} was deleted at {deleted_at or 'an unknown time'} and its id is retired "
+            f"(tombstone {path or '?'}), so it is never reused; leave task.id empty to get a fresh id (a bundle: "
+            "import it with --as-new-id)",
+            workspace=workspace,
+            task_id=task_id,
+            deleted_at=deleted_at,
+            path=path,
+        )
+
+
 class BundleError(AtlasTasksError, ValueError):
     """A task bundle cannot be exported or imported: damaged, tampered, unsafe, or clashing with the target."""
 
@@ -848,6 +870,7 @@ __all__ = [
     "StoreUnavailableError",
     "TaskExistsError",
     "TaskFinishedError",
+    "TaskIdRetiredError",
     "TaskNotFoundError",
     "TaskRunningError",
     "TemplateError",
