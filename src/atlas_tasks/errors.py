@@ -137,13 +137,16 @@ class TaskNotFoundError(AtlasTasksError, LookupError):
     task_id: str
     path: str | None
 
-    def __init__(self, workspace: str, task_id: str, path: str | None = None) -> None:
+    def __init__(self, workspace: str, task_id: str, path: str | None = None, *, deleted_at: str | None = None) -> None:
         where = f" (looked in {path})" if path else ""
+        # A deleted task says so (its tombstone remembers when): "not found" alone reads like a typo.
+        gone = f": it was deleted at {deleted_at} (tombstone)" if deleted_at is not None else ""
+        context: dict[str, object] = {"workspace": workspace, "task_id": task_id, "path": path}
+        if deleted_at is not None:
+            context["deleted_at"] = deleted_at
         super().__init__(
-            f"{_where(workspace, task_id)} not found{where}; `atlas-tasks list {workspace}` shows its tasks",
-            workspace=workspace,
-            task_id=task_id,
-            path=path,
+            f"{_where(workspace, task_id)} not found{where}{gone}; `atlas-tasks list {workspace}` shows its tasks",
+            **context,
         )
 
 

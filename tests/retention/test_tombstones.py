@@ -95,7 +95,8 @@ def test_doctor_leaves_another_task_under_a_retired_id(tmp_path: Path) -> None:
     store.delete("w", task_id)
     go_written = tmp_path / "home" / "workspaces" / "w" / "tasks" / task_id
     go_written.mkdir()
-    other = sample_task(id=task_id, created_at=datetime(2020, 1, 1, tzinfo=UTC), updated_at=datetime(2020, 1, 1, tzinfo=UTC))
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    other = sample_task(id=task_id, created_at=long_ago, updated_at=long_ago)
     (go_written / "task.json").write_bytes(encode_task(other))
     report = store.check("w", fix=True)
     assert ("retired_id_in_use", task_id, False) in [(f.kind, f.task_id, f.fixed) for f in report.findings]

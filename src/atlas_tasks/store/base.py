@@ -253,7 +253,13 @@ class BaseStore(ABC):
         """The last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        raw, path = self._read_task(workspace, task_id)
+        try:
+            raw, path = self._read_task(workspace, task_id)
+        except TaskNotFoundError as exc:
+            stone = self._get_tombstone(workspace, task_id)  # only on a miss: the common read pays nothing
+            if stone is None:
+                raise
+            raise TaskNotFoundError(workspace, task_id, exc.path, deleted_at=stone.deleted_at) from None
         return decode_stored(raw, workspace, task_id, path)
 
     def update(self, workspace: str, task: Task) -> Task:

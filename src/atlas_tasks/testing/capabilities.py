@@ -498,6 +498,18 @@ class TombstoneTests(StoreFixtures):
         assert stone.info["reason"] == "gc"
         assert store.tombstones(ws) == [stone]
 
+    def test_get_of_a_deleted_task_says_when_it_was_deleted(self, store: Store, ws: str, task: Task) -> None:
+        """``get`` of a deleted id raises TaskNotFoundError carrying the tombstone's ``deleted_at``."""
+        require(store, Tombstones)
+        assert isinstance(store, Tombstones)
+        store.delete(ws, task.id)
+        stone = store.tombstone(ws, task.id)
+        assert stone is not None
+        with pytest.raises(TaskNotFoundError) as info:
+            store.get(ws, task.id)
+        assert info.value.context["deleted_at"] == stone.deleted_at
+        assert f"deleted at {stone.deleted_at}" in str(info.value)
+
     def test_tombstone_blocks_an_explicit_recreate(self, store: Store, ws: str, task: Task) -> None:
         """``create`` with a deleted task's id raises TaskIdRetiredError naming the id, and stores nothing."""
         require(store, Tombstones)
