@@ -399,8 +399,8 @@ class FileStore(BaseStore):
                 # the whole task (deleting again finishes), never a task gone without one.
                 try:
                     raw: bytes | None = _layout.task_bytes(d, workspace, task_id)
-                except (AtlasTasksError, OSError):
-                    raw = None  # an unreadable task is deleted too; its tombstone just has no created_at
+                except AtlasTasksError:
+                    raw = None  # no task.json, or an odd file there: deleted too, the tombstone has no created_at
                 _tombstones.record(layout, new_tombstone(workspace, task_id, raw, info))
                 _tombstones.crash_point("tombstoned")
             # Rename first, so no reader or writer ever sees a half-deleted task, then remove at leisure.

@@ -110,8 +110,39 @@ def _check_workspace(store: FileStore, layout: Layout, workspace: str, fix: bool
                         ids_on_disk[name] = None  # still the task's name: its ref is not stale
                         continue
                     ids_on_disk[name] = _check_one(store, layout, tasks, workspace, name, fix, report)
+    _sweep_tombstone_temp_files(layout, workspace, fix, report)
     _check_unfinished_deletes(store, layout, workspace, ids_on_disk, fix, report)
     _check_refs(store, layout, workspace, ids_on_disk, fix, report)
+
+
+def _sweep_tombstone_temp_files(layout: Layout, workspace: str, fix: bool, report: CheckReport) -> None:
+    """Temp files a delete killed while writing a tombstone left in ``.atlas-tasks/tombstones/<ws>/``.
+
+    A tombstone is written only under its task's write lock, so a temp file is looked at (and removed) only while
+    that lock is held here: one being written right now is never reported or touched.
+    """
+    try:
+        d = layout.private_dir(_tombstones.KIND, workspace, create=False)
+    except FileNotFoundError:
+        return
+    with d:
+        for entry in list(ops.scandir(d.fd, d.path)):
+            name = entry.name
+            task_id = name[1:].partition(_tombstones.SUFFIX + ".")[0] if atomic.is_temp_name(name) else ""
+            if not task_id:
+                continue
+            try:
+                with layout.write_lock(workspace, N.check_task_id(task_id), None):
+                    if not _layout.exists(d, name):
+                        continue  # the write finished (renamed) or gave up while we waited
+                    detail = "a tombstone write cut short (the delete did not go on)"
+                    finding = report.add(Finding("temp_file", d.child(name), detail, workspace, task_id))
+                    if fix:
+                        ops.unlink(name, d.fd, d.child(name))
+                        ops.fsync(d.fd, d.path)
+                        finding.fixed = True
+            except (InvalidNameError, LockTimeoutError):
+                continue  # not a name of ours, or a delete under way that holds the lock
 
 
 def _check_unfinished_deletes(
