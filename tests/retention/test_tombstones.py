@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import atlas_tasks
 from atlas_tasks import BundleError, FileStore, TaskIdRetiredError
 from atlas_tasks._codec import encode_task
 from atlas_tasks.backends.file._tombstones import CRASH_ENV
@@ -23,7 +24,8 @@ from atlas_tasks.retention.bundle import _fresh_ids, export_tasks, import_bundle
 from atlas_tasks.store import Store
 from atlas_tasks.testing.conformance import sample_task
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+#: The atlas_tasks the test imported: the child deletes with the very same code.
+SRC = Path(atlas_tasks.__file__).resolve().parents[1]
 
 _DELETE = """
 import sys
@@ -153,3 +155,16 @@ def test_fresh_ids_skip_retired_candidates() -> None:
     first = list(itertools.islice(_fresh_ids("task-20260101-000000", is_retired), 3))
     assert all(tid.count("-") == 3 for tid in first)
     assert retired["calls"] >= 4
+
+
+def test_doctor_sweeps_a_tombstone_write_cut_short(tmp_path: Path) -> None:
+    """The temp file of a tombstone write killed before its rename is reported as temp_file and removed by fix."""
+    store = FileStore(tmp_path / "home")
+    task_id = _task_with_files(store, "w")
+    stones = tmp_path / "home" / ".atlas-tasks" / "tombstones" / "w"
+    stones.mkdir(parents=True)
+    leftover = stones / f".{task_id}.json.0123456789ab.tmp"
+    leftover.write_bytes(b'{"deleted_at": "2026-')  # what a write killed half-way leaves
+    assert [(f.kind, f.path) for f in store.check("w").findings] == [("temp_file", str(leftover))]
+    assert store.check("w", fix=True).ok and not leftover.exists()
+    assert store.tombstone("w", task_id) is None and store.get("w", task_id).id == task_id
