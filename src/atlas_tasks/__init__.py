@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "Repairable": "atlas_tasks.store",
     "Importable": "atlas_tasks.store",
     "LocalFiles": "atlas_tasks.store",
+    "Tombstone": "atlas_tasks.store",
+    "Tombstones": "atlas_tasks.store",
     "RepoNotFoundError": "atlas_tasks.repos",
     "Store": "atlas_tasks.store",
     "TaskList": "atlas_tasks.store",
@@ -178,6 +180,8 @@ if TYPE_CHECKING:
         SummaryList,
         TaskList,
         TaskSummary,
+        Tombstone,
+        Tombstones,
         WorkspaceList,
     )
     from atlas_tasks.store.base import BaseStore
