@@ -32,7 +32,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from atlas_tasks import FileStore, InvalidNameError, StorageError
+from atlas_tasks import FileStore, InvalidNameError, StorageError, TaskIdRetiredError
 from atlas_tasks._fs import ops
 from atlas_tasks.errors import AtlasTasksError
 from reliability import weaken
@@ -171,7 +171,10 @@ def _workspace_name(box: Sandbox, name: Any) -> None:
 def _task_id(box: Sandbox, name: Any) -> None:
     ws = box.long_ws if zlib.crc32(repr(name).encode("utf-8", "surrogatepass")) % 2 else box.ws
     # model_copy, not Task(id=...): the model would refuse a non-string itself, before the store sees it.
-    box.store.create(ws, task(description="hostile id").model_copy(update={"id": name}))
+    try:
+        box.store.create(ws, task(description="hostile id").model_copy(update={"id": name}))
+    except TaskIdRetiredError:
+        return  # a valid name tried (and deleted) before: a deleted id is never handed out again
     box.store.append_log(ws, name, {"event": "x"})
     box.store.delete(ws, name)
 

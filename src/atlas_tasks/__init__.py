@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "Repairable": "atlas_tasks.store",
     "Importable": "atlas_tasks.store",
     "LocalFiles": "atlas_tasks.store",
+    "Tombstone": "atlas_tasks.store",
+    "Tombstones": "atlas_tasks.store",
     "RepoNotFoundError": "atlas_tasks.repos",
     "Store": "atlas_tasks.store",
     "TaskList": "atlas_tasks.store",
@@ -63,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "TaskRunningError": "atlas_tasks.errors",
     "StoreUnavailableError": "atlas_tasks.errors",
     "TaskExistsError": "atlas_tasks.errors",
+    "TaskIdRetiredError": "atlas_tasks.errors",
     "TaskNotFoundError": "atlas_tasks.errors",
     "WorkspaceExistsError": "atlas_tasks.errors",
     "WorkspaceNotFoundError": "atlas_tasks.errors",
@@ -139,6 +142,7 @@ if TYPE_CHECKING:
         StoreUnavailableError,
         TaskExistsError,
         TaskFinishedError,
+        TaskIdRetiredError,
         TaskNotFoundError,
         TaskRunningError,
         TemplateError,
@@ -176,6 +180,8 @@ if TYPE_CHECKING:
         SummaryList,
         TaskList,
         TaskSummary,
+        Tombstone,
+        Tombstones,
         WorkspaceList,
     )
     from atlas_tasks.store.base import BaseStore

@@ -137,13 +137,16 @@ class TaskNotFoundError(AtlasTasksError, LookupError):
     task_id: str
     path: str | None
 
-    def __init__(self, workspace: str, task_id: str, path: str | None = None) -> None:
+    def __init__(self, workspace: str, task_id: str, path: str | None = None, *, deleted_at: str | None = None) -> None:
         where = f" (looked in {path})" if path else ""
+        # A deleted task says so (its tombstone remembers when): "not found" alone reads like a typo.
+        gone = f": it was deleted at {deleted_at} (tombstone)" if deleted_at is not None else ""
+        context: dict[str, object] = {"workspace": workspace, "task_id": task_id, "path": path}
+        if deleted_at is not None:
+            context["deleted_at"] = deleted_at
         super().__init__(
-            f"{_where(workspace, task_id)} not found{where}; `atlas-tasks list {workspace}` shows its tasks",
-            workspace=workspace,
-            task_id=task_id,
-            path=path,
+            f"{_where(workspace, task_id)} not found{where}{gone}; `atlas-tasks list {workspace}` shows its tasks",
+            **context,
         )
 
 
@@ -159,6 +162,28 @@ class TaskExistsError(AtlasTasksError):
             f"{_where(workspace, task_id)} already exists ({path}); leave task.id empty to get a fresh id",
             workspace=workspace,
             task_id=task_id,
+            path=path,
+        )
+
+
+class TaskIdRetiredError(TaskExistsError):
+    """The id belonged to a task that was deleted (it has a tombstone): a deleted id is never given out again.
+
+    A TaskExistsError, so code that handles an id collision handles this one too.
+    """
+
+    deleted_at: str
+
+    def __init__(self, workspace: str, task_id: str, deleted_at: str, path: str | None = None) -> None:
+        # Not TaskExistsError.__init__: the message is this error's own.
+        AtlasTasksError.__init__(
+            self,
+            f"{_where(workspace, task_id)} was deleted at {deleted_at or 'an unknown time'} and its id is retired "
+            f"(tombstone {path or '?'}), so it is never reused; leave task.id empty to get a fresh id (a bundle: "
+            "import it with --as-new-id)",
+            workspace=workspace,
+            task_id=task_id,
+            deleted_at=deleted_at,
             path=path,
         )
 
@@ -848,6 +873,7 @@ __all__ = [
     "StoreUnavailableError",
     "TaskExistsError",
     "TaskFinishedError",
+    "TaskIdRetiredError",
     "TaskNotFoundError",
     "TaskRunningError",
     "TemplateError",

@@ -15,6 +15,7 @@ from atlas_tasks.testing import (
     RunLeaseTests,
     StampTests,
     StoreTests,
+    TombstoneTests,
     UrlTests,
 )
 
@@ -27,7 +28,9 @@ class TestFileStoreConformance(StoreTests):
         return lambda: FileStore(tmp_path_factory.mktemp("home"), lock_timeout=30)
 
 
-class TestFileStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+class TestFileStoreContract(
+    ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, TombstoneTests, UrlTests
+):
     """FileStore passes the listing, log, size, lease, change-stamp and URL mixins."""
 
     @pytest.fixture

@@ -15,6 +15,7 @@ from atlas_tasks.testing import (
     RunLeaseTests,
     StampTests,
     StoreTests,
+    TombstoneTests,
     UrlTests,
 )
 
@@ -31,7 +32,9 @@ class TestMemoryStoreConformance(StoreTests):
         return lambda: store
 
 
-class TestMemoryStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+class TestMemoryStoreContract(
+    ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, TombstoneTests, UrlTests
+):
     """MemoryStore passes the listing, log, size, lease and URL mixins (it has no change stamps: those skip)."""
 
     @pytest.fixture

@@ -23,6 +23,7 @@ from atlas_tasks.testing import (
     RunLeaseTests,
     StampTests,
     StoreTests,
+    TombstoneTests,
     UrlTests,
 )
 from pg_server import server_url as session_server_url
@@ -74,7 +75,9 @@ class TestPostgresStoreOwnPoolConformance(StoreTests):
             store.close()
 
 
-class TestPostgresStoreContract(ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, UrlTests):
+class TestPostgresStoreContract(
+    ListingTests, LogTailTests, ArtifactSizeTests, RunLeaseTests, StampTests, TombstoneTests, UrlTests
+):
     """PostgresStore opened from a URL passes the listing, log, size, lease and URL mixins (no change stamps)."""
 
     @pytest.fixture

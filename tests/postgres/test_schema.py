@@ -137,3 +137,23 @@ def test_system_schema_refused(make_store: Callable[..., PostgresStore], system:
     """PostgreSQL's own schemas (information_schema, pg_*) are refused with a message naming the problem."""
     with pytest.raises(ValueError, match="system schemas"):
         make_store(schema=system)
+
+
+def test_upgrade_from_version_2_keeps_tasks_and_adds_tombstones(
+    make_store: Callable[..., PostgresStore], fresh_schema: str, pg_conn: psycopg.Connection[Any]
+) -> None:
+    """A version-2 database (no tombstones table) with tasks upgrades to the latest one and keeps every task."""
+    old = make_store(schema=fresh_schema)
+    old.create_workspace("w")
+    kept = [old.create("w", sample_task()).id for _ in range(3)]
+    # Back to exactly what version 2 laid out: migration 3 only added the tombstones table.
+    pg_conn.execute(f'DROP TABLE "{fresh_schema}".tombstones')
+    pg_conn.execute(f'DELETE FROM "{fresh_schema}".schema_migrations WHERE version >= 3')
+    assert old.schema_version() == 2
+    store = make_store(schema=fresh_schema)
+    assert store.migrate() == [3]
+    assert sorted(t.id for t in store.list("w", strict=True)) == sorted(kept)
+    store.delete("w", kept[0], reason="upgrade test")
+    stone = store.tombstone("w", kept[0])
+    assert stone is not None and stone.info["reason"] == "upgrade test"
+    assert store.schema_version() == SCHEMA_VERSION == 3

@@ -40,7 +40,7 @@ def _refs_scenario(store: Store, ws: str) -> list[tuple[str, str, bool]]:
     store.update(ws, b)
     store.modify(ws, "t-c", lambda t: t.transition(TaskStatus.ABANDONED))
     store.delete(ws, "t-a")
-    store.create(ws, sample_task(id="t-a"))  # recreated: its ref goes to the end
+    store.create(ws, sample_task(id="t-d"))  # created after the delete (t-a's id is retired): its ref goes last
     return [(r.id, str(r.status), r.completed_at is not None) for r in store.get_workspace(ws).tasks]
 
 

@@ -29,6 +29,7 @@ from atlas_tasks.errors import (
     AtlasTasksError,
     CollectorBusyError,
     TaskExistsError,
+    TaskIdRetiredError,
     TaskNotFoundError,
     TaskRunningError,
     WorkspaceExistsError,
@@ -36,8 +37,8 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
-from atlas_tasks.store.base import BaseStore
-from atlas_tasks.store.types import LogEntry, WorkspaceList
+from atlas_tasks.store.base import BaseStore, new_tombstone, refuse_import
+from atlas_tasks.store.types import LogEntry, Tombstone, WorkspaceList
 from atlas_tasks.transitions import is_terminal
 
 
@@ -106,6 +107,8 @@ class MemoryStore(BaseStore):
         self._leases: dict[tuple[str, str], dict[str, Any]] = {}
         self._collector: dict[str, Any] | None = None
         self._versions: dict[tuple[str, str, str], int] = {}
+        #: (workspace, id) -> the tombstone of a deleted task; kept when its workspace goes.
+        self._tombstones: dict[tuple[str, str], Tombstone] = {}
 
     @classmethod
     def named(cls, name: str, **kwargs: Any) -> MemoryStore:
@@ -122,11 +125,12 @@ class MemoryStore(BaseStore):
         if not kwargs or all(getattr(store, key, None) == value for key, value in kwargs.items()):
             return store
         view = cls(name, **kwargs)
-        view._lock, view._workspaces, view._leases, view._versions = (
+        view._lock, view._workspaces, view._leases, view._versions, view._tombstones = (
             store._lock,
             store._workspaces,
             store._leases,
             store._versions,
+            store._tombstones,
         )
         return view
 
@@ -197,14 +201,21 @@ class MemoryStore(BaseStore):
         while True:
             with self._lock:
                 entry = self._ws(workspace)
+                retired = {tid for ws, tid in self._tombstones if ws == workspace}
                 if task_id is not None:
                     if task_id in entry.tasks:
                         raise TaskExistsError(workspace, task_id, self._where(workspace, task_id))
+                    if task_id in retired:
+                        stone = self._tombstones[(workspace, task_id)]
+                        raise TaskIdRetiredError(workspace, task_id, stone.deleted_at, self._where(workspace, task_id))
                     chosen = task_id
                 elif resolve_style(self.id_style, entry.tasks) == "uuid":
                     chosen = uuid_id()
+                    if chosen in entry.tasks or chosen in retired:
+                        continue
                 else:
-                    chosen = next((c for c in timestamp_candidates() if c not in entry.tasks), "")
+                    taken = entry.tasks.keys() | retired
+                    chosen = next((c for c in timestamp_candidates(self._now()) if c not in taken), "")
                 if chosen:
                     data = build(chosen)
                     entry.tasks[chosen] = _Task(data)
@@ -246,14 +257,24 @@ class MemoryStore(BaseStore):
         for task_id, doc in items:
             yield task_id, doc, self._where(workspace, task_id)
 
-    def _delete_task(self, workspace: str, task_id: str) -> None:
+    def _delete_task(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
         with self._lock:
-            self._task(workspace, task_id)
+            item = self._task(workspace, task_id)
+            if info is not None:
+                self._tombstones[(workspace, task_id)] = new_tombstone(workspace, task_id, item.doc, info)
             entry = self._ws(workspace)
             del entry.tasks[task_id]
             entry.refs.pop(task_id, None)
             for key in [k for k in self._versions if k[:2] == (workspace, task_id)]:
                 del self._versions[key]
+
+    def _get_tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        with self._lock:
+            return self._tombstones.get((workspace, task_id))
+
+    def _list_tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        with self._lock:
+            return [stone for (ws, _), stone in self._tombstones.items() if ws == workspace]
 
     # -- logs -------------------------------------------------------------------------------------------------------
     def _append_log_line(self, workspace: str, task_id: str, line: bytes) -> None:
@@ -392,6 +413,10 @@ class MemoryStore(BaseStore):
             entry = self._ws(workspace)
             if task_id in entry.tasks and not replace:
                 raise TaskExistsError(workspace, task_id, self._where(workspace, task_id))
+            if task_id not in entry.tasks and refuse_import(
+                self._tombstones.get((workspace, task_id)), task, self._where(workspace, task_id)
+            ):
+                del self._tombstones[(workspace, task_id)]  # the deleted task itself, restored
             entry.tasks[task_id] = _Task(data, log, files)
             if ref is not None:
                 entry.refs[task_id] = ref

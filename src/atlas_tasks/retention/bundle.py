@@ -22,7 +22,7 @@ import secrets
 import tarfile
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +42,8 @@ from atlas_tasks.errors import (
 from atlas_tasks.ids import is_uuid_id, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, Workspace
 from atlas_tasks.store import Store
-from atlas_tasks.store.base import BaseStore
-from atlas_tasks.store.capabilities import Importable, LocalFiles
+from atlas_tasks.store.base import BaseStore, restores
+from atlas_tasks.store.capabilities import Importable, LocalFiles, Tombstones
 from atlas_tasks.store.urls import redact
 
 #: The ``format`` a manifest names, and the highest ``version`` of it this library reads (and the one it writes).
@@ -299,6 +299,15 @@ def import_bundle(
                     f"task {item.task.id!r} already exists in workspace {target!r}; nothing was imported "
                     "(import with --as-new-id to give the bundle's tasks fresh ids)",
                 )
+            stone = store.tombstone(target, item.task.id) if isinstance(store, Tombstones) else None
+            if stone is not None and not restores(stone, item.task):
+                # The same task coming back (an archive restored) is welcome; another one under a deleted id is not.
+                raise BundleError(
+                    where,
+                    f"task {item.task.id!r} was deleted from workspace {target!r} at {stone.deleted_at} and the "
+                    "bundle's task is another one (its created_at differs), so its id is retired; nothing was "
+                    "imported (import with --as-new-id to give the bundle's tasks fresh ids)",
+                )
     report = ImportReport(
         path=where,
         workspace=target,
@@ -343,7 +352,10 @@ def _import_one(
     where: str,
 ) -> str:
     original = item.task.id
-    candidates = _fresh_ids(original) if as_new_id else iter([original])
+    retired: Callable[[str], bool] = (
+        (lambda tid: store.tombstone(target, tid) is not None) if isinstance(store, Tombstones) else (lambda _: False)
+    )
+    candidates = _fresh_ids(original, retired) if as_new_id else iter([original])
     for task_id in candidates:
         if as_new_id and task_id == original:
             continue  # free in the target, maybe, but "a fresh id" must differ from the one in the bundle
@@ -371,13 +383,19 @@ def _import_one(
     raise AssertionError("unreachable: fresh id candidates never run out")
 
 
-def _fresh_ids(original: str) -> Iterator[str]:
-    """Fresh ids in the original's style, as ``create`` makes them (uuid, or timestamp with a counter)."""
+def _fresh_ids(original: str, retired: Callable[[str], bool]) -> Iterator[str]:
+    """Fresh ids in the original's style, as ``create`` makes them (uuid, or timestamp with a counter).
+
+    Ids ``retired`` says were deleted in the target (tombstoned) are skipped, as ``create`` skips them; the import
+    would refuse them anyway (TaskIdRetiredError), this just does not try.
+    """
     while True:
         if is_uuid_id(original):
-            yield uuid_id()
+            candidates: Iterator[str] = iter([uuid_id()])
         else:
-            yield from timestamp_candidates()
+            candidates = timestamp_candidates()
+        yield from (candidate for candidate in candidates if not retired(candidate))
+        if not is_uuid_id(original):
             time.sleep(1.0 - (time.time() % 1.0))
 
 

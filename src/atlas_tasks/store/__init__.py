@@ -27,6 +27,7 @@ from atlas_tasks.store.capabilities import (
     LocalFiles,
     Repairable,
     RunLeases,
+    Tombstones,
 )
 from atlas_tasks.store.types import (
     ArtifactReader,
@@ -39,6 +40,7 @@ from atlas_tasks.store.types import (
     SummaryList,
     TaskList,
     TaskSummary,
+    Tombstone,
     WorkspaceList,
 )
 
@@ -107,6 +109,8 @@ class Store(Protocol):
             InvalidNameError: the workspace name or the given id is not allowed.
             WorkspaceNotFoundError: the workspace does not exist.
             TaskExistsError: the given id is taken.
+            TaskIdRetiredError: the given id belonged to a deleted task (it has a tombstone); generated ids never
+                hit this, they skip tombstoned ids.
         """
         ...
 
@@ -175,8 +179,12 @@ class Store(Protocol):
         """
         ...
 
-    def delete(self, workspace: str, task_id: str) -> None:
-        """Remove a task with its log and artifacts.
+    def delete(self, workspace: str, task_id: str, *, reason: str | None = None) -> None:
+        """Remove a task with its log and artifacts, leaving a tombstone so its id is never handed out again.
+
+        The tombstone (see :class:`~atlas_tasks.store.capabilities.Tombstones`) is durable before the task goes:
+        a crash in between leaves the tombstone and the whole task, and deleting again finishes. ``reason`` (who
+        or why: ``"gc"``, ``"cli"``) is kept in the tombstone's ``info``.
 
         Raises:
             InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, LockTimeoutError.
@@ -364,5 +372,7 @@ __all__ = [
     "SummaryList",
     "TaskList",
     "TaskSummary",
+    "Tombstone",
+    "Tombstones",
     "WorkspaceList",
 ]

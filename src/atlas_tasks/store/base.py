@@ -24,11 +24,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import gzip
+import json
 import os
 import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atlas_tasks import names as N
@@ -43,10 +45,11 @@ from atlas_tasks.errors import (
     NotRunnableError,
     SchemaVersionError,
     StorageError,
+    TaskIdRetiredError,
     TaskNotFoundError,
 )
 from atlas_tasks.ids import IdStyle
-from atlas_tasks.models import Task, Workspace, WorkspaceStatus, utcnow
+from atlas_tasks.models import Task, Workspace, WorkspaceStatus, format_time, utcnow
 from atlas_tasks.store.types import (
     ArtifactReader,
     LogEntry,
@@ -55,6 +58,7 @@ from atlas_tasks.store.types import (
     LogTail,
     SummaryList,
     TaskList,
+    Tombstone,
     WorkspaceList,
 )
 from atlas_tasks.transitions import check_status_change
@@ -178,11 +182,62 @@ def new_workspace(
     )
 
 
+def new_tombstone(workspace: str, task_id: str, raw: bytes | None, info: Mapping[str, Any]) -> Tombstone:
+    """The tombstone ``delete`` records for a task whose stored bytes are ``raw`` (None or damaged: no created_at).
+
+    ``created_at`` is taken as the text stored, so a restore compares exactly what the task document says.
+    """
+    created = ""
+    if raw is not None:
+        try:
+            value = json.loads(raw).get("created_at")
+        except (ValueError, AttributeError):
+            value = None
+        created = value if isinstance(value, str) else ""
+    return Tombstone(workspace, task_id, format_time(utcnow()), created, dict(info))
+
+
+def delete_info(reason: str | None) -> dict[str, Any]:
+    """A tombstone's ``info``: who deleted the task (pid) and, when the caller said, why."""
+    info: dict[str, Any] = {"pid": os.getpid()}
+    if reason:
+        info["reason"] = reason
+    return info
+
+
+def restores(tombstone: Tombstone, task: Task) -> bool:
+    """Whether importing ``task`` brings back the very task the tombstone is for (same id and ``created_at``)."""
+    return (
+        bool(tombstone.created_at)
+        and task.created_at is not None
+        and (format_time(task.created_at) == tombstone.created_at)
+    )
+
+
+def refuse_import(tombstone: Tombstone | None, task: Task, where: str) -> bool:
+    """The import rule for a tombstoned id: True (lift the tombstone) for the same task, else TaskIdRetiredError.
+
+    False when there is no tombstone (nothing to lift).
+    """
+    if tombstone is None:
+        return False
+    if restores(tombstone, task):
+        return True
+    raise TaskIdRetiredError(tombstone.workspace, tombstone.id, tombstone.deleted_at, where)
+
+
 class BaseStore(ABC):
     """The Store contract written once. Subclass it and implement the abstract primitives (see the module doc)."""
 
     #: ``"timestamp"``, ``"uuid"`` or ``"auto"``: the ids ``create`` hands out (see :mod:`atlas_tasks.ids`).
     id_style: IdStyle = "auto"
+    #: The clock timestamp ids are read from (None: the system clock). A test sets a fixed one to play a clock
+    #: stepped back, the case where a generated timestamp id could repeat a deleted task's.
+    id_clock: Callable[[], datetime] | None = None
+
+    def _now(self) -> datetime | None:
+        """The time for the next timestamp id (None: let :func:`atlas_tasks.ids.timestamp_candidates` read it)."""
+        return self.id_clock() if self.id_clock is not None else None
 
     # ================================================================================================ identity
     @property
@@ -239,7 +294,13 @@ class BaseStore(ABC):
         """The last committed state of a task. See :meth:`atlas_tasks.store.Store.get`."""
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        raw, path = self._read_task(workspace, task_id)
+        try:
+            raw, path = self._read_task(workspace, task_id)
+        except TaskNotFoundError as exc:
+            stone = self._get_tombstone(workspace, task_id)  # only on a miss: the common read pays nothing
+            if stone is None:
+                raise
+            raise TaskNotFoundError(workspace, task_id, exc.path, deleted_at=stone.deleted_at) from None
         return decode_stored(raw, workspace, task_id, path)
 
     def update(self, workspace: str, task: Task) -> Task:
@@ -289,11 +350,23 @@ class BaseStore(ABC):
             self._created_moved(workspace, task.id)
         return task.model_copy(update={"revision": head.revision + 1, "updated_at": utcnow()})
 
-    def delete(self, workspace: str, task_id: str) -> None:
-        """Remove a task with its log and artifacts. See :meth:`atlas_tasks.store.Store.delete`."""
+    def delete(self, workspace: str, task_id: str, *, reason: str | None = None) -> None:
+        """Remove a task with its log and artifacts, leaving a tombstone. See :meth:`atlas_tasks.store.Store.delete`."""
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        self._delete_task(workspace, task_id)
+        self._delete_task(workspace, task_id, delete_info(reason))
+
+    # ============================================================================================== tombstones
+    def tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        """The tombstone of a deleted id, or None. See :class:`atlas_tasks.store.capabilities.Tombstones`."""
+        N.check_workspace_name(workspace)
+        N.check_task_id(task_id)
+        return self._get_tombstone(workspace, task_id)
+
+    def tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        """Every tombstone of a workspace, oldest deletion first (ties by id)."""
+        N.check_workspace_name(workspace)
+        return sorted(self._list_tombstones(workspace), key=lambda t: (t.deleted_at, t.id))
 
     # ================================================================================================ listings
     def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
@@ -581,8 +654,10 @@ class BaseStore(ABC):
     ) -> tuple[str, bytes, str]:
         """Reserve ``task_id`` (None: a fresh id in :attr:`id_style`), store ``build(id)`` durably.
 
-        Returns ``(id, the bytes stored, where)``. Raises WorkspaceNotFoundError, TaskExistsError. Nothing of the
-        task may remain when it fails.
+        Returns ``(id, the bytes stored, where)``. Raises WorkspaceNotFoundError, TaskExistsError, and
+        TaskIdRetiredError for an explicit id with a tombstone (a generated id skips tombstoned candidates). The
+        tombstone is looked at after the id is reserved, so a delete that completes meanwhile cannot slip past it.
+        Nothing of the task may remain when it fails.
         """
 
     @abstractmethod
@@ -610,8 +685,20 @@ class BaseStore(ABC):
         """
 
     @abstractmethod
-    def _delete_task(self, workspace: str, task_id: str) -> None:
-        """Remove a task, its log and artifacts, all or nothing. Raises TaskNotFoundError, TaskRunningError."""
+    def _delete_task(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
+        """Remove a task, its log and artifacts, all or nothing. Raises TaskNotFoundError, TaskRunningError.
+
+        With ``info``, first record the id's tombstone (:func:`new_tombstone`) durably, so that a crash leaves the
+        tombstone and either the whole task or nothing. None (an import replacing the task) records none.
+        """
+
+    @abstractmethod
+    def _get_tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        """The id's tombstone, or None (an unknown workspace has none)."""
+
+    @abstractmethod
+    def _list_tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        """The workspace's tombstones, in any order (an unknown workspace has none)."""
 
     @abstractmethod
     def _append_log_line(self, workspace: str, task_id: str, line: bytes) -> None:
@@ -666,7 +753,11 @@ __all__ = [
     "BaseStore",
     "TaskSlot",
     "decode_stored",
+    "delete_info",
+    "new_tombstone",
     "new_workspace",
+    "refuse_import",
+    "restores",
     "rotation_cut",
     "stamp_new",
 ]

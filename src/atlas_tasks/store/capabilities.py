@@ -13,6 +13,7 @@ capability         file / PostgreSQL / memory          used by
 :class:`Importable`    yes / yes / yes                 ``copy_store`` (``atlas-tasks db copy``), bundles
 :class:`LocalFiles`    yes / no / no                   paths shown to people, ``$EDITOR``, the Go tool's hooks
 :class:`CollectorLocks` yes / yes / yes                ``gc`` (one garbage collector at a time per store)
+:class:`Tombstones`    yes / yes / yes                 deleted ids never reused; ``show`` of a deleted task
 =================  ==================================  ===========================================================
 """
 
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from atlas_tasks.models import Task, TaskRef, Workspace
-    from atlas_tasks.store.types import CheckReport, LogEntry
+    from atlas_tasks.store.types import CheckReport, LogEntry, Tombstone
 
 
 class LeaseHandle(Protocol):
@@ -112,8 +113,12 @@ class Importable(Protocol):
     ) -> Task:
         """Store a task as given (id, revision, timestamps kept) with its log and artifacts, all or nothing.
 
+        A tombstoned id (see :class:`Tombstones`) takes back only the task that was deleted (same ``created_at``),
+        lifting the tombstone; ``replace`` of a task that exists replaces it without leaving a tombstone.
+
         Raises:
             TaskExistsError: it exists and ``replace`` is off.
+            TaskIdRetiredError: the id was deleted and this is another task (import it under a fresh id).
         """
         ...
 
@@ -127,6 +132,32 @@ class CollectorLocks(Protocol):
 
         Raises:
             CollectorBusyError: another live collector holds it (the error names it).
+        """
+        ...
+
+
+@runtime_checkable
+class Tombstones(Protocol):
+    """What ``delete`` leaves behind: one tombstone per deleted id, kept for good (workspace deletion included).
+
+    While an id has a tombstone, ``create`` refuses it (TaskIdRetiredError), generated ids skip it, and
+    ``import_task`` takes back only the very task that was deleted (same id and ``created_at``: an archive
+    restored), which lifts the tombstone. See docs/retention.md, "Tombstones".
+    """
+
+    def tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        """The tombstone of a deleted id, or None if the id was never deleted (or was restored since).
+
+        Raises:
+            InvalidNameError: a bad workspace name or id.
+        """
+        ...
+
+    def tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        """Every tombstone of a workspace (it need not exist any more), oldest deletion first.
+
+        Raises:
+            InvalidNameError: a bad workspace name.
         """
         ...
 
@@ -158,4 +189,13 @@ class LocalFiles(Protocol):
         ...
 
 
-__all__ = ["ChangeStamps", "CollectorLocks", "Importable", "LeaseHandle", "LocalFiles", "Repairable", "RunLeases"]
+__all__ = [
+    "ChangeStamps",
+    "CollectorLocks",
+    "Importable",
+    "LeaseHandle",
+    "LocalFiles",
+    "Repairable",
+    "RunLeases",
+    "Tombstones",
+]

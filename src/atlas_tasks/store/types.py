@@ -140,6 +140,26 @@ class CheckReport:
         return finding
 
 
+@dataclass(frozen=True)
+class Tombstone:
+    """What ``delete`` leaves of a task: a record that its id was used and must never be handed out again.
+
+    Times are RFC 3339 text as the task documents write them; ``created_at`` is the deleted task's (empty if it
+    could not be read), so an import can tell the same task coming back (an archive restored) from another one.
+    ``info`` says who deleted it and why (``{"reason": "gc", "pid": 123}``).
+    """
+
+    workspace: str
+    id: str
+    deleted_at: str
+    created_at: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tombstone as a JSON-ready dict (what the file store writes, and ``--json`` documents show)."""
+        return asdict(self)
+
+
 class ArtifactReader:
     """An artifact opened for reading: its ``size`` known before any byte is read, its bytes read whole or in chunks.
 
@@ -221,5 +241,6 @@ __all__ = [
     "SummaryList",
     "TaskList",
     "TaskSummary",
+    "Tombstone",
     "WorkspaceList",
 ]

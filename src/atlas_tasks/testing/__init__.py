@@ -4,7 +4,7 @@
   ``store_factory`` fixture (a callable returning a fresh, empty store).
 * :mod:`atlas_tasks.testing.capabilities` — mixins for the rest of the contract (:class:`ListingTests`,
   :class:`LogTailTests`, :class:`ArtifactSizeTests`, :class:`UrlTests`) and for the optional capabilities
-  (:class:`RunLeaseTests`, :class:`StampTests`, skipped on a store without the capability).
+  (:class:`RunLeaseTests`, :class:`StampTests`, :class:`TombstoneTests`, skipped on a store without the capability).
 * :func:`make_state_machine` — a Hypothesis state machine comparing a store with a plain in-memory model.
 
 This package imports pytest and Hypothesis; it is never imported by the library itself.
@@ -16,6 +16,7 @@ from atlas_tasks.testing.capabilities import (
     LogTailTests,
     RunLeaseTests,
     StampTests,
+    TombstoneTests,
     UrlTests,
 )
 from atlas_tasks.testing.conformance import StoreFixtures, StoreTests
@@ -29,6 +30,7 @@ __all__ = [
     "StampTests",
     "StoreFixtures",
     "StoreTests",
+    "TombstoneTests",
     "UrlTests",
     "make_state_machine",
 ]

@@ -29,13 +29,14 @@ from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,
     CorruptTaskError,
+    TaskIdRetiredError,
     TaskNotFoundError,
     TaskRunningError,
     WorkspaceNotFoundError,
 )
-from atlas_tasks.models import Task
+from atlas_tasks.models import Task, format_time, parse_time
 from atlas_tasks.store import Store
-from atlas_tasks.store.capabilities import ChangeStamps, RunLeases
+from atlas_tasks.store.capabilities import ChangeStamps, Importable, RunLeases, Tombstones
 from atlas_tasks.testing.conformance import StoreFixtures, sample_task
 
 #: A generous bound for anything that waits on another thread (never a speed assertion).
@@ -478,6 +479,102 @@ class StampTests(StoreFixtures):
         store.delete(ws, task.id)
         assert store.task_stamp(ws, task.id) is None
         assert store.task_stamps(ws).get(task.id) is None
+
+
+class TombstoneTests(StoreFixtures):
+    """A deleted id is never handed out again (the :class:`~atlas_tasks.store.capabilities.Tombstones` capability)."""
+
+    def test_delete_leaves_a_tombstone(self, store: Store, ws: str, task: Task) -> None:
+        """``delete`` records the id's tombstone: when, the task's created_at, and the reason given."""
+        require(store, Tombstones)
+        assert isinstance(store, Tombstones)
+        assert store.tombstone(ws, task.id) is None
+        store.delete(ws, task.id, reason="gc")
+        stone = store.tombstone(ws, task.id)
+        assert stone is not None
+        assert (stone.workspace, stone.id, stone.created_at) == (ws, task.id, format_time(task.created_at))
+        deleted_at = parse_time(stone.deleted_at)
+        assert deleted_at is not None and task.created_at is not None and deleted_at >= task.created_at
+        assert stone.info["reason"] == "gc"
+        assert store.tombstones(ws) == [stone]
+
+    def test_get_of_a_deleted_task_says_when_it_was_deleted(self, store: Store, ws: str, task: Task) -> None:
+        """``get`` of a deleted id raises TaskNotFoundError carrying the tombstone's ``deleted_at``."""
+        require(store, Tombstones)
+        assert isinstance(store, Tombstones)
+        store.delete(ws, task.id)
+        stone = store.tombstone(ws, task.id)
+        assert stone is not None
+        with pytest.raises(TaskNotFoundError) as info:
+            store.get(ws, task.id)
+        assert info.value.context["deleted_at"] == stone.deleted_at
+        assert f"deleted at {stone.deleted_at}" in str(info.value)
+
+    def test_tombstone_blocks_an_explicit_recreate(self, store: Store, ws: str, task: Task) -> None:
+        """``create`` with a deleted task's id raises TaskIdRetiredError naming the id, and stores nothing."""
+        require(store, Tombstones)
+        store.delete(ws, task.id)
+        with pytest.raises(TaskIdRetiredError) as info:
+            store.create(ws, sample_task(id=task.id, description="a second life"))
+        assert (info.value.workspace, info.value.task_id) == (ws, task.id)
+        assert task.id in str(info.value) and "--as-new-id" in str(info.value)
+        with pytest.raises(TaskNotFoundError):
+            store.get(ws, task.id)
+        assert _ids(store.list(ws)) == []
+
+    def test_generated_ids_skip_tombstoned_ones(self, store: Store, ws: str) -> None:
+        """With the clock stepped back to a deleted task's second, ``create`` hands out a different id."""
+        require(store, Tombstones)
+        store.id_clock = lambda: T0  # type: ignore[attr-defined]  # BaseStore's clock for timestamp ids
+        first = store.create(ws, sample_task())
+        assert first.id == "task-20260102-030405"
+        store.delete(ws, first.id)
+        again = store.create(ws, sample_task())
+        assert again.id != first.id
+        assert again.id.startswith("task-20260102-030405-")
+
+    def test_restoring_the_deleted_task_lifts_its_tombstone(self, store: Store, ws: str, task: Task) -> None:
+        """``import_task`` of the very task deleted (same id and created_at) brings it back and lifts the tombstone."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        store.append_log(ws, task.id, {"event": "before"})
+        saved, log = store.get(ws, task.id), list(store.read_log(ws, task.id))
+        store.delete(ws, task.id)
+        restored = store.import_task(ws, saved, log_lines=log, artifacts={"notes.md": b"n"})
+        assert (restored.id, restored.created_at, restored.revision) == (saved.id, saved.created_at, saved.revision)
+        assert store.tombstone(ws, task.id) is None
+        assert store.get_artifact(ws, task.id, "notes.md") == b"n"
+
+    def test_importing_another_task_under_a_retired_id_is_refused(self, store: Store, ws: str, task: Task) -> None:
+        """``import_task`` of a different task (another created_at) under a deleted id is refused; nothing lands."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        store.delete(ws, task.id)
+        other = sample_task(id=task.id, created_at=T0, updated_at=T0, revision=3)
+        with pytest.raises(TaskIdRetiredError):
+            store.import_task(ws, other, artifacts={"x.md": b"x"})
+        with pytest.raises(TaskNotFoundError):
+            store.get(ws, task.id)
+        assert store.tombstone(ws, task.id) is not None
+
+    def test_replacing_on_import_leaves_no_tombstone(self, store: Store, ws: str, task: Task) -> None:
+        """``import_task(replace=True)`` over a live task replaces it: the id stays in use, no tombstone."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        other = sample_task(id=task.id, created_at=T0, updated_at=T0, revision=7)
+        store.import_task(ws, other, replace=True)
+        assert store.get(ws, task.id).revision == 7
+        assert store.tombstone(ws, task.id) is None
+
+    def test_no_tombstones_in_an_unknown_workspace(self, store: Store) -> None:
+        """A workspace that never existed has no tombstones (tombstones outlive workspaces, so this is no error)."""
+        require(store, Tombstones)
+        assert isinstance(store, Tombstones)
+        assert store.tombstones("ws-never-made") == []
+        assert store.tombstone("ws-never-made", "task-20260102-030405") is None
 
 
 class UrlTests(StoreFixtures):

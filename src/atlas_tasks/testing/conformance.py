@@ -31,6 +31,7 @@ from atlas_tasks.errors import (
     InvalidNameError,
     InvalidTransitionError,
     TaskExistsError,
+    TaskIdRetiredError,
     TaskNotFoundError,
     WorkspaceExistsError,
     WorkspaceNotFoundError,
@@ -422,15 +423,16 @@ class StoreTests(StoreFixtures):
         with pytest.raises(TaskNotFoundError):
             store.delete(ws, "task-20000101-000000")
 
-    def test_recreate_after_delete(self, store: Store, ws: str, task: Task) -> None:
-        """An id is free again after its task is deleted, and the new task starts clean."""
+    def test_no_recreate_after_delete(self, store: Store, ws: str, task: Task) -> None:
+        """A deleted task's id is never free again: ``create`` with it raises TaskIdRetiredError (a TaskExistsError)."""
         store.save_versioned_artifact(ws, task.id, "validation.json", b"1")
         store.delete(ws, task.id)
-        again = store.create(ws, sample_task(id=task.id, description="again"))
-        assert again.revision == 1
-        assert store.list_artifacts(ws, task.id) == []
-        assert list(store.read_log(ws, task.id)) == []
-        assert store.save_versioned_artifact(ws, task.id, "validation.json", b"2") == "validation.1.json"
+        with pytest.raises(TaskExistsError) as info:
+            store.create(ws, sample_task(id=task.id, description="again"))
+        assert isinstance(info.value, TaskIdRetiredError)
+        fresh = store.create(ws, sample_task(description="again"))
+        assert fresh.id != task.id
+        assert store.list_artifacts(ws, fresh.id) == []
 
     def test_workspace_refs_follow_create_and_delete(self, store: Store, ws: str) -> None:
         """workspace.json's task refs gain a created task and lose a deleted one."""

@@ -11,6 +11,7 @@ Layout (the Go ATLAS's, plus one hidden directory of our own)::
     <home>/.atlas-tasks/leases/<ws>/<id>.lease        run leases (held by the live runner)
     <home>/.atlas-tasks/summaries/<ws>.json           the summary cache (rebuildable, never trusted)
     <home>/.atlas-tasks/trash/                        where delete moves a task before removing it
+    <home>/.atlas-tasks/tombstones/<ws>/<id>.json     one per deleted id, so it is never handed out again
 
 Reads take no lock: task.json is only ever replaced by rename, so a reader sees a whole committed version.
 
@@ -46,6 +47,7 @@ from atlas_tasks.backends.file import (
     _listing,
     _logs,
     _stamps,
+    _tombstones,
     _versions,
     _workspaces,
 )
@@ -67,14 +69,24 @@ from atlas_tasks.errors import (
     AtlasTasksError,
     StorageError,
     TaskExistsError,
+    TaskIdRetiredError,
     TaskNotFoundError,
     TaskRunningError,
     WorkspaceExistsError,
 )
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
-from atlas_tasks.store.base import BaseStore
-from atlas_tasks.store.types import ArtifactReader, CheckReport, LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.base import BaseStore, new_tombstone, refuse_import
+from atlas_tasks.store.types import (
+    ArtifactReader,
+    CheckReport,
+    LogEntry,
+    LogTail,
+    SummaryList,
+    TaskList,
+    Tombstone,
+    WorkspaceList,
+)
 from atlas_tasks.transitions import is_terminal
 
 
@@ -283,24 +295,40 @@ class FileStore(BaseStore):
                 raise
         return chosen, data, path
 
+    def _claim(self, tasks: Dir, workspace: str, task_id: str) -> None:
+        """Claim one id's directory by mkdir; TaskExistsError if it is taken."""
+        try:
+            ops.mkdir(task_id, tasks.fd, tasks.child(task_id))
+        except FileExistsError:
+            raise TaskExistsError(workspace, task_id, tasks.child(task_id)) from None
+
     def _reserve(self, tasks: Dir, workspace: str, explicit: str) -> str:
-        """Claim the task's directory by mkdir (EEXIST: taken). The "no-mkdir-reservation" control replaces it."""
+        """Claim the task's directory by mkdir (EEXIST: taken). The "no-mkdir-reservation" control replaces it.
+
+        A tombstoned id is given up again: an explicit one raises TaskIdRetiredError, a generated one is skipped.
+        The tombstone is looked for after the mkdir: a delete writes it before it moves the directory away, so the
+        mkdir cannot succeed before the tombstone is there.
+        """
         if explicit:
-            try:
-                ops.mkdir(explicit, tasks.fd, tasks.child(explicit))
-            except FileExistsError:
-                raise TaskExistsError(workspace, explicit, tasks.child(explicit)) from None
+            self._claim(tasks, workspace, explicit)
+            stone = _tombstones.get(self._layout, workspace, explicit)
+            if stone is not None:
+                ops.rmdir(explicit, tasks.fd, tasks.child(explicit))
+                raise TaskIdRetiredError(workspace, explicit, stone.deleted_at, self._tombstone_path(stone))
             return explicit
         while True:
             if self._style_for(tasks, workspace) == "uuid":
                 candidates: Iterator[str] = iter([uuid_id()])
             else:
-                candidates = timestamp_candidates()
+                candidates = timestamp_candidates(self._now())
             for candidate in candidates:
                 try:
                     ops.mkdir(candidate, tasks.fd, tasks.child(candidate))
                 except FileExistsError:
                     continue
+                if _tombstones.is_retired(self._layout, workspace, candidate):
+                    ops.rmdir(candidate, tasks.fd, tasks.child(candidate))
+                    continue  # a deleted task's id (a clock stepped back): never handed out again
                 return candidate
             # Over a thousand creations within one second in this workspace: wait for the next second.
             time.sleep(1.0 - (time.time() % 1.0))
@@ -338,11 +366,22 @@ class FileStore(BaseStore):
     def _scan_tasks(self, workspace: str) -> Iterator[tuple[str, bytes, str] | AtlasTasksError]:
         return _listing.scan(self._layout, workspace)
 
-    def _delete_task(self, workspace: str, task_id: str) -> None:
+    def _delete_task(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
         with os_errors("delete"):
-            self._delete(workspace, task_id)
+            self._delete(workspace, task_id, info)
 
-    def _delete(self, workspace: str, task_id: str) -> None:
+    def _tombstone_path(self, stone: Tombstone) -> str:
+        return str(self.home / PRIVATE_DIR / _tombstones.KIND / stone.workspace / f"{stone.id}{_tombstones.SUFFIX}")
+
+    def _get_tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        with os_errors("tombstone"):
+            return _tombstones.get(self._layout, workspace, task_id)
+
+    def _list_tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        with os_errors("tombstones"):
+            return _tombstones.list_all(self._layout, workspace)
+
+    def _delete(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
         # A task the Go daemon is running is refused: its runs take no lock or lease of ours.
         daemon = go_daemon.running_holder(self.go_home, task_id)
         if daemon is not None:
@@ -356,6 +395,15 @@ class FileStore(BaseStore):
             layout.ws_dir(workspace) as wsd,
             walk(wsd, ["tasks"]) as tasks,
         ):
+            if info is not None:
+                # The tombstone first, durably, under the task's lock: a crash after it leaves the tombstone and
+                # the whole task (deleting again finishes), never a task gone without one.
+                try:
+                    raw: bytes | None = _layout.task_bytes(d, workspace, task_id)
+                except AtlasTasksError:
+                    raw = None  # no task.json, or an odd file there: deleted too, the tombstone has no created_at
+                _tombstones.record(layout, new_tombstone(workspace, task_id, raw, info))
+                _tombstones.crash_point("tombstoned")
             # Rename first, so no reader or writer ever sees a half-deleted task, then remove at leisure.
             # Cut to fit NAME_MAX (255 bytes) with the longest names; the random part keeps it unique.
             parked = f"{workspace[:100]}--{task_id[:100]}--{secrets.token_hex(4)}"
@@ -438,13 +486,22 @@ class FileStore(BaseStore):
         log = b"".join(encode_line(workspace, task_id, line, fill_defaults=False) for line in log_lines)
         files = [(N.artifact_parts(name), to_bytes(data)) for name, data in (artifacts or {}).items()]
         data = encode_task(task)
+        replaced = False
         if replace:
-            with contextlib.suppress(TaskNotFoundError):
-                self.delete(workspace, task_id)
+            # Replaced, not deleted: the id stays in use, so no tombstone is written (and none is looked at).
+            with contextlib.suppress(TaskNotFoundError), os_errors("import_task"):
+                self._delete(workspace, task_id, None)
+                replaced = True
         layout = self._layout
         with os_errors("import_task"), layout.ws_dir(workspace) as wsd, walk(wsd, ["tasks"], create=True) as tasks:
-            self._reserve(tasks, workspace, task_id)
+            self._claim(tasks, workspace, task_id)
             try:
+                stone = None if replaced else _tombstones.get(layout, workspace, task_id)
+                if refuse_import(stone, task, self._tombstone_path(stone) if stone else ""):
+                    # The deleted task itself, restored. Lifted while our directory holds the id (nobody can take
+                    # it), before task.json: a crash now leaves an unfinished import (doctor sweeps it) and no
+                    # tombstone, so importing again restores it.
+                    _tombstones.lift(layout, workspace, task_id)
                 with layout.write_lock(workspace, task_id, None), walk(tasks, [task_id]) as d:
                     ops.fchmod(d.fd, ops.DIR_MODE, d.path)
                     if log:

@@ -16,6 +16,10 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 * ``newer_schema``: a task.json from a newer format. Reported only.
 * ``torn_log``: a task.log whose last line was cut short. Fix: the torn tail is cut, under the task lock.
 * ``damaged_log``: a task.log line that is damaged but followed by intact ones. Reported only.
+* ``unfinished_delete``: a task whose id has a tombstone for this very task (same ``created_at``): a delete killed
+  after writing the tombstone. Fix: the delete is finished (the task goes, the tombstone stays).
+* ``retired_id_in_use``: a task under a tombstoned id that is another task (another ``created_at``), written by a
+  tool that does not know tombstones (the Go ATLAS). Reported only: a person decides.
 * ``trash``: a task parked in ``.atlas-tasks/trash`` by a delete that crashed. Fix: removed (the delete was under way).
 * ``stale_ref`` / ``missing_ref``: workspace.json task refs out of step with the tasks on disk. Fix: refs resynced.
   A workspace with no refs at all whose tasks have the current Go's ``task-<uuid>`` ids is the Go tool's own
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING
 from atlas_tasks import names as N
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, odd_kind, refused, walk
-from atlas_tasks.backends.file import _layout, _workspaces
+from atlas_tasks.backends.file import _layout, _tombstones, _workspaces
 from atlas_tasks.errors import (
     AtlasTasksError,
     CorruptTaskError,
@@ -40,11 +44,13 @@ from atlas_tasks.errors import (
     SchemaVersionError,
     StorageError,
     TaskNotFoundError,
+    TaskRunningError,
     UnsafeTaskFileError,
 )
 from atlas_tasks.go_hooks import is_hook_only
 from atlas_tasks.ids import UUID_ID_RE
 from atlas_tasks.models import Task, TaskRef
+from atlas_tasks.store.base import restores
 from atlas_tasks.store.types import CheckReport, Finding
 
 if TYPE_CHECKING:
@@ -104,7 +110,70 @@ def _check_workspace(store: FileStore, layout: Layout, workspace: str, fix: bool
                         ids_on_disk[name] = None  # still the task's name: its ref is not stale
                         continue
                     ids_on_disk[name] = _check_one(store, layout, tasks, workspace, name, fix, report)
+    _sweep_tombstone_temp_files(layout, workspace, fix, report)
+    _check_unfinished_deletes(store, layout, workspace, ids_on_disk, fix, report)
     _check_refs(store, layout, workspace, ids_on_disk, fix, report)
+
+
+def _sweep_tombstone_temp_files(layout: Layout, workspace: str, fix: bool, report: CheckReport) -> None:
+    """Temp files a delete killed while writing a tombstone left in ``.atlas-tasks/tombstones/<ws>/``.
+
+    A tombstone is written only under its task's write lock, so a temp file is looked at (and removed) only while
+    that lock is held here: one being written right now is never reported or touched.
+    """
+    try:
+        d = layout.private_dir(_tombstones.KIND, workspace, create=False)
+    except FileNotFoundError:
+        return
+    with d:
+        for entry in list(ops.scandir(d.fd, d.path)):
+            name = entry.name
+            task_id = name[1:].partition(_tombstones.SUFFIX + ".")[0] if atomic.is_temp_name(name) else ""
+            if not task_id:
+                continue
+            try:
+                with layout.write_lock(workspace, N.check_task_id(task_id), None):
+                    if not _layout.exists(d, name):
+                        continue  # the write finished (renamed) or gave up while we waited
+                    detail = "a tombstone write cut short (the delete did not go on)"
+                    finding = report.add(Finding("temp_file", d.child(name), detail, workspace, task_id))
+                    if fix:
+                        ops.unlink(name, d.fd, d.child(name))
+                        ops.fsync(d.fd, d.path)
+                        finding.fixed = True
+            except (InvalidNameError, LockTimeoutError):
+                continue  # not a name of ours, or a delete under way that holds the lock
+
+
+def _check_unfinished_deletes(
+    store: FileStore, layout: Layout, workspace: str, on_disk: dict[str, Task | None], fix: bool, report: CheckReport
+) -> None:
+    """Tasks still on disk under a tombstoned id: a delete cut short (finished with ``fix``), or another task."""
+    stones = {stone.id: stone for stone in _tombstones.list_all(layout, workspace)}
+    for task_id in sorted(stones.keys() & on_disk.keys()):
+        task, stone = on_disk[task_id], stones[task_id]
+        if task is None:
+            continue  # unreadable: already reported, and not known to be the task the tombstone is for
+        path = str(store.task_path(workspace, task_id))
+        if not restores(stone, task):
+            detail = (
+                f"its id was deleted at {stone.deleted_at} (tombstone) but this is another task (another created_at); "
+                "left alone"
+            )
+            report.add(Finding("retired_id_in_use", path, detail, workspace, task_id))
+            continue
+        detail = f"deleted at {stone.deleted_at} (tombstone) but still here: a delete that did not finish"
+        finding = report.add(Finding("unfinished_delete", path, detail, workspace, task_id))
+        if not fix:
+            continue
+        try:
+            store._delete_task(workspace, task_id, None)  # the tombstone is there already: keep it as it is
+        except TaskNotFoundError:
+            pass  # finished meanwhile by somebody else
+        except (LockTimeoutError, TaskRunningError):
+            continue  # busy: reported, left for the next doctor
+        on_disk.pop(task_id)
+        finding.fixed = True
 
 
 def _check_one(

@@ -72,6 +72,23 @@ class Queries:
         "DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
         " RETURNING pg_notify(%(channel)s, 'task:deleted')"
     )
+    # One statement: the task goes and its tombstone comes together (the last deletion of an id wins). No row
+    # returned: no such task. created_at comes from the caller, who read the locked document (json's ->> would
+    # refuse a document holding a \u0000 anywhere).
+    task_delete_tombstoned: str = (
+        "WITH gone AS (DELETE FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+        " RETURNING pg_notify(%(channel)s, 'task:deleted'))"
+        " INSERT INTO {s}.tombstones (workspace, id, deleted_at, created_at, info)"
+        " SELECT %(ws)s, %(id)s, %(deleted_at)s, %(created_at)s, %(info)s::json FROM gone"
+        " ON CONFLICT (workspace, id) DO UPDATE SET deleted_at = excluded.deleted_at,"
+        " created_at = excluded.created_at, info = excluded.info"
+        " RETURNING 1"
+    )
+    tombstone_get: str = (
+        "SELECT deleted_at, created_at, info::text FROM {s}.tombstones WHERE workspace = %(ws)s AND id = %(id)s"
+    )
+    tombstone_list: str = "SELECT id, deleted_at, created_at, info::text FROM {s}.tombstones WHERE workspace = %(ws)s"
+    tombstone_lift: str = "DELETE FROM {s}.tombstones WHERE workspace = %(ws)s AND id = %(id)s"
     # LIMIT NULL is no limit.
     task_list_page: str = (
         "SELECT t.id, t.doc::text FROM {s}.workspaces w LEFT JOIN {s}.tasks t ON t.workspace = w.name"
@@ -83,7 +100,10 @@ class Queries:
         "SELECT seq, id, doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND seq > %(after)s::bigint"
         " ORDER BY seq LIMIT %(size)s::bigint"
     )
-    ids_in_range: str = "SELECT id FROM {s}.tasks WHERE workspace = %(ws)s AND id >= %(low)s AND id < %(high)s"
+    ids_in_range: str = (
+        "SELECT id FROM {s}.tasks WHERE workspace = %(ws)s AND id >= %(low)s AND id < %(high)s"
+        " UNION ALL SELECT id FROM {s}.tombstones WHERE workspace = %(ws)s AND id >= %(low)s AND id < %(high)s"
+    )
     has_uuid_ids: str = "SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE workspace = %(ws)s AND id ~ %(pattern)s)"
 
     # -- logs -------------------------------------------------------------------------------------------------------

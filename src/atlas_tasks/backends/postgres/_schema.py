@@ -100,10 +100,25 @@ _V2 = (
     )""",
 )
 
+# Tombstones: one row per deleted task id, so the id is never handed out again (docs/retention.md). No foreign key:
+# a tombstone outlives its task by design, and its workspace too. Times are RFC 3339 text, as task documents keep
+# them, so a restore compares created_at exactly as the file store does.
+_V3 = (
+    """CREATE TABLE {s}.tombstones (
+        workspace text COLLATE "C" NOT NULL,
+        id text COLLATE "C" NOT NULL,
+        deleted_at text NOT NULL,
+        created_at text NOT NULL DEFAULT '',
+        info json NOT NULL,
+        PRIMARY KEY (workspace, id)
+    )""",
+)
+
 #: Every migration, oldest first; a new one is appended, never edited once released.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "workspaces, tasks, log lines and artifacts", _V1),
     Migration(2, "run leases (holder descriptions; the lease itself is an advisory lock)", _V2),
+    Migration(3, "tombstones of deleted task ids", _V3),
 )
 #: The schema version this library writes.
 LATEST = MIGRATIONS[-1].version

@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import itertools
+import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,6 +48,7 @@ from atlas_tasks.errors import (
     CorruptWorkspaceError,
     SchemaVersionError,
     TaskExistsError,
+    TaskIdRetiredError,
     TaskNotFoundError,
     TaskRunningError,
     WorkspaceExistsError,
@@ -54,8 +56,8 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
-from atlas_tasks.store.base import BaseStore, decode_stored
-from atlas_tasks.store.types import LogEntry, LogTail, SummaryList, TaskList, WorkspaceList
+from atlas_tasks.store.base import BaseStore, decode_stored, new_tombstone, refuse_import
+from atlas_tasks.store.types import LogEntry, LogTail, SummaryList, TaskList, Tombstone, WorkspaceList
 from atlas_tasks.transitions import is_terminal
 
 #: Tasks per page of a workspace scan (``iter_tasks``): one page in memory, no connection held between pages.
@@ -288,13 +290,21 @@ class PostgresStore(BaseStore):
     def _insert_task(
         self, workspace: str, task_id: str | None, build: Callable[[str], bytes]
     ) -> tuple[str, bytes, str]:
-        with self._session("create", workspace, task_id or "", mode="write") as conn:
-            if task_id is not None:
+        if task_id is not None:
+            # A transaction: the tombstone is looked for after the row is in (a fresh snapshot), so a delete that
+            # committed while we waited on its row cannot slip past; finding one rolls the insert back.
+            with self._session("create", workspace, task_id, mode="transaction") as conn:
                 data = build(task_id)
-                if not self._insert_row(conn, workspace, task_id, data):
+                inserted = self._insert_row(conn, workspace, task_id, data)
+                if not inserted:
                     self._require(conn, workspace, "")
+                stone = self._tombstone_in(conn, workspace, task_id)
+                if stone is not None:
+                    raise TaskIdRetiredError(workspace, task_id, stone.deleted_at, self._location(workspace, task_id))
+                if not inserted:
                     raise TaskExistsError(workspace, task_id, self._location(workspace))
                 return task_id, data, self._location(workspace, task_id)
+        with self._session("create", workspace, "", mode="write") as conn:
             return self._insert_fresh(conn, workspace, build)
 
     def _insert_row(self, conn: Conn, workspace: str, task_id: str, data: bytes) -> bool:
@@ -310,7 +320,7 @@ class PostgresStore(BaseStore):
                 candidates: Iterator[str] = iter([uuid_id()])
                 taken: set[str] = set()
             else:
-                later = timestamp_candidates()
+                later = timestamp_candidates(self._now())
                 base = next(later)
                 candidates = itertools.chain([base], later)
                 taken = self._taken(conn, workspace, base)
@@ -327,6 +337,7 @@ class PostgresStore(BaseStore):
                 time.sleep(1.0 - (time.time() % 1.0))
 
     def _taken(self, conn: Conn, workspace: str, base: str) -> set[str]:
+        # Tombstoned ids count as taken: a deleted task's id is never handed out again.
         # Every candidate is `base` or `base-NNN`, all inside [base, base + "."): '.' follows '-' in code points.
         rows = conn.execute(self._q.ids_in_range, {"ws": workspace, "low": base, "high": base + "."}).fetchall()
         return {row[0] for row in rows}
@@ -402,11 +413,39 @@ class PostgresStore(BaseStore):
             if len(rows) < _PAGE:
                 return
 
-    def _delete_task(self, workspace: str, task_id: str) -> None:
-        with self._session("delete", workspace, task_id, mode="write") as conn:
-            params = {"ws": workspace, "id": task_id, "channel": self._channel(workspace, task_id)}
-            if conn.execute(self._q.task_delete, params).rowcount == 0:
+    def _delete_task(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
+        params = {"ws": workspace, "id": task_id, "channel": self._channel(workspace, task_id)}
+        if info is None:
+            with self._session("delete", workspace, task_id, mode="write") as conn:
+                if conn.execute(self._q.task_delete, params).rowcount == 0:
+                    self._require(conn, workspace, task_id)
+            return
+        # One transaction: the document is read under the row lock (its created_at goes into the tombstone), then
+        # the task is deleted and the tombstone written by one statement.
+        with self._session("delete", workspace, task_id, mode="transaction") as conn:
+            row = conn.execute(self._q.task_lock, params).fetchone()
+            if row is None:
                 self._require(conn, workspace, task_id)
+                raise TaskNotFoundError(workspace, task_id, self._location(workspace))  # not reached: _require raised
+            stone = new_tombstone(workspace, task_id, row[0].encode("utf-8"), info)
+            info_text = json.dumps(stone.info, default=str)
+            params.update(deleted_at=stone.deleted_at, created_at=stone.created_at, info=info_text)
+            conn.execute(self._q.task_delete_tombstoned, params)
+
+    def _tombstone_in(self, conn: Conn, workspace: str, task_id: str) -> Tombstone | None:
+        row = conn.execute(self._q.tombstone_get, {"ws": workspace, "id": task_id}).fetchone()
+        if row is None:
+            return None
+        return Tombstone(workspace, task_id, row[0], row[1], _info(row[2]))
+
+    def _get_tombstone(self, workspace: str, task_id: str) -> Tombstone | None:
+        with self._session("tombstone", workspace, task_id) as conn:
+            return self._tombstone_in(conn, workspace, task_id)
+
+    def _list_tombstones(self, workspace: str) -> builtins.list[Tombstone]:
+        with self._session("tombstones", workspace) as conn:
+            rows = conn.execute(self._q.tombstone_list, {"ws": workspace}).fetchall()
+        return [Tombstone(workspace, row[0], row[1], row[2], _info(row[3])) for row in rows]
 
     # -- listings (SQL does the ordering) -------------------------------------------------------------------------
     def list(self, workspace: str, *, strict: bool = False, limit: int | None = None) -> TaskList:
@@ -755,8 +794,12 @@ class PostgresStore(BaseStore):
         channel = self._channel(workspace, task_id)
         params.update(ref=(ref or row.ref(task_id)).model_dump_json(), channel=channel)
         with self._session("import_task", workspace, task_id, mode="transaction") as conn:
-            if replace:
+            if replace:  # replaced, not deleted: the id stays in use, so no tombstone
                 conn.execute(self._q.task_delete, {"ws": workspace, "id": task_id, "channel": channel})
+            stone = self._tombstone_in(conn, workspace, task_id)
+            if stone is not None and refuse_import(stone, task, self._location(workspace, task_id)):
+                # The deleted task itself, restored: the tombstone goes in the same transaction as the task comes.
+                conn.execute(self._q.tombstone_lift, {"ws": workspace, "id": task_id})
             if conn.execute(self._q.task_insert, params).fetchone() is None:
                 self._require(conn, workspace, "")
                 raise TaskExistsError(workspace, task_id, self._location(workspace))
@@ -775,6 +818,14 @@ class PostgresStore(BaseStore):
                 cur.execute(self._q.log_set_head, {**key, "last": len(lines)})
             if blobs:
                 cur.executemany(self._q.artifact_insert, [{**key, "name": n, "data": d} for n, d in blobs.items()])
+
+
+def _info(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 __all__ = ["PostgresStore"]
