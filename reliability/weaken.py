@@ -286,7 +286,7 @@ def delete_in_place(undo: list[Undo]) -> None:
     killed half-way leaves a task directory with some of its files gone."""
     from atlas_tasks.backends.file import _workspaces as file_workspaces
 
-    def delete(self: file_backend.FileStore, workspace: str, task_id: str) -> None:
+    def delete(self: file_backend.FileStore, workspace: str, task_id: str, *_: Any) -> None:
         folder = self.task_path(workspace, task_id)
         # Deepest first: each file, then its directory, then the task directory itself (task.json among the last).
         for path in sorted(folder.rglob("*"), key=lambda p: (-len(p.parts), p.is_dir(), str(p))):
