@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,3 +36,18 @@ def test_unchanged_refs_give_none_and_odd_documents_are_refused() -> None:
     for odd in (b"[]", b'{"tasks": {}, "schema_version": 1}', b'{"tasks": [], "schema_version": "1"}'):
         with pytest.raises(ValueError, match=r"workspace\.json"):
             patch_workspace_refs(odd, lambda refs: True, T0)
+
+
+def test_delete_many_drops_every_ref_and_summary(tmp_path: Path) -> None:
+    """delete_many, which rewrites workspace.json and the summary cache once, leaves them naming only the kept tasks."""
+    store = FileStore(tmp_path / "home")
+    store.create_workspace("ws")
+    ids = [store.create("ws", Task(description=f"t{i}", created_at=T0 + timedelta(minutes=i))).id for i in range(6)]
+    store.list_summaries("ws")  # builds the summary cache file
+    ws_file = store.workspace_path("ws") / "workspace.json"
+    cache = tmp_path / "home" / ".atlas-tasks" / "summaries" / "ws.json"
+    assert cache.exists()
+    assert store.delete_many("ws", ids[:4]) == {}
+    assert [r.id for r in decode_workspace(ws_file.read_bytes()).tasks] == ids[4:]
+    assert sorted(json.loads(cache.read_text())["tasks"]) == sorted(ids[4:])
+    assert sorted(s.id for s in FileStore(tmp_path / "home").list_summaries("ws")) == sorted(ids[4:])

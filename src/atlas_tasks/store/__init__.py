@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -188,6 +188,19 @@ class Store(Protocol):
 
         Raises:
             InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError, LockTimeoutError.
+        """
+        ...
+
+    def delete_many(
+        self, workspace: str, task_ids: Iterable[str], *, reason: str | None = None
+    ) -> dict[str, AtlasTasksError]:
+        """Delete several tasks of one workspace, each exactly as :meth:`delete` does (tombstone first, each task
+        whole or gone), with the workspace's bookkeeping done once for all of them rather than once per task.
+
+        Returns the tasks that could not be deleted, by id, with the error each raised (the others are gone).
+
+        Raises:
+            InvalidNameError: a bad workspace name (a bad task id is reported in the result).
         """
         ...
 

@@ -29,7 +29,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -355,6 +355,34 @@ class BaseStore(ABC):
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
         self._delete_task(workspace, task_id, delete_info(reason))
+
+    def delete_many(
+        self, workspace: str, task_ids: Iterable[str], *, reason: str | None = None
+    ) -> dict[str, AtlasTasksError]:
+        """Delete several tasks of one workspace. See :meth:`atlas_tasks.store.Store.delete_many`."""
+        N.check_workspace_name(workspace)
+        failed: dict[str, AtlasTasksError] = {}
+        valid: builtins.list[str] = []
+        for task_id in task_ids:
+            try:
+                valid.append(N.check_task_id(task_id))
+            except AtlasTasksError as exc:
+                failed[str(task_id)] = exc
+        failed.update(self._delete_tasks(workspace, valid, delete_info(reason)))
+        return failed
+
+    def _delete_tasks(
+        self, workspace: str, task_ids: builtins.list[str], info: Mapping[str, Any] | None
+    ) -> dict[str, AtlasTasksError]:
+        """Delete each task as :meth:`_delete_task` does; the ones that failed, with their errors. A backend whose
+        deletes share per-workspace bookkeeping overrides this to do that bookkeeping once."""
+        failed: dict[str, AtlasTasksError] = {}
+        for task_id in task_ids:
+            try:
+                self._delete_task(workspace, task_id, info)
+            except AtlasTasksError as exc:
+                failed[task_id] = exc
+        return failed
 
     # ============================================================================================== tombstones
     def tombstone(self, workspace: str, task_id: str) -> Tombstone | None:

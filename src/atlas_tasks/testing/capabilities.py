@@ -498,6 +498,22 @@ class TombstoneTests(StoreFixtures):
         assert stone.info["reason"] == "gc"
         assert store.tombstones(ws) == [stone]
 
+    def test_delete_many_deletes_each_with_its_tombstone(self, store: Store, ws: str, task: Task) -> None:
+        """``delete_many`` removes every task named, tombstones each, and reports a missing id instead of raising."""
+        require(store, Tombstones)
+        assert isinstance(store, Tombstones)
+        others = [store.create(ws, sample_task(description=f"doomed {n}")) for n in range(3)]
+        keep = store.create(ws, sample_task(description="kept"))
+        doomed = [task.id] + [t.id for t in others]
+        failed = store.delete_many(ws, [*doomed, "task-20990101-000000"], reason="gc")
+        assert list(failed) == ["task-20990101-000000"]
+        assert isinstance(failed["task-20990101-000000"], TaskNotFoundError)
+        assert _ids(store.list(ws)) == [keep.id]
+        assert sorted(s.id for s in store.list_summaries(ws)) == [keep.id]
+        stones = {stone.id: stone for stone in store.tombstones(ws)}
+        assert sorted(stones) == sorted(doomed)
+        assert all(stone.info["reason"] == "gc" for stone in stones.values())
+
     def test_get_of_a_deleted_task_says_when_it_was_deleted(self, store: Store, ws: str, task: Task) -> None:
         """``get`` of a deleted id raises TaskNotFoundError carrying the tombstone's ``deleted_at``."""
         require(store, Tombstones)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -195,6 +196,18 @@ class SummaryCache:
             self._built.get(workspace, {}).pop(name, None)
         if name in entries:
             self.save(workspace, {key: value for key, value in entries.items() if key != name})
+
+    def forget_many(self, workspace: str, names: Iterable[str]) -> None:
+        """Remove the entries of several deleted tasks with one rewrite of the cache file; best effort."""
+        doomed = set(names)
+        entries = self.load(workspace)
+        with self._lock:
+            self._order.pop(workspace, None)
+            built = self._built.get(workspace, {})
+            for name in doomed:
+                built.pop(name, None)
+        if doomed & entries.keys():
+            self.save(workspace, {key: value for key, value in entries.items() if key not in doomed})
 
     def drop(self, workspace: str) -> None:
         """Forget a workspace's cache (file and memory); best effort."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from atlas_tasks._codec import decode_workspace, encode_workspace, patch_workspace_refs, ref_document
@@ -232,4 +232,23 @@ def drop_ref(layout: Layout, workspace: str, task_id: str) -> None:
     edit_refs(layout, workspace, change, raw_change)
 
 
-__all__ = ["drop_ref", "edit", "edit_refs", "get", "insert", "list_all", "read", "sync_ref"]
+def drop_refs(layout: Layout, workspace: str, task_ids: Iterable[str]) -> None:
+    """Remove the refs of several tasks with one rewrite of workspace.json."""
+    doomed = set(task_ids)
+
+    def change(refs: builtins.list[TaskRef]) -> bool:
+        kept = [r for r in refs if r.id not in doomed]
+        changed = len(kept) != len(refs)
+        refs[:] = kept
+        return changed
+
+    def raw_change(refs: builtins.list[dict[str, Any]]) -> bool:
+        kept = [r for r in refs if r.get("id") not in doomed]
+        changed = len(kept) != len(refs)
+        refs[:] = kept
+        return changed
+
+    edit_refs(layout, workspace, change, raw_change)
+
+
+__all__ = ["drop_ref", "drop_refs", "edit", "edit_refs", "get", "insert", "list_all", "read", "sync_ref"]
