@@ -53,6 +53,7 @@ from atlas_tasks.backends.file import (
 )
 from atlas_tasks.backends.file._layout import (
     ARTIFACTS_DIR,
+    IMPORT_MARKER,
     LOG_FILE,
     PRIVATE_DIR,
     TASK_FILE,
@@ -531,6 +532,9 @@ class FileStore(BaseStore):
                     _tombstones.lift(layout, workspace, task_id)
                 with layout.write_lock(workspace, task_id, None), walk(tasks, [task_id]) as d:
                     ops.fchmod(d.fd, ops.DIR_MODE, d.path)
+                    # The marker first: a crash before task.json leaves a directory doctor --fix knows it may
+                    # remove whole (an import cut short), rather than one it cannot tell from a damaged task.
+                    atomic.replace(d, IMPORT_MARKER, b"")
                     if log:
                         atomic.replace(d, LOG_FILE, log)
                     for parts, content in files:
@@ -539,6 +543,9 @@ class FileStore(BaseStore):
                     for name, content in sorted(hooks.items()):
                         atomic.replace(d, name, content)
                     atomic.replace(d, TASK_FILE, data)
+                    # A crash before this unlink leaves a whole task with a stray marker: doctor --fix removes it.
+                    ops.unlink(IMPORT_MARKER, d.fd, d.child(IMPORT_MARKER))
+                    ops.fsync(d.fd, d.path)
                 ops.fsync(tasks.fd, tasks.path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -31,6 +31,8 @@ LOG_FILE = "task.log"
 ARTIFACTS_DIR = "artifacts"
 WORKSPACE_FILE = "workspace.json"
 PRIVATE_DIR = ".atlas-tasks"
+#: Present in a task directory while import_task fills it: an import cut short is debris doctor may remove.
+IMPORT_MARKER = ".atlas-tasks-importing"
 
 
 @contextlib.contextmanager

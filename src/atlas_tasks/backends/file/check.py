@@ -8,6 +8,10 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 * ``incomplete_task``: a task directory without task.json (a creation cut short). Fix: removed if it holds nothing
   else; otherwise reported only. A directory holding only the Go ATLAS's hook files (``hook.json``, ``HOOK.md``,
   ``hook.json.lock``) is not a finding: Go keeps them there for tasks it stores under ``repos/<key>/``.
+* ``incomplete_import``: a task directory without task.json that holds import_task's marker (an import cut short
+  before its task.json). Fix: removed whole, under the task's lock (nothing in it was ever a task to any reader).
+* ``import_marker``: a whole task that still holds that marker (an import killed after its task.json). Fix: the
+  marker is removed.
 * ``corrupt_task``: a task.json that cannot be read, or an entry under ``tasks/`` whose name is no task id.
   Reported only: a person decides.
 * ``unsafe_path``: an entry of the wrong kind where the store keeps a task directory, task.json or task.log (a
@@ -269,6 +273,15 @@ def _check_task(
         task = _read(layout, d, workspace, task_id, fix, report)
         if task is not None:
             report.tasks_checked += 1
+            if _layout.exists(d, _layout.IMPORT_MARKER):
+                finding = report.add(
+                    Finding("import_marker", d.child(_layout.IMPORT_MARKER), "left by an import", workspace, task_id)
+                )
+                if fix:
+                    with contextlib.suppress(FileNotFoundError):
+                        ops.unlink(_layout.IMPORT_MARKER, d.fd, d.child(_layout.IMPORT_MARKER))
+                        ops.fsync(d.fd, d.path)
+                    finding.fixed = True
             _check_log(store, layout, d, workspace, task_id, fix, report)
         return task
 
@@ -282,6 +295,9 @@ def _read(layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, repor
         entries = [e.name for e in ops.scandir(d.fd, d.path)]
         if is_hook_only(entries):
             return None  # the Go ATLAS's hook files for a task it keeps elsewhere (repos/<key>/): not ours to judge
+        if _layout.IMPORT_MARKER in entries:
+            _incomplete_import(layout, d, workspace, task_id, fix, report)
+            return None
         others = [name for name in entries if name not in _HARMLESS]
         finding = report.add(
             Finding(
@@ -306,6 +322,26 @@ def _read(layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, repor
     except CorruptTaskError as exc:
         report.add(Finding("corrupt_task", exc.path, exc.reason, workspace, task_id))
     return None
+
+
+def _incomplete_import(layout: Layout, d: Dir, workspace: str, task_id: str, fix: bool, report: CheckReport) -> None:
+    finding = report.add(
+        Finding("incomplete_import", d.path, "an import cut short before its task.json", workspace, task_id)
+    )
+    if not fix:
+        return
+    try:
+        with layout.write_lock(workspace, task_id, None):
+            # Looked at again under the lock: an import that finished meanwhile has its task.json and keeps it.
+            if _layout.exists(d, _layout.TASK_FILE):
+                return
+            tasks_fd_path = d.path.rsplit("/", 1)[0]
+            with layout.ws_dir(workspace) as wsd, walk(wsd, ["tasks"]) as tasks:
+                ops.rmtree(task_id, tasks.fd, tasks_fd_path + "/" + task_id)
+                ops.fsync(tasks.fd, tasks.path)
+    except (LockTimeoutError, TaskNotFoundError):
+        return
+    finding.fixed = True
 
 
 def _check_log(
