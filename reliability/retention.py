@@ -18,17 +18,19 @@ Each round takes fresh homes on the file store and one kind of operation, chosen
   store's ``import_task`` leaves when cut short), or whole: task.json byte-identical to the source's but for
   ``metadata.imported_from`` (and the id, with ``as_new_id``), log lines and artifacts byte for byte, hook files
   too; ``list``/``get`` show no partial task and the target's own task is untouched. Then the recovery the docs
-  give (docs/retention.md, "Export and import"): ``doctor --fix``; the incomplete directories it keeps (they hold
-  a log or artifacts) removed by hand, and counted; the import run again, and when it is refused because some of
-  the bundle's tasks landed before the kill (an id clash), those are deleted and the import run once more. At the
+  give (docs/retention.md, "Export and import"): ``doctor --fix``, which must remove every interrupted import
+  (a directory left by hand is a violation), then the same import again, which must not be refused (it keeps
+  what the bundle already put there; with ``as_new_id`` it makes fresh copies, and the killed run's copies are
+  deleted by their ids). At the
   end every bundle task is in the target exactly once, whole.
 
 Counts: rounds per kind, kills, tasks deleted and imported, half-deleted and half-imported tasks found (must be 0).
 
 Negative controls (reliability/weaken.py, applied in the child only): ``delete-in-place`` (the file store deletes a
-task by removing its files where they are instead of renaming the directory into the trash first) and
+task by removing its files where they are instead of renaming the directory into the trash first),
 ``import-in-place`` (the file store imports a task by writing task.json first, then its log and artifacts one by
-one, into the final directory).
+one, into the final directory) and ``import-no-marker`` (the file store imports without marking the directory it
+fills, so doctor --fix cannot tell an interrupted import from a damaged task and keeps it).
 """
 
 # ruff: noqa: S311 - seeded PRNGs make the rounds reproducible; nothing here is secret
@@ -52,6 +54,7 @@ from typing import Any
 
 from atlas_tasks import FileStore
 from atlas_tasks._codec import decode_task, encode_task
+from atlas_tasks.backends.file._layout import IMPORT_MARKER
 from atlas_tasks.errors import (
     AtlasTasksError,
     BundleError,
@@ -71,14 +74,18 @@ KINDS = ("gc", "import")
 ROUNDS = {"fast": 18, "full": 300}
 #: A negative control only has to be caught: fewer rounds, and only of the kind it weakens.
 CONTROL_ROUNDS = 16
-CONTROL_KINDS = {"delete-in-place": ("gc",), "import-in-place": ("import",)}
+#: A control whose fault shows only when a kill lands between two particular writes gets more rounds.
+CONTROL_ROUNDS_BY_VARIANT = {"import-no-marker": 64}
+CONTROL_KINDS = {"delete-in-place": ("gc",), "import-in-place": ("import",), "import-no-marker": ("import",)}
 OLDER_THAN = timedelta(days=30)
 TERMINAL = ("completed", "rejected", "abandoned")
 STATUSES = (*TERMINAL, *TERMINAL, "interrupted", "running", "pending")
 #: Exit codes of the child: done, another collector held the lock.
 DONE, BUSY = 0, 3
 #: What is not part of a task's content (a lock file any writer may create).
-NOT_CONTENT = frozenset({"task.json.lock"})
+# Bookkeeping, not content: Go's lock file, and the marker import_task keeps in a directory while it fills it (an
+# import killed after its task.json leaves it behind; doctor --fix removes it, which the end-of-round check sees).
+NOT_CONTENT = frozenset({"task.json.lock", IMPORT_MARKER})
 #: The import target's own task: an id no bundle task can have (those are made now).
 OWN_ID = "task-20000101-000000"
 
@@ -93,7 +100,7 @@ def job_retention(job: dict[str, Any]) -> int:
     weaken.apply(job.get("weaken"))
     store = FileStore(job["home"], lock_timeout=30)
     if job.get("aim"):
-        _announce(store, "delete" if job["what"] == "gc" else "import_task", job)
+        _announce(store, "_delete" if job["what"] == "gc" else "import_task", job)
     code = DONE
     if job["what"] == "gc":
         try:
@@ -430,18 +437,19 @@ class Round:
             self.verdict.add("target's own task touched by an import", f"round {self.n} {own}")
         self.check_readers(target, None)
 
-        # Recovery as documented: doctor --fix, incomplete directories removed by hand, import again.
+        # Recovery as documented: doctor --fix, then the same import again. doctor removes what a killed import
+        # left (its directory is marked); the re-run keeps what the bundle already put here and adds the rest.
         target.check(fix=True)
         for entry in sorted(_names(tasks)):
             if entry != own and not (tasks / entry / "task.json").exists():
                 self.stats.incomplete_removed_by_hand += 1
+                self.verdict.add("doctor --fix left an interrupted import", f"round {self.n} {entry}")
                 shutil.rmtree(tasks / entry)
         try:
             bundle.import_bundle(target, path, as_new_id=as_new_id)
-        except BundleError:
-            if not landed:
-                raise
+        except BundleError as exc:
             self.stats.clash_reimports += 1
+            self.verdict.add("the same import run again was refused", f"round {self.n}: {exc}")
             for task_id in landed.values():
                 target.delete(WS, task_id)
             bundle.import_bundle(target, path, as_new_id=as_new_id)
@@ -570,7 +578,7 @@ def _differs(source: Files, landed: Files, original: str, new_id: str) -> str:
 def run(scale: Scale = "full", variant: str | None = None, seed: int = 18, rounds: int | None = None) -> Outcome:
     """``rounds`` rounds (default by scale; fewer for a control) of gc and import under kill -9."""
     outcome = Outcome("R", variant or "store", unit="rounds")
-    count = rounds or (ROUNDS[scale] if variant is None else CONTROL_ROUNDS)
+    count = rounds or (ROUNDS[scale] if variant is None else CONTROL_ROUNDS_BY_VARIANT.get(variant, CONTROL_ROUNDS))
     kinds = CONTROL_KINDS.get(variant or "", KINDS)
     rng = random.Random(seed)
     stats = Stats()
@@ -603,12 +611,12 @@ def run(scale: Scale = "full", variant: str | None = None, seed: int = 18, round
         "tasks landed by killed imports": stats.imported_by_killed,
         "tasks imported in all": stats.imported,
         "incomplete import dirs after a kill": stats.incomplete_left,
-        "removed by hand after doctor --fix": stats.incomplete_removed_by_hand,
-        "re-imports after an id clash": stats.clash_reimports,
+        "left by doctor --fix (violations)": stats.incomplete_removed_by_hand,
+        "re-imports refused (violations)": stats.clash_reimports,
         "half-deleted found": stats.half_deleted,
         "half-imported found": stats.half_imported,
     }
     return outcome
 
 
-CONTROLS = ("delete-in-place", "import-in-place")
+CONTROLS = ("delete-in-place", "import-in-place", "import-no-marker")

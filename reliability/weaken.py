@@ -327,6 +327,12 @@ def import_in_place(undo: list[Undo]) -> None:
     _patch(file_backend.FileStore, "import_task", import_task, undo)
 
 
+def import_no_marker(undo: list[Undo]) -> None:
+    """import_task fills the task directory without its marker (under a name doctor takes for Go's lock file): an
+    import killed before its task.json leaves a directory doctor --fix cannot tell from a damaged task, and keeps."""
+    _patch(file_backend, "IMPORT_MARKER", "task.json.lock", undo)
+
+
 VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "no-dir-fsync": no_dir_fsync,
     "no-file-fsync": no_file_fsync,
@@ -347,6 +353,7 @@ VARIANTS: dict[str, Callable[[list[Undo]], None]] = {
     "fork-no-marker": fork_no_marker,
     "delete-in-place": delete_in_place,
     "import-in-place": import_in_place,
+    "import-no-marker": import_no_marker,
 }
 
 

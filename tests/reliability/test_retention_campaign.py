@@ -34,3 +34,9 @@ def test_importing_in_place_is_caught() -> None:
     """Negative control: an import writing task.json first, then the rest one by one, shows half-imported tasks."""
     outcome = retention.run("fast", "import-in-place")
     assert outcome.verdict.counts["half-imported task visible"] > 0, outcome.describe()
+
+
+def test_importing_without_the_marker_is_caught() -> None:
+    """Negative control: an import that does not mark its directory leaves one doctor --fix cannot remove."""
+    outcome = retention.run("fast", "import-no-marker")
+    assert outcome.verdict.counts["doctor --fix left an interrupted import"] > 0, outcome.describe()

@@ -291,3 +291,35 @@ def test_leftover_of_an_interrupted_import_is_refused_not_overwritten(tmp_path: 
         import_bundle(dst, tmp_path / "b.tar")
     assert (leftover / "task.log").read_bytes() == b'{"event":"half"}\n'
     assert not (leftover / "task.json").exists()
+
+
+@pytest.mark.stores("file", "memory", "postgres")
+def test_importing_the_same_bundle_again_keeps_what_it_imported_and_adds_the_rest(tmp_path: Path, store: Store) -> None:
+    """A second import of one bundle (as after a killed one) writes only the missing tasks and reports the others."""
+    src, first = _source(tmp_path / "a")
+    second = src.create("w", sample_task(description="second")).id
+    export_tasks(src, "w", [first, second], tmp_path / "b.tar")
+    ws = f"w{time.monotonic_ns()}"
+    report = import_bundle(store, tmp_path / "b.tar", workspace=ws)
+    store.delete(ws, second)  # as if the first run had been killed before the second task (tombstone aside)
+    again = import_bundle(store, tmp_path / "b.tar", workspace=ws)
+    assert again.tasks == [
+        {"original_id": first, "id": first, "already_imported": True},
+        {"original_id": second, "id": second},
+    ]
+    assert report.tasks[0]["id"] == first
+    assert sorted(t.id for t in store.list(ws)) == sorted([first, second])
+    third = import_bundle(store, tmp_path / "b.tar", workspace=ws)
+    assert all(item.get("already_imported") for item in third.tasks)
+
+
+def test_a_task_of_the_same_id_from_another_bundle_is_still_refused(tmp_path: Path) -> None:
+    """Only this very bundle's own imports are kept on a second run: another bundle's task of that id is a clash."""
+    src, task_id = _source(tmp_path / "a")
+    export_tasks(src, "w", [task_id], tmp_path / "one.tar")
+    src.modify("w", task_id, lambda t: t.metadata.update(changed=True))
+    export_tasks(src, "w", [task_id], tmp_path / "two.tar")
+    dst = FileStore(tmp_path / "c")
+    import_bundle(dst, tmp_path / "one.tar")
+    with pytest.raises(BundleError, match="--as-new-id"):
+        import_bundle(dst, tmp_path / "two.tar")

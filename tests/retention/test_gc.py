@@ -248,7 +248,9 @@ _COLLECT = textwrap.dedent(
     def tick(done, total, item):
         print(done, flush=True)
         sys.stdin.readline()  # the test decides when the next task is deleted (and kills us between two)
-    gc.collect(FileStore(sys.argv[1]), workspace=sys.argv[2], older_than=timedelta(days=30), progress=tick)
+    store = FileStore(sys.argv[1])
+    store.delete_batch = 1  # one task per batch: progress is reported between two deletes
+    gc.collect(store, workspace=sys.argv[2], older_than=timedelta(days=30), progress=tick)
     """
 )
 

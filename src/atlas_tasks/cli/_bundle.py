@@ -79,4 +79,5 @@ def import_(
         return
     for item in report.tasks:
         renamed = f" (was {item['original_id']})" if item["id"] != item["original_id"] else ""
-        typer.echo(f"imported {item['id']}{renamed} into workspace {report.workspace}")
+        done = "already imported from this bundle:" if item.get("already_imported") else "imported"
+        typer.echo(f"{done} {item['id']}{renamed} into workspace {report.workspace}")

@@ -93,7 +93,7 @@ class ImportReport:
     workspace: str
     source_workspace: str
     workspace_created: bool = False
-    tasks: list[dict[str, str]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
     files: int = 0
     content_bytes: int = 0
     manifest_sha256: str = ""
@@ -291,9 +291,14 @@ def import_bundle(
             f"the target store {redact(store.url)} cannot store tasks as they are (it has no import_task); "
             "import into a file, memory or PostgreSQL store",
         )
+    # Tasks this very bundle already put here under their own ids (an import run again after it was killed or
+    # failed half-way): kept, neither refused nor written again, so running the same import again finishes the job.
+    # With as_new_id every run makes copies, as asked: the copies a killed run made are listed by their
+    # metadata.imported_from.sha256.
+    landed = {} if as_new_id else _already_imported(store, target, bundle.manifest_sha256)
     if not as_new_id:
         for item in bundle.tasks:
-            if _exists(store, target, item.task.id):
+            if item.task.id not in landed and _exists(store, target, item.task.id):
                 raise BundleError(
                     where,
                     f"task {item.task.id!r} already exists in workspace {target!r}; nothing was imported "
@@ -325,10 +330,27 @@ def import_bundle(
         "exported_at": bundle.manifest.get("created_at", ""),
     }
     for item in bundle.tasks:
+        if item.task.id in landed:
+            report.tasks.append({"original_id": item.task.id, "id": landed[item.task.id], "already_imported": True})
+            continue
         new_id = _import_one(store, target, source_ws, item, provenance, as_new_id=as_new_id, where=where)
         report.tasks.append({"original_id": item.task.id, "id": new_id})
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _already_imported(store: Store, workspace: str, manifest_sha256: str) -> dict[str, str]:
+    """The tasks of ``workspace`` imported from the bundle whose manifest has this hash: original id -> id."""
+    found: dict[str, str] = {}
+    try:
+        tasks = list(store.iter_tasks(workspace, errors=[]))
+    except WorkspaceNotFoundError:
+        return found
+    for task in tasks:
+        origin = task.metadata.get("imported_from")
+        if isinstance(origin, dict) and origin.get("sha256") == manifest_sha256 and origin.get("original_id"):
+            found.setdefault(str(origin["original_id"]), task.id)
+    return found
 
 
 def _exists(store: Store, workspace: str, task_id: str) -> bool:

@@ -15,16 +15,17 @@ A task's age runs from when it FINISHED: ``completed_at``, else the time of its 
 :func:`collect` holds the store's collector lock (one collector at a time: :class:`CollectorBusyError` names the
 other), and takes each task's run lease before deleting it, so no runner can start on a task being deleted; under
 the lease it reads the task again and skips it if it changed since the plan (``changed``), got pinned or is gone.
-A task goes whole through ``store.delete`` (the file store renames it into its trash first, so a killed collector
-leaves every task whole or gone; ``doctor --fix`` empties what a killed delete left in the trash). A dry run takes
-the same path and deletes nothing, so its report is the report a real run would give.
+A task goes whole through ``store.delete_many``, as ``delete`` takes it, in batches of ``store.delete_batch`` tasks
+of one workspace whose leases are held until the batch is gone (the file store renames each task into its trash
+first, so a killed collector leaves every task whole or gone; ``doctor --fix`` empties what a killed delete left in
+the trash). A dry run takes the same path and deletes nothing, so its report is the report a real run would give.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from atlas_tasks.transitions import ERROR_STATUSES, TERMINAL_STATUSES
 if TYPE_CHECKING:
     from atlas_tasks.models import Task
     from atlas_tasks.runs import LeasingStore
+    from atlas_tasks.store.capabilities import LeaseHandle
 
 _OLDEST = datetime.min
 
@@ -285,14 +287,17 @@ def collect(
             dry_run=dry_run, criteria=gc_plan.criteria, skipped=list(gc_plan.skipped), errors=list(gc_plan.errors)
         )
         total = len(gc_plan.delete)
-        for done, item in enumerate(gc_plan.delete, 1):
-            skip = _delete_one(store, item, dry_run=dry_run)
-            if skip is None:
-                report.deleted.append(item)
-            else:
-                report.skipped.append(skip)
-            if progress is not None:
-                progress(done, total, item)
+        done = 0
+        batch = max(1, int(getattr(store, "delete_batch", 1)))
+        for chunk in _batches(gc_plan.delete, batch):
+            for item, outcome in _delete_batch(store, chunk, dry_run=dry_run):
+                if outcome is None:
+                    report.deleted.append(item)
+                else:
+                    report.skipped.append(outcome)
+                done += 1
+                if progress is not None:
+                    progress(done, total, item)
         report.skipped.sort(key=lambda s: (s.workspace, s.id))
         return report
     finally:
@@ -300,33 +305,80 @@ def collect(
             lock.release()
 
 
-def _delete_one(store: LeasingStore, item: GcItem, *, dry_run: bool) -> GcSkip | None:
-    """Delete one planned task under its run lease; the reason it was kept instead, if it was."""
+def _batches(items: list[GcItem], size: int) -> Iterator[list[GcItem]]:
+    """The plan's items in runs of at most ``size`` tasks of one workspace, in plan order."""
+    run: list[GcItem] = []
+    for item in items:
+        if run and (len(run) == size or run[0].workspace != item.workspace):
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
+
+
+def _delete_batch(store: LeasingStore, chunk: list[GcItem], *, dry_run: bool) -> list[tuple[GcItem, GcSkip | None]]:
+    """Delete one workspace's batch of planned tasks, each under its run lease (held until the batch is deleted);
+    for each item, None if it went, or why it was kept."""
+    outcomes: dict[str, GcSkip | None] = {}
+    held: list[tuple[GcItem, LeaseHandle]] = []
+    try:
+        for item in chunk:
+            claimed = _claim(store, item)
+            if isinstance(claimed, GcSkip):
+                outcomes[item.id] = claimed
+            else:
+                held.append((item, claimed))
+        if held and not dry_run:
+            ws = chunk[0].workspace
+            failed = store.delete_many(ws, [item.id for item, _ in held], reason="gc")
+            for item, _ in held:
+                exc = failed.get(item.id)
+                if exc is not None:
+                    outcomes[item.id] = _kept_by(item, exc)
+    finally:
+        for _, lease in held:
+            lease.release()
+    return [(item, outcomes.get(item.id)) for item in chunk]
+
+
+def _kept_by(item: GcItem, exc: AtlasTasksError) -> GcSkip:
+    """The skip a failed delete becomes (a runner that appeared, a task already gone, or an error)."""
+    if isinstance(exc, TaskRunningError):
+        return GcSkip(
+            item.workspace,
+            item.id,
+            item.status,
+            "running",
+            f"pid {exc.holder.get('pid', '?')} on {exc.holder.get('host', '?')}",
+        )
+    if isinstance(exc, TaskNotFoundError):
+        return GcSkip(item.workspace, item.id, item.status, "gone", "deleted by someone else")
+    return GcSkip(item.workspace, item.id, item.status, "error", str(exc))
+
+
+def _claim(store: LeasingStore, item: GcItem) -> LeaseHandle | GcSkip:
+    """Take a planned task's run lease and check it again under it: the lease, or the reason it is kept."""
     ws, task_id = item.workspace, item.id
     try:
         lease = store.acquire_lease(ws, task_id, {**_holder(), "deleting": True})
-    except TaskRunningError as exc:
-        return GcSkip(
-            ws, task_id, item.status, "running", f"pid {exc.holder.get('pid', '?')} on {exc.holder.get('host', '?')}"
-        )
-    except TaskNotFoundError:
-        return GcSkip(ws, task_id, item.status, "gone", "deleted by someone else")
+    except (TaskRunningError, TaskNotFoundError) as exc:
+        return _kept_by(item, exc)
     try:
-        try:
-            task = store.get(ws, task_id)
-        except TaskNotFoundError:
-            return GcSkip(ws, task_id, item.status, "gone", "deleted by someone else")
-        if pin_of(task) is not None:
-            return GcSkip(ws, task_id, str(task.status), "pinned", "pinned after the plan")
-        if task.revision != item.revision:
-            return GcSkip(
-                ws, task_id, str(task.status), "changed", f"revision {task.revision}, planned {item.revision}"
-            )
-        if not dry_run:
-            store.delete(ws, task_id)
-        return None
-    finally:
+        task = store.get(ws, task_id)
+    except TaskNotFoundError as exc:
         lease.release()
+        return _kept_by(item, exc)
+    except BaseException:
+        lease.release()
+        raise
+    if pin_of(task) is not None:
+        lease.release()
+        return GcSkip(ws, task_id, str(task.status), "pinned", "pinned after the plan")
+    if task.revision != item.revision:
+        lease.release()
+        return GcSkip(ws, task_id, str(task.status), "changed", f"revision {task.revision}, planned {item.revision}")
+    return lease
 
 
 __all__ = ["GcItem", "GcPlan", "GcReport", "GcSkip", "collect", "finished_at", "plan", "task_bytes"]

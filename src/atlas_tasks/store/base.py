@@ -234,6 +234,11 @@ class BaseStore(ABC):
     #: The clock timestamp ids are read from (None: the system clock). A test sets a fixed one to play a clock
     #: stepped back, the case where a generated timestamp id could repeat a deleted task's.
     id_clock: Callable[[], datetime] | None = None
+    #: How many tasks a caller that holds each task's run lease while deleting it (``gc``) should hand to
+    #: :meth:`delete_many` at once. 1 here: a PostgreSQL lease is a connection of its own, and per-task deletes
+    #: share nothing to save. The file store says more: its leases are file descriptors, and its deletes share
+    #: per-workspace files that a batch rewrites once.
+    delete_batch: int = 1
 
     def _now(self) -> datetime | None:
         """The time for the next timestamp id (None: let :func:`atlas_tasks.ids.timestamp_candidates` read it)."""

@@ -167,6 +167,10 @@ class FileStore(BaseStore):
         go_locks: also take the Go ATLAS's ``task.json.lock`` when writing, so Go writers are excluded too.
     """
 
+    #: Tasks per delete_many while a collector holds their leases (one open file each): workspace.json and the
+    #: summary cache are rewritten once per batch.
+    delete_batch = 256
+
     def __init__(
         self,
         home: str | os.PathLike[str] | None = None,
