@@ -199,6 +199,17 @@ class BundleError(AtlasTasksError, ValueError):
         super().__init__(f"{where}: {problem}", path=path, member=member)
 
 
+class ConfigError(AtlasTasksError, ValueError):
+    """A configuration file cannot be used: unreadable, not YAML, or a key with a value that makes no sense."""
+
+    path: str
+    key: str | None
+
+    def __init__(self, path: str, problem: str, key: str | None = None) -> None:
+        where = f"{path}" + (f", key {key}" if key else "")
+        super().__init__(f"configuration {where}: {problem}", path=path, key=key)
+
+
 class ArtifactNotFoundError(AtlasTasksError, LookupError):
     """The artifact does not exist for that task."""
 
@@ -846,6 +857,7 @@ __all__ = [
     "AtlasTasksError",
     "BudgetExceededError",
     "BundleError",
+    "ConfigError",
     "CannotAbandonError",
     "CannotCancelError",
     "CollectorBusyError",

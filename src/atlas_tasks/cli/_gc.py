@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -79,31 +80,75 @@ def gc(
     include_forked: Annotated[
         bool, typer.Option("--include-forked", help="Also delete tasks that forks still name as their source.")
     ] = False,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            metavar="DIR",
+            help="First write each task to its own bundle in DIR (restore with `import`); a task whose bundle "
+            "cannot be written is kept.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Read retention settings from FILE (default: config.yaml in the store's Go home, ~/.atlas).",
+        ),
+    ] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore retention settings in files.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete finished tasks no longer needed: never a running, pinned or unfinished one (see docs/retention.md).
 
-    Needs --older-than or --keep-last. A real run asks for confirmation on a terminal unless --yes; --dry-run
-    reports exactly what a real run would delete.
+    Ages come from --older-than, else from the retention settings in the config file (`retention:` and the Go
+    tool's `hooks.retention.*`); with neither, and no --keep-last, gc refuses. A real run asks for confirmation on
+    a terminal unless --yes; --dry-run reports exactly what a real run would delete.
     """
     from atlas_tasks.errors import GuardValueError
     from atlas_tasks.lifecycle.deadlines import parse_duration
     from atlas_tasks.retention import gc as collector
+    from atlas_tasks.retention.config import RetentionPolicy, load_policy
+    from atlas_tasks.store.capabilities import LocalFiles
 
-    if older_than is None and keep_last is None:
-        error("gc needs --older-than or --keep-last (it never deletes every finished task at once)")
-        raise typer.Exit(2)
     try:
         age = parse_duration(older_than) if older_than is not None else None
     except GuardValueError as exc:
         raise typer.BadParameter(exc.reason, param_hint="--older-than") from None
     store = state(ctx).store()
+    if no_config:
+        policy = RetentionPolicy()
+    elif config is not None:
+        policy = load_policy(config, required=True)
+    else:  # the config.yaml of this store's Go home (a file store), else the Go tool's own
+        policy = load_policy(store.go_home / "config.yaml" if isinstance(store, LocalFiles) else None)
+    # Options given win; what they leave open comes from the settings.
+    ages = policy.ages if age is None else {}
+    if status and ages:
+        ages = {s: a for s, a in ages.items() if s in status}
+        missing = [s for s in status if s not in ages]
+        if missing and keep_last is None and policy.keep_last is None:
+            error(
+                f"no age for status {', '.join(missing)}: give --older-than, or set it under retention: in "
+                f"{policy.path}"
+            )
+            raise typer.Exit(2)
+    keep = keep_last if keep_last is not None else policy.keep_last
+    if age is None and not ages and keep is None:
+        where = f" (none in {policy.path})" if not no_config else ""
+        error(
+            "gc needs --older-than or --keep-last, or retention settings in the config file"
+            f"{where} (it never deletes every finished task at once)"
+        )
+        raise typer.Exit(2)
     criteria: dict[str, Any] = {
         "workspace": workspace,
         "older_than": age,
+        "older_than_by_status": ages or None,
         "statuses": status or None,
-        "keep_last": keep_last,
+        "keep_last": keep,
         "include_forked": include_forked,
     }
     if not dry_run and not yes:
@@ -124,13 +169,21 @@ def gc(
             if done == total:
                 sys.stderr.write("\n")
 
-    report = collector.collect(store, dry_run=dry_run, progress=progress, **criteria)
+    report = collector.collect(store, dry_run=dry_run, progress=progress, archive=archive, **criteria)
     if as_json:
-        sys.stdout.write(json.dumps(report.document()) + "\n")
+        document = report.document()
+        document["settings"] = None if policy.empty else policy.document()
+        sys.stdout.write(json.dumps(document) + "\n")
         return
+    used = {policy.sources[s] for s in ages}
+    if keep_last is None and policy.keep_last is not None:
+        used.add(policy.sources["keep_last"])
+    if used:
+        note("retention settings: " + "; ".join(sorted(used)))
     verb = "would delete" if dry_run else "deleted"
     for item in report.deleted:
-        typer.echo(f"{verb} {item.workspace}/{item.id} ({item.status}, {_size(item.bytes)})")
+        archived = f" -> {item.archive}" if item.archive else ""
+        typer.echo(f"{verb} {item.workspace}/{item.id} ({item.status}, {_size(item.bytes)}){archived}")
     for skip in report.skipped:
         typer.echo(
             f"kept {skip.workspace}/{skip.id} ({skip.status}): {skip.reason}"

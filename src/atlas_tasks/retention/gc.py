@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atlas_tasks.errors import AtlasTasksError, InvalidValueError, TaskNotFoundError, TaskRunningError
+from atlas_tasks.errors import AtlasTasksError, BundleError, InvalidValueError, TaskNotFoundError, TaskRunningError
 from atlas_tasks.models import utcnow
 from atlas_tasks.retention.pins import pin_of
 from atlas_tasks.transitions import ERROR_STATUSES, TERMINAL_STATUSES
@@ -53,6 +54,8 @@ class GcItem:
     finished_at: str | None
     bytes: int
     revision: int
+    #: The bundle the task was (or, in a dry run, would be) archived to before it went; "" without ``archive``.
+    archive: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,13 @@ def plan(
     keep_last: int | None = None,
     include_forked: bool = False,
     now: datetime | None = None,
+    older_than_by_status: Mapping[str, timedelta] | None = None,
 ) -> GcPlan:
     """Decide what a collection deletes (nothing is written). See the module doc for the rules.
+
+    ``older_than_by_status`` gives an age per status (the retention configuration, :mod:`.config`): a status it
+    names uses its own age instead of ``older_than``; without ``statuses``, the statuses it names are the ones
+    collected.
 
     Raises:
         InvalidValueError: a status gc never collects, or a negative ``keep_last``.
@@ -157,11 +165,21 @@ def plan(
     """
     if keep_last is not None and keep_last < 0:
         raise InvalidValueError("keep_last", str(keep_last), "must be 0 or more")
-    chosen = _eligible_statuses(statuses)
+    ages = {str(k): v for k, v in (older_than_by_status or {}).items()}
+    chosen = _eligible_statuses(statuses if statuses is not None or not ages else ages)
+    _eligible_statuses(ages)  # every configured status must be one gc may collect
+    if ages and older_than is None and keep_last is None:
+        for status in sorted(chosen - ages.keys()):
+            raise InvalidValueError(
+                "statuses",
+                status,
+                "has no age to collect it by: give older_than, or an age for it in the retention settings",
+            )
     now = now or utcnow()
     criteria = {
         "workspace": workspace,
         "older_than_seconds": older_than.total_seconds() if older_than is not None else None,
+        "older_than_by_status_seconds": {k: v.total_seconds() for k, v in sorted(ages.items())} or None,
         "statuses": sorted(chosen),
         "keep_last": keep_last,
         "include_forked": include_forked,
@@ -208,9 +226,10 @@ def plan(
         for rank, key in enumerate(keys):
             task = everything[key]
             done = finished_at(task)
+            age = ages.get(str(task.status), older_than)
             if keep_last is not None and rank < keep_last:
                 keep[key] = GcSkip(ws, key[1], str(task.status), "keep_last", f"among the {keep_last} newest")
-            elif older_than is not None and (done is None or now - done < older_than):
+            elif age is not None and (done is None or now - done < age):
                 keep[key] = GcSkip(
                     ws,
                     key[1],
@@ -266,12 +285,16 @@ def collect(
     *,
     dry_run: bool = False,
     progress: Callable[[int, int, GcItem], None] | None = None,
+    archive: str | os.PathLike[str] | None = None,
     **criteria: Any,
 ) -> GcReport:
     """Carry out a plan (or plan now, from ``criteria`` as :func:`plan` takes them), under the collector lock.
 
     ``progress(done, total, item)`` is called after each task. With ``dry_run`` nothing is deleted; the report is
-    the one a real run would give.
+    the one a real run would give. With ``archive`` (a directory, created if missing) each task is first written to
+    its own bundle there (``<workspace>--<id>.tar.gz``, durable before the task is deleted; see
+    :mod:`.bundle`); a task whose bundle cannot be written is kept (``archive_failed``). Each deleted item's
+    ``archive`` names its bundle; ``atlas-tasks import`` restores it under its own id.
 
     Raises:
         CollectorBusyError: another collector is running on this store.
@@ -289,8 +312,14 @@ def collect(
         total = len(gc_plan.delete)
         done = 0
         batch = max(1, int(getattr(store, "delete_batch", 1)))
+        folder = Path(archive) if archive is not None else None
+        if folder is not None and not dry_run:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BundleError(str(folder), f"cannot make the archive directory: {exc.strerror or exc}") from None
         for chunk in _batches(gc_plan.delete, batch):
-            for item, outcome in _delete_batch(store, chunk, dry_run=dry_run):
+            for item, outcome in _delete_batch(store, chunk, dry_run=dry_run, archive=folder):
                 if outcome is None:
                     report.deleted.append(item)
                 else:
@@ -317,18 +346,53 @@ def _batches(items: list[GcItem], size: int) -> Iterator[list[GcItem]]:
         yield run
 
 
-def _delete_batch(store: LeasingStore, chunk: list[GcItem], *, dry_run: bool) -> list[tuple[GcItem, GcSkip | None]]:
-    """Delete one workspace's batch of planned tasks, each under its run lease (held until the batch is deleted);
-    for each item, None if it went, or why it was kept."""
+def _archive_path(folder: Path, item: GcItem) -> Path:
+    """A new bundle name for the task in ``folder`` (a numbered one if a task of that id was archived before)."""
+    stem = f"{item.workspace}--{item.id}"
+    path = folder / f"{stem}.tar.gz"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}.{n}.tar.gz"
+    return path
+
+
+def _archived(store: LeasingStore, item: GcItem, folder: Path, *, dry_run: bool) -> GcItem | GcSkip:
+    """The item with the bundle it was written to, or the skip of a task whose bundle could not be written."""
+    from atlas_tasks.retention.bundle import export_tasks
+
+    path = _archive_path(folder, item)
+    if not dry_run:
+        try:
+            export_tasks(store, item.workspace, [item.id], path)
+        except (AtlasTasksError, OSError) as exc:
+            detail = f"{path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+            return GcSkip(item.workspace, item.id, item.status, "archive_failed", detail)
+    return replace(item, archive=str(path))
+
+
+def _delete_batch(
+    store: LeasingStore, chunk: list[GcItem], *, dry_run: bool, archive: Path | None = None
+) -> list[tuple[GcItem, GcSkip | None]]:
+    """Delete one workspace's batch of planned tasks, each under its run lease (held until the batch is deleted),
+    each first archived when ``archive`` is given; for each item, None if it went, or why it was kept."""
     outcomes: dict[str, GcSkip | None] = {}
+    items = {item.id: item for item in chunk}
     held: list[tuple[GcItem, LeaseHandle]] = []
     try:
         for item in chunk:
             claimed = _claim(store, item)
             if isinstance(claimed, GcSkip):
                 outcomes[item.id] = claimed
-            else:
-                held.append((item, claimed))
+                continue
+            if archive is not None:
+                written = _archived(store, item, archive, dry_run=dry_run)
+                if isinstance(written, GcSkip):
+                    claimed.release()
+                    outcomes[item.id] = written
+                    continue
+                items[item.id] = written
+            held.append((items[item.id], claimed))
         if held and not dry_run:
             ws = chunk[0].workspace
             failed = store.delete_many(ws, [item.id for item, _ in held], reason="gc")
@@ -339,7 +403,7 @@ def _delete_batch(store: LeasingStore, chunk: list[GcItem], *, dry_run: bool) ->
     finally:
         for _, lease in held:
             lease.release()
-    return [(item, outcomes.get(item.id)) for item in chunk]
+    return [(items[item.id], outcomes.get(item.id)) for item in chunk]
 
 
 def _kept_by(item: GcItem, exc: AtlasTasksError) -> GcSkip:
