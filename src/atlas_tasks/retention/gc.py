@@ -23,6 +23,7 @@ the trash). A dry run takes the same path and deletes nothing, so its report is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -131,9 +132,22 @@ def _eligible_statuses(statuses: Iterable[str] | None) -> frozenset[str]:
 
 
 def task_bytes(store: LeasingStore, workspace: str, task: Task) -> int:
-    """The task's size: its encoded document, its log lines as stored, and its artifacts."""
+    """The task's size: its encoded document, its log lines as stored, and its artifacts.
+
+    A store that keeps files locally gives the sizes of its task.json and task.log (lstat: never a link followed)
+    rather than encoding them again, which was a seventh of a collection's time.
+    """
     from atlas_tasks._codec import encode_task
     from atlas_tasks.documents.logs import encode_line
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    if isinstance(store, LocalFiles):
+        folder = store.task_path(workspace, task.id)
+        size = 0
+        for name in ("task.json", "task.log"):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.lstat(folder / name).st_size
+        return size + sum(store.artifact_sizes(workspace, task.id).values())
 
     size = len(encode_task(task))
     size += sum(
