@@ -325,7 +325,7 @@ def collect(
         )
         total = len(gc_plan.delete)
         done = 0
-        batch = max(1, int(getattr(store, "delete_batch", 1)))
+        batch = max(1, store.delete_batch)
         folder = Path(archive) if archive is not None else None
         if folder is not None and not dry_run:
             try:

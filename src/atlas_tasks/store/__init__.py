@@ -56,6 +56,10 @@ class Store(Protocol):
     Every write is durable when the method returns: an acknowledged change survives a crash or power cut.
     """
 
+    #: How many tasks a caller that holds each task's run lease while deleting it (``gc``) hands to
+    #: :meth:`delete_many` at once (BaseStore: 1; the file store: 256).
+    delete_batch: int
+
     # -- workspaces ---------------------------------------------------------------------------------------------
     def create_workspace(
         self,
