@@ -323,3 +323,50 @@ def test_a_task_of_the_same_id_from_another_bundle_is_still_refused(tmp_path: Pa
     import_bundle(dst, tmp_path / "one.tar")
     with pytest.raises(BundleError, match="--as-new-id"):
         import_bundle(dst, tmp_path / "two.tar")
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, read in chunks (a member's content without holding it in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+_IMPORT_RSS = """
+import resource, sys
+from atlas_tasks import BundleError, FileStore
+from atlas_tasks.retention.bundle import import_bundle
+try:
+    import_bundle(FileStore(sys.argv[1]), sys.argv[2], max_bytes=50 * 1024**2)
+except BundleError as exc:
+    print("refused:", exc)
+print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_gzip_bomb_is_refused_from_its_header_without_reading_it(tmp_path: Path) -> None:
+    """A small .tar.gz declaring 300 MB of content, over a 50 MB limit, is refused before its content is read."""
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as tar:
+        info = tarfile.TarInfo("workspaces/w/tasks/task-20250101-000000/artifacts/zeros.bin")
+        info.size = 300 * 1024**2
+        tar.addfile(info, io.BufferedReader(_Zeros(info.size)))
+    assert bomb.stat().st_size < 2 * 1024**2
+    home = tmp_path / "dst"
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_RSS, str(home), str(bomb)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "refused:" in out.stdout and "more than 52,428,800 bytes" in out.stdout, out.stdout + out.stderr
+    maxrss_mib = int(out.stdout.split("maxrss_kib")[1]) / 1024
+    assert maxrss_mib < 200  # the member alone is 300 MiB: it was never read into memory
+    assert not (home / "workspaces").exists()

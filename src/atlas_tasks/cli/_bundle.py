@@ -66,14 +66,27 @@ def import_(
     as_new_id: Annotated[
         bool, typer.Option("--as-new-id", help="Give every task a fresh id (else an existing id is refused).")
     ] = False,
+    max_size: Annotated[
+        str,
+        typer.Option(
+            "--max-size",
+            metavar="SIZE",
+            help="Refuse a bundle holding more content than this, uncompressed (default 2GiB; it is read into memory).",
+        ),
+    ] = "2GiB",
     as_json: JsonOpt = False,
 ) -> None:
     """Import the tasks of a bundle, checking every file's SHA-256 first; ids, revisions and times are kept and
     metadata.imported_from says where each task came from."""
+    from atlas_tasks.cli._compact import parse_size
     from atlas_tasks.retention.bundle import import_bundle
 
+    try:
+        limit = parse_size(max_size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-size") from None
     store = state(ctx).store()
-    report = import_bundle(store, bundle, workspace=workspace, as_new_id=as_new_id)
+    report = import_bundle(store, bundle, workspace=workspace, as_new_id=as_new_id, max_bytes=limit)
     if as_json:
         sys.stdout.write(json.dumps(report.document()) + "\n")
         return

@@ -262,8 +262,21 @@ class _Bundle:
     content_bytes: int
 
 
+#: The most content an import reads (uncompressed, every member together) unless told otherwise: an import holds the
+#: bundle in memory while it checks it, and a small .tar.gz can declare members of any size (a "gzip bomb").
+MAX_IMPORT_BYTES = 2 * 1024**3
+#: The most members an import reads unless told otherwise.
+MAX_IMPORT_MEMBERS = 200_000
+
+
 def import_bundle(
-    store: Store, path: str | os.PathLike[str], *, workspace: str | None = None, as_new_id: bool = False
+    store: Store,
+    path: str | os.PathLike[str],
+    *,
+    workspace: str | None = None,
+    as_new_id: bool = False,
+    max_bytes: int = MAX_IMPORT_BYTES,
+    max_members: int = MAX_IMPORT_MEMBERS,
 ) -> ImportReport:
     """Import every task of a bundle into ``store`` (into ``workspace`` when given, else the bundle's own).
 
@@ -278,7 +291,7 @@ def import_bundle(
     """
     started = time.perf_counter()
     where = str(path)
-    bundle = _read_verified(where)
+    bundle = _read_verified(where, max_bytes=max_bytes, max_members=max_members)
     source_ws = bundle.workspace.name
     target = workspace or source_ws
     try:
@@ -452,9 +465,9 @@ def _write_hooks(go_home: Path, workspace: str, task_id: str, hooks: dict[str, b
 
 
 # ====================================================================================================== verifying
-def _read_verified(where: str) -> _Bundle:
+def _read_verified(where: str, *, max_bytes: int = MAX_IMPORT_BYTES, max_members: int = MAX_IMPORT_MEMBERS) -> _Bundle:
     """Read the whole bundle into memory and check it; raise BundleError at the first thing wrong."""
-    contents = _read_members(where)
+    contents = _read_members(where, max_bytes, max_members)
     raw_manifest = contents.pop(MANIFEST, None)
     if raw_manifest is None:
         raise BundleError(where, f"no {MANIFEST}: not an atlas-tasks bundle (or one whose manifest was removed)")
@@ -481,8 +494,9 @@ def _read_verified(where: str) -> _Bundle:
     return bundle
 
 
-def _read_members(where: str) -> dict[str, bytes]:
+def _read_members(where: str, max_bytes: int, max_members: int) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
+    total = 0
     try:
         with tarfile.open(where, "r:*") as tar:
             for member in tar:
@@ -490,6 +504,17 @@ def _read_members(where: str) -> dict[str, bytes]:
                 _check_member(where, member)
                 if name in contents:
                     raise BundleError(where, "appears twice in the archive", name)
+                # Refused from the member's header, before its content is read or decompressed into memory.
+                total += member.size
+                if total > max_bytes:
+                    raise BundleError(
+                        where,
+                        f"holds more than {max_bytes:,} bytes of content: refused before reading it (import with "
+                        "a higher --max-size if you trust it)",
+                        name,
+                    )
+                if len(contents) >= max_members:
+                    raise BundleError(where, f"holds more than {max_members:,} files: refused", name)
                 handle = tar.extractfile(member)
                 if handle is None:  # pragma: no cover - regular files always have one
                     raise BundleError(where, "unreadable member", name)
