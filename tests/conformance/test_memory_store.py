@@ -19,9 +19,6 @@ from atlas_tasks.testing import (
     UrlTests,
 )
 
-#: A finding for the integrator (backends/memory.py): file and PostgreSQL stores delete a task whose run lease the
-#: caller holds; MemoryStore._delete_task refuses with TaskRunningError whenever any lease is held, its own included.
-
 
 class TestMemoryStoreConformance(StoreTests):
     """MemoryStore passes every conformance test."""
