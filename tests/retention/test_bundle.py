@@ -342,14 +342,16 @@ class _Zeros(io.RawIOBase):
 
 
 _IMPORT_RSS = """
-import resource, sys
+import sys
 from atlas_tasks import BundleError, FileStore
 from atlas_tasks.retention.bundle import import_bundle
 try:
     import_bundle(FileStore(sys.argv[1]), sys.argv[2], max_bytes=50 * 1024**2)
 except BundleError as exc:
     print("refused:", exc)
-print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, not ru_maxrss: the latter carries over the forking parent's size (a big pytest) across exec.
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("maxrss_kib", peak.split()[1])
 """
 
 
