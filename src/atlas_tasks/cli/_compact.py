@@ -14,6 +14,7 @@ import typer
 
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
+from atlas_tasks.views.text import size as _size
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
 _UNITS.update({"g": 1024**3, "gb": 1024**3, "gib": 1024**3})
@@ -30,17 +31,6 @@ def parse_size(text: str) -> int:
     if value < 1:
         raise ValueError("must be at least 1 byte")
     return value
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def compact(

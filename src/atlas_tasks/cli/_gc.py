@@ -13,6 +13,7 @@ import typer
 from atlas_tasks.cli._errors import error, note
 from atlas_tasks.cli._options import JsonOpt, TaskArg, WorkspaceArg
 from atlas_tasks.cli._state import state
+from atlas_tasks.views.text import size as _size
 
 
 def pin(
@@ -42,17 +43,6 @@ def unpin(ctx: typer.Context, workspace: WorkspaceArg, task_id: TaskArg, as_json
         sys.stdout.write(json.dumps({"workspace": workspace, "id": task.id, "pinned": None}) + "\n")
     else:
         typer.echo(f"unpinned {task.id}")
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def gc(
