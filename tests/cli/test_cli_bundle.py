@@ -82,3 +82,28 @@ def test_import_of_a_damaged_bundle_is_one_error_line(store: Store, tmp_path: Pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: bundle {out}")
     assert "fresh" not in [ws.name for ws in store.list_workspaces()]
+
+
+def test_running_an_import_again_says_which_tasks_it_already_imported(store: Store, tmp_path: Path) -> None:
+    """The same import run twice exits 0 both times; the second names each task as already imported."""
+    task_id = _task(store)
+    cli(store, "export", "w", "latest", "-o", str(tmp_path / "b.tar"))
+    first = cli(store, "import", str(tmp_path / "b.tar"), "--workspace", "copy")
+    assert first.exit_code == 0 and first.stdout.strip() == f"imported {task_id} into workspace copy"
+    second = cli(store, "import", str(tmp_path / "b.tar"), "--workspace", "copy", "--json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["tasks"] == [{"original_id": task_id, "id": task_id, "already_imported": True}]
+    assert [t.id for t in store.list("copy")] == [task_id]
+
+
+def test_import_over_max_size_is_one_error_line(store: Store, tmp_path: Path) -> None:
+    """--max-size below the bundle's content refuses it with one `error:` line, and nothing is imported."""
+    _task(store)
+    cli(store, "export", "w", "latest", "-o", str(tmp_path / "b.tar"))
+    result = cli(store, "import", str(tmp_path / "b.tar"), "--workspace", "copy", "--max-size", "100")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--max-size" in lines[0]
+    assert "copy" not in [ws.name for ws in store.list_workspaces()]
+    bad = cli(store, "import", str(tmp_path / "b.tar"), "--max-size", "lots")
+    assert bad.exit_code == 2 and "--max-size" in bad.output
