@@ -142,11 +142,10 @@ def task_bytes(store: LeasingStore, workspace: str, task: Task) -> int:
     from atlas_tasks.store.capabilities import LocalFiles
 
     if isinstance(store, LocalFiles):
-        folder = store.task_path(workspace, task.id)
         size = 0
-        for name in ("task.json", "task.log"):
+        for path in (store.task_path(workspace, task.id) / "task.json", store.log_path(workspace, task.id)):
             with contextlib.suppress(FileNotFoundError):
-                size += os.lstat(folder / name).st_size
+                size += os.lstat(path).st_size
         return size + sum(store.artifact_sizes(workspace, task.id).values())
 
     size = len(encode_task(task))
@@ -180,8 +179,8 @@ def plan(
     if keep_last is not None and keep_last < 0:
         raise InvalidValueError("keep_last", str(keep_last), "must be 0 or more")
     ages = {str(k): v for k, v in (older_than_by_status or {}).items()}
-    chosen = _eligible_statuses(statuses if statuses is not None or not ages else ages)
-    _eligible_statuses(ages)  # every configured status must be one gc may collect
+    configured = _eligible_statuses(ages) if ages else frozenset()  # each one gc may collect
+    chosen = _eligible_statuses(statuses) if statuses is not None else configured or _eligible_statuses(None)
     if ages and older_than is None and keep_last is None:
         for status in sorted(chosen - ages.keys()):
             raise InvalidValueError(
