@@ -6,7 +6,8 @@
 Tasks are copied as they are: ids, revisions, timestamps, unknown keys, logs in order, artifacts under their exact
 names (versions included). Each task is imported in one step by the destination, so a copy that stops half-way
 leaves every task either whole or absent, and running it again resumes: what is already there and identical is
-skipped. At the end both stores are read again and compared by counts and sha256 checksums.
+skipped. Then the source's tombstones (the ids of deleted tasks) are copied, so a deleted id is not handed out
+again by the destination either. At the end both stores are read again and compared by counts and sha256 checksums.
 
 The destination must be able to import a task as is (:class:`~atlas_tasks.store.capabilities.Importable`):
 PostgresStore, MemoryStore and FileStore can.
@@ -25,7 +26,7 @@ from atlas_tasks._codec import encode_task, encode_workspace
 from atlas_tasks.errors import AtlasTasksError, TaskExistsError, TaskNotFoundError, WorkspaceNotFoundError
 from atlas_tasks.models import Task, TaskRef, Workspace
 from atlas_tasks.store import Store
-from atlas_tasks.store.capabilities import Importable
+from atlas_tasks.store.capabilities import Importable, Tombstones
 
 Action = Literal["copied", "skipped", "replaced", "differs", "failed"]
 
@@ -70,11 +71,14 @@ class CopyReport:
     log_lines: int = 0
     artifacts: int = 0
     artifact_bytes: int = 0
+    tombstones_copied: int = 0
+    tombstones_skipped: int = 0
     seconds_copy: float = 0.0
     seconds_verify: float = 0.0
     verified_tasks: int = 0
     verified_log_lines: int = 0
     verified_artifacts: int = 0
+    verified_tombstones: int = 0
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     extra_in_destination: list[str] = field(default_factory=list)
@@ -155,6 +159,7 @@ def copy_store(
             done += 1
             if progress is not None:
                 progress(CopyProgress(done, total, workspace.name, task.id, action))
+        _copy_tombstones(src, dst, workspace.name, report)
     report.seconds_copy = time.perf_counter() - started
     if verify:
         started = time.perf_counter()
@@ -242,6 +247,36 @@ def _copy_task(
     return "replaced" if there is not None else "copied"
 
 
+def _copy_tombstones(src: Store, dst: ImportTarget, ws: str, report: CopyReport) -> None:
+    """Copy the workspace's tombstones (after its tasks: an id the source both retired and holds keeps its task)."""
+    if not isinstance(src, Tombstones):
+        return
+    for stone in src.tombstones(ws):
+        try:
+            copied = dst.import_tombstone(stone)
+        except TaskExistsError:
+            if _digest_in(src, ws, stone.id) is not None:
+                # The source holds a task under its own retired id (doctor's retired_id_in_use): the task was
+                # copied, and a tombstone cannot be put over it.
+                report.warnings.append(
+                    f"task {stone.id!r} in workspace {ws!r} uses an id the source had retired; its tombstone was "
+                    "not copied"
+                )
+            else:
+                report.problems.append(
+                    f"the destination holds task {stone.id!r} in workspace {ws!r}, whose id the source deleted "
+                    f"on {stone.deleted_at}; its tombstone was not copied (delete that task there, or leave it)"
+                )
+            continue
+        except AtlasTasksError as exc:
+            report.problems.append(f"tombstone of {stone.id!r} in workspace {ws!r} not copied: {exc}")
+            continue
+        if copied:
+            report.tombstones_copied += 1
+        else:
+            report.tombstones_skipped += 1
+
+
 def _read(src: Store, ws: str, task: Task, report: CopyReport) -> _Snapshot:
     log = src.read_log(ws, task.id)
     if log.torn_tail:
@@ -310,6 +345,23 @@ def _verify(src: Store, dst: Store, report: CopyReport) -> None:
             src_ids.add(task.id)
             _verify_task(src, dst, workspace.name, task.id, report)
         report.extra_in_destination.extend(f"{workspace.name}/{i}" for i in sorted(dst_ids - src_ids))
+        _verify_tombstones(src, dst, workspace.name, src_ids, report)
+
+
+def _verify_tombstones(src: Store, dst: Store, ws: str, live: set[str], report: CopyReport) -> None:
+    """Every id the source retired (and does not hold) is retired in the destination."""
+    if not isinstance(src, Tombstones):
+        return
+    if not isinstance(dst, Tombstones):
+        report.problems.append(f"verify: the destination keeps no tombstones; workspace {ws!r} has deleted ids")
+        return
+    for stone in src.tombstones(ws):
+        if stone.id in live:
+            continue  # reported by the copy
+        if dst.tombstone(ws, stone.id) is None:
+            report.problems.append(f"verify: the tombstone of {stone.id!r} in workspace {ws!r} is missing")
+        else:
+            report.verified_tombstones += 1
 
 
 def _verify_task(src: Store, dst: Store, ws: str, task_id: str, report: CopyReport) -> None:

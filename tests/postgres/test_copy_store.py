@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_tasks import FileStore, TaskStatus
+from atlas_tasks import FileStore, TaskIdRetiredError, TaskStatus
 from atlas_tasks._codec import encode_task
 from atlas_tasks.backends.postgres import PostgresStore
 from atlas_tasks.migrate import CopyProgress, copy_store
@@ -220,3 +220,32 @@ def test_file_store_destination_gets_an_exact_copy(source: FileStore, tmp_path: 
     report = copy_store(source, FileStore(tmp_path / "other"))
     assert report.ok, report.problems
     assert report.tasks_copied == report.verified_tasks > 0
+
+
+def test_deleted_ids_stay_retired_in_the_copy(source: FileStore, target: PostgresStore) -> None:
+    """The source's tombstones are copied: a deleted id cannot be created in the destination, and a rerun skips them."""
+    doomed = [task.id for task in source.list("team-0")[:2]]
+    source.delete_many("team-0", doomed, reason="gc")
+    report = copy_store(source, target)
+    assert report.ok, report.problems
+    assert (report.tombstones_copied, report.verified_tombstones) == (2, 2)
+    for task_id in doomed:
+        assert target.tombstone("team-0", task_id) == source.tombstone("team-0", task_id)
+        with pytest.raises(TaskIdRetiredError):
+            target.create("team-0", sample_task(id=task_id))
+    again = copy_store(source, target)
+    assert again.ok, again.problems
+    assert (again.tombstones_copied, again.tombstones_skipped) == (0, 2)
+
+
+def test_destination_task_under_a_deleted_id_is_a_problem(source: FileStore, target: PostgresStore) -> None:
+    """A destination task whose id the source deleted is left alone, and the copy says it is incomplete."""
+    victim = source.list("team-1")[0]
+    target.import_workspace(source.get_workspace("team-1"))
+    target.import_task("team-1", victim)
+    source.delete("team-1", victim.id)
+    report = copy_store(source, target)
+    assert not report.ok
+    assert any(victim.id in p and "deleted" in p for p in report.problems)
+    assert target.get("team-1", victim.id).id == victim.id
+    assert target.tombstone("team-1", victim.id) is None

@@ -391,6 +391,20 @@ class MemoryStore(BaseStore):
             self._workspaces[workspace.name] = entry
             return existing is None
 
+    def import_tombstone(self, tombstone: Tombstone) -> bool:
+        """Record a tombstone as given (Importable); False if the id already has one."""
+        N.check_workspace_name(tombstone.workspace)
+        N.check_task_id(tombstone.id)
+        key = (tombstone.workspace, tombstone.id)
+        with self._lock:
+            if key in self._tombstones:
+                return False
+            entry = self._workspaces.get(tombstone.workspace)
+            if entry is not None and tombstone.id in entry.tasks:
+                raise TaskExistsError(tombstone.workspace, tombstone.id, self._where(*key))
+            self._tombstones[key] = Tombstone(*key, tombstone.deleted_at, tombstone.created_at, dict(tombstone.info))
+            return True
+
     def import_task(
         self,
         workspace: str,

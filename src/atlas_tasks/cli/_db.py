@@ -194,6 +194,11 @@ def _print_report(report: CopyReport, *, verified: bool) -> None:
         f"{report.artifact_bytes} bytes), skipped {report.tasks_skipped} already there, replaced "
         f"{report.tasks_replaced}, in {report.seconds_copy:.1f}s ({report.tasks_per_second:.0f} tasks/s)"
     )
+    if report.tombstones_copied or report.tombstones_skipped:
+        _emit(
+            f"copied {report.tombstones_copied} tombstone(s) of deleted task ids, skipped "
+            f"{report.tombstones_skipped} already there"
+        )
     if verified:
         _emit(
             f"verified {report.verified_tasks} task(s), {report.verified_log_lines} log lines and "
@@ -224,12 +229,15 @@ def _write_report(report: CopyReport, *, verified: bool) -> None:
             "log_lines": report.log_lines,
             "artifacts": report.artifacts,
             "artifact_bytes": report.artifact_bytes,
+            "tombstones_copied": report.tombstones_copied,
+            "tombstones_skipped": report.tombstones_skipped,
             "seconds_copy": round(report.seconds_copy, 3),
             "seconds_verify": round(report.seconds_verify, 3),
             "tasks_per_second": round(report.tasks_per_second, 1),
             "verified_tasks": report.verified_tasks,
             "verified_log_lines": report.verified_log_lines,
             "verified_artifacts": report.verified_artifacts,
+            "verified_tombstones": report.verified_tombstones,
             "problems": report.problems,
             "warnings": report.warnings,
             "extra_in_destination": report.extra_in_destination,

@@ -122,6 +122,21 @@ class Importable(Protocol):
         """
         ...
 
+    def import_tombstone(self, tombstone: Tombstone) -> bool:
+        """Record a tombstone as given (times and info kept), so the id it names stays retired here too.
+
+        What a copy of a store does with the source's tombstones. An id that already has a tombstone here keeps
+        that one (a copy run again changes nothing).
+
+        Returns:
+            True if it was recorded, False if the id already had a tombstone.
+
+        Raises:
+            InvalidNameError: a bad workspace name or id in the tombstone.
+            TaskExistsError: a task with that id is here (an id in use cannot be retired by a copy).
+        """
+        ...
+
 
 @runtime_checkable
 class CollectorLocks(Protocol):

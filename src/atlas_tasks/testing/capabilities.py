@@ -29,6 +29,7 @@ from atlas_tasks.errors import (
     ArtifactNotFoundError,
     AtlasTasksError,
     CorruptTaskError,
+    TaskExistsError,
     TaskIdRetiredError,
     TaskNotFoundError,
     TaskRunningError,
@@ -37,6 +38,7 @@ from atlas_tasks.errors import (
 from atlas_tasks.models import Task, format_time, parse_time
 from atlas_tasks.store import Store
 from atlas_tasks.store.capabilities import ChangeStamps, Importable, RunLeases, Tombstones
+from atlas_tasks.store.types import Tombstone
 from atlas_tasks.testing.conformance import StoreFixtures, sample_task
 
 #: A generous bound for anything that waits on another thread (never a speed assertion).
@@ -584,6 +586,42 @@ class TombstoneTests(StoreFixtures):
         store.import_task(ws, other, replace=True)
         assert store.get(ws, task.id).revision == 7
         assert store.tombstone(ws, task.id) is None
+
+    def test_import_tombstone_retires_the_id(self, store: Store, ws: str) -> None:
+        """``import_tombstone`` keeps a tombstone as given, ``create`` of its id is refused, and a second is ignored."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        stone = Tombstone(ws, "task-20250101-000000", "2026-01-02T03:04:05Z", "2025-01-01T00:00:00Z", {"pid": 7})
+        assert store.import_tombstone(stone) is True
+        assert store.tombstone(ws, stone.id) == stone
+        later = Tombstone(ws, stone.id, "2026-02-02T00:00:00Z", "", {"reason": "again"})
+        assert store.import_tombstone(later) is False
+        assert store.tombstones(ws) == [stone]
+        with pytest.raises(TaskIdRetiredError):
+            store.create(ws, sample_task(id=stone.id))
+        with pytest.raises(TaskNotFoundError):
+            store.get(ws, stone.id)
+
+    def test_import_tombstone_refuses_an_id_in_use(self, store: Store, ws: str, task: Task) -> None:
+        """A tombstone for the id of a live task is refused with TaskExistsError; the task stays, unretired."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        with pytest.raises(TaskExistsError):
+            store.import_tombstone(Tombstone(ws, task.id, "2026-01-02T03:04:05Z"))
+        assert store.tombstone(ws, task.id) is None
+        assert store.get(ws, task.id).revision == task.revision
+        store.update(ws, store.get(ws, task.id))  # still writable: nothing was left holding the id
+
+    def test_import_tombstone_without_its_workspace(self, store: Store) -> None:
+        """A tombstone of a workspace that does not exist is kept: tombstones outlive their workspaces."""
+        require(store, Tombstones)
+        require(store, Importable)
+        assert isinstance(store, Importable) and isinstance(store, Tombstones)
+        stone = Tombstone("ws-long-gone", "task-20250101-000000", "2026-01-02T03:04:05Z")
+        assert store.import_tombstone(stone) is True
+        assert store.tombstones("ws-long-gone") == [stone]
 
     def test_no_tombstones_in_an_unknown_workspace(self, store: Store) -> None:
         """A workspace that never existed has no tombstones (tombstones outlive workspaces, so this is no error)."""

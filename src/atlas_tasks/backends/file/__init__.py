@@ -74,6 +74,7 @@ from atlas_tasks.errors import (
     TaskNotFoundError,
     TaskRunningError,
     WorkspaceExistsError,
+    WorkspaceNotFoundError,
 )
 from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
@@ -485,6 +486,49 @@ class FileStore(BaseStore):
 
             _workspaces.edit(self._layout, workspace.name, change)
             return False
+
+    def import_tombstone(self, tombstone: Tombstone) -> bool:
+        """Record a tombstone as given (Importable); False if the id already has one.
+
+        The id's directory is claimed by mkdir while the tombstone is written, as ``create`` claims it, so no
+        create can take the id meanwhile; an id whose directory exists is a task here (TaskExistsError), unless
+        the directory holds only the Go ATLAS's hook files.
+        """
+        stone = Tombstone(
+            N.check_workspace_name(tombstone.workspace),
+            N.check_task_id(tombstone.id),
+            tombstone.deleted_at,
+            tombstone.created_at,
+            dict(tombstone.info),
+        )
+        layout = self._layout
+        with os_errors("import_tombstone"):
+            try:
+                with layout.ws_dir(stone.workspace) as wsd, walk(wsd, ["tasks"], create=True) as tasks:
+                    return self._retire(tasks, stone)
+            except WorkspaceNotFoundError:
+                pass  # no workspace, so no task holds the id: the tombstone alone (tombstones outlive workspaces)
+            if _tombstones.is_retired(layout, stone.workspace, stone.id):
+                return False
+            _tombstones.record(layout, stone)
+            return True
+
+    def _retire(self, tasks: Dir, stone: Tombstone) -> bool:
+        try:
+            self._claim(tasks, stone.workspace, stone.id)
+            claimed = True
+        except TaskExistsError:
+            if not _layout.hook_only(tasks, stone.id):
+                raise
+            claimed = False
+        try:
+            if _tombstones.is_retired(self._layout, stone.workspace, stone.id):
+                return False
+            _tombstones.record(self._layout, stone)
+            return True
+        finally:
+            if claimed:
+                ops.rmdir(stone.id, tasks.fd, tasks.child(stone.id))
 
     def import_task(
         self,

@@ -88,6 +88,13 @@ class Queries:
         "SELECT deleted_at, created_at, info::text FROM {s}.tombstones WHERE workspace = %(ws)s AND id = %(id)s"
     )
     tombstone_list: str = "SELECT id, deleted_at, created_at, info::text FROM {s}.tombstones WHERE workspace = %(ws)s"
+    # A copied tombstone (import_tombstone): never over a live task, never over a tombstone already there.
+    tombstone_import: str = (
+        "INSERT INTO {s}.tombstones (workspace, id, deleted_at, created_at, info)"
+        " SELECT %(ws)s, %(id)s, %(deleted_at)s, %(created_at)s, %(info)s::json"
+        " WHERE NOT EXISTS (SELECT 1 FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s)"
+        " ON CONFLICT (workspace, id) DO NOTHING RETURNING 1"
+    )
     tombstone_lift: str = "DELETE FROM {s}.tombstones WHERE workspace = %(ws)s AND id = %(id)s"
     # LIMIT NULL is no limit.
     task_list_page: str = (

@@ -757,6 +757,28 @@ class PostgresStore(BaseStore):
                 conn.execute(self._q.workspace_replace, {"ws": name, "doc": doc})
         return False
 
+    def import_tombstone(self, tombstone: Tombstone) -> bool:
+        """Record a tombstone as given (Importable); False if the id already has one.
+
+        Raises:
+            InvalidNameError, TaskExistsError (a task holds the id).
+        """
+        workspace = N.check_workspace_name(tombstone.workspace)
+        task_id = N.check_task_id(tombstone.id)
+        params = {
+            "ws": workspace,
+            "id": task_id,
+            "deleted_at": tombstone.deleted_at,
+            "created_at": tombstone.created_at,
+            "info": json.dumps(tombstone.info, default=str),
+        }
+        with self._session("import_tombstone", workspace, task_id, mode="transaction") as conn:
+            if conn.execute(self._q.tombstone_import, params).fetchone() is not None:
+                return True
+            if self._tombstone_in(conn, workspace, task_id) is not None:
+                return False
+        raise TaskExistsError(workspace, task_id, self._location(workspace, task_id))
+
     def import_task(
         self,
         workspace: str,
