@@ -90,3 +90,26 @@ def test_compact_is_refused_while_a_runner_holds_the_task(store: Store, ws: str)
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "already running" in errors[0] and "Traceback" not in result.output
     assert len(store.list_artifacts(ws, task_id)) == 5
+
+
+@pytest.mark.stores(*ALL_KINDS)
+def test_logs_all_prints_the_rotated_lines_first(store: Store, ws: str) -> None:
+    """After a rotation `logs` shows the live lines only and `logs --all` every line in order."""
+    task_id = versioned_task(store, ws, versions=0, log_lines=100)
+    assert cli(store, "compact", ws, task_id, "--max-log-size", "2K").exit_code == 0
+    live = cli(store, "logs", ws, task_id, "--json")
+    whole = cli(store, "logs", ws, task_id, "--json", "--all")
+    assert live.exit_code == 0 and whole.exit_code == 0, whole.output
+    assert [json.loads(line)["n"] for line in whole.output.splitlines()] == list(range(100))
+    assert 0 < len(live.output.splitlines()) < 100
+    text = cli(store, "logs", ws, task_id, "--all")
+    assert text.exit_code == 0 and "n=0" in text.output and "n=99" in text.output
+
+
+@pytest.mark.stores("file")
+def test_logs_all_with_follow_is_refused(store: Store, ws: str) -> None:
+    """--all with --follow is a usage error naming both options."""
+    task_id = versioned_task(store, ws, versions=0, log_lines=1)
+    result = cli(store, "logs", ws, task_id, "--all", "--follow")
+    assert result.exit_code == 2
+    assert "--all" in result.output and "--follow" in result.output

@@ -115,6 +115,19 @@ def test_rotation_keeps_every_line_byte_for_byte(store: Store, ws: str) -> None:
     assert [e["n"] for e in store.read_log(ws, task.id)][-1] == 299
 
 
+@pytest.mark.stores(*ALL_KINDS)
+def test_read_log_rotated_gives_the_whole_log_in_order(store: Store, ws: str) -> None:
+    """``read_log(rotated=True)`` reads the segments oldest first, then the live log: every line once, in order."""
+    task = store.create(ws, sample_task())
+    for start in (0, 150, 300):
+        fill_log(store, ws, task.id, 150, start=start)
+        store.rotate_log(ws, task.id, max_bytes=3000)
+    whole = store.read_log(ws, task.id, rotated=True)
+    assert [e["n"] for e in whole] == list(range(450))
+    assert whole == _entries(whole_log(store, ws, task.id))
+    assert len(store.read_log(ws, task.id)) < 450
+
+
 def _entries(raw: bytes) -> list[dict[str, Any]]:
     import json
 
@@ -256,9 +269,12 @@ def test_a_compaction_killed_at_each_write_point_loses_nothing_and_the_next_fini
     assert fresh.get(ws, task.id).id == task.id
     # Every line still there: the live log untouched (a segment may already hold its head), or fully rotated.
     assert live_log(fresh, ws, task.id) == original or whole_log(fresh, ws, task.id) == original
+    # A rotation cut short after its segment was saved leaves those lines in both: the whole log takes them once.
+    assert list(fresh.read_log(ws, task.id, rotated=True)) == _entries(original)
     assert {names[0], names[3], names[4]} <= set(fresh.list_artifacts(ws, task.id))
 
     compact(fresh, ws, task.id, keep_versions=2, max_log_bytes=3000)
     assert whole_log(fresh, ws, task.id) == original  # each line exactly once: no segment was archived twice
     assert set(fresh.list_artifacts(ws, task.id)) == {names[0], names[3], names[4], "logs/task.log.1.gz"}
     assert len(live_log(fresh, ws, task.id)) <= 1500
+    assert list(fresh.read_log(ws, task.id, rotated=True)) == _entries(original)

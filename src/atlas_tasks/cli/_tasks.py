@@ -196,21 +196,33 @@ FollowOpt = Annotated[
 ]
 
 
+WholeLogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Include the older lines `compact` moved into gzip segments (artifacts logs/task.log.N.gz), first.",
+    ),
+]
+
+
 def logs(
     ctx: typer.Context,
     workspace: WorkspaceArg,
     task_id: TaskArg,
     as_json: JsonLinesOpt = False,
     follow: FollowOpt = False,
+    whole: WholeLogOpt = False,
 ) -> None:
     """Print a task's log.
 
     One entry per line as `ts level step event key=value...`, or the JSON lines themselves with --json. Damaged
     and torn lines are reported on stderr. With --follow, new lines are printed as they are written, until no
-    live runner holds the task.
+    live runner holds the task. With --all, the lines `compact` rotated out of the live log come first.
     """
     from atlas_tasks.cli import _render
 
+    if follow and whole:
+        raise typer.BadParameter("--all prints the whole log once; it cannot be combined with --follow")
     store = state(ctx).store()
     if follow:
         from atlas_tasks.cli._runs import follow_log
@@ -221,7 +233,7 @@ def logs(
         else:
             follow_log(store, workspace, task_id, lambda record: _render.print_log([record], workspace, task_id))
         return
-    log = store.read_log(workspace, task_id)
+    log = store.read_log(workspace, task_id, rotated=whole)
     if as_json:
         _render.write_json_lines(log)
     elif log:

@@ -221,8 +221,11 @@ class Store(Protocol):
         """
         ...
 
-    def read_log(self, workspace: str, task_id: str) -> LogLines:
+    def read_log(self, workspace: str, task_id: str, *, rotated: bool = False) -> LogLines:
         """Return the log's entries; a torn final line is skipped and counted, damaged lines are reported.
+
+        With ``rotated``, the older lines ``rotate_log`` (``atlas-tasks compact``) moved into gzip segments come
+        first, oldest first, then the live log: the whole log as it was written.
 
         Raises:
             InvalidNameError, WorkspaceNotFoundError, TaskNotFoundError.

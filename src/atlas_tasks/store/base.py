@@ -460,12 +460,44 @@ class BaseStore(ABC):
         N.check_task_id(task_id)
         self._append_log_line(workspace, task_id, encode_line(workspace, task_id, entry))
 
-    def read_log(self, workspace: str, task_id: str) -> LogLines:
+    def read_log(self, workspace: str, task_id: str, *, rotated: bool = False) -> LogLines:
         """The log's entries. See :meth:`atlas_tasks.store.Store.read_log`."""
         N.check_workspace_name(workspace)
         N.check_task_id(task_id)
-        raw, path = self._read_log(workspace, task_id)
+        if rotated:
+            raw, path = self._read_whole_log(workspace, task_id)
+        else:
+            raw, path = self._read_log(workspace, task_id)
         return parse_log(raw, workspace, task_id, path) if raw else LogLines()
+
+    def _read_whole_log(self, workspace: str, task_id: str) -> tuple[bytes, str]:
+        """The rotated segments (oldest first) and the live log, as one consistent byte string.
+
+        The segment names are listed before and after the live log is read: a rotation in between (a new segment)
+        reads again. A rotation cut short after its segment was saved leaves those bytes at the head of the live
+        log too; they are taken once, as ``rotate_log`` itself treats them.
+        """
+        where = ""
+        for _attempt in range(_ROTATION_ATTEMPTS):
+            before = self._log_segments(workspace, task_id)
+            raw, where = self._read_log(workspace, task_id)
+            if self._log_segments(workspace, task_id) != before:
+                continue
+            segments = [gzip.decompress(self._get_artifact(workspace, task_id, N.artifact_parts(n))) for _, n in before]
+            if segments and segments[-1] and raw.startswith(segments[-1]):
+                raw = raw[len(segments[-1]) :]
+            return b"".join([*segments, raw]), where
+        raise StorageError("read_log", where, None, "the log kept being rotated while it was read; try again")
+
+    def _log_segments(self, workspace: str, task_id: str) -> builtins.list[tuple[int, str]]:
+        """The log's rotated segments as (version, artifact name), oldest first."""
+        found = []
+        for name in self._artifact_names(workspace, task_id):
+            folder, _, leaf = name.rpartition("/")
+            version = N.version_of(leaf, _SEGMENT_LEAF) if folder == _SEGMENT_FOLDER else None
+            if version is not None:
+                found.append((version, name))
+        return sorted(found)
 
     def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
         """Yield the log's intact entries in order."""
@@ -640,15 +672,11 @@ class BaseStore(ABC):
 
     def _newest_log_segment(self, workspace: str, task_id: str) -> tuple[str, bytes] | None:
         """The newest rotated segment of the log (name, uncompressed bytes), or None."""
-        best: tuple[int, str] | None = None
-        for name in self._artifact_names(workspace, task_id):
-            folder, _, leaf = name.rpartition("/")
-            version = N.version_of(leaf, _SEGMENT_LEAF) if folder == _SEGMENT_FOLDER else None
-            if version is not None and (best is None or version > best[0]):
-                best = (version, name)
-        if best is None:
+        segments = self._log_segments(workspace, task_id)
+        if not segments:
             return None
-        return best[1], gzip.decompress(self._get_artifact(workspace, task_id, N.artifact_parts(best[1])))
+        name = segments[-1][1]
+        return name, gzip.decompress(self._get_artifact(workspace, task_id, N.artifact_parts(name)))
 
     # ==================================================================================================== runs
     def run(self, workspace: str, task_id: str) -> contextlib.AbstractContextManager[Run]:
