@@ -113,3 +113,62 @@ def test_logs_all_with_follow_is_refused(store: Store, ws: str) -> None:
     result = cli(store, "logs", ws, task_id, "--all", "--follow")
     assert result.exit_code == 2
     assert "--all" in result.output and "--follow" in result.output
+
+
+@pytest.mark.stores(*ALL_KINDS)
+def test_compact_of_a_workspace_compacts_each_task_and_leaves_a_held_one(store: Store, ws: str) -> None:
+    """`compact WS` compacts every task; the one a runner holds is named and left whole; the exit code is 0."""
+    assert isinstance(store, RunLeases)
+    first, second, held = (versioned_task(store, ws, versions=4) for _ in range(3))
+    lease = store.acquire_lease(ws, held, {"pid": 4242, "host": "builder"})
+    try:
+        result = cli(store, "compact", ws, "--keep-versions", "1", "--no-config", "--json")
+    finally:
+        lease.release()
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert sorted(t["id"] for t in doc["tasks"]) == sorted([first, second])
+    assert list(doc["running"]) == [held] and doc["failed"] == {}
+    assert doc["bytes_freed"] == sum(t["bytes_freed"] for t in doc["tasks"]) == 2 * 3 * 100
+    assert store.list_artifacts(ws, first) == store.list_artifacts(ws, second) == ["report.4.json"]
+    assert len(store.list_artifacts(ws, held)) == 4
+
+
+@pytest.mark.stores("file")
+def test_compact_of_a_workspace_reports_an_unreadable_task_and_goes_on(store: Store, ws: str) -> None:
+    """A task whose task.json is damaged is one `error:` line and exit 1; the other tasks are compacted."""
+    good, bad = versioned_task(store, ws, versions=3), versioned_task(store, ws, versions=3)
+    (store.home / "workspaces" / ws / "tasks" / bad / "task.json").write_text("{ not json")  # type: ignore[attr-defined]
+    result = cli(store, "compact", ws, "--keep-versions", "1", "--no-config")
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if line.startswith("error:") and bad in line]
+    assert store.list_artifacts(ws, good) == ["report.3.json"]
+    assert "1 of 1 task(s) changed" in result.output
+
+
+@pytest.mark.stores("file")
+def test_compact_takes_its_defaults_from_the_config_file(store: Store, ws: str) -> None:
+    """retention.compact keys in the home's config.yaml set the defaults and are named; an option wins over one."""
+    (store.go_home / "config.yaml").write_text(  # type: ignore[attr-defined]
+        "retention:\n  completed: 30d\n  compact:\n    keep_versions: 2\n    max_log_size: 2K\n"
+    )
+    task_id = versioned_task(store, ws, versions=5, log_lines=100)
+    doc = json.loads(cli(store, "compact", ws, task_id, "--dry-run", "--json").output)
+    assert (doc["keep_versions"], doc["max_log_bytes"]) == (2, 2048)
+    assert sorted(doc["settings"]) == ["keep_versions", "max_log_bytes"]
+    assert "retention.compact.keep_versions" in doc["settings"]["keep_versions"]
+    given = json.loads(cli(store, "compact", ws, task_id, "--dry-run", "--json", "--keep-versions", "4").output)
+    assert given["keep_versions"] == 4 and list(given["settings"]) == ["max_log_bytes"]
+    plain = json.loads(cli(store, "compact", ws, task_id, "--dry-run", "--json", "--no-config").output)
+    assert (plain["keep_versions"], plain["max_log_bytes"], plain["settings"]) == (3, 10 * 1024 * 1024, {})
+
+
+@pytest.mark.stores("file")
+def test_a_bad_compact_setting_is_one_error_line(store: Store, ws: str) -> None:
+    """retention.compact.keep_versions: 0 is exit 1 with one error line naming the key; nothing is dropped."""
+    (store.go_home / "config.yaml").write_text("retention:\n  compact:\n    keep_versions: 0\n")  # type: ignore[attr-defined]
+    task_id = versioned_task(store, ws, versions=5)
+    result = cli(store, "compact", ws, task_id)
+    assert result.exit_code == 1
+    assert "retention.compact.keep_versions" in result.output and "Traceback" not in result.output
+    assert len(store.list_artifacts(ws, task_id)) == 5

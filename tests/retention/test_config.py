@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from atlas_tasks import ConfigError
-from atlas_tasks.retention.config import FAILED, load_policy, parse_age
+from atlas_tasks.retention.config import FAILED, load_compact_settings, load_policy, parse_age
 
 
 @pytest.mark.parametrize(
@@ -87,3 +87,36 @@ def test_unknown_keys_are_ignored(tmp_path: Path) -> None:
     """The Go tool's other settings and unknown retention keys do not matter."""
     path = _write(tmp_path, "git:\n  base_branch: main\nhooks:\n  max_checkpoints: 50\nretention:\n  colour: blue\n")
     assert load_policy(path).empty
+
+
+@pytest.mark.parametrize(
+    ("text", "keep", "size"),
+    [
+        ("retention:\n  compact:\n    keep_versions: 5\n    max_log_size: 512K\n", 5, 512 * 1024),
+        ("retention:\n  compact:\n    max_log_size: 4096\n", None, 4096),
+        ("retention:\n  completed: 30d\n", None, None),
+        ("hooks:\n  retention:\n    completed: 720h\n", None, None),
+    ],
+)
+def test_compact_settings_are_read_when_present(tmp_path: Path, text: str, keep: int | None, size: int | None) -> None:
+    """retention.compact.keep_versions and .max_log_size are read (sizes in bytes or with units); absent: None."""
+    settings = load_compact_settings(_write(tmp_path, text))
+    assert (settings.keep_versions, settings.max_log_bytes) == (keep, size)
+    assert set(settings.sources) == {k for k, v in (("keep_versions", keep), ("max_log_bytes", size)) if v}
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("retention:\n  compact:\n    keep_versions: 0\n", "retention.compact.keep_versions"),
+        ("retention:\n  compact:\n    keep_versions: true\n", "retention.compact.keep_versions"),
+        ("retention:\n  compact:\n    max_log_size: lots\n", "retention.compact.max_log_size"),
+        ("retention:\n  compact:\n    max_log_size: true\n", "retention.compact.max_log_size"),
+        ("retention:\n  compact: 3\n", "retention.compact"),
+    ],
+)
+def test_bad_compact_settings_name_their_key(tmp_path: Path, text: str, key: str) -> None:
+    """A bad compact setting is a ConfigError naming the file and the key."""
+    with pytest.raises(ConfigError) as info:
+        load_compact_settings(_write(tmp_path, text))
+    assert key in str(info.value) and "config" in str(info.value)

@@ -78,8 +78,8 @@ def import_(
 ) -> None:
     """Import the tasks of a bundle, checking every file's SHA-256 first; ids, revisions and times are kept and
     metadata.imported_from says where each task came from."""
-    from atlas_tasks.cli._compact import parse_size
     from atlas_tasks.retention.bundle import import_bundle
+    from atlas_tasks.retention.config import parse_size
 
     try:
         limit = parse_size(max_size)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from atlas_tasks import names as N
-from atlas_tasks.errors import TaskRunningError
+from atlas_tasks.errors import AtlasTasksError, TaskNotFoundError, TaskRunningError
 from atlas_tasks.models import Task, utcnow
 from atlas_tasks.store import LogRotation, Store
 from atlas_tasks.store.base import LOG_SEGMENT, crash_point
@@ -218,12 +218,96 @@ def compact(
             lease.release()
 
 
+@dataclass
+class WorkspaceCompaction:
+    """What ``compact_workspace`` did (or would do) to each task of a workspace."""
+
+    workspace: str
+    dry_run: bool
+    keep_versions: int
+    max_log_bytes: int
+    #: One report per task compacted (or looked at: a report may drop and move nothing).
+    reports: list[CompactionReport] = field(default_factory=list)
+    #: Tasks a live runner holds, by id: left alone (compact them once the run ends).
+    running: dict[str, TaskRunningError] = field(default_factory=dict)
+    #: Tasks that could not be read or compacted, by id (or the unreadable entry's message): left as they are.
+    failed: dict[str, AtlasTasksError] = field(default_factory=dict)
+
+    @property
+    def bytes_freed(self) -> int:
+        """Bytes freed over every task."""
+        return sum(report.bytes_freed for report in self.reports)
+
+    @property
+    def changed(self) -> list[CompactionReport]:
+        """The reports of tasks that had something to drop or rotate."""
+        return [r for r in self.reports if r.dropped or r.log.segment or r.log.resumed]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``compact WS --json`` document (each task's as ``compact WS ID --json`` prints it)."""
+        return {
+            "workspace": self.workspace,
+            "dry_run": self.dry_run,
+            "keep_versions": self.keep_versions,
+            "max_log_bytes": self.max_log_bytes,
+            "tasks": [report.to_json() for report in self.reports],
+            "running": {task_id: exc.message for task_id, exc in sorted(self.running.items())},
+            "failed": {task_id: exc.message for task_id, exc in sorted(self.failed.items())},
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+def compact_workspace(
+    store: Store,
+    workspace: str,
+    *,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+    dry_run: bool = False,
+) -> WorkspaceCompaction:
+    """:func:`compact` every task of a workspace, one at a time; a task a runner holds is left alone and named.
+
+    Each task is compacted whole or not at all, as :func:`compact` does it; one task that fails (unreadable, a
+    lock that timed out) is reported in ``failed`` and the others go on. Tasks created meanwhile are not looked at.
+
+    Raises:
+        ValueError: ``keep_versions`` or ``max_log_bytes`` below 1.
+        InvalidNameError, WorkspaceNotFoundError.
+    """
+    _check_limits(keep_versions, max_log_bytes)
+    result = WorkspaceCompaction(workspace, dry_run, keep_versions, max_log_bytes)
+    summaries = store.list_summaries(workspace)
+    for exc in summaries.errors:
+        result.failed[str(exc.context.get("task_id") or exc.message)] = exc
+    for summary in sorted(summaries, key=lambda s: s.id):
+        try:
+            result.reports.append(
+                compact(
+                    store,
+                    workspace,
+                    summary.id,
+                    keep_versions=keep_versions,
+                    max_log_bytes=max_log_bytes,
+                    dry_run=dry_run,
+                )
+            )
+        except TaskRunningError as exc:
+            result.running[summary.id] = exc
+        except TaskNotFoundError:
+            continue  # deleted since it was listed: nothing to compact
+        except AtlasTasksError as exc:
+            result.failed[summary.id] = exc
+    return result
+
+
 __all__ = [
     "DEFAULT_KEEP_VERSIONS",
     "DEFAULT_MAX_LOG_BYTES",
     "CompactionReport",
     "DroppedVersion",
+    "WorkspaceCompaction",
     "compact",
+    "compact_workspace",
     "plan_compaction",
     "plan_versions",
     "referenced_artifacts",

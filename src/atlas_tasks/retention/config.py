@@ -12,6 +12,9 @@ Two sets of keys are read from one YAML file, by default the Go ATLAS's global c
 
 Only keys that are present count: the Go tool's built-in defaults are not applied (an empty file collects nothing).
 Unknown keys are ignored (the Go tool keeps many others in this file). Command-line options win over both.
+
+``compact``'s defaults are under ``retention.compact``: ``keep_versions`` (a whole number, 1 or more) and
+``max_log_size`` (bytes, or a size such as ``512K``, ``10M``, ``1G``), read by :func:`load_compact_settings`.
 """
 
 from __future__ import annotations
@@ -104,21 +107,14 @@ def default_path() -> Path:
     return Path(home).expanduser() / "config.yaml"
 
 
-def load_policy(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> RetentionPolicy:
-    """The retention settings in ``path`` (default :func:`default_path`); an empty policy when there is no file.
-
-    Raises:
-        ConfigError: the file cannot be read or parsed, or a retention key has a bad value; with ``required``,
-            also a missing file.
-    """
-    where = Path(path) if path is not None else default_path()
-    policy = RetentionPolicy(path=str(where))
+def _read_document(where: Path, *, required: bool) -> Mapping[str, Any] | None:
+    """The YAML mapping in ``where``; None for a missing (unless ``required``) or empty file. Raises ConfigError."""
     try:
         raw = where.read_bytes()
     except FileNotFoundError:
         if required:
             raise ConfigError(str(where), "no such file") from None
-        return policy
+        return None
     except OSError as exc:
         raise ConfigError(str(where), f"cannot be read: {exc.strerror or exc}") from None
     import yaml
@@ -128,9 +124,24 @@ def load_policy(path: str | os.PathLike[str] | None = None, *, required: bool = 
     except yaml.YAMLError as exc:
         raise ConfigError(str(where), f"is not valid YAML: {str(exc).splitlines()[0]}") from None
     if doc is None:
-        return policy
+        return None
     if not isinstance(doc, Mapping):
         raise ConfigError(str(where), "must be a YAML mapping (key: value) at the top level")
+    return doc
+
+
+def load_policy(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> RetentionPolicy:
+    """The retention settings in ``path`` (default :func:`default_path`); an empty policy when there is no file.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a retention key has a bad value; with ``required``,
+            also a missing file.
+    """
+    where = Path(path) if path is not None else default_path()
+    policy = RetentionPolicy(path=str(where))
+    doc = _read_document(where, required=required)
+    if doc is None:
+        return policy
     hooks = doc.get("hooks")
     go = hooks.get("retention") if isinstance(hooks, Mapping) else None
     _apply(policy, where, go, GO_KEYS, "hooks.retention")
@@ -166,4 +177,78 @@ def _apply(
             policy.sources[status] = f"{where}: {prefix}.{key}"
 
 
-__all__ = ["FAILED", "GO_KEYS", "OWN_KEYS", "RetentionPolicy", "default_path", "load_policy", "parse_age"]
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+_SIZE_UNITS.update({"g": 1024**3, "gb": 1024**3, "gib": 1024**3})
+_SIZE = re.compile(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: str) -> int:
+    """``10MiB``, ``512k``, ``4096``: a size in bytes (units are powers of 1024). Raises ValueError."""
+    match = _SIZE.fullmatch(text)
+    unit = match[2].lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size: write bytes, or a number with K, M or G (e.g. 10M, 512KiB)")
+    value = int(match[1]) * _SIZE_UNITS[unit]
+    if value < 1:
+        raise ValueError("must be at least 1 byte")
+    return value
+
+
+@dataclass
+class CompactSettings:
+    """``compact``'s defaults from a file (None: not set there), with where each came from (``file: key``)."""
+
+    keep_versions: int | None = None
+    max_log_bytes: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+
+def load_compact_settings(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> CompactSettings:
+    """``retention.compact.keep_versions`` and ``.max_log_size`` in ``path`` (default :func:`default_path`).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or one of these keys has a bad value; with ``required``,
+            also a missing file.
+    """
+    where = Path(path) if path is not None else default_path()
+    settings = CompactSettings(path=str(where))
+    doc = _read_document(where, required=required)
+    own = doc.get("retention") if doc is not None else None
+    section = own.get("compact") if isinstance(own, Mapping) else None
+    if section is None:
+        return settings
+    if not isinstance(section, Mapping):
+        raise ConfigError(str(where), "must be a mapping (keep_versions, max_log_size)", "retention.compact")
+    value = section.get("keep_versions")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                str(where), f"must be a whole number, 1 or more (got {value!r})", "retention.compact.keep_versions"
+            )
+        settings.keep_versions = value
+        settings.sources["keep_versions"] = f"{where}: retention.compact.keep_versions"
+    value = section.get("max_log_size")
+    if value is not None:
+        try:
+            if isinstance(value, bool):
+                raise ValueError(f"{value!r} is not a size: write bytes, or a number with K, M or G (e.g. 10M)")
+            settings.max_log_bytes = parse_size(str(value))
+        except ValueError as exc:
+            raise ConfigError(str(where), str(exc), "retention.compact.max_log_size") from None
+        settings.sources["max_log_bytes"] = f"{where}: retention.compact.max_log_size"
+    return settings
+
+
+__all__ = [
+    "FAILED",
+    "GO_KEYS",
+    "OWN_KEYS",
+    "CompactSettings",
+    "RetentionPolicy",
+    "default_path",
+    "load_compact_settings",
+    "load_policy",
+    "parse_age",
+    "parse_size",
+]
