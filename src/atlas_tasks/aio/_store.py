@@ -9,7 +9,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 from atlas_tasks.aio._offload import DEFAULT_MAX_THREADS, TaskLocks, call_in, complete, pinned, settle
 from atlas_tasks.errors import AtlasTasksError
@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _END = object()
+
+
+@runtime_checkable
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
 
 class AsyncLeaseHandle:
@@ -148,9 +153,8 @@ class AsyncStore:
 
     def _shutdown(self) -> None:
         self._pool.shutdown(wait=True)
-        close = getattr(self.sync_store, "close", None)
-        if self._owns_store and callable(close):
-            close()
+        if self._owns_store and isinstance(self.sync_store, _Closable):
+            self.sync_store.close()  # the PostgreSQL store owns a connection pool when opened from a URL
 
     async def __aenter__(self) -> AsyncStore:
         return self
