@@ -6,6 +6,7 @@ No pytest-asyncio: each test drives its coroutine with ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -231,6 +232,27 @@ def test_edit_saves_on_clean_exit_and_nothing_on_error(store: Store, ws: str) ->
     _drive(store, work)
     stored = store.get(ws, task.id)
     assert (stored.description, stored.revision) == ("edited", task.revision + 1)
+
+
+@pytest.mark.stores("file", "memory")
+def test_an_edit_block_may_await_calls_about_its_own_and_other_tasks(store: Store, ws: str) -> None:
+    """Inside ``async with astore.edit``, awaiting the store about the same task or another one works (as in a sync
+    edit block) instead of waiting for the lock the block holds."""
+    task, other = _task(store, ws), _task(store, ws)
+
+    async def work(astore: AsyncStore) -> int:
+        async with astore.edit(ws, task.id) as t:
+            await astore.append_log(ws, task.id, {"event": "inside the edit"})
+            t.description = (await astore.get(ws, other.id)).description + " (copied)"
+            return len(await astore.read_log(ws, task.id))
+
+    result: list[int] = []
+    # A daemon thread with a bounded join: a deadlock (the block waiting for its own lock) fails instead of hanging.
+    runner = threading.Thread(target=lambda: result.append(_drive(store, work)), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert result == [1], "the edit block deadlocked on its own store calls"
+    assert store.get(ws, task.id).description == "async (copied)"
 
 
 @pytest.mark.stores("file", "memory")

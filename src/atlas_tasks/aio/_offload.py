@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import os
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractContextManager
@@ -43,11 +45,19 @@ async def complete(fut: asyncio.Future[T]) -> T:
     return fut.result()
 
 
+#: The (TaskLocks, key) pairs the current context holds: code inside ``async with astore.edit(...)`` (and the tasks it
+#: starts) holds its task's lock, and its own calls about that task must not wait for it.
+_HELD: contextvars.ContextVar[frozenset[tuple[int, Hashable]]] = contextvars.ContextVar(
+    "atlas_aio_held", default=frozenset()
+)
+
+
 class TaskLocks:
     """One asyncio lock per key (workspace, task), made on first use and dropped when nobody holds or waits for it.
 
     asyncio locks wake their waiters first come, first served, so calls for one task reach the store in the order
-    they were issued even when the pool has a free thread for each of them.
+    they were issued even when the pool has a free thread for each of them. A context that holds a key (an ``edit``
+    block) passes through its own lock.
     """
 
     def __init__(self) -> None:
@@ -58,6 +68,11 @@ class TaskLocks:
 
     @contextlib.asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        mine = (id(self), key)
+        held = _HELD.get()
+        if mine in held:
+            yield
+            return
         entry = self._locks.get(key)
         if entry is None:
             entry = self._locks[key] = (asyncio.Lock(), [0])
@@ -65,7 +80,11 @@ class TaskLocks:
         users[0] += 1
         try:
             async with lock:
-                yield
+                token = _HELD.set(held | {mine})
+                try:
+                    yield
+                finally:
+                    _HELD.reset(token)
         finally:
             users[0] -= 1
             if users[0] == 0:
@@ -87,24 +106,50 @@ class Pinned(Generic[T]):
         self._make = make
         self.entered: concurrent.futures.Future[T] = concurrent.futures.Future()
         self.exited: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._outcome = threading.Event()
-        self._failed = False
+        # Calls to run on this thread while the block runs, then the block's outcome (True: it failed).
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | bool] = (
+            queue.SimpleQueue()
+        )
+        self._left = False
+        self._leaving = threading.Lock()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def submit(self, fn: Callable[[], Any]) -> concurrent.futures.Future[Any] | None:
+        """Run ``fn`` on this thread, inside the ``with`` (the block's own store calls: the memory store's lock is
+        held by this thread, and another thread would wait for it until the block ends); None once the block has
+        ended (a task the block started may outlive it: its calls go to the pool again)."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._leaving:
+            if self._left:
+                return None
+            self._work.put((fn, fut))
+        return fut
+
     def leave(self, *, failed: bool) -> None:
         """Let the thread leave the ``with``: cleanly (the block succeeded) or by the block's failure."""
-        self._failed = failed
-        self._outcome.set()
+        with self._leaving:
+            self._left = True
+            self._work.put(failed)
+
+    def _serve(self) -> bool:
+        while True:
+            item = self._work.get()
+            if isinstance(item, bool):
+                return item
+            fn, fut = item
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                fut.set_exception(exc)
 
     def _main(self) -> None:
         try:
             with self._make() as value:
                 self.entered.set_result(value)
-                self._outcome.wait()
-                if self._failed:
+                if self._serve():
                     raise Pinned._BlockFailed
         except Pinned._BlockFailed:
             self.exited.set_result(None)
@@ -117,9 +162,16 @@ class Pinned(Generic[T]):
             self.exited.set_result(None)
 
 
+#: The pinned block the current context runs inside (per store, by id): its calls go to the block's thread.
+PINNED: contextvars.ContextVar[tuple[int, Pinned[Any]] | None] = contextvars.ContextVar(
+    "atlas_aio_pinned", default=None
+)
+
+
 @contextlib.asynccontextmanager
-async def pinned(make: Callable[[], AbstractContextManager[T]], name: str) -> AsyncIterator[T]:
-    """``async with pinned(lambda: store.edit(ws, id)) as task``: see :class:`Pinned`; the exit always completes."""
+async def pinned(owner: object, make: Callable[[], AbstractContextManager[T]], name: str) -> AsyncIterator[T]:
+    """``async with pinned(store, lambda: store.edit(ws, id)) as task``: see :class:`Pinned`; the exit always
+    completes. While the block runs, ``owner``'s calls made in this context run on the block's thread."""
     pin: Pinned[T] = Pinned(make, name)
     pin.start()
     entered = asyncio.wrap_future(pin.entered)
@@ -130,12 +182,15 @@ async def pinned(make: Callable[[], AbstractContextManager[T]], name: str) -> As
         pin.leave(failed=True)
         await settle(asyncio.wrap_future(pin.exited))
         raise cancelled
+    token = PINNED.set((id(owner), pin))
     try:
         yield entered.result()
     except BaseException:
+        PINNED.reset(token)
         pin.leave(failed=True)
         await settle(asyncio.wrap_future(pin.exited))
         raise
+    PINNED.reset(token)
     pin.leave(failed=False)
     await complete(asyncio.wrap_future(pin.exited))
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
-from atlas_tasks.aio._offload import DEFAULT_MAX_THREADS, TaskLocks, call_in, complete, pinned, settle
+from atlas_tasks.aio._offload import DEFAULT_MAX_THREADS, PINNED, TaskLocks, call_in, complete, pinned, settle
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Task, TaskRef, Workspace
 from atlas_tasks.store import Store
@@ -167,6 +167,12 @@ class AsyncStore:
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        inside = PINNED.get()
+        if inside is not None and inside[0] == id(self):
+            # Inside an ``edit`` block: run on the thread holding the sync store's lock, as the sync block would.
+            on_block = inside[1].submit(lambda: fn(*args, **kwargs))
+            if on_block is not None:
+                return cast(T, await complete(asyncio.wrap_future(on_block)))
         return await complete(call_in(self._pool, fn, *args, **kwargs))
 
     async def _task_call(self, workspace: str, task_id: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -240,13 +246,15 @@ class AsyncStore:
     def edit(self, workspace: str, task_id: str) -> AbstractAsyncContextManager[Task]:
         """``async with astore.edit(ws, id) as task: task.x = ...`` saves on a clean exit (locked, as ``edit``).
 
-        The block may await; other calls about this task wait until it ends (they would wait for its lock anyway).
+        The block may await. Its own store calls (and those of tasks it starts) run on the thread that holds the sync
+        store's lock, as in a sync ``with store.edit(...)`` block; other callers' calls about this task wait until
+        the block ends (they would wait for the sync store's lock anyway).
         """
         return self._edit(workspace, task_id)
 
     @contextlib.asynccontextmanager
     async def _edit(self, workspace: str, task_id: str) -> AsyncIterator[Task]:
-        edit = pinned(lambda: self.sync_store.edit(workspace, task_id), "atlas-aio-edit")
+        edit = pinned(self, lambda: self.sync_store.edit(workspace, task_id), "atlas-aio-edit")
         async with self._locks.hold((workspace, task_id)), edit as task:
             yield task
 
