@@ -200,6 +200,40 @@ def test_repeated_cancellation_during_cleanup_still_releases_the_lease(store: St
 
 
 @pytest.mark.stores("file", "memory")
+def test_a_task_group_shutting_down_interrupts_its_runs(store: Store, ws: str) -> None:
+    """When one run of a TaskGroup fails, the group cancels the others mid-step: each is recorded interrupted with
+    its lease free, and the failure comes out in the ExceptionGroup."""
+    tasks = [_task(store, ws) for _ in range(3)]
+
+    async def waits(astore: AsyncStore, task_id: str, inside: asyncio.Event) -> None:
+        async with astore.run(ws, task_id) as run, run.step() as ctx:
+            await ctx.log("waiting")
+            inside.set()
+            await asyncio.sleep(3600)
+
+    async def fails(inside: list[asyncio.Event]) -> None:
+        for event in inside:
+            await event.wait()
+        raise RuntimeError("agent crashed")
+
+    async def work(astore: AsyncStore) -> None:
+        inside = [asyncio.Event() for _ in tasks]
+        with pytest.raises(ExceptionGroup) as info:
+            async with asyncio.TaskGroup() as group:
+                for task, event in zip(tasks, inside, strict=True):
+                    group.create_task(waits(astore, task.id, event))
+                group.create_task(fails(inside))
+        assert [type(e) for e in info.value.exceptions] == [RuntimeError]
+
+    _drive(store, work)
+    for task in tasks:
+        stored = store.get(ws, task.id)
+        assert stored.status == TaskStatus.INTERRUPTED
+        assert stored.metadata["stop_reason"]["kind"] == aio.CANCELLED_KIND
+        assert store.lease_holder(ws, task.id) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.stores("file", "memory")
 def test_a_held_run_refuses_a_second_runner(store: Store, ws: str) -> None:
     """While a coroutine holds a task's run, a second ``astore.run`` of it raises TaskRunningError."""
     task = _task(store, ws)

@@ -176,8 +176,11 @@ async def pinned(owner: object, make: Callable[[], AbstractContextManager[T]], n
     pin.start()
     entered = asyncio.wrap_future(pin.entered)
     cancelled = await settle(entered)
-    if entered.exception() is not None:
-        raise entered.exception()  # type: ignore[misc]
+    failed = entered.exception()
+    if failed is not None:
+        if cancelled is not None:
+            raise cancelled from failed  # nothing was entered; the cancellation still goes on
+        raise failed
     if cancelled is not None:
         pin.leave(failed=True)
         await settle(asyncio.wrap_future(pin.exited))

@@ -169,8 +169,11 @@ class AsyncRun:
         async with self.store._locks.hold((self.workspace, self.sync.task.id)):
             fut = call_in(self.store._pool, block.__enter__)
             cancelled = await settle(fut)
-        if fut.exception() is not None:
-            raise fut.exception()  # type: ignore[misc]
+        failed = fut.exception()
+        if failed is not None:
+            if cancelled is not None:
+                raise cancelled from failed  # nothing was entered; the cancellation still goes on
+            raise failed
         ctx = AsyncStepContext(self, fut.result())
         if cancelled is not None:
             await self._leave(block, cancelled)
@@ -193,11 +196,11 @@ class AsyncRun:
             await _shielded(self._call(lambda: block.__exit__(None, None, None)))
 
 
-def _close_run(run: runs.Run | None, block: AbstractContextManager[Any], exc: BaseException | None) -> None:
+def _close_run(run: runs.Run, block: AbstractContextManager[Any], exc: BaseException | None) -> None:
     """Leave ``runs.run``'s block (which releases the lease); a cancelled run still active is halted first."""
     try:
-        cancelled = isinstance(exc, asyncio.CancelledError) and run is not None
-        if cancelled and run is not None and not run.stopped and run.task.status in runs.ACTIVE_STATUSES:
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled and not run.stopped and run.task.status in runs.ACTIVE_STATUSES:
             run.halt(cancelled_stop())
     finally:
         if exc is None:
@@ -215,8 +218,11 @@ async def open_run(store: AsyncStore, workspace: str, task_id: str) -> AsyncIter
     async with store._locks.hold(key):
         fut = call_in(store._pool, block.__enter__)
         cancelled = await settle(fut)
-    if fut.exception() is not None:
-        raise fut.exception()  # type: ignore[misc]
+    failed = fut.exception()
+    if failed is not None:
+        if cancelled is not None:
+            raise cancelled from failed  # nothing was entered; the cancellation still goes on
+        raise failed
     live = AsyncRun(store, fut.result())
 
     async def close(exc: BaseException | None) -> None:
