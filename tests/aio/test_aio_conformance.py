@@ -191,3 +191,19 @@ def test_facade_claims_what_the_store_claims(tmp_path: Path, over: Callable[[Sto
     assert isinstance(facade, RunLeases) and not isinstance(facade, ChangeStamps | LocalFiles)
     files._pool.shutdown()
     memory._pool.shutdown()
+
+
+def test_facade_runs_a_task_through_the_async_store(tmp_path: Path, over: Callable[[Store], SyncOverAsync]) -> None:
+    """``facade.run`` is runs.run over the facade: a task runs to completion with every call awaited on the loop."""
+    from atlas_tasks import Step, Task
+    from atlas_tasks.models import TaskStatus
+
+    facade = over(FileStore(tmp_path))
+    facade.create_workspace("ws")
+    task = facade.create("ws", Task(description="x", steps=[Step(name="a", type="validation")]))
+    with facade.run("ws", task.id) as run:
+        for step in run.remaining_steps():
+            with run.step(step) as ctx:
+                ctx.log("through the loop")
+    assert facade.get("ws", task.id).status == TaskStatus.COMPLETED
+    assert facade.lease_holder("ws", task.id) is None  # type: ignore[attr-defined]
