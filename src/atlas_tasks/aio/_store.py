@@ -108,6 +108,9 @@ class AsyncStore:
 
     The capabilities of the sync store carry over (``isinstance(astore, AsyncRunLeases)`` and so on, with the same
     method names as :mod:`atlas_tasks.store.capabilities`, as coroutines).
+
+    Use one async store from one event loop at a time (the order locks are asyncio locks); several loops in several
+    threads each wrap the sync store themselves (sync stores are thread-safe).
     """
 
     #: The capability each mixin brings (filled in below the mixins); from_store picks those the sync store has.
