@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks import (
     analysis,
+    bench_aio,
     bench_cli,
     bench_concurrency,
     bench_gc,
@@ -79,6 +80,7 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("cli_cold",), bench_cli.bench_cli_cold_start),
     (("iter_memory",), bench_memory.bench_iter_memory),
     (("gc",), bench_gc.bench_gc),
+    (("aio_lag", "aio_throughput", "aio_overhead"), bench_aio.bench_aio),
 ]
 
 #: The table's order: the issue's.
@@ -107,6 +109,9 @@ TABLE_ORDER = [
     "pg_update",
     "pg_get",
     "pg_list",
+    "aio_lag",
+    "aio_throughput",
+    "aio_overhead",
 ]
 
 
