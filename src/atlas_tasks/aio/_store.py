@@ -290,8 +290,8 @@ class AsyncStore:
     async def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
         await self._task_call(workspace, task_id, self.sync_store.append_log, workspace, task_id, entry)
 
-    async def read_log(self, workspace: str, task_id: str) -> LogLines:
-        return await self._task_call(workspace, task_id, self.sync_store.read_log, workspace, task_id)
+    async def read_log(self, workspace: str, task_id: str, *, rotated: bool = False) -> LogLines:
+        return await self._task_call(workspace, task_id, self.sync_store.read_log, workspace, task_id, rotated=rotated)
 
     async def iter_log(self, workspace: str, task_id: str) -> AsyncIterator[dict[str, Any]]:
         """``async for entry in astore.iter_log(ws, id)``: the log's intact entries in order."""
@@ -465,6 +465,10 @@ class AsyncImportable(AsyncStore):
             ref=ref,
             replace=replace,
         )
+
+    async def import_tombstone(self, tombstone: Tombstone) -> bool:
+        imports = cast(Importable, self.sync_store)
+        return await self._task_call(tombstone.workspace, tombstone.id, imports.import_tombstone, tombstone)
 
 
 class AsyncCollectorLocks(AsyncStore):

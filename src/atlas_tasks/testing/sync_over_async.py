@@ -225,8 +225,8 @@ class SyncOverAsync:
     def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
         self._run(self.astore.append_log(workspace, task_id, entry))
 
-    def read_log(self, workspace: str, task_id: str) -> LogLines:
-        return self._run(self.astore.read_log(workspace, task_id))
+    def read_log(self, workspace: str, task_id: str, *, rotated: bool = False) -> LogLines:
+        return self._run(self.astore.read_log(workspace, task_id, rotated=rotated))
 
     def iter_log(self, workspace: str, task_id: str) -> Iterator[dict[str, Any]]:
         return self._iterate(self.astore.iter_log(workspace, task_id))
@@ -337,6 +337,9 @@ class _SyncImportable(SyncOverAsync):
         return self._run(
             store.import_task(workspace, task, log_lines=log_lines, artifacts=artifacts, ref=ref, replace=replace)
         )
+
+    def import_tombstone(self, tombstone: Tombstone) -> bool:
+        return self._run(cast(AsyncImportable, self.astore).import_tombstone(tombstone))
 
 
 class _SyncCollectorLocks(SyncOverAsync):
