@@ -186,7 +186,15 @@ def message(text: str) -> None:
 
 
 def _state_status(state: DisplayState) -> Text:
-    return _styled(state.label, "bold red") if state.crashed else _status(state.task.status)
+    return _styled(*_status_text(state))
+
+
+def _status_text(state: DisplayState) -> tuple[str, str]:
+    """A display state's status as (text, rich style), without rich: ``interrupted (crashed)`` for a dead run."""
+    if state.crashed:
+        return state.label, "bold red"
+    text = printable(str(state.task.status))
+    return text, _STATUS_STYLES.get(text, "")
 
 
 # The list columns that give way on a narrow terminal, first to go first (the description shrinks before any goes).
@@ -244,15 +252,16 @@ def print_task_list(
     (crashed)``); ``workspaces``, parallel to it, adds a WORKSPACE column first. On a terminal the columns that
     do not fit give way (see :func:`list_columns`); into a pipe every column is written.
     """
-    from rich.cells import cell_len
-
-    rows: list[dict[str, str | Text]] = []
+    rows: list[dict[str, str]] = []
+    status_styles: list[str] = []
     for index, state in enumerate(states):
         task = state.task
-        row: dict[str, str | Text] = {"WORKSPACE": printable(workspaces[index])} if workspaces is not None else {}
+        row: dict[str, str] = {"WORKSPACE": printable(workspaces[index])} if workspaces is not None else {}
+        status, style = _status_text(state)
+        status_styles.append(style)
         row |= {
             "ID": printable(task.id),
-            "STATUS": _state_status(state),
+            "STATUS": status,
             "TEMPLATE": printable(task.template) or "-",
             "STEP": step_progress(task),
             "CREATED": ago(task.created_at, now),
@@ -264,8 +273,15 @@ def print_task_list(
             ),
         }
         rows.append(row)
+    if _plain_stdout():
+        text = plain_table(rows)
+        if text is not None:
+            write_text(text)
+            return
+    from rich.cells import cell_len
+
     headers = list(rows[0]) if rows else []
-    widths = {name: max([cell_len(name), *(cell_len(str(row[name])) for row in rows)]) for name in headers}
+    widths = {name: max([cell_len(name), *(cell_len(row[name]) for row in rows)]) for name in headers}
     out = _Output()
     columns, description = list_columns(widths, out.width)
     table = _table(*columns)
@@ -276,10 +292,61 @@ def print_task_list(
             column.width = description
         else:
             column.min_width = widths[name]
-    for row in rows:
-        table.add_row(*(_one_line(str(row[name])) if name == "DESCRIPTION" else row[name] for name in columns))
+    for row, style in zip(rows, status_styles, strict=True):
+        cells: list[str | Text] = []
+        for name in columns:
+            if name == "DESCRIPTION":
+                cells.append(_one_line(row[name]))
+            elif name == "STATUS":
+                cells.append(_styled(row[name], style))
+            else:
+                cells.append(row[name])
+        table.add_row(*cells)
     needed = sum(widths[name] for name in columns if name != "DESCRIPTION") + 2 * (len(columns) - 1)
     out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
+
+
+# Characters rich draws one cell wide and passes through a table cell unchanged (checked against rich.cells in
+# tests/cli/test_cli_plain_table.py): printable ASCII, the ellipsis truncate() adds, and the Latin-1 letters.
+_ONE_CELL = frozenset(chr(code) for code in [*range(0x20, 0x7F), 0x2026, *range(0xC0, 0x100)])
+
+
+def _plain_stdout() -> bool:
+    """Whether rich would see stdout as no terminal (so no colour, no width): a pipe or a file, nothing forced."""
+    import os
+
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return False  # rich's own overrides: let rich decide
+    try:
+        return not sys.stdout.isatty()
+    except ValueError:
+        return False
+
+
+def plain_table(rows: Sequence[Mapping[str, str]]) -> str | None:
+    """A table as rich writes it into a pipe (see :class:`_Output`), without importing rich; None when unsure.
+
+    Into a pipe ``list`` is a header line and one line per row: each cell left-aligned in its column's width (its
+    widest cell), two spaces between columns, trailing spaces stripped. That is exact only when every character is
+    one cell wide and no cell starts or ends with a space (rich's measuring and cropping then change nothing);
+    otherwise None, and the caller renders with rich. Loading rich was a quarter of a cold ``list``'s time.
+    """
+    headers = list(rows[0]) if rows else []
+    one_cell = _ONE_CELL
+    for row in rows:
+        for cell in row.values():
+            if cell != cell.strip(" ") or not one_cell.issuperset(cell):
+                return None
+    widths = [max([len(name), *(len(row[name]) for row in rows)]) for name in headers]
+    lines = ["  ".join(name.ljust(width) for name, width in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(row[name].ljust(width) for name, width in zip(headers, widths, strict=True)).rstrip())
+    return "".join(line + "\n" for line in lines)
+
+
+def write_text(text: str) -> None:
+    """Write text to stdout as :class:`_Output` writes a pipe's lines."""
+    sys.stdout.write(text)
 
 
 def print_workspaces(workspaces: Sequence[Workspace], now: datetime, *, repos: Sequence[str] | None = None) -> None:
