@@ -9,9 +9,11 @@ store, pydantic and rich are imported by the commands that need them, so ``atlas
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the start-up path
 if TYPE_CHECKING:
+    from typing import Any
+
     from atlas_tasks.cli._app import app
 
 __all__ = ["app", "main"]

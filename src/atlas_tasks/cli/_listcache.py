@@ -26,11 +26,13 @@ for the workspaces (``@`` starts no valid workspace name). Delete them at any ti
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from atlas_tasks.backends import _file_light as files
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the fast path's start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from atlas_tasks.models import Task
 
 #: The format of the cache files; a file of another version is ignored (and rewritten by the next full list).

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from atlas_tasks.cli._listview import STATUS_STYLES as _STATUS_STYLES
 from atlas_tasks.views.documents import (
     Artifact,
     artifact_documents,
@@ -61,24 +62,6 @@ if TYPE_CHECKING:
 #: Below this many columns a description says too little: on a narrow terminal ``list`` drops the relative times and
 #: the template to give it at least this much, and drops the description itself when even that is not enough.
 DESCRIPTION_MIN_WIDTH = 16
-_STATUS_STYLES = {
-    "pending": "dim",
-    "running": "cyan",
-    "validating": "cyan",
-    "awaiting_approval": "magenta",
-    "completed": "green",
-    "success": "green",
-    "no_changes": "green",
-    "skipped": "dim",
-    "abandoned": "dim",
-    "interrupted": "yellow",
-    "ci_timeout": "yellow",
-    "validation_failed": "red",
-    "rejected": "red",
-    "gh_failed": "red",
-    "ci_failed": "red",
-    "failed": "red",
-}
 
 
 # -- writing to stdout -------------------------------------------------------------------------------------------
@@ -186,15 +169,9 @@ def message(text: str) -> None:
 
 
 def _state_status(state: DisplayState) -> Text:
-    return _styled(*_status_text(state))
+    from atlas_tasks.cli._listview import status_text
 
-
-def _status_text(state: DisplayState) -> tuple[str, str]:
-    """A display state's status as (text, rich style), without rich: ``interrupted (crashed)`` for a dead run."""
-    if state.crashed:
-        return state.label, "bold red"
-    text = printable(str(state.task.status))
-    return text, _STATUS_STYLES.get(text, "")
+    return _styled(*status_text(state))
 
 
 # The list columns that give way on a narrow terminal, first to go first (the description shrinks before any goes).
@@ -250,34 +227,22 @@ def print_task_list(
 
     ``states`` are the listed tasks with their display state (a run whose runner died shows as ``interrupted
     (crashed)``); ``workspaces``, parallel to it, adds a WORKSPACE column first. On a terminal the columns that
-    do not fit give way (see :func:`list_columns`); into a pipe every column is written.
+    do not fit give way (see :func:`list_columns`); into a pipe every column is written (without rich when
+    :func:`atlas_tasks.cli._listview.plain_table` can: the same bytes).
     """
-    rows: list[dict[str, str]] = []
-    status_styles: list[str] = []
-    for index, state in enumerate(states):
-        task = state.task
-        row: dict[str, str] = {"WORKSPACE": printable(workspaces[index])} if workspaces is not None else {}
-        status, style = _status_text(state)
-        status_styles.append(style)
-        row |= {
-            "ID": printable(task.id),
-            "STATUS": status,
-            "TEMPLATE": printable(task.template) or "-",
-            "STEP": step_progress(task),
-            "CREATED": ago(task.created_at, now),
-            "UPDATED": ago(task.updated_at, now),
-            # A fork whose build has not finished (or whose builder died) must not pass for a task to run.
-            "DESCRIPTION": truncate(
-                ("[incomplete fork] " if task.metadata.get("fork_incomplete") else "") + task.description,
-                DESCRIPTION_WIDTH,
-            ),
-        }
-        rows.append(row)
-    if _plain_stdout():
-        text = plain_table(rows)
+    from atlas_tasks.cli import _listview
+
+    rows, status_styles = _listview.list_cells(states, now, workspaces=workspaces)
+    if _listview.plain_stdout():
+        text = _listview.plain_table(rows)
         if text is not None:
-            write_text(text)
+            sys.stdout.write(text)
             return
+    print_rich_list(rows, status_styles)
+
+
+def print_rich_list(rows: Sequence[Mapping[str, str]], status_styles: Sequence[str]) -> None:
+    """The ``list`` table of :func:`atlas_tasks.cli._listview.list_cells` rows, laid out by rich (any stdout)."""
     from rich.cells import cell_len
 
     headers = list(rows[0]) if rows else []
@@ -304,49 +269,6 @@ def print_task_list(
         table.add_row(*cells)
     needed = sum(widths[name] for name in columns if name != "DESCRIPTION") + 2 * (len(columns) - 1)
     out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
-
-
-# Characters rich draws one cell wide and passes through a table cell unchanged (checked against rich.cells in
-# tests/cli/test_cli_plain_table.py): printable ASCII, the ellipsis truncate() adds, and the Latin-1 letters.
-_ONE_CELL = frozenset(chr(code) for code in [*range(0x20, 0x7F), 0x2026, *range(0xC0, 0x100)])
-
-
-def _plain_stdout() -> bool:
-    """Whether rich would see stdout as no terminal (so no colour, no width): a pipe or a file, nothing forced."""
-    import os
-
-    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
-        return False  # rich's own overrides: let rich decide
-    try:
-        return not sys.stdout.isatty()
-    except ValueError:
-        return False
-
-
-def plain_table(rows: Sequence[Mapping[str, str]]) -> str | None:
-    """A table as rich writes it into a pipe (see :class:`_Output`), without importing rich; None when unsure.
-
-    Into a pipe ``list`` is a header line and one line per row: each cell left-aligned in its column's width (its
-    widest cell), two spaces between columns, trailing spaces stripped. That is exact only when every character is
-    one cell wide and no cell starts or ends with a space (rich's measuring and cropping then change nothing);
-    otherwise None, and the caller renders with rich. Loading rich was a quarter of a cold ``list``'s time.
-    """
-    headers = list(rows[0]) if rows else []
-    one_cell = _ONE_CELL
-    for row in rows:
-        for cell in row.values():
-            if cell != cell.strip(" ") or not one_cell.issuperset(cell):
-                return None
-    widths = [max([len(name), *(len(row[name]) for row in rows)]) for name in headers]
-    lines = ["  ".join(name.ljust(width) for name, width in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(row[name].ljust(width) for name, width in zip(headers, widths, strict=True)).rstrip())
-    return "".join(line + "\n" for line in lines)
-
-
-def write_text(text: str) -> None:
-    """Write text to stdout as :class:`_Output` writes a pipe's lines."""
-    sys.stdout.write(text)
 
 
 def print_workspaces(workspaces: Sequence[Workspace], now: datetime, *, repos: Sequence[str] | None = None) -> None:

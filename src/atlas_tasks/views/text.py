@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the CLI's fast path loads this module
 if TYPE_CHECKING:
+    from typing import Any
+
     from atlas_tasks.models import Step, Task
 
 #: How much of a description ``list`` shows.
