@@ -11,8 +11,6 @@ from __future__ import annotations
 # Neither importlib nor typing at import time: `atlas-tasks list` and `--version` start with this module, and typing
 # alone is ~4 ms of a ~30 ms cold start (see atlas_tasks.cli._fast). TYPE_CHECKING spelled as typing defines it.
 TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 __version__ = "0.1.0"
 
@@ -96,7 +94,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'atlas_tasks' has no attribute {name!r}")
