@@ -233,6 +233,8 @@ def test_a_lease_file_sends_list_to_the_full_cli(tmp_path: Path, home: Path) -> 
         ("list", "ws", "--json"),
         ("list", "missing"),
         ("list", "bad/name"),
+        ("list", ".."),
+        ("list", "has space"),
         ("list", "ws", "-n", "0"),
         ("list", "ws", "-s", "sleeping"),
         ("list", "ws", "-s", "failed"),
@@ -295,10 +297,21 @@ def test_a_task_changed_during_the_full_listing_is_not_cached(tmp_path: Path, ho
 def test_a_torn_cache_file_is_ignored(tmp_path: Path, home: Path) -> None:
     """A cache file cut short (a crash while it was written: no fsync) is refused whole; list stays correct."""
     full = cli(tmp_path, "--home", str(home), "list", "ws")
-    cache = home / ".atlas-tasks" / "cli-list" / "ws.json"
+    cache = home / ".atlas-tasks" / "cli-list" / "ws.cache"
     cache.write_bytes(cache.read_bytes()[:100])
     torn = cli(tmp_path, "--home", str(home), "list", "ws")
     assert torn.full and torn.same_as(full)
+
+
+def test_a_damaged_cache_file_is_ignored(tmp_path: Path, home: Path) -> None:
+    """A cache file with one byte changed fails its checksum and is refused whole; list stays correct."""
+    full = cli(tmp_path, "--home", str(home), "list", "ws")
+    cache = home / ".atlas-tasks" / "cli-list" / "ws.cache"
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    cache.write_bytes(bytes(data))
+    damaged = cli(tmp_path, "--home", str(home), "list", "ws")
+    assert damaged.full and damaged.same_as(full)
 
 
 def test_layout_names_agree_with_the_file_store() -> None:

@@ -19,18 +19,18 @@ Unreadable tasks are never cached (the full ``list`` reports them, with its warn
 without a workspace, the entries of ``workspaces/`` are cached with the stamp of each workspace.json and whether
 the full listing took it as a workspace (one it cannot read is left out of ``list`` silently, by both paths).
 
-Files (the file store's home): ``.atlas-tasks/cli-list/<ws>.json`` per workspace and ``.atlas-tasks/cli-list/@.json``
-for the workspaces (``@`` starts no valid workspace name). Delete them at any time.
+Files (the file store's home): ``.atlas-tasks/cli-list/<ws>.cache`` per workspace and
+``.atlas-tasks/cli-list/@.cache`` for the workspaces (``@`` starts no valid workspace name); see
+:func:`atlas_tasks.backends._file_light.load_cache` for their format. Delete them at any time.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable, Mapping, Sequence
 
 from atlas_tasks.backends import _file_light as files
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the fast path's start-up)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
     from atlas_tasks.models import Task
@@ -62,8 +62,12 @@ def row_of(task: Task) -> dict[str, Any]:
     }
 
 
-def load(home: str, name: str) -> dict[str, Any]:
-    """The cached entries of workspace ``name`` (or of :data:`WORKSPACES_ENTRY`); {} when there are none."""
+def load(home: str, name: str) -> dict[str, Any] | None:
+    """The cached entries of workspace ``name`` (or of :data:`WORKSPACES_ENTRY`); None without a usable file.
+
+    A workspace's file exists only once a full ``list`` has listed that workspace, which checked its name: the fast
+    path takes its existence as that check.
+    """
     return files.load_cache(home, name, VERSION)
 
 
@@ -77,7 +81,7 @@ def remember_tasks(home: str, workspace: str, before: Mapping[str, Any], tasks: 
     old = load(home, workspace)
     entries: dict[str, Any] = {}
     for name, stamp in after.items():
-        known = old.get(name)
+        known = old.get(name) if old is not None else None
         if stamp is not None and isinstance(known, dict) and known.get("stamp") == stamp:
             entries[name] = known
     for task in tasks:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from atlas_tasks.views.text import DESCRIPTION_WIDTH, ago, printable, step_progress, truncate
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the fast path's start-up)
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from atlas_tasks.views.display import DisplayState
 
 #: The rich style of each stored status in a table.
