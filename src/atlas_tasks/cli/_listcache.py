@@ -86,7 +86,8 @@ def remember_tasks(home: str, workspace: str, before: Mapping[str, Any], tasks: 
             entries[name] = known
     for task in tasks:
         stamp = after.get(task.id)
-        if stamp is not None and before.get(task.id) == stamp:
+        # Kept above: the same stamp, so the same bytes and the same row (and no need to build it again).
+        if stamp is not None and task.id not in entries and before.get(task.id) == stamp:
             entries[task.id] = {"stamp": stamp, **row_of(task)}
     if entries != old:
         files.save_cache(home, workspace, VERSION, entries)
