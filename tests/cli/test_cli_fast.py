@@ -41,6 +41,7 @@ class Outcome:
     def __init__(self, result: subprocess.CompletedProcess[bytes], modules: set[str]) -> None:
         self.code, self.out, self.err = result.returncode, result.stdout, result.stderr
         self.full = "typer" in modules
+        self.modules = modules
         self.heavy = {name for name in modules if name.split(".")[0] in ("typer", "pydantic", "rich")}
 
     def same_as(self, other: Outcome) -> bool:
@@ -278,6 +279,7 @@ def test_the_default_home_and_a_repository_store(tmp_path: Path, home: Path) -> 
     FileStore(scoped).create_workspace("ws")
     in_repo = cli(tmp_path, "list", "ws", ATLAS_HOME=str(home))
     assert not by_env.full and b"task-done" in by_env.out
+    assert "atlas_tasks.repos" not in by_env.modules  # no repository above: its module is not even loaded
     assert in_repo.full and b"using the store of git repository" in in_repo.err
 
 

@@ -144,28 +144,44 @@ def _home(home: str | None) -> str:
     if home is None:
         if os.environ.get("ATLAS_STORE_URL"):
             raise _Fallback  # a store URL: maybe PostgreSQL, maybe a file: URL with its own rules
-        from atlas_tasks import repos
+        if _in_a_repository():
+            from atlas_tasks import repos
 
-        found = repos.find_repo()
-        if found is not None:
-            try:
-                scoped = repos.repo_home(found)
-            except repos.RepoNotFoundError:
-                scoped = None
-            if scoped is not None and scoped.is_dir():
-                raise _Fallback  # the repository's store, announced with a note by the full CLI
-        path = str(repos.default_home())
-    else:
-        # Path(home).expanduser().absolute() as the store takes it, without pathlib (~4 ms with urllib.parse): the
-        # same directory ("." and "//" aside, which the system reads alike; ".." is kept, as pathlib keeps it).
-        path = os.path.expanduser(home)  # noqa: PTH111
-        if path.startswith("~"):
-            raise _Fallback  # no such user: pathlib raises, the full CLI reports it
-        if not os.path.isabs(path):  # noqa: PTH117
-            path = os.path.join(os.getcwd(), path)  # noqa: PTH109, PTH118
+            found = repos.find_repo()
+            if found is not None:
+                try:
+                    scoped = repos.repo_home(found)
+                except repos.RepoNotFoundError:
+                    scoped = None
+                if scoped is not None and scoped.is_dir():
+                    raise _Fallback  # the repository's store, announced with a note by the full CLI
+        home = os.environ.get("ATLAS_HOME") or "~/.atlas"  # atlas_tasks.store.urls.default_home
+    # Path(home).expanduser().absolute() as the store takes it, without pathlib (~4 ms with urllib.parse): the same
+    # directory ("." and "//" aside, which the system reads alike; ".." is kept, as pathlib keeps it).
+    path = os.path.expanduser(home)  # noqa: PTH111
+    if path.startswith("~"):
+        raise _Fallback  # no such user: pathlib raises, the full CLI reports it
+    if not os.path.isabs(path):  # noqa: PTH117
+        path = os.path.join(os.getcwd(), path)  # noqa: PTH109, PTH118
     if not os.path.isdir(path):  # noqa: PTH112
         raise _Fallback  # a missing home: a warning or a note, worded by the full CLI
     return path
+
+
+def _in_a_repository() -> bool:
+    """Whether :func:`atlas_tasks.repos.find_repo` can find a repository here (a ``.git`` entry in the current
+    directory or above it): only then is atlas_tasks.repos loaded (with hashlib, pathlib and dataclasses, ~10 ms)."""
+    try:
+        here = os.path.normpath(os.getcwd())  # noqa: PTH109
+    except OSError:
+        return False
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):  # noqa: PTH118
+            return True
+        parent = os.path.dirname(here)  # noqa: PTH120
+        if parent == here:
+            return False
+        here = parent
 
 
 class _Step:
