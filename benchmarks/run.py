@@ -246,7 +246,9 @@ p90 needs ≥ 10 rounds and p99 ≥ 100 (– otherwise).
   task.json, keeping the documents in a list as a listing must, with the cyclic collector paused and the result
   moved to the oldest generation exactly as the store's list does (the same reading discarding each document is
   shown in the row too); append against `open(O_APPEND) + write + fdatasync + close`; list_artifacts against
-  `os.scandir + sorted`. `cli_cold` compiles the package's bytecode first, as installing a wheel does.
+  `os.scandir + sorted`. `cli_cold` compiles the package's bytecode first, as installing a wheel does; its
+  in-process side runs the command as the entry point does (the fast path of `list` when it answers, else the typer
+  app), so both sides do the same work.
 - **Warm-up** rounds are discarded; then rounds run until the round count or the row's time budget.
 - **Workspaces of 10,000 and 100,000 tasks** are seeded by writing task directories directly (copies of one task
   the store created, with new ids and times, and workspace.json listing them), as a Go-written or restored home

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from atlas_tasks.cli._listview import STATUS_STYLES as _STATUS_STYLES
 from atlas_tasks.views.documents import (
     Artifact,
     artifact_documents,
@@ -61,24 +62,6 @@ if TYPE_CHECKING:
 #: Below this many columns a description says too little: on a narrow terminal ``list`` drops the relative times and
 #: the template to give it at least this much, and drops the description itself when even that is not enough.
 DESCRIPTION_MIN_WIDTH = 16
-_STATUS_STYLES = {
-    "pending": "dim",
-    "running": "cyan",
-    "validating": "cyan",
-    "awaiting_approval": "magenta",
-    "completed": "green",
-    "success": "green",
-    "no_changes": "green",
-    "skipped": "dim",
-    "abandoned": "dim",
-    "interrupted": "yellow",
-    "ci_timeout": "yellow",
-    "validation_failed": "red",
-    "rejected": "red",
-    "gh_failed": "red",
-    "ci_failed": "red",
-    "failed": "red",
-}
 
 
 # -- writing to stdout -------------------------------------------------------------------------------------------
@@ -186,7 +169,9 @@ def message(text: str) -> None:
 
 
 def _state_status(state: DisplayState) -> Text:
-    return _styled(state.label, "bold red") if state.crashed else _status(state.task.status)
+    from atlas_tasks.cli._listview import status_text
+
+    return _styled(*status_text(state))
 
 
 # The list columns that give way on a narrow terminal, first to go first (the description shrinks before any goes).
@@ -242,30 +227,26 @@ def print_task_list(
 
     ``states`` are the listed tasks with their display state (a run whose runner died shows as ``interrupted
     (crashed)``); ``workspaces``, parallel to it, adds a WORKSPACE column first. On a terminal the columns that
-    do not fit give way (see :func:`list_columns`); into a pipe every column is written.
+    do not fit give way (see :func:`list_columns`); into a pipe every column is written (without rich when
+    :func:`atlas_tasks.cli._listview.plain_table` can: the same bytes).
     """
+    from atlas_tasks.cli import _listview
+
+    rows, status_styles = _listview.list_cells(states, now, workspaces=workspaces)
+    if _listview.plain_stdout():
+        text = _listview.plain_table(rows)
+        if text is not None:
+            sys.stdout.write(text)
+            return
+    print_rich_list(rows, status_styles)
+
+
+def print_rich_list(rows: Sequence[Mapping[str, str]], status_styles: Sequence[str]) -> None:
+    """The ``list`` table of :func:`atlas_tasks.cli._listview.list_cells` rows, laid out by rich (any stdout)."""
     from rich.cells import cell_len
 
-    rows: list[dict[str, str | Text]] = []
-    for index, state in enumerate(states):
-        task = state.task
-        row: dict[str, str | Text] = {"WORKSPACE": printable(workspaces[index])} if workspaces is not None else {}
-        row |= {
-            "ID": printable(task.id),
-            "STATUS": _state_status(state),
-            "TEMPLATE": printable(task.template) or "-",
-            "STEP": step_progress(task),
-            "CREATED": ago(task.created_at, now),
-            "UPDATED": ago(task.updated_at, now),
-            # A fork whose build has not finished (or whose builder died) must not pass for a task to run.
-            "DESCRIPTION": truncate(
-                ("[incomplete fork] " if task.metadata.get("fork_incomplete") else "") + task.description,
-                DESCRIPTION_WIDTH,
-            ),
-        }
-        rows.append(row)
     headers = list(rows[0]) if rows else []
-    widths = {name: max([cell_len(name), *(cell_len(str(row[name])) for row in rows)]) for name in headers}
+    widths = {name: max([cell_len(name), *(cell_len(row[name]) for row in rows)]) for name in headers}
     out = _Output()
     columns, description = list_columns(widths, out.width)
     table = _table(*columns)
@@ -276,8 +257,16 @@ def print_task_list(
             column.width = description
         else:
             column.min_width = widths[name]
-    for row in rows:
-        table.add_row(*(_one_line(str(row[name])) if name == "DESCRIPTION" else row[name] for name in columns))
+    for row, style in zip(rows, status_styles, strict=True):
+        cells: list[str | Text] = []
+        for name in columns:
+            if name == "DESCRIPTION":
+                cells.append(_one_line(row[name]))
+            elif name == "STATUS":
+                cells.append(_styled(row[name], style))
+            else:
+                cells.append(row[name])
+        table.add_row(*cells)
     needed = sum(widths[name] for name in columns if name != "DESCRIPTION") + 2 * (len(columns) - 1)
     out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
 

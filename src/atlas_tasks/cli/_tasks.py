@@ -7,7 +7,7 @@ Each command gathers what it shows through the store API and hands it to :mod:`a
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ from atlas_tasks.cli._state import state
 if TYPE_CHECKING:
     from atlas_tasks.errors import AtlasTasksError
     from atlas_tasks.store import LogLines
+    from atlas_tasks.store.capabilities import LocalFiles
     from atlas_tasks.views.queries import ListRow
 
 # The stored statuses and "crashed" (a run whose runner died); kept here as text so that --help stays light.
@@ -115,15 +116,25 @@ def list_tasks(
     several = all_repos or not workspace or all_workspaces
     now = datetime.now(UTC)
     for index, (_, store) in enumerate(sources):
+        # What this listing decodes is remembered for the fast path of the next `list` (see _listcache).
+        remember = _ListMemory(store) if not all_repos and isinstance(store, LocalFiles) else None
         if workspace and not all_workspaces:
             # With --all-repos a named workspace is looked for in every store, and is in some of them only.
             names = [workspace] if not all_repos or workspace in {w.name for w in store.list_workspaces()} else []
         else:
+            if remember is not None:
+                remember.before_workspaces()
             names = [w.name for w in store.list_workspaces()]
+            if remember is not None:
+                remember.workspaces(names)
         several = several or len(names) > 1
+        if remember is not None:
+            remember.before_tasks(names)
         found = queries.list_rows(
             store, names, wanted, search=needle, limit=limit, now=now, forked_from=forked_from or ""
         )
+        if remember is not None:
+            remember.tasks(found.searched)
         total += found.total
         errors.extend(found.errors)
         listed.extend((index, row) for row in found.rows)
@@ -151,6 +162,36 @@ def list_tasks(
         note(f"no tasks{matching} {where} ({total} in all)")
     for exc in errors:
         warn(exc.message)
+
+
+class _ListMemory:
+    """Feeds :mod:`atlas_tasks.cli._listcache` from a full listing of a file store: stamps taken before and after."""
+
+    def __init__(self, store: LocalFiles) -> None:
+        self.home = str(store.home)
+        self._workspaces: dict[str, Any] = {}
+        self._tasks: dict[str, dict[str, Any]] = {}
+
+    def before_workspaces(self) -> None:
+        from atlas_tasks.backends._file_light import workspace_stamps
+
+        self._workspaces = workspace_stamps(self.home)
+
+    def workspaces(self, names: list[str]) -> None:
+        from atlas_tasks.cli import _listcache
+
+        _listcache.remember_workspaces(self.home, self._workspaces, names)
+
+    def before_tasks(self, names: list[str]) -> None:
+        from atlas_tasks.backends._file_light import task_stamps
+
+        self._tasks = {name: task_stamps(self.home, name) for name in names}
+
+    def tasks(self, rows: list[ListRow]) -> None:
+        from atlas_tasks.cli import _listcache
+
+        for name, before in self._tasks.items():
+            _listcache.remember_tasks(self.home, name, before, [row.task for row in rows if row.workspace == name])
 
 
 def _where(workspace: str, repo: str) -> str:

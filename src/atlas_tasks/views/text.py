@@ -7,11 +7,13 @@ through :func:`printable` first: task descriptions, step errors and log lines co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the CLI's fast path loads this module
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from atlas_tasks.models import Step, Task
 
 #: How much of a description ``list`` shows.
