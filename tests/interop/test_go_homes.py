@@ -162,13 +162,21 @@ def test_collision_suffixes_are_three_digits() -> None:
 
 
 def test_workspace_json_stays_go_format(story_home: Path) -> None:
-    """Creating a task in a Go workspace adds a TaskRef and keeps workspace.json's int schema_version."""
-    store = FileStore(story_home)
+    """With task_refs="all", a create in a Go workspace adds a TaskRef and keeps workspace.json's int schema_version."""
+    store = FileStore(story_home, task_refs="all")
     created = store.create("payments", sample_task())
     doc = json.loads((story_home / "workspaces" / "payments" / "workspace.json").read_text())
     assert doc["schema_version"] == 1
     assert created.id in [ref["id"] for ref in doc["tasks"]]
     assert len(doc["tasks"]) == 4
+
+
+def test_default_create_leaves_a_go_workspace_json_untouched(story_home: Path) -> None:
+    """By default a create in a story-era Go workspace leaves its workspace.json (refs and all) byte for byte."""
+    path = story_home / "workspaces" / "payments" / "workspace.json"
+    before = path.read_bytes()
+    FileStore(story_home).create("payments", sample_task())
+    assert path.read_bytes() == before
 
 
 def test_crashed_go_run_is_interrupted_and_resumes(story_home: Path) -> None:

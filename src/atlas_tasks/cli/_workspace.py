@@ -127,19 +127,47 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
         rows.extend((label, store, ws) for ws in found)
         errors.extend(found.errors)
     workspaces = [ws for _, _, ws in rows]
+    counts = [task_count(store, ws) for _, store, ws in rows]
     if as_json:
         document = _render.workspace_list_document(workspaces, errors)
         if all_repos:  # which store each workspace lives in (repo None: the legacy tree)
             document["stores"] = [{"store": str(store.home), "repo": label or None} for label, store, _ in rows]
+        document["task_counts"] = counts
         _render.write_json(document)
     elif workspaces:
         _render.print_workspaces(
-            workspaces, datetime.now(UTC), repos=[label for label, _, _ in rows] if all_repos else None
+            workspaces,
+            datetime.now(UTC),
+            repos=[label for label, _, _ in rows] if all_repos else None,
+            counts=counts,
         )
     elif not errors:
         note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
     for exc in errors:
         warn(exc.message)
+
+
+def task_count(store: Any, ws: Workspace) -> int | None:
+    """How many tasks the workspace holds, for ``workspace list``; None if its tasks directory cannot be read.
+
+    A file store's workspace.json need not list every task (its default ``task_refs`` mode adds no ref on create,
+    nor does the current Go ATLAS), so its task directories are counted: one directory read, no task.json opened.
+    (A directory a crashed create left without its task.json counts too; ``doctor`` reports it.) The other stores'
+    refs list every task.
+    """
+    import os
+
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    if not isinstance(store, LocalFiles):
+        return len(ws.tasks)
+    try:
+        with os.scandir(store.workspace_path(ws.name) / "tasks") as entries:
+            return sum(1 for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
 
 
 NameArg = Annotated[
@@ -153,7 +181,7 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """Show a workspace: its fields and its tasks with their current status.
 
     The statuses are read from the tasks themselves (a crashed run shows as interrupted (crashed)), not from the
-    task refs of workspace.json, which are refreshed only on create, delete and a finished task. --json prints
+    task refs of workspace.json, which need not list every task (docs/durability.md). --json prints
     workspace.json as stored.
     """
     from atlas_tasks.cli import _render
@@ -165,8 +193,8 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
         _render.write_json(_render.workspace_document(ws))
         return
     now = datetime.now(UTC)
-    _render.print_workspaces([ws], now)
     tasks = store.list(name)
+    _render.print_workspaces([ws], now, counts=[len(tasks)])
     rows = [(name, task) for task in tasks]
     states = _display.display_states(store, rows, now=now)
     _render.print_workspace_tasks([_display.state_of(states, name, task) for _, task in rows])
