@@ -171,8 +171,14 @@ def edit_refs(
     workspace: str,
     change: Callable[[builtins.list[TaskRef]], bool],
     raw_change: Callable[[builtins.list[dict[str, Any]]], bool] | None = None,
+    *,
+    naming: Iterable[str] | None = None,
 ) -> None:
     """Change the workspace's task refs under its lock; a failure is swallowed (see below).
+
+    ``naming``: the change only touches refs of these task ids, so a document that does not contain any of them
+    (a byte search) is left without being parsed: a delete in a workspace whose legacy refs array is megabytes
+    long pays a read, not a JSON parse, for a task that never had a ref.
 
     The reliability fault campaign wraps this function (looked up on the module at each call) to tell a refs
     update, which may fail after the task's own commit, from the commit itself.
@@ -186,6 +192,9 @@ def edit_refs(
             try:
                 raw = atomic.read(wsd, WORKSPACE_FILE)
             except FileNotFoundError:
+                return
+            # Task ids are plain names (letters, digits, "-", "_", "."): JSON writes them unescaped.
+            if naming is not None and not any(f'"{i}"'.encode() in raw for i in naming):
                 return
             try:
                 patched = patch_workspace_refs(raw, raw_change, utcnow(), path=wsd.child(WORKSPACE_FILE))
@@ -239,7 +248,7 @@ def sync_ref(layout: Layout, workspace: str, task: Task, *, add: bool = True) ->
             refs.append(doc)
         return add
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=None if add else [task.id])
 
 
 def drop_ref(layout: Layout, workspace: str, task_id: str) -> None:
@@ -257,7 +266,7 @@ def drop_ref(layout: Layout, workspace: str, task_id: str) -> None:
         refs[:] = kept
         return changed
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=[task_id])
 
 
 def drop_refs(layout: Layout, workspace: str, task_ids: Iterable[str]) -> None:
@@ -276,7 +285,7 @@ def drop_refs(layout: Layout, workspace: str, task_ids: Iterable[str]) -> None:
         refs[:] = kept
         return changed
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=doomed)
 
 
 __all__ = [
