@@ -2,7 +2,7 @@
 
 Layout (the Go ATLAS's, plus one hidden directory of our own)::
 
-    <home>/workspaces/<ws>/workspace.json            Go format; its task refs are never left wrong (see task_refs)
+    <home>/workspaces/<ws>/workspace.json            Go format; task refs: none added on create by default (task_refs)
     <home>/workspaces/<ws>/tasks/<id>/task.json       the task, replaced atomically and durably
     <home>/workspaces/<ws>/tasks/<id>/task.json.lock  Go's lock file, taken too so Go and Python writers exclude
     <home>/workspaces/<ws>/tasks/<id>/task.log        JSON lines, fsynced per line
@@ -167,7 +167,7 @@ class FileStore(BaseStore):
         go_locks: also take the Go ATLAS's ``task.json.lock`` when writing, so Go writers are excluded too.
         task_refs: which task refs workspace.json keeps (an index for the Go tool; see docs/durability.md).
             ``"existing"`` (default): a create adds none, as the current Go ATLAS, so a create costs the same in a
-            workspace of any size; a ref already there is never left wrong (delete drops it, a terminal status
+            workspace of any size; a ref already there is kept as before (delete drops it, a terminal status
             refreshes it). ``"all"``: every create adds its ref, as the story-era Go ATLAS did, for legacy Go
             tooling that reads them; each create then rewrites workspace.json, which grows with the workspace.
     """

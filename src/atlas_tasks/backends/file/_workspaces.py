@@ -5,9 +5,9 @@ written by temp file + rename. The task refs are only an index for the Go tool: 
 before its ref is written, and ``doctor`` resyncs them (see :mod:`.check`).
 
 Which refs are kept is the store's ``task_refs`` mode (:data:`TASK_REFS`): ``"existing"`` (the default, as the
-current Go ATLAS, which never appends a ref) adds none on create but never leaves one wrong (a delete drops it, a
-task reaching a terminal status refreshes it); ``"all"`` adds one per create, as the story-era Go did, which makes
-every create rewrite a file that grows with the workspace.
+current Go ATLAS, which never appends a ref) adds none on create and keeps the ones there as before (a delete
+drops its task's ref, a task reaching a terminal status refreshes its own); ``"all"`` adds one per create, as the
+story-era Go did, which makes every create rewrite a file that grows with the workspace.
 """
 
 from __future__ import annotations
