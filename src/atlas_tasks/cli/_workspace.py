@@ -118,6 +118,7 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
     workspaces of every store under the home, each with the repository whose store holds it.
     """
     from atlas_tasks.cli import _render
+    from atlas_tasks.views import documents as _documents
 
     sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
     rows: list[tuple[str, Any, Workspace]] = []  # (repository label, store, workspace)
@@ -127,12 +128,11 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
         rows.extend((label, store, ws) for ws in found)
         errors.extend(found.errors)
     workspaces = [ws for _, _, ws in rows]
-    counts = [task_count(store, ws) for _, store, ws in rows]
+    counts = [_documents.workspace_task_count(store, ws) for _, store, ws in rows]
     if as_json:
-        document = _render.workspace_list_document(workspaces, errors)
+        document = _render.workspace_list_document(workspaces, errors, counts)
         if all_repos:  # which store each workspace lives in (repo None: the legacy tree)
             document["stores"] = [{"store": str(store.home), "repo": label or None} for label, store, _ in rows]
-        document["task_counts"] = counts
         _render.write_json(document)
     elif workspaces:
         _render.print_workspaces(
@@ -145,29 +145,6 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
         note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
     for exc in errors:
         warn(exc.message)
-
-
-def task_count(store: Any, ws: Workspace) -> int | None:
-    """How many tasks the workspace holds, for ``workspace list``; None if its tasks directory cannot be read.
-
-    A file store's workspace.json need not list every task (its default ``task_refs`` mode adds no ref on create,
-    nor does the current Go ATLAS), so its task directories are counted: one directory read, no task.json opened.
-    (A directory a crashed create left without its task.json counts too; ``doctor`` reports it.) The other stores'
-    refs list every task.
-    """
-    import os
-
-    from atlas_tasks.store.capabilities import LocalFiles
-
-    if not isinstance(store, LocalFiles):
-        return len(ws.tasks)
-    try:
-        with os.scandir(store.workspace_path(ws.name) / "tasks") as entries:
-            return sum(1 for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return 0
-    except OSError:
-        return None
 
 
 NameArg = Annotated[
