@@ -87,6 +87,13 @@ def sample_task(size: int = 10_000) -> Task:
     return task
 
 
+def seed_task() -> Task:
+    """A small task (~1 KB) to fill a 100,000-task workspace quickly: what a create costs must not depend on it."""
+    task = Task(description="seeded task", template="bugfix", metadata={"repo": "shop"})
+    task.transition(TaskStatus.RUNNING, "started", now=BASE_TIME)
+    return task
+
+
 def small_task() -> Task:
     """A ~2 KB task, for the 100,000-task memory row (the bound does not depend on the size)."""
     return sample_task(2_000)

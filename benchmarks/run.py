@@ -74,7 +74,7 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("pg_update", "pg_get", "pg_list"), bench_postgres.bench_postgres),
     (("peer_put", "peer_get", "peer_list"), bench_peers.bench_sqlite_saver),
     (("peer_diskcache",), bench_peers.bench_diskcache),
-    (("create_big",), bench_reads.bench_create_in_big),
+    (("create_big",), bench_writes.bench_create_big),
     (("one_task_writers",), bench_concurrency.bench_one_task_writers),
     (("throughput",), bench_concurrency.bench_throughput),
     (("cli_cold",), bench_cli.bench_cli_cold_start),
@@ -252,7 +252,9 @@ p90 needs ≥ 10 rounds and p99 ≥ 100 (– otherwise).
 - **Warm-up** rounds are discarded; then rounds run until the round count or the row's time budget.
 - **Workspaces of 10,000 and 100,000 tasks** are seeded by writing task directories directly (copies of one task
   the store created, with new ids and times, and workspace.json listing them), as a Go-written or restored home
-  looks. `update`, `create`, `append_log` use a ~10 KB task (7 steps, 3 results with output).
+  looks. `update`, `create`, `append_log` use a ~10 KB task (7 steps, 3 results with output). `create_big` seeds
+  its own 100,000 tasks (~1 KB each, timestamp ids, workspace.json listing all of them as a legacy home does) and
+  is judged against create in an empty workspace of the same store, interleaved, not against a floor.
 - **save_versioned_artifact** opens a fresh `FileStore` per save on both sides (the per-process version cache is
   cold: a resumed run, a CLI call): the worst case. `versioned_warm` is one process saving versions 1…N.
 - **Concurrency rows** use separate processes (spawn) that warm up and then start together on a barrier.

@@ -10,8 +10,10 @@ Each round takes fresh homes on the file store and one kind of operation, chosen
   BEFORE any repair: every task directory under ``workspaces/<ws>/tasks/`` is whole (its fingerprint unchanged)
   or absent, only eligible tasks (terminal, old, unpinned) may be absent, and ``list``/``get`` show only whole
   tasks. Leftovers in ``.atlas-tasks/trash/`` are allowed (that is the protocol). Then ``doctor --fix`` and a
-  second, full collection: exactly the eligible set is gone, the trash is empty, workspace.json's refs name
-  exactly the task directories, every remaining task is byte-identical, and the doctor finds nothing.
+  second, full collection: exactly the eligible set is gone, the trash is empty, workspace.json's refs follow the
+  store's ``task_refs`` mode (each round picks the mode the tasks are created in and the one doctor runs in: the
+  refs name exactly the task directories if either is "all", else none), every remaining task is byte-identical,
+  and the doctor finds nothing.
 * **import**: a few tasks of a source home are exported to one bundle; a child imports it into a target store
   (which already holds a task of its own), with or without ``as_new_id``, and is SIGKILLed at a random moment.
   Each bundle task in the target is absent, an invisible incomplete directory (no ``task.json``: what the file
@@ -55,6 +57,7 @@ from typing import Any
 from atlas_tasks import FileStore
 from atlas_tasks._codec import decode_task, encode_task
 from atlas_tasks.backends.file._layout import IMPORT_MARKER
+from atlas_tasks.backends.file._workspaces import TASK_REFS, TaskRefs
 from atlas_tasks.errors import (
     AtlasTasksError,
     BundleError,
@@ -233,10 +236,12 @@ class Round:
         os.mkfifo(self.fifo)
 
     # -- building ----------------------------------------------------------------------------------------------------
-    def build(self, home: Path, count: int, *, task_id: str = "") -> tuple[FileStore, set[str]]:
+    def build(
+        self, home: Path, count: int, *, task_id: str = "", task_refs: TaskRefs = "existing"
+    ) -> tuple[FileStore, set[str]]:
         """A store of ``count`` random tasks (the first with ``task_id`` when given); the ids gc may delete
         (terminal, finished long ago, unpinned)."""
-        store = FileStore(home, lock_timeout=30)
+        store = FileStore(home, lock_timeout=30, task_refs=task_refs)
         store.create_workspace(WS)
         eligible: set[str] = set()
         now = utcnow()
@@ -348,7 +353,9 @@ class Round:
     # -- gc ----------------------------------------------------------------------------------------------------------
     def op_gc(self) -> None:
         home = self.root / "home"
-        store, eligible = self.build(home, self.rng.randint(6, 14))
+        made_in, checked_in = self.rng.choice(TASK_REFS), self.rng.choice(TASK_REFS)
+        _, eligible = self.build(home, self.rng.randint(6, 14), task_refs=made_in)
+        store = FileStore(home, lock_timeout=30, task_refs=checked_in)
         tasks = self.tasks_dir(home)
         raw = {t: raw_files(tasks / t) for t in _names(tasks)}
         api = {t: api_view(store, t) for t in raw}
@@ -407,8 +414,12 @@ class Round:
         if trash.exists() and _names(trash):
             self.verdict.add("trash not empty after repair", f"round {self.n} {_names(trash)[:3]}")
         refs = {ref.id for ref in store.get_workspace(WS).tasks}
-        if refs != present:
-            self.verdict.add("workspace refs differ from the task directories", f"round {self.n} {refs ^ present}")
+        expected = present if "all" in (made_in, checked_in) else set()
+        if refs != expected:
+            self.verdict.add(
+                "workspace refs not as the task_refs mode says",
+                f"round {self.n} made {made_in}, checked {checked_in}: {sorted(refs ^ expected)[:3]}",
+            )
         self.check_doctor_clean(store)
 
     # -- import ------------------------------------------------------------------------------------------------------

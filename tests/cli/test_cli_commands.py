@@ -122,15 +122,30 @@ def test_workspace_create_existing_is_an_error_unless_exist_ok(store: Store) -> 
 
 @pytest.mark.stores(*ALL_KINDS)
 def test_workspace_list_json_has_documented_shape(store: Store) -> None:
-    """`workspace list --json` prints {"workspaces": [workspace.json documents], "errors": []}."""
+    """`workspace list --json` prints {"workspaces": [workspace.json documents], "errors": [], "task_counts": [n]}."""
     store.create_workspace("a")
     store.create_workspace("b", branch="main")
+    store.create("b", Task(description="one"))
     result = run(store, "workspace", "list", "--json")
     assert result.exit_code == 0
     document = json.loads(result.stdout)
-    assert list(document) == ["workspaces", "errors"]
+    assert list(document) == ["workspaces", "errors", "task_counts"]
     assert document["workspaces"] == [json.loads(encode_workspace(store.get_workspace(n))) for n in ("a", "b")]
     assert document["errors"] == []
+    assert document["task_counts"] == [0, 1]
+
+
+@pytest.mark.stores("file")
+def test_workspace_list_counts_task_directories_not_refs(store: Store) -> None:
+    """TASKS counts the file store's task directories: tasks without a workspace.json ref count, stale refs do not."""
+    store.create_workspace("ws")
+    for i in range(3):
+        store.create("ws", Task(description=f"t{i}"))
+    path = store.workspace_path("ws") / "workspace.json"  # type: ignore[attr-defined]
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"tasks": [{"id": "task-gone", "status": "pending"}]}))
+    table = run(store, "workspace", "list")
+    assert table.stdout.splitlines()[1].split()[:4] == ["ws", "active", "-", "3"]
+    assert json.loads(run(store, "workspace", "list", "--json").stdout)["task_counts"] == [3]
 
 
 @pytest.mark.stores("file")

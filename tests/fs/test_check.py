@@ -74,7 +74,8 @@ def test_torn_log_cut(store: FileStore, ws: str, task: Task) -> None:
 
 
 def test_refs_resynced(store: FileStore, ws: str, task: Task, home: Path) -> None:
-    """workspace.json refs out of step with the tasks on disk are reported and resynced by fix."""
+    """With task_refs="all", refs out of step with the tasks on disk are reported and resynced by fix."""
+    store = FileStore(home, task_refs="all")
     path = home / "workspaces" / ws / "workspace.json"
     doc = json.loads(path.read_text())
     doc["tasks"] = [{"id": "task-gone", "status": "running"}]
@@ -82,6 +83,18 @@ def test_refs_resynced(store: FileStore, ws: str, task: Task, home: Path) -> Non
     assert kinds(store) == ["missing_ref", "stale_ref"]
     store.check(fix=True)
     assert [r.id for r in store.get_workspace(ws).tasks] == [task.id]
+
+
+def test_stale_ref_dropped_and_no_ref_added_by_default(store: FileStore, ws: str, task: Task, home: Path) -> None:
+    """By default a task without a ref is no finding; a ref naming no task is, and fix drops it (adding none)."""
+    path = home / "workspaces" / ws / "workspace.json"
+    doc = json.loads(path.read_text())
+    doc["tasks"] = [{"id": "task-gone", "status": "running"}]
+    path.write_text(json.dumps(doc))
+    assert kinds(store) == ["stale_ref"]
+    store.check(fix=True)
+    assert store.get_workspace(ws).tasks == []
+    assert kinds(store) == []
 
 
 def test_unfinished_delete_cleaned(store: FileStore, ws: str, task: Task, home: Path) -> None:

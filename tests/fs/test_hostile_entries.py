@@ -84,9 +84,10 @@ def plant(path: Path, kind: str) -> None:
 
 @pytest.fixture
 def pair(store: FileStore, ws: str) -> tuple[str, str]:
-    """Two tasks in ``ws``: (good, victim)."""
-    good = store.create(ws, sample_task(id="task-good"))
-    victim = store.create(ws, sample_task(id="task-victim"))
+    """Two tasks in ``ws``, each with its workspace.json ref (made with task_refs="all"): (good, victim)."""
+    with_refs = FileStore(store.home, task_refs="all")
+    good = with_refs.create(ws, sample_task(id="task-good"))
+    victim = with_refs.create(ws, sample_task(id="task-victim"))
     return good.id, victim.id
 
 

@@ -15,7 +15,8 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def test_refs_kept_in_step_and_identical_to_the_model_encoding(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "home")
+    """With task_refs="all", create/update/delete keep the refs in step, in the model's exact encoding."""
+    store = FileStore(tmp_path / "home", task_refs="all")
     store.create_workspace("ws", metadata={"b": 1, "a": "<x & y>"})
     ids = [store.create("ws", Task(description=f"t{i}", created_at=T0 + timedelta(minutes=i))).id for i in range(3)]
     task = store.get("ws", ids[1])
@@ -40,7 +41,7 @@ def test_unchanged_refs_give_none_and_odd_documents_are_refused() -> None:
 
 def test_delete_many_drops_every_ref_and_summary(tmp_path: Path) -> None:
     """delete_many, which rewrites workspace.json and the summary cache once, leaves them naming only the kept tasks."""
-    store = FileStore(tmp_path / "home")
+    store = FileStore(tmp_path / "home", task_refs="all")
     store.create_workspace("ws")
     ids = [store.create("ws", Task(description=f"t{i}", created_at=T0 + timedelta(minutes=i))).id for i in range(6)]
     store.list_summaries("ws")  # builds the summary cache file

@@ -162,13 +162,21 @@ def test_collision_suffixes_are_three_digits() -> None:
 
 
 def test_workspace_json_stays_go_format(story_home: Path) -> None:
-    """Creating a task in a Go workspace adds a TaskRef and keeps workspace.json's int schema_version."""
-    store = FileStore(story_home)
+    """With task_refs="all", a create in a Go workspace adds a TaskRef and keeps workspace.json's int schema_version."""
+    store = FileStore(story_home, task_refs="all")
     created = store.create("payments", sample_task())
     doc = json.loads((story_home / "workspaces" / "payments" / "workspace.json").read_text())
     assert doc["schema_version"] == 1
     assert created.id in [ref["id"] for ref in doc["tasks"]]
     assert len(doc["tasks"]) == 4
+
+
+def test_default_create_leaves_a_go_workspace_json_untouched(story_home: Path) -> None:
+    """By default a create in a story-era Go workspace leaves its workspace.json (refs and all) byte for byte."""
+    path = story_home / "workspaces" / "payments" / "workspace.json"
+    before = path.read_bytes()
+    FileStore(story_home).create("payments", sample_task())
+    assert path.read_bytes() == before
 
 
 def test_crashed_go_run_is_interrupted_and_resumes(story_home: Path) -> None:
@@ -194,3 +202,34 @@ def test_recently_written_go_run_is_not_called_crashed(story_home: Path) -> None
     task = store.get("payments", "task-20251228-100000-123")
     task.updated_at = utcnow()
     assert not is_interrupted(store, "payments", task)
+
+
+GO_LIST = {  # the task directories each Go era's task store List shows (../shared/formats/atlas-go.md §4)
+    "story": re.compile(r"^task-\d{8}-\d{6}(-\d{3})?$"),
+    "head": re.compile(r"^task-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"),
+}
+
+
+def go_list(home: Path, workspace: str, era: str) -> dict[str, str]:
+    """What the Go ATLAS's List returns, as id -> status: matching directories whose task.json decodes, refs unused."""
+    listed = {}
+    for entry in sorted((home / "workspaces" / workspace / "tasks").iterdir()):
+        if GO_LIST[era].match(entry.name) and (entry / "task.json").is_file():
+            doc = json.loads((entry / "task.json").read_text())
+            listed[doc["id"]] = doc["status"]
+    return listed
+
+
+@pytest.mark.parametrize("task_refs", ["existing", "all"])
+@pytest.mark.parametrize(("era", "workspace"), [("story", "payments"), ("head", "api")])
+def test_go_list_shows_our_new_task_with_or_without_its_ref(
+    story_home: Path, head_home: Path, era: str, workspace: str, task_refs: str
+) -> None:
+    """A task we create in a Go workspace is listed and read by that Go era's List, whether or not it got a ref."""
+    home = story_home if era == "story" else head_home
+    store = FileStore(home, task_refs=task_refs)  # type: ignore[arg-type]
+    before = go_list(home, workspace, era)
+    created = store.create(workspace, sample_task())
+    refs = [r["id"] for r in json.loads((home / "workspaces" / workspace / "workspace.json").read_text())["tasks"]]
+    assert (created.id in refs) == (task_refs == "all")
+    assert go_list(home, workspace, era) == {**before, created.id: "running"}

@@ -336,8 +336,8 @@ def test_doctor_accepts_go_workspaces_without_refs(go_home: Path, repo: Path) ->
 
 
 def test_doctor_still_reports_a_missing_ref_of_our_own_tasks(tmp_path: Path) -> None:
-    """The control: a timestamp-id task missing from a workspace's refs is still a missing_ref finding."""
-    store = FileStore(tmp_path, id_style="timestamp")
+    """The control: with task_refs="all", a timestamp-id task missing from the refs is a missing_ref finding."""
+    store = FileStore(tmp_path, id_style="timestamp", task_refs="all")
     store.create_workspace("ws")
     task = store.create("ws", sample_task())
     path = store.workspace_path("ws") / "workspace.json"

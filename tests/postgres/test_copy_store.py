@@ -21,8 +21,11 @@ SMALL = 10  # tasks per workspace of the small home (2 workspaces), for behaviou
 
 
 def build_home(home: Path, workspaces: int = WORKSPACES, per_workspace: int = PER_WORKSPACE) -> FileStore:
-    """A home of ``workspaces`` workspaces of ``per_workspace`` tasks each: logs, artifacts, updates, odd content."""
-    store = FileStore(home, lock_timeout=30)
+    """A home of ``workspaces`` workspaces of ``per_workspace`` tasks each: logs, artifacts, updates, odd content.
+
+    Made with task_refs="all": its workspace.json lists every task, as an older home does, so the refs a copy
+    carries over can be compared."""
+    store = FileStore(home, lock_timeout=30, task_refs="all")
     base = datetime(2026, 1, 1, tzinfo=UTC)
     for w in range(workspaces):
         ws = f"team-{w}"

@@ -60,9 +60,10 @@ def _log_scenario(store: Store, ws: str) -> list[Any]:
 def test_same_result_as_the_file_store(
     scenario: Callable[[Store, str], Any], pg_store: PostgresStore, tmp_path: Path
 ) -> None:
-    """Workspace refs and logs holding non-object JSON lines come out exactly as the file store gives them."""
+    """Workspace refs and logs holding non-object JSON lines come out exactly as the file store gives them (refs:
+    PostgreSQL keeps one per task, as the file store with task_refs="all")."""
     ws = f"ws-parity-{secrets.token_hex(4)}"
-    assert scenario(pg_store, ws) == scenario(FileStore(tmp_path / "home"), ws)
+    assert scenario(pg_store, ws) == scenario(FileStore(tmp_path / "home", task_refs="all"), ws)
 
 
 # -- ids ----------------------------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ def test_round_trip_file_to_file_is_byte_identical(tmp_path: Path) -> None:
         "exported_at": imported_manifest(tmp_path / "b.tar.gz")["created_at"],
         "original_id": task_id,
     }
-    assert [ref.id for ref in dst.get_workspace("w").tasks] == [task_id]
 
 
 def imported_manifest(path: Path) -> dict[str, object]:

@@ -120,6 +120,6 @@ def test_doctor_removes_the_marker_an_import_killed_after_its_task_json_left(tmp
     dst = FileStore(dst_home)
     assert dst.get("w", task.id).description == task.description
     report = dst.check(fix=True)
-    # The ref in workspace.json comes after the task: the kill left it out too.
-    assert sorted((f.kind, f.fixed) for f in report.findings) == [("import_marker", True), ("missing_ref", True)]
+    # By default an import adds no workspace.json ref (as a create), so the marker is the only leftover.
+    assert sorted((f.kind, f.fixed) for f in report.findings) == [("import_marker", True)]
     assert not dst.check().findings

@@ -271,18 +271,26 @@ def print_rich_list(rows: Sequence[Mapping[str, str]], status_styles: Sequence[s
     out.print(table, width=needed + (description if "DESCRIPTION" in columns else 0))
 
 
-def print_workspaces(workspaces: Sequence[Workspace], now: datetime, *, repos: Sequence[str] | None = None) -> None:
+def print_workspaces(
+    workspaces: Sequence[Workspace],
+    now: datetime,
+    *,
+    repos: Sequence[str] | None = None,
+    counts: Sequence[int | None] | None = None,
+) -> None:
     """The ``workspace list`` table; a REPOSITORY column when a workspace records its git repository (the Go
-    ATLAS's repo-scoped ones do) or ``repos`` (parallel to ``workspaces``: the store each lives in) is given."""
+    ATLAS's repo-scoped ones do) or ``repos`` (parallel to ``workspaces``: the store each lives in) is given.
+    TASKS: ``counts`` (parallel; None shows ``-``), else the number of refs in each workspace.json."""
     shown = list(repos) if repos is not None else [ws.repo_path for ws in workspaces]
+    tally = list(counts) if counts is not None else [len(ws.tasks) for ws in workspaces]
     with_repo = any(shown)
     table = _table("NAME", "STATUS", "BRANCH", "TASKS", "PATH", *(["REPOSITORY"] if with_repo else []), "CREATED")
-    for ws, repo in zip(workspaces, shown, strict=True):
+    for ws, repo, count in zip(workspaces, shown, tally, strict=True):
         table.add_row(
             printable(ws.name),
             _status(ws.status),
             printable(ws.branch) or "-",
-            str(len(ws.tasks)),
+            "-" if count is None else str(count),
             printable(ws.worktree_path or ws.path) or "-",
             *([printable(repo) or "-"] if with_repo else []),
             ago(ws.created_at, now),

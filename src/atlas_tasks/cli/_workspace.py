@@ -118,6 +118,7 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
     workspaces of every store under the home, each with the repository whose store holds it.
     """
     from atlas_tasks.cli import _render
+    from atlas_tasks.views import documents as _documents
 
     sources = every_store(ctx) if all_repos else [("", state(ctx).store())]
     rows: list[tuple[str, Any, Workspace]] = []  # (repository label, store, workspace)
@@ -127,14 +128,18 @@ def list_workspaces(ctx: typer.Context, all_repos: AllReposOpt = False, as_json:
         rows.extend((label, store, ws) for ws in found)
         errors.extend(found.errors)
     workspaces = [ws for _, _, ws in rows]
+    counts = [_documents.workspace_task_count(store, ws) for _, store, ws in rows]
     if as_json:
-        document = _render.workspace_list_document(workspaces, errors)
+        document = _render.workspace_list_document(workspaces, errors, counts)
         if all_repos:  # which store each workspace lives in (repo None: the legacy tree)
             document["stores"] = [{"store": str(store.home), "repo": label or None} for label, store, _ in rows]
         _render.write_json(document)
     elif workspaces:
         _render.print_workspaces(
-            workspaces, datetime.now(UTC), repos=[label for label, _, _ in rows] if all_repos else None
+            workspaces,
+            datetime.now(UTC),
+            repos=[label for label, _, _ in rows] if all_repos else None,
+            counts=counts,
         )
     elif not errors:
         note("no workspaces yet; create one with `atlas-tasks workspace create NAME`")
@@ -153,7 +158,7 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
     """Show a workspace: its fields and its tasks with their current status.
 
     The statuses are read from the tasks themselves (a crashed run shows as interrupted (crashed)), not from the
-    task refs of workspace.json, which are refreshed only on create, delete and a finished task. --json prints
+    task refs of workspace.json, which need not list every task (docs/durability.md). --json prints
     workspace.json as stored.
     """
     from atlas_tasks.cli import _render
@@ -165,8 +170,8 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOpt = False) -> None:
         _render.write_json(_render.workspace_document(ws))
         return
     now = datetime.now(UTC)
-    _render.print_workspaces([ws], now)
     tasks = store.list(name)
+    _render.print_workspaces([ws], now, counts=[len(tasks)])
     rows = [(name, task) for task in tasks]
     states = _display.display_states(store, rows, now=now)
     _render.print_workspace_tasks([_display.state_of(states, name, task) for _, task in rows])

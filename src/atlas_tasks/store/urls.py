@@ -2,6 +2,7 @@
 
     open_store()                                   # $ATLAS_STORE_URL, else the file store in $ATLAS_HOME or ~/.atlas
     open_store("file:///srv/atlas")                # a file store at that home
+    open_store("file:///srv/atlas?task_refs=all")  # the same, keeping a workspace.json ref for every task
     open_store("postgresql://atlas@db:5432/atlas?schema=team")
     open_store("memory://scratch")                 # an in-memory store, shared by name within this process
 
@@ -53,11 +54,12 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
     """Open the store a URL names.
 
     Args:
-        url: ``file:///absolute/path`` for a file store at that home, ``postgresql://…`` (or ``postgres://…``) for
-            PostgreSQL, where a ``schema=NAME`` query parameter picks the PostgreSQL schema (the others go to
-            libpq: ``?sslmode=require``), ``memory://NAME`` for an in-memory store of this process; ``None``:
-            ``$ATLAS_STORE_URL``, and if that is unset or empty the file store at its default home
-            (``$ATLAS_HOME`` or ``~/.atlas``).
+        url: ``file:///absolute/path`` for a file store at that home (``?task_refs=all``: the file store's
+            ``task_refs`` mode, see :class:`~atlas_tasks.backends.file.FileStore`), ``postgresql://…`` (or
+            ``postgres://…``) for PostgreSQL, where a ``schema=NAME`` query parameter picks the PostgreSQL schema
+            (the others go to libpq: ``?sslmode=require``), ``memory://NAME`` for an in-memory store of this
+            process; ``None``: ``$ATLAS_STORE_URL``, and if that is unset or empty the file store at its default
+            home (``$ATLAS_HOME`` or ``~/.atlas``).
         **kwargs: passed to the store's constructor (``lock_timeout``, ``id_style``; ``schema``, ``pool`` … for
             PostgreSQL).
 
@@ -83,18 +85,45 @@ def open_store(url: str | None = None, **kwargs: Any) -> Store:
 
 
 def file_url_path(url: str) -> str:
-    """The directory a ``file:///absolute/path`` URL names.
+    """The directory a ``file:///absolute/path`` URL names (its ``task_refs`` option aside).
 
     Raises:
-        ValueError: a host other than localhost, a relative path, a query or a fragment.
+        ValueError: a host other than localhost, a relative path, a fragment, or a query other than one
+            ``task_refs=existing|all``.
     """
+    return _file_url(url)[0]
+
+
+def _file_url(url: str) -> tuple[str, dict[str, Any]]:
+    """The directory a file URL names and the FileStore keywords its query gives (``task_refs``)."""
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ValueError(f"file store URL {url!r} names a host; use file:///absolute/path (a local directory)")
     path = unquote(parts.path)
-    if not path.startswith("/") or parts.query or parts.fragment:
-        raise ValueError(f"file store URL {url!r} must be file:///absolute/path, without query or fragment")
-    return path
+    if not path.startswith("/") or parts.fragment:
+        raise ValueError(f"file store URL {url!r} must be file:///absolute/path, without a fragment")
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key != "task_refs" for key, _ in params) or len(params) > 1:
+        raise ValueError(
+            f"file store URL {url!r}: the only query a file URL takes is one ?task_refs=existing or ?task_refs=all"
+        )
+    options: dict[str, Any] = {}
+    if params:
+        from atlas_tasks.backends.file._workspaces import check_mode
+
+        try:
+            options["task_refs"] = check_mode(params[0][1])
+        except ValueError:
+            raise ValueError(f"file store URL {url!r}: task_refs must be 'existing' or 'all'") from None
+    return path, options
+
+
+def _open_file_url(url: str, kwargs: dict[str, Any]) -> Store:
+    path, options = _file_url(url)
+    for key, value in options.items():
+        if key in kwargs and kwargs[key] != value:
+            raise ValueError(f"the store URL says {key}={value!r} and the caller {key}={kwargs[key]!r}")
+    return _open_file(path, {**kwargs, **options})
 
 
 def redact(url: str) -> str:
@@ -154,7 +183,7 @@ def _open_memory(url: str, kwargs: dict[str, Any]) -> Store:
     return MemoryStore.named(urlsplit(url).netloc or unquote(urlsplit(url).path.lstrip("/")), **kwargs)
 
 
-register_scheme("file", lambda url, kwargs: _open_file(file_url_path(url), kwargs))
+register_scheme("file", _open_file_url)
 register_scheme("postgresql", _open_postgres)
 register_scheme("postgres", _open_postgres)
 register_scheme("memory", _open_memory)

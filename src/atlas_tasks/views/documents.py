@@ -102,12 +102,44 @@ def task_list_document(workspace: str, tasks: Sequence[Task], errors: Sequence[A
     }
 
 
-def workspace_list_document(workspaces: Sequence[Workspace], errors: Sequence[AtlasTasksError]) -> dict[str, Any]:
-    """``workspace list --json``: ``{"workspaces": [workspace document...], "errors": [workspace error...]}``."""
-    return {
+def workspace_list_document(
+    workspaces: Sequence[Workspace],
+    errors: Sequence[AtlasTasksError],
+    task_counts: Sequence[int | None] | None = None,
+) -> dict[str, Any]:
+    """``workspace list --json``: ``{"workspaces": [workspace document...], "errors": [workspace error...],
+    "task_counts": [n or null...]}`` (``task_counts`` parallel to ``workspaces``, see :func:`workspace_task_count`;
+    left out when not given)."""
+    document: dict[str, Any] = {
         "workspaces": [workspace_document(ws) for ws in workspaces],
         "errors": [workspace_error_document(exc) for exc in errors],
     }
+    if task_counts is not None:
+        document["task_counts"] = list(task_counts)
+    return document
+
+
+def workspace_task_count(store: Any, workspace: Workspace) -> int | None:
+    """How many tasks a workspace holds, for ``workspace list``; None if its tasks directory cannot be read.
+
+    A file store's workspace.json need not list every task (its default ``task_refs`` mode adds no ref on create,
+    nor does the current Go ATLAS), so its task directories are counted: one directory read, no task.json opened.
+    (A directory a crashed create left without its task.json counts too; ``doctor`` reports it.) The other stores'
+    refs list every task.
+    """
+    import os
+
+    from atlas_tasks.store.capabilities import LocalFiles
+
+    if not isinstance(store, LocalFiles):
+        return len(workspace.tasks)
+    try:
+        with os.scandir(store.workspace_path(workspace.name) / "tasks") as entries:
+            return sum(1 for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
 
 
 def artifact_documents(artifacts: Sequence[Artifact]) -> list[dict[str, Any]]:
@@ -190,4 +222,5 @@ __all__ = [
     "workspace_document",
     "workspace_error_document",
     "workspace_list_document",
+    "workspace_task_count",
 ]

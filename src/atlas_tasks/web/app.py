@@ -553,8 +553,10 @@ async def api_reject(request: Request) -> Response:
 
 def api_workspaces(request: Request) -> Response:
     """``workspace list --json``."""
-    found = _dash(request).store.list_workspaces()
-    return json_response(_docs.workspace_list_document(found, found.errors))
+    store = _dash(request).store
+    found = store.list_workspaces()
+    counts = [_docs.workspace_task_count(store, ws) for ws in found]
+    return json_response(_docs.workspace_list_document(found, found.errors, counts))
 
 
 def api_workspace(request: Request) -> Response:

@@ -2,7 +2,7 @@
 
 Layout (the Go ATLAS's, plus one hidden directory of our own)::
 
-    <home>/workspaces/<ws>/workspace.json            Go format; task refs kept in step on create/delete
+    <home>/workspaces/<ws>/workspace.json            Go format; task refs: none added on create by default (task_refs)
     <home>/workspaces/<ws>/tasks/<id>/task.json       the task, replaced atomically and durably
     <home>/workspaces/<ws>/tasks/<id>/task.json.lock  Go's lock file, taken too so Go and Python writers exclude
     <home>/workspaces/<ws>/tasks/<id>/task.log        JSON lines, fsynced per line
@@ -166,6 +166,11 @@ class FileStore(BaseStore):
         id_style: ``"auto"`` (uuid ids in a workspace that already has ``task-<uuid>`` tasks, the current Go
             format; timestamp ids otherwise), ``"timestamp"`` or ``"uuid"``.
         go_locks: also take the Go ATLAS's ``task.json.lock`` when writing, so Go writers are excluded too.
+        task_refs: which task refs workspace.json keeps (an index for the Go tool; see docs/durability.md).
+            ``"existing"`` (default): a create adds none, as the current Go ATLAS, so a create costs the same in a
+            workspace of any size; a ref already there is kept as before (delete drops it, a terminal status
+            refreshes it). ``"all"``: every create adds its ref, as the story-era Go ATLAS did, for legacy Go
+            tooling that reads them; each create then rewrites workspace.json, which grows with the workspace.
     """
 
     #: Tasks per delete_many while a collector holds their leases (one open file each): workspace.json and the
@@ -179,6 +184,7 @@ class FileStore(BaseStore):
         lock_timeout: float = 10.0,
         id_style: IdStyle = "auto",
         go_locks: bool = True,
+        task_refs: _workspaces.TaskRefs = "existing",
     ) -> None:
         if home is None:
             home = os.environ.get("ATLAS_HOME") or Path("~/.atlas").expanduser()
@@ -187,7 +193,10 @@ class FileStore(BaseStore):
             raise ValueError(f"id_style must be 'auto', 'timestamp' or 'uuid', not {id_style!r}")
         self._layout = Layout(self.home, lock_timeout, go_locks)
         self.id_style: IdStyle = id_style
+        self.task_refs: _workspaces.TaskRefs = _workspaces.check_mode(task_refs)
         self._uuid_workspaces: set[str] = set()
+        # workspace -> time.monotonic() of the last scan that found no uuid id in it (see _style_for)
+        self._timestamp_workspaces: dict[str, float] = {}
         self._next_version: dict[tuple[str, ...], int] = {}
         self._summaries = SummaryCache(str(self.home))
         #: The Go home above this store: where the Go ATLAS keeps hook files and its daemon's socket (for a store from
@@ -232,7 +241,7 @@ class FileStore(BaseStore):
         Args:
             repo_path: the repository's directory (any path to it: symlinks are resolved).
             home: the home that holds ``repos/``; default ``$ATLAS_HOME`` or ``~/.atlas``.
-            **kwargs: as for :class:`FileStore` (``lock_timeout``, ``id_style``, ``go_locks``).
+            **kwargs: as for :class:`FileStore` (``lock_timeout``, ``id_style``, ``go_locks``, ``task_refs``).
 
         Raises:
             RepoNotFoundError: ``repo_path`` does not exist or is not a directory.
@@ -246,10 +255,10 @@ class FileStore(BaseStore):
     # ========================================================================= identity and paths (LocalFiles)
     @property
     def url(self) -> str:
-        """``file:///path/to/home``: :func:`atlas_tasks.store.urls.open_store` opens this store again."""
+        """``file:///path/to/home`` (``?task_refs=all`` in that mode): ``open_store`` opens this store again."""
         from atlas_tasks.store.urls import file_url
 
-        return file_url(self.home)
+        return file_url(self.home) + ("?task_refs=all" if self.task_refs == "all" else "")
 
     def workspace_path(self, workspace: str) -> Path:
         """The directory of a workspace."""
@@ -339,14 +348,31 @@ class FileStore(BaseStore):
             # Over a thousand creations within one second in this workspace: wait for the next second.
             time.sleep(1.0 - (time.time() % 1.0))
 
+    #: Seconds a scan that found no uuid id in a workspace stands for this store (see :meth:`_style_for`).
+    style_recheck = 60.0
+
     def _style_for(self, tasks: Dir, workspace: str) -> Literal["timestamp", "uuid"]:
+        """The id form for a new task in ``workspace`` ("auto": uuid once the workspace holds a ``task-<uuid>``).
+
+        Finding out reads the whole tasks directory, O(tasks in the workspace), so its answer is kept: a uuid
+        workspace stays one (ids are never renamed), and "no uuid id" stands for :attr:`style_recheck` seconds.
+        Without that every create in a timestamp workspace paid the scan (~25 ms at 100,000 tasks). The cost of
+        the shortcut: a task the current Go ATLAS adds meanwhile turns our ids to uuid up to a minute late.
+        """
         if self.id_style != "auto":
             return self.id_style
         if workspace in self._uuid_workspaces:
             return "uuid"
+        now = time.monotonic()
+        seen = self._timestamp_workspaces.get(workspace)
+        if seen is not None and now - seen < self.style_recheck:
+            return "timestamp"
         style = resolve_style("auto", (e.name for e in ops.scandir(tasks.fd, tasks.path)))
         if style == "uuid":
             self._uuid_workspaces.add(workspace)
+            self._timestamp_workspaces.pop(workspace, None)
+        else:
+            self._timestamp_workspaces[workspace] = now
         return style
 
     def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
@@ -468,7 +494,8 @@ class FileStore(BaseStore):
     def import_workspace(self, workspace: Workspace, *, replace: bool = False) -> bool:
         """Store a workspace as given (Importable); True if it was not there before.
 
-        The refs are not copied: the file store derives each ref from its task when the task is imported.
+        The refs are not copied: with ``task_refs="all"`` the file store derives each ref from its task when the
+        task is imported; by default imported tasks get none, as created ones.
         """
         N.check_workspace_name(workspace.name)
         doc = workspace.model_copy(update={"tasks": []})
@@ -547,7 +574,8 @@ class FileStore(BaseStore):
         Go ATLAS's ``hook.json``/``HOOK.md``, which it keeps in the task directory when this store's home is its
         home) are written first and task.json last: until task.json exists the directory is no task to any
         reader, so a crash half-way leaves nothing visible (``doctor --fix`` sweeps the directory) and a failure
-        removes it. ``ref`` is ignored: the file store derives the ref from the task, as ``create`` does.
+        removes it. ``ref`` is ignored: the file store derives the ref from the task, as ``create`` does (a new one only
+        with ``task_refs="all"``; an existing ref of the id is refreshed).
         ``replace`` deletes the old task first.
         """
         from atlas_tasks.go_hooks import HOOK_FILES
@@ -600,16 +628,19 @@ class FileStore(BaseStore):
                     ops.rmtree(task_id, tasks.fd, tasks.child(task_id))
                 raise
         new = self.get(workspace, task_id)
-        _workspaces.sync_ref(layout, workspace, new)
+        _workspaces.sync_ref(layout, workspace, new, add=self.task_refs == "all")
         return new
 
     # ============================================================================================== hooks
     def _after_create(self, workspace: str, task: Task) -> None:
-        _workspaces.sync_ref(self._layout, workspace, task)
+        # "existing": nothing to do. A new id has no ref (a delete drops its id's ref), and reading workspace.json
+        # at all would make a create cost grow with the refs a legacy workspace holds.
+        if self.task_refs == "all":
+            _workspaces.sync_ref(self._layout, workspace, task)
 
     def _after_update(self, workspace: str, before: TaskHead, after: Task) -> None:
         if after.status != before.status and is_terminal(after.status):
-            _workspaces.sync_ref(self._layout, workspace, after)
+            _workspaces.sync_ref(self._layout, workspace, after, add=self.task_refs == "all")
 
     def _created_moved(self, workspace: str, task_id: str) -> None:
         self._summaries.drop(workspace)  # list(limit=) orders by the cached created_at

@@ -1,8 +1,13 @@
-"""workspace.json: the workspace document (Go format) and its task refs, a convenience index kept in step.
+"""workspace.json: the workspace document (Go format) and its task refs, an index for the Go tool.
 
 Every change to workspace.json is made under ``workspace.json.lock`` (the lock file the Go ATLAS uses too) and
 written by temp file + rename. The task refs are only an index for the Go tool: a create or delete is committed
 before its ref is written, and ``doctor`` resyncs them (see :mod:`.check`).
+
+Which refs are kept is the store's ``task_refs`` mode (:data:`TASK_REFS`): ``"existing"`` (the default, as the
+current Go ATLAS, which never appends a ref) adds none on create and keeps the ones there as before (a delete
+drops its task's ref, a task reaching a terminal status refreshes its own); ``"all"`` adds one per create, as the
+story-era Go did, which makes every create rewrite a file that grows with the workspace.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from atlas_tasks._codec import decode_workspace, encode_workspace, patch_workspace_refs, ref_document
 from atlas_tasks._fs import atomic, locks, ops
@@ -27,6 +32,18 @@ from atlas_tasks.errors import (
 from atlas_tasks.models import Task, TaskRef, Workspace, utcnow
 from atlas_tasks.store.types import WorkspaceList
 from atlas_tasks.transitions import is_terminal
+
+#: The file store's ``task_refs`` modes (see the module docstring).
+TaskRefs = Literal["existing", "all"]
+TASK_REFS: tuple[TaskRefs, ...] = ("existing", "all")
+
+
+def check_mode(value: str) -> TaskRefs:
+    """``value`` as a ``task_refs`` mode; ValueError naming the choices otherwise."""
+    for mode in TASK_REFS:
+        if value == mode:
+            return mode
+    raise ValueError(f"task_refs must be 'existing' or 'all', not {value!r}")
 
 
 def _lock(layout: Layout, wsd: Dir, name: str) -> contextlib.AbstractContextManager[None]:
@@ -154,8 +171,14 @@ def edit_refs(
     workspace: str,
     change: Callable[[builtins.list[TaskRef]], bool],
     raw_change: Callable[[builtins.list[dict[str, Any]]], bool] | None = None,
+    *,
+    naming: Iterable[str] | None = None,
 ) -> None:
     """Change the workspace's task refs under its lock; a failure is swallowed (see below).
+
+    ``naming``: the change only touches refs of these task ids, so a document that does not contain any of them
+    (a byte search) is left without being parsed: a delete in a workspace whose legacy refs array is megabytes
+    long pays a read, not a JSON parse, for a task that never had a ref.
 
     The reliability fault campaign wraps this function (looked up on the module at each call) to tell a refs
     update, which may fail after the task's own commit, from the commit itself.
@@ -169,6 +192,9 @@ def edit_refs(
             try:
                 raw = atomic.read(wsd, WORKSPACE_FILE)
             except FileNotFoundError:
+                return
+            # Task ids are plain names (letters, digits, "-", "_", "."): JSON writes them unescaped.
+            if naming is not None and not any(f'"{i}"'.encode() in raw for i in naming):
                 return
             try:
                 patched = patch_workspace_refs(raw, raw_change, utcnow(), path=wsd.child(WORKSPACE_FILE))
@@ -185,22 +211,32 @@ def edit_refs(
         atomic.replace(wsd, WORKSPACE_FILE, encode_workspace(ws))
 
 
-def sync_ref(layout: Layout, workspace: str, task: Task) -> None:
-    """Record ``task`` (id, status, times) in the workspace's refs, replacing its old ref."""
-    ref = TaskRef(
+def ref_of(task: Task) -> TaskRef:
+    """The ref that records ``task``: id, status, times."""
+    return TaskRef(
         id=task.id,
         status=str(task.status),
         started_at=task.created_at,
         completed_at=task.completed_at if is_terminal(task.status) else None,
     )
 
+
+def sync_ref(layout: Layout, workspace: str, task: Task, *, add: bool = True) -> None:
+    """Record ``task`` (id, status, times) in the workspace's refs, replacing its old ref.
+
+    Without ``add`` only a ref the task already has is refreshed; a task without one gets none (the
+    ``"existing"`` mode), and workspace.json is not rewritten.
+    """
+    ref = ref_of(task)
+
     def change(refs: builtins.list[TaskRef]) -> bool:
         for i, old in enumerate(refs):
             if old.id == task.id:
                 refs[i] = ref
                 return True
-        refs.append(ref)
-        return True
+        if add:
+            refs.append(ref)
+        return add
 
     def raw_change(refs: builtins.list[dict[str, Any]]) -> bool:
         doc = ref_document(ref)
@@ -208,10 +244,11 @@ def sync_ref(layout: Layout, workspace: str, task: Task) -> None:
             if old.get("id") == task.id:
                 refs[i] = doc
                 return True
-        refs.append(doc)
-        return True
+        if add:
+            refs.append(doc)
+        return add
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=None if add else [task.id])
 
 
 def drop_ref(layout: Layout, workspace: str, task_id: str) -> None:
@@ -229,7 +266,7 @@ def drop_ref(layout: Layout, workspace: str, task_id: str) -> None:
         refs[:] = kept
         return changed
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=[task_id])
 
 
 def drop_refs(layout: Layout, workspace: str, task_ids: Iterable[str]) -> None:
@@ -248,7 +285,21 @@ def drop_refs(layout: Layout, workspace: str, task_ids: Iterable[str]) -> None:
         refs[:] = kept
         return changed
 
-    edit_refs(layout, workspace, change, raw_change)
+    edit_refs(layout, workspace, change, raw_change, naming=doomed)
 
 
-__all__ = ["drop_ref", "drop_refs", "edit", "edit_refs", "get", "insert", "list_all", "read", "sync_ref"]
+__all__ = [
+    "TASK_REFS",
+    "TaskRefs",
+    "check_mode",
+    "drop_ref",
+    "drop_refs",
+    "edit",
+    "edit_refs",
+    "get",
+    "insert",
+    "list_all",
+    "read",
+    "ref_of",
+    "sync_ref",
+]

@@ -25,9 +25,12 @@ It finds what a crash or a hand edit can leave behind and, with ``fix=True``, re
 * ``retired_id_in_use``: a task under a tombstoned id that is another task (another ``created_at``), written by a
   tool that does not know tombstones (the Go ATLAS). Reported only: a person decides.
 * ``trash``: a task parked in ``.atlas-tasks/trash`` by a delete that crashed. Fix: removed (the delete was under way).
-* ``stale_ref`` / ``missing_ref``: workspace.json task refs out of step with the tasks on disk. Fix: refs resynced.
-  A workspace with no refs at all whose tasks have the current Go's ``task-<uuid>`` ids is the Go tool's own
-  (it never records refs): no ``missing_ref`` there.
+* ``stale_ref``: a workspace.json task ref naming a task that does not exist (a delete killed before it dropped the
+  ref, or a hand edit). Fix: the ref is dropped (and, with ``task_refs="all"``, the missing ones added).
+* ``missing_ref``: only in the store's ``task_refs="all"`` mode, a task with no ref. Fix: refs resynced. The default
+  mode adds no ref on create, so a task without one is not out of step. Even in "all" mode, a workspace with no
+  refs at all whose tasks have the current Go's ``task-<uuid>`` ids is the Go tool's own (it never records refs):
+  no ``missing_ref`` there.
 """
 
 from __future__ import annotations
@@ -387,8 +390,10 @@ def _check_refs(
     ref_ids = {r.id for r in ws.tasks}
     stale = sorted(ref_ids - set(on_disk))
     missing = sorted(i for i, t in on_disk.items() if t is not None and i not in ref_ids)
-    if not ref_ids and all(UUID_ID_RE.fullmatch(i) for i in missing):
-        missing = []  # the current Go ATLAS never records refs (its `tasks` stays []): nothing is out of step
+    if store.task_refs != "all" or (not ref_ids and all(UUID_ID_RE.fullmatch(i) for i in missing)):
+        # Not out of step: the default mode adds no ref on create, and the current Go ATLAS never records refs
+        # (its `tasks` stays []).
+        missing = []
     findings = [
         Finding(
             "stale_ref",
