@@ -83,7 +83,10 @@ def _ws() -> str:
 def _keeps_every_ref(store: Store) -> bool:
     """Whether the store's workspace refs list every task: all stores but a file store in its default
     ``task_refs="existing"`` mode, which (as the current Go ATLAS) adds no ref on create."""
-    return getattr(store, "task_refs", "all") == "all"
+    # Told by the URL, which carries the mode (file:///…?task_refs=all), so a wrapper of a file store (the async
+    # store's sync facade) answers as the store it wraps.
+    url = store.url
+    return not url.startswith("file:") or "task_refs=all" in url
 
 
 def sample_task(**overrides: Any) -> Task:
