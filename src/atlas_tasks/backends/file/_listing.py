@@ -236,11 +236,15 @@ def list_newest(layout: Layout, cache: SummaryCache, workspace: str, limit: int)
             return TaskList()
         with tasks:
             cached = cache.load(workspace)
-            inodes = {e.name: e.inode() for e in ops.scandir(tasks.fd, tasks.path) if e.name[0] != "."}
             result = TaskList()
-            order = cache.order(workspace, inodes, cached)
+            # Taken before the scan: a name added or removed after it changes the directory's stamp.
+            dir_stamp = cache_format.settled_dir_stamp(ops.fstat(tasks.fd), cache.clock())
+            order = cache.order_unchanged(workspace, dir_stamp, cached)
+            if order is None:
+                inodes = {e.name: e.inode() for e in ops.scandir(tasks.fd, tasks.path) if e.name[0] != "."}
+                order = cache.order(workspace, inodes, cached)
             if order is not None:
-                keys, unreadable = order
+                keys, unreadable, inodes = order
                 for name in unreadable:  # never cached: classified again, as list() would
                     outcome = _summary_entry(layout, tasks, workspace, name, inodes[name])
                     if isinstance(outcome, AtlasTasksError):
@@ -267,7 +271,7 @@ def list_newest(layout: Layout, cache: SummaryCache, workspace: str, limit: int)
                 cache.save(workspace, fresh)
             else:
                 fresh = cached  # the object load() hands out while the file is unchanged
-            cache.remember_order(workspace, inodes, fresh, keys, unreadable)
+            cache.remember_order(workspace, inodes, fresh, keys, unreadable, dir_stamp)
             return _read_newest(layout, cache, tasks, workspace, keys, limit, result)
 
 

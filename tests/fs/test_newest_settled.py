@@ -1,0 +1,115 @@
+"""list(limit=) skips listing the tasks directory while its stamp is settled, and still sees every change."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from atlas_tasks import FileStore, Task
+from atlas_tasks._fs import ops
+from atlas_tasks.backends.file import _summary_cache
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+#: A clock this far ahead makes every stamp on disk look settled (an injected fake clock).
+AHEAD_NS = 60 * 1_000_000_000
+
+
+def _store(home: Path, n: int = 5) -> tuple[FileStore, list[str]]:
+    store = FileStore(home, id_style="uuid")
+    store.create_workspace("ws")
+    ids = [store.create("ws", Task(description=f"t{i}", created_at=T0 + timedelta(minutes=i))).id for i in range(n)]
+    return store, ids
+
+
+def _settled(store: FileStore) -> FileStore:
+    """The store, its clock set a minute ahead: the tasks directory's last change looks long past."""
+    store._summaries.clock = lambda: time.time_ns() + AHEAD_NS
+    return store
+
+
+@contextmanager
+def _scans() -> Iterator[list[str]]:
+    seen: list[str] = []
+    previous = ops.set_hook(lambda op, path: seen.append(path) if op == "scandir" else None)
+    try:
+        yield seen
+    finally:
+        ops.set_hook(previous)
+
+
+def _newest(store: FileStore, n: int = 2) -> list[str]:
+    return [t.id for t in store.list("ws", limit=n)]
+
+
+def test_a_settled_workspace_is_not_listed_again(tmp_path: Path) -> None:
+    """Once its order is known, a newest-N listing of an unchanged, settled workspace lists no directory."""
+    store, ids = _store(tmp_path / "home")
+    _settled(store)
+    assert _newest(store) == [ids[4], ids[3]]
+    with _scans() as seen:
+        assert _newest(store) == [ids[4], ids[3]]
+    assert not [path for path in seen if path.endswith("/tasks")]
+
+
+def test_a_task_created_by_another_store_is_listed_at_once(tmp_path: Path) -> None:
+    """A task another process creates changes the tasks directory's stamp: the next newest-N listing shows it."""
+    store, ids = _store(tmp_path / "home")
+    _settled(store)
+    assert _newest(store) == [ids[4], ids[3]]
+    other = FileStore(tmp_path / "home", id_style="uuid")
+    newer = other.create("ws", Task(description="newer", created_at=T0 + timedelta(hours=1))).id
+    assert _newest(store) == [newer, ids[4]]
+
+
+def test_a_task_deleted_by_another_store_leaves_the_listing(tmp_path: Path) -> None:
+    """A task another process deletes is gone from the next newest-N listing."""
+    store, ids = _store(tmp_path / "home")
+    _settled(store)
+    assert _newest(store) == [ids[4], ids[3]]
+    FileStore(tmp_path / "home").delete("ws", ids[4])
+    assert _newest(store) == [ids[3], ids[2]]
+
+
+def test_a_task_directory_moved_in_by_hand_is_listed(tmp_path: Path) -> None:
+    """A task directory renamed into tasks/ (a restore, the Go ATLAS) is seen by the next newest-N listing."""
+    store, ids = _store(tmp_path / "home")
+    _settled(store)
+    assert _newest(store) == [ids[4], ids[3]]
+    source = store.task_path("ws", ids[0]) / "task.json"
+    doc = json.loads(source.read_bytes())
+    doc["id"], doc["created_at"] = "task-restored", "2025-04-01T00:00:00Z"
+    staging = tmp_path / "home" / "workspaces" / "ws" / "staging"
+    staging.mkdir()
+    (staging / "task.json").write_text(json.dumps(doc))
+    os.rename(staging, store.task_path("ws", "task-restored"))
+    assert _newest(store) == ["task-restored", ids[4]]
+
+
+def test_a_stamp_is_trusted_only_once_settled() -> None:
+    """A directory changed within the last two seconds gives no stamp (a change in the same clock tick would not
+    show in it); an older one does."""
+    st = os.stat(".")
+    changed = max(st.st_ctime_ns, st.st_mtime_ns)
+    assert _summary_cache.settled_dir_stamp(st, changed + 1_000_000) is None
+    assert _summary_cache.settled_dir_stamp(st, changed + _summary_cache.SETTLED_AFTER_NS - 1) is None
+    stamp = _summary_cache.settled_dir_stamp(st, changed + _summary_cache.SETTLED_AFTER_NS + 1)
+    assert stamp == (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+def test_tasks_written_right_after_a_listing_are_always_seen(tmp_path: Path) -> None:
+    """With the real clock, a task directory written by hand just after a listing (no fsync: often within the same
+    clock tick as the listing's stamp) is in the next listing, every time."""
+    store, ids = _store(tmp_path / "home", n=1)
+    doc = json.loads((store.task_path("ws", ids[0]) / "task.json").read_bytes())
+    for i in range(100):
+        _newest(store, 1)
+        task_id = f"task-hand-{i:03d}"
+        doc["id"], doc["created_at"] = task_id, f"2025-04-01T00:{i // 60:02d}:{i % 60:02d}Z"
+        store.task_path("ws", task_id).mkdir()
+        (store.task_path("ws", task_id) / "task.json").write_text(json.dumps(doc))
+        assert _newest(store, 1) == [task_id], f"round {i}"
