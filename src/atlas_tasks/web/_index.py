@@ -11,9 +11,10 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from atlas_tasks import names as N
 from atlas_tasks.errors import (
@@ -22,7 +23,8 @@ from atlas_tasks.errors import (
     SchemaVersionError,
     TaskNotFoundError,
 )
-from atlas_tasks.store import TaskList
+from atlas_tasks.runs import ACTIVE_STATUSES
+from atlas_tasks.store import SummaryList, TaskList, TaskSummary
 from atlas_tasks.store.capabilities import ChangeStamps
 
 if TYPE_CHECKING:
@@ -63,6 +65,86 @@ class TaskIndex(Protocol):
         ...
 
 
+@runtime_checkable
+class PagedIndex(TaskIndex, Protocol):
+    """An index whose listing pages are built from summaries: only the tasks a page shows, and the running ones
+    (whose crash flags need the full task), are read in full."""
+
+    def overview(self, workspace: str) -> Overview:
+        """The workspace's summaries, newest first, and what every page of it needs."""
+        ...
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """The full task of a listed summary (None if it was deleted since)."""
+        ...
+
+
+#: Statuses (as stored text) whose tasks may be crashed runs.
+ACTIVE_TEXT = frozenset(str(status) for status in ACTIVE_STATUSES)
+#: At most this many full tasks kept for pages (the shown rows and the running tasks); more clears the cache.
+MAX_FULL_TASKS = 20_000
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One workspace's listing as summaries, with what the pages derive from it (computed once per listing).
+
+    Attributes:
+        summaries: Newest first, with ``.errors`` (the unreadable tasks).
+        statuses: How many summaries have each stored status.
+        active: The running/validating summaries (the candidates for a crashed run), newest first.
+    """
+
+    summaries: SummaryList
+    statuses: Counter[str]
+    active: list[TaskSummary]
+
+
+class SummaryPages:
+    """Listing pages from ``store.list_summaries``: every request lists summaries (the file store checks each
+    task.json's stamp against its summary cache), and reads in full only the tasks a page shows and the running ones,
+    each once per version (a task is read again when its summary changes)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._overviews: dict[str, Overview] = {}
+        self._full: dict[tuple[str, str], tuple[TaskSummary, Task]] = {}
+
+    def overview(self, workspace: str) -> Overview:
+        """The summaries of a workspace; when they are the same as last time, the same overview (nothing recounted)."""
+        found = self.store.list_summaries(workspace)
+        with self._lock:
+            last = self._overviews.get(workspace)
+        # Comparing lists of the very same summary objects is a pointer check each (the file store hands the same
+        # objects back while nothing changed); errors are new objects every time, so a listing with errors is new.
+        if last is not None and not found.errors and not last.summaries.errors and last.summaries == found:
+            return last
+        overview = Overview(
+            summaries=found,
+            statuses=Counter(summary.status for summary in found),
+            active=[summary for summary in found if summary.status in ACTIVE_TEXT],
+        )
+        with self._lock:
+            self._overviews[workspace] = overview
+        return overview
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """The task of ``summary``, read once per version of its summary."""
+        key = (workspace, summary.id)
+        with self._lock:
+            known = self._full.get(key)
+        if known is not None and known[0] == summary:
+            return known[1]
+        item = _load_one(self.store, workspace, summary.id)
+        if item is not None and not isinstance(item, AtlasTasksError):
+            with self._lock:
+                if len(self._full) >= MAX_FULL_TASKS:
+                    self._full.clear()
+                self._full[key] = (summary, item)
+        return item
+
+
 def reread_unchanged(store: Store, workspace: str, task: Task) -> bool:
     """Whether the store still holds this revision of the task (one read)."""
     try:
@@ -100,6 +182,15 @@ class SummaryTaskIndex:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, dict[str, tuple[object, Task]]] = {}
+        self._pages = SummaryPages(store)
+
+    def overview(self, workspace: str) -> Overview:
+        """:meth:`SummaryPages.overview`."""
+        return self._pages.overview(workspace)
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """:meth:`SummaryPages.task_for`."""
+        return self._pages.task_for(workspace, summary)
 
     def workspace_names(self) -> list[str]:
         """The names of the readable workspaces, sorted."""
@@ -155,6 +246,16 @@ class StampTaskIndex:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
+        self._pages = SummaryPages(store)
+
+    def overview(self, workspace: str) -> Overview:
+        """:meth:`SummaryPages.overview` (the listing pages; :meth:`tasks` is for the full ``/api/tasks`` document)."""
+        N.check_workspace_name(workspace)
+        return self._pages.overview(workspace)
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """:meth:`SummaryPages.task_for`."""
+        return self._pages.task_for(workspace, summary)
 
     def workspace_names(self) -> list[str]:
         """The workspaces' names, sorted (no workspace document is decoded)."""
@@ -232,10 +333,15 @@ def index_for(store: Store) -> TaskIndex:
 
 
 __all__ = [
+    "ACTIVE_TEXT",
     "FULL_RELOAD_AFTER",
+    "MAX_FULL_TASKS",
     "FileTaskIndex",
+    "Overview",
+    "PagedIndex",
     "StampTaskIndex",
     "StoreTaskIndex",
+    "SummaryPages",
     "SummaryTaskIndex",
     "TaskIndex",
     "index_for",

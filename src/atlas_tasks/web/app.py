@@ -108,10 +108,11 @@ class Dashboard:
             close()
 
     def warm_up(self) -> None:
-        """Read every workspace's tasks once, so the first listing a person opens costs no full read."""
+        """Build every workspace's first listing page once, so the first page a person opens finds its index warm
+        (summaries loaded, the running tasks and the newest page read)."""
         try:
             for name in self.index.workspace_names():
-                self.index.tasks(name)
+                _views.task_list_page(self.index, self.store, name)
         except (AtlasTasksError, OSError) as exc:  # the pages will show the problem; warming is only an optimisation
             log.warning("warming up the task index failed: %s", exc)
 

@@ -189,7 +189,12 @@ def _summary_entry(
 
 
 def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> SummaryList:
-    """See :meth:`atlas_tasks.backends.file.FileStore.list_summaries`."""
+    """See :meth:`atlas_tasks.backends.file.FileStore.list_summaries`.
+
+    Every task.json is ``stat``ed and its stamp compared with its cache entry's; a task whose stamp differs (or that
+    has no entry) is read. When nothing was read and the entries are the very ones the last listing was built from,
+    that listing's order and summaries are handed out again (sorting 100,000 summaries costs more than the check).
+    """
     result = SummaryList()
     with layout.ws_dir(workspace) as wsd:
         try:
@@ -198,32 +203,48 @@ def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> Summa
             return result
         with tasks, gc_paused():
             cached = cache.load(workspace)
+            stamps = cache.stamps(workspace, cached)
             fresh: dict[str, builtins.list[Any]] = {}
+            read: builtins.list[TaskSummary] = []
+            stat, fd = os.stat, tasks.fd
             for entry in ops.scandir(tasks.fd, tasks.path):
                 name = entry.name
                 if name.startswith("."):
                     continue
-                item = cached.get(name)
-                if item is not None and entry.is_dir(follow_symlinks=False):
+                known = stamps.get(name)
+                if known is not None and entry.is_dir(follow_symlinks=False):
                     try:
-                        st = os.stat(f"{name}/{TASK_FILE}", dir_fd=tasks.fd, follow_symlinks=False)
+                        st = stat(f"{name}/{TASK_FILE}", dir_fd=fd, follow_symlinks=False)
                     except OSError:
                         pass
                     else:
-                        if cache_format.stamp_of(entry.inode(), st) == tuple(item[:6]):
-                            fresh[name] = item
-                            result.append(cache.summary(workspace, name, item))
+                        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known:
+                            fresh[name] = cached[name]
                             continue
                 outcome = _summary_entry(layout, tasks, workspace, name, entry.inode())
                 if isinstance(outcome, AtlasTasksError):
                     result.errors.append(outcome)
                 elif outcome is not None:
-                    result.append(outcome[0])
+                    read.append(outcome[0])
                     fresh[name] = outcome[1]
                     cache.remember(workspace, name, outcome[1], outcome[0])
-            result.sort(key=newest_first_key, reverse=True)
-    if fresh != cached:
-        cache.save(workspace, fresh)
+            last = cache.last_listing(workspace, cached)
+            if not read and last is not None and len(fresh) == len(cached):
+                # Every entry validated, and there are as many as the last listing had: the same tasks.
+                result.extend(last)
+                return result
+            # The cache file keeps its entries newest first: in that order the sort below is one linear pass.
+            ordered = {name: fresh[name] for name in cached if name in fresh}
+            ordered.update(fresh)
+            keyed = [(cache_format.sort_key(item, name), name, item) for name, item in ordered.items()]
+            keyed.sort(reverse=True)
+            result.extend(cache.summary(workspace, name, item) for _, name, item in keyed)
+    final = cached
+    if fresh != cached or list(cached) != [name for _, name, _ in keyed]:
+        final = {name: item for _, name, item in keyed}
+        cache.save(workspace, final)
+    if not result.errors:
+        cache.remember_listing(workspace, final, result)
     return result
 
 
@@ -268,6 +289,7 @@ def list_newest(layout: Layout, cache: SummaryCache, workspace: str, limit: int)
                 keys.append(cache_format.sort_key(item, name))
             keys.sort(reverse=True)
             if fresh != cached:
+                fresh = {name: fresh[name] for _, name in keys}  # saved newest first, as list_summaries saves
                 cache.save(workspace, fresh)
             else:
                 fresh = cached  # the object load() hands out while the file is unchanged

@@ -138,6 +138,10 @@ class SummaryCache:
         self._memory: dict[str, tuple[tuple[int, int, int, int], dict[str, list[Any]]]] = {}
         # workspace -> name -> (the entry, the TaskSummary built from it): summaries are frozen, so shared.
         self._built: dict[str, dict[str, tuple[list[Any], TaskSummary]]] = {}
+        # workspace -> (the entries, each one's stamp as a tuple): built once per entries object
+        self._stamps: dict[str, tuple[dict[str, list[Any]], dict[str, Stamp]]] = {}
+        # workspace -> (the entries, the summaries list_summaries built from exactly them, newest first)
+        self._listing: dict[str, tuple[dict[str, list[Any]], list[TaskSummary]]] = {}
         # workspace -> the last newest-first order and what it was computed from
         self._order: dict[str, _Order] = {}
 
@@ -150,6 +154,28 @@ class SummaryCache:
         summary = summary_of(entry, workspace)
         built[name] = (entry, summary)
         return summary
+
+    def stamps(self, workspace: str, entries: dict[str, list[Any]]) -> dict[str, Stamp]:
+        """Each entry's stamp as a tuple (what a stat is compared with), built once per entries object."""
+        with self._lock:
+            known = self._stamps.get(workspace)
+        if known is not None and known[0] is entries:
+            return known[1]
+        stamps: dict[str, Stamp] = {name: tuple(entry[:_STAMP_LEN]) for name, entry in entries.items()}
+        with self._lock:
+            self._stamps[workspace] = (entries, stamps)
+        return stamps
+
+    def last_listing(self, workspace: str, entries: dict[str, list[Any]]) -> list[TaskSummary] | None:
+        """The summaries (newest first) the last listing built from exactly these entries, if it was built so."""
+        with self._lock:
+            known = self._listing.get(workspace)
+        return known[1] if known is not None and known[0] is entries else None
+
+    def remember_listing(self, workspace: str, entries: dict[str, list[Any]], summaries: list[TaskSummary]) -> None:
+        """Keep a listing built from ``entries`` (every task readable), as :meth:`last_listing` gives it back."""
+        with self._lock:
+            self._listing[workspace] = (entries, list(summaries))
 
     def remember(self, workspace: str, name: str, entry: list[Any], summary: TaskSummary) -> None:
         """Keep a summary just read with its new entry."""
@@ -268,6 +294,8 @@ class SummaryCache:
             self._memory.pop(workspace, None)
             self._order.pop(workspace, None)
             self._built.pop(workspace, None)
+            self._listing.pop(workspace, None)
+            self._stamps.pop(workspace, None)
         with contextlib.suppress(OSError, ValueError), self._dir(create=False) as d:
             ops.unlink(f"{workspace}.json", d.fd, d.child(f"{workspace}.json"))
 
