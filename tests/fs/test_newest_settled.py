@@ -1,4 +1,5 @@
-"""list(limit=) skips listing the tasks directory while its stamp is settled, and still sees every change."""
+"""Listings that skip work while nothing changed (newest-N without a scan, summaries handed back) still see every
+change."""
 
 from __future__ import annotations
 
@@ -113,3 +114,43 @@ def test_tasks_written_right_after_a_listing_are_always_seen(tmp_path: Path) -> 
         store.task_path("ws", task_id).mkdir()
         (store.task_path("ws", task_id) / "task.json").write_text(json.dumps(doc))
         assert _newest(store, 1) == [task_id], f"round {i}"
+
+
+def _summaries(store: FileStore) -> dict[str, tuple[str, str]]:
+    return {s.id: (s.status, s.description) for s in store.list_summaries("ws")}
+
+
+def test_a_repeated_summary_listing_still_sees_another_stores_update(tmp_path: Path) -> None:
+    """After two listings (the second handed back from memory), an update through another store shows in the next."""
+    store, ids = _store(tmp_path / "home")
+    first = _summaries(store)
+    assert _summaries(store) == first
+    FileStore(tmp_path / "home").modify("ws", ids[2], lambda t: setattr(t, "description", "elsewhere"))
+    assert _summaries(store)[ids[2]] == ("pending", "elsewhere")
+
+
+def test_a_repeated_summary_listing_sees_tasks_written_behind_the_store(tmp_path: Path) -> None:
+    """A task.json replaced by rename and a task directory added by hand (the Go ATLAS's ways) show after warm
+    listings."""
+    store, ids = _store(tmp_path / "home")
+    _summaries(store)
+    _summaries(store)
+    path = store.task_path("ws", ids[0]) / "task.json"
+    doc = json.loads(path.read_bytes())
+    doc["description"] = "written by Go"
+    (path.parent / ".go.tmp").write_text(json.dumps(doc))
+    os.replace(path.parent / ".go.tmp", path)
+    doc["id"] = "task-by-hand"
+    store.task_path("ws", "task-by-hand").mkdir()
+    (store.task_path("ws", "task-by-hand") / "task.json").write_text(json.dumps(doc))
+    seen = _summaries(store)
+    assert seen[ids[0]][1] == "written by Go" and "task-by-hand" in seen and len(seen) == 6
+
+
+def test_the_cache_file_is_kept_newest_first(tmp_path: Path) -> None:
+    """The cache file's entries are in listing order, so a fresh process sorts an already sorted list."""
+    store, ids = _store(tmp_path / "home")
+    store.reindex("ws")
+    cache = store.home / ".atlas-tasks" / "summaries" / "ws.json"
+    assert list(json.loads(cache.read_bytes())["tasks"]) == ids[::-1]
+    assert [s.id for s in FileStore(tmp_path / "home").list_summaries("ws")] == ids[::-1]
