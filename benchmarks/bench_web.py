@@ -1,9 +1,13 @@
-"""The dashboard: the task list page of a 10,000-task workspace, first page, rendered server-side.
+"""The dashboard: the task list page of a 10,000- and a 100,000-task workspace, first page, rendered server-side.
 
 The application is ``atlas_tasks.web.create_app(store)`` driven in-process by Starlette's TestClient (no network,
-no browser): what is timed is routing, the listing (the dashboard's task index), filtering, paging and the
-template. The first request of a fresh application pays for reading every task once (reported as "cold"); the row
-is about the requests after it, which only check each task.json for changes.
+no browser): what is timed is routing, the listing (the dashboard's summaries), counting, filtering, paging and
+the template. Pages are built from ``list_summaries`` (one stat per task against the summary cache) and read in
+full only the page's rows and the running tasks (whose crash flags need them). The first request of a fresh
+application is reported beside the warm median; for 100,000 tasks it is a freshly started process (a real
+restart: nothing of this process's caches helps it). The 10,000-task workspace holds only mid-run tasks (10,000
+crashed runs, all read in full on the first request); the 100,000-task one is a workspace in long use: completed
+tasks with 1 in 100 a crashed run.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks._harness import ERROR, SKIPPED, Context, Row, Stats, fmt_time, measure
-from benchmarks.bench_reads import HUGE_ACTIVE_EVERY, big_workspace, huge_workspace
+from benchmarks.bench_reads import HUGE_ACTIVE_EVERY, big_workspace, huge_workspace, stat_all_tasks
 
 REPO = Path(__file__).resolve().parent.parent
 COLD_LIMIT = 3.0
@@ -77,8 +81,8 @@ def bench_dashboard(ctx: Context) -> Row:
     )
     row.ours = stats["page"]
     row.ref = Stats.of([cold])
-    row.ref_label = "first request of a fresh app (reads every task once)"
-    row.ref_text = f"cold {fmt_time(cold)} (first request of a fresh app: reads every task once)"
+    row.ref_label = "first request of a fresh app (every task here is a crashed run, so each is read once)"
+    row.ref_text = f"cold {fmt_time(cold)} (first request of a fresh app: every task here is running, read once)"
     row.met = row.ours.median <= LIMIT
     row.note = f"GET {url}, {sizes[-1] / 1000:.0f} KB of HTML"
     ctx.maybe_profile(row, page, calls=s.rounds(10))
@@ -141,16 +145,27 @@ def bench_dashboard_huge(ctx: Context) -> Row:
         response = client.get(url)
         sizes.append(len(response.content))
 
+    def floor() -> None:
+        stat_all_tasks(huge.tasks_dir)
+
     s = ctx.scale
     stats = measure(
-        {"page": page}, rounds=s.rounds(20), warmup=s.warmup(1), min_rounds=s.rounds(5), budget=s.budget(10)
+        {"page": page, "floor": floor},
+        rounds=s.rounds(20),
+        warmup=s.warmup(1),
+        min_rounds=s.rounds(5),
+        budget=s.budget(12),
     )
     row.ours = stats["page"]
     row.ref = Stats.of([cold_seconds])
     row.ref_label = "a freshly started server's first page (another process, summary cache on disk)"
     row.ref_text = f"fresh server {fmt_time(cold_seconds)} (another process: create_app + first page)"
     row.met = row.ours.median <= LIMIT and cold_seconds <= COLD_LIMIT
-    row.note = f"GET {url}, {sizes[-1] / 1000:.0f} KB of HTML"
+    # The least a page that is exact about every task's status does per request: stat every task.json.
+    row.note = (
+        f"GET {url}, {sizes[-1] / 1000:.0f} KB of HTML; the same run's raw scandir + stat of every task.json "
+        f"{fmt_time(stats['floor'].median)} ({row.ours.median / stats['floor'].median:.2f}× of it)"
+    )
     ctx.maybe_profile(row, page, calls=s.rounds(3))
     client.close()
     return row
