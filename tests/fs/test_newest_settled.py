@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,3 +155,12 @@ def test_the_cache_file_is_kept_newest_first(tmp_path: Path) -> None:
     cache = store.home / ".atlas-tasks" / "summaries" / "ws.json"
     assert list(json.loads(cache.read_bytes())["tasks"]) == ids[::-1]
     assert [s.id for s in FileStore(tmp_path / "home").list_summaries("ws")] == ids[::-1]
+
+
+def test_a_repeated_summary_listing_sees_a_task_directory_removed_by_hand(tmp_path: Path) -> None:
+    """A task directory removed behind the store (no cache update) is gone from the next warm listing."""
+    store, ids = _store(tmp_path / "home")
+    _summaries(store)
+    _summaries(store)
+    shutil.rmtree(store.task_path("ws", ids[1]))
+    assert set(_summaries(store)) == set(ids) - {ids[1]}

@@ -188,6 +188,28 @@ def _summary_entry(
         return None if isinstance(outcome, Task) else outcome
 
 
+def _all_stamps_hold(entries: builtins.list[os.DirEntry[str]], stamps: dict[str, Any], fd: int) -> bool:
+    """Whether the entries are exactly the cached tasks, each task.json with its cached stamp (the warm path of
+    :func:`list_summaries`: no entry is kept or built, the first difference ends it)."""
+    stat = os.stat
+    count = 0
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            continue
+        known = stamps.get(name)
+        if known is None or not entry.is_dir(follow_symlinks=False):
+            return False
+        try:
+            st = stat(known[0], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return False
+        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) != known[1]:
+            return False
+        count += 1
+    return count == len(stamps)
+
+
 def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> SummaryList:
     """See :meth:`atlas_tasks.backends.file.FileStore.list_summaries`.
 
@@ -204,21 +226,28 @@ def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> Summa
         with tasks, gc_paused():
             cached = cache.load(workspace)
             stamps = cache.stamps(workspace, cached)
+            entries = ops.list_dir(tasks.fd, tasks.path)
+            last = cache.last_listing(workspace, cached)
+            if last is not None and _all_stamps_hold(entries, stamps, tasks.fd):
+                result.extend(last)
+                return result
             fresh: dict[str, builtins.list[Any]] = {}
             read: builtins.list[TaskSummary] = []
             stat, fd = os.stat, tasks.fd
-            for entry in ops.scandir(tasks.fd, tasks.path):
+            for entry in entries:
                 name = entry.name
                 if name.startswith("."):
                     continue
                 known = stamps.get(name)
                 if known is not None and entry.is_dir(follow_symlinks=False):
                     try:
-                        st = stat(f"{name}/{TASK_FILE}", dir_fd=fd, follow_symlinks=False)
+                        st = stat(known[0], dir_fd=fd, follow_symlinks=False)
                     except OSError:
                         pass
                     else:
-                        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known:
+                        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known[
+                            1
+                        ]:
                             fresh[name] = cached[name]
                             continue
                 outcome = _summary_entry(layout, tasks, workspace, name, entry.inode())
@@ -228,7 +257,6 @@ def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> Summa
                     read.append(outcome[0])
                     fresh[name] = outcome[1]
                     cache.remember(workspace, name, outcome[1], outcome[0])
-            last = cache.last_listing(workspace, cached)
             if not read and last is not None and len(fresh) == len(cached):
                 # Every entry validated, and there are as many as the last listing had: the same tasks.
                 result.extend(last)

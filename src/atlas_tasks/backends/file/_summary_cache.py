@@ -38,6 +38,7 @@ from pydantic_core import from_json, to_json
 
 from atlas_tasks._fs import atomic, ops
 from atlas_tasks._fs.dirs import Dir, walk
+from atlas_tasks.backends.file._layout import TASK_FILE
 from atlas_tasks.models import parse_time
 from atlas_tasks.store import TaskSummary
 
@@ -139,7 +140,7 @@ class SummaryCache:
         # workspace -> name -> (the entry, the TaskSummary built from it): summaries are frozen, so shared.
         self._built: dict[str, dict[str, tuple[list[Any], TaskSummary]]] = {}
         # workspace -> (the entries, each one's stamp as a tuple): built once per entries object
-        self._stamps: dict[str, tuple[dict[str, list[Any]], dict[str, Stamp]]] = {}
+        self._stamps: dict[str, tuple[dict[str, list[Any]], dict[str, tuple[str, Stamp]]]] = {}
         # workspace -> (the entries, the summaries list_summaries built from exactly them, newest first)
         self._listing: dict[str, tuple[dict[str, list[Any]], list[TaskSummary]]] = {}
         # workspace -> the last newest-first order and what it was computed from
@@ -155,13 +156,16 @@ class SummaryCache:
         built[name] = (entry, summary)
         return summary
 
-    def stamps(self, workspace: str, entries: dict[str, list[Any]]) -> dict[str, Stamp]:
-        """Each entry's stamp as a tuple (what a stat is compared with), built once per entries object."""
+    def stamps(self, workspace: str, entries: dict[str, list[Any]]) -> dict[str, tuple[str, Stamp]]:
+        """Each entry's task.json path (relative to the tasks directory) and stamp as a tuple (what a stat is
+        compared with), built once per entries object."""
         with self._lock:
             known = self._stamps.get(workspace)
         if known is not None and known[0] is entries:
             return known[1]
-        stamps: dict[str, Stamp] = {name: tuple(entry[:_STAMP_LEN]) for name, entry in entries.items()}
+        stamps: dict[str, tuple[str, Stamp]] = {
+            name: (f"{name}/{TASK_FILE}", tuple(entry[:_STAMP_LEN])) for name, entry in entries.items()
+        }
         with self._lock:
             self._stamps[workspace] = (entries, stamps)
         return stamps
