@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -145,3 +147,21 @@ def test_changes_by_another_process_show_on_the_next_page(home: Any) -> None:
     assert [row.task.id for row in page.rows][:3] == ["task-zz-new", "task-done-019", "task-done-017"]
     assert page.rows[1].task.description == "changed elsewhere"
     assert page.counts["pending"] == 1 and page.counts["completed"] == 19 and page.total == 21
+
+
+@pytest.mark.stores("file")
+def test_a_row_rewritten_by_hand_with_the_same_revision_shows_as_stored(home: Any) -> None:
+    """A task.json replaced behind the store with the same revision and times (a hand edit of a step) shows its new
+    step on the next page: the file store's stamp, not the revision, says the kept copy is old."""
+    store = _workspace_of(home, finished=3, running=0)
+    index = index_for(store)
+    store.modify("ws", "task-done-002", lambda t: t.steps.append(Step(name="first", type="ai")))
+    page = _views.task_list_page(index, store, "ws")
+    assert page.rows[0].task.steps[0].name == "first"
+    path = store.task_path("ws", "task-done-002") / "task.json"
+    doc = json.loads(path.read_bytes())
+    doc["steps"][0]["name"] = "renamed by hand"
+    (path.parent / ".hand.tmp").write_text(json.dumps(doc))
+    os.replace(path.parent / ".hand.tmp", path)
+    page = _views.task_list_page(index, store, "ws")
+    assert page.rows[0].task.steps[0].name == "renamed by hand"

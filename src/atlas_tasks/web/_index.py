@@ -10,6 +10,7 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections import Counter
 from collections.abc import Hashable
@@ -105,8 +106,12 @@ class SummaryPages:
     task.json's stamp against its summary cache), and reads in full only the tasks a page shows and the running ones,
     each once per version (a task is read again when its summary changes)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, stamped: bool = False) -> None:
+        """``stamped``: the store hands back the very same summary object while a task's stamp holds (the file
+        store), so a kept task is reused only for that object; otherwise for an equal summary (same revision,
+        update time, status...)."""
         self.store = store
+        self.stamped = stamped
         self._lock = threading.Lock()
         self._overviews: dict[str, Overview] = {}
         self._full: dict[tuple[str, str], tuple[TaskSummary, Task]] = {}
@@ -116,9 +121,10 @@ class SummaryPages:
         found = self.store.list_summaries(workspace)
         with self._lock:
             last = self._overviews.get(workspace)
-        # Comparing lists of the very same summary objects is a pointer check each (the file store hands the same
-        # objects back while nothing changed); errors are new objects every time, so a listing with errors is new.
-        if last is not None and not found.errors and not last.summaries.errors and last.summaries == found:
+        # The file store hands back the very same summary objects while nothing changed, and a new object for a task
+        # read again (even when equal: a hand edit that kept revision and times), so it is compared by identity;
+        # errors are new objects every time, so a listing with errors is new.
+        if last is not None and not found.errors and not last.summaries.errors and self._same(last.summaries, found):
             return last
         overview = Overview(
             summaries=found,
@@ -129,12 +135,17 @@ class SummaryPages:
             self._overviews[workspace] = overview
         return overview
 
+    def _same(self, before: list[TaskSummary], now: list[TaskSummary]) -> bool:
+        if self.stamped:
+            return len(before) == len(now) and all(map(operator.is_, before, now))
+        return before == now
+
     def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
         """The task of ``summary``, read once per version of its summary."""
         key = (workspace, summary.id)
         with self._lock:
             known = self._full.get(key)
-        if known is not None and known[0] == summary:
+        if known is not None and (known[0] is summary or (not self.stamped and known[0] == summary)):
             return known[1]
         item = _load_one(self.store, workspace, summary.id)
         if item is not None and not isinstance(item, AtlasTasksError):
@@ -246,7 +257,9 @@ class StampTaskIndex:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
-        self._pages = SummaryPages(store)
+        # A task written behind the store with the same revision and times (a hand edit) still gets a new stamp,
+        # so a new summary object: pages show it as read now.
+        self._pages = SummaryPages(store, stamped=True)
 
     def overview(self, workspace: str) -> Overview:
         """:meth:`SummaryPages.overview` (the listing pages; :meth:`tasks` is for the full ``/api/tasks`` document)."""
