@@ -8,11 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from web_data import T0
+from starlette.testclient import TestClient
+from web_data import BASE_URL, FAST, T0
 
 from atlas_tasks import FileStore, Step, Task
 from atlas_tasks.store import Store
-from atlas_tasks.web import _views
+from atlas_tasks.web import _views, create_app
 from atlas_tasks.web._index import PagedIndex, StoreTaskIndex, index_for
 
 STORE_KINDS = ("memory", "file")
@@ -165,3 +166,32 @@ def test_a_row_rewritten_by_hand_with_the_same_revision_shows_as_stored(home: An
     os.replace(path.parent / ".hand.tmp", path)
     page = _views.task_list_page(index, store, "ws")
     assert page.rows[0].task.steps[0].name == "renamed by hand"
+
+
+class WorkspaceCountingStore(FileStore):
+    """A FileStore that counts workspace document reads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace_reads = 0
+
+    def get_workspace(self, name: str) -> Any:
+        self.workspace_reads += 1
+        return super().get_workspace(name)
+
+
+@pytest.mark.stores("file")
+def test_the_workspace_header_is_read_again_only_when_its_document_changes(home: Any) -> None:
+    """The workspace page decodes workspace.json once while it is unchanged, and shows a change made by another
+    store instance (another process) on the next request."""
+    store = WorkspaceCountingStore(home)
+    store.create_workspace("ws", branch="fix/rounding")
+    store.create("ws", Task(description="one"))
+    with TestClient(create_app(store, live=FAST), base_url=BASE_URL) as client:
+        assert client.get("/workspaces/ws").status_code == 200
+        assert client.get("/workspaces/ws").status_code == 200
+        assert store.workspace_reads == 1
+        FileStore(home).set_workspace_status("ws", "paused")
+        page = client.get("/workspaces/ws").text
+        assert store.workspace_reads == 2 and "paused" in page
+        assert client.get("/workspaces/nope").status_code == 404

@@ -11,6 +11,7 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 from __future__ import annotations
 
 import operator
+import os
 import threading
 from collections import Counter
 from collections.abc import Hashable
@@ -26,10 +27,10 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.runs import ACTIVE_STATUSES
 from atlas_tasks.store import SummaryList, TaskList, TaskSummary
-from atlas_tasks.store.capabilities import ChangeStamps
+from atlas_tasks.store.capabilities import ChangeStamps, LocalFiles
 
 if TYPE_CHECKING:
-    from atlas_tasks.models import Task
+    from atlas_tasks.models import Task, Workspace
     from atlas_tasks.store import Store
 
     class ChangeStampStore(Store, ChangeStamps, Protocol):
@@ -79,6 +80,10 @@ class PagedIndex(TaskIndex, Protocol):
         """The full task of a listed summary (None if it was deleted since)."""
         ...
 
+    def workspace_info(self, workspace: str) -> Workspace:
+        """``store.get_workspace``, kept while the workspace document is unchanged where that can be told cheaply."""
+        ...
+
 
 #: Statuses (as stored text) whose tasks may be crashed runs.
 ACTIVE_TEXT = frozenset(str(status) for status in ACTIVE_STATUSES)
@@ -115,6 +120,37 @@ class SummaryPages:
         self._lock = threading.Lock()
         self._overviews: dict[str, Overview] = {}
         self._full: dict[tuple[str, str], tuple[TaskSummary, Task]] = {}
+        self._workspaces: dict[str, tuple[tuple[int, int, int, int], Workspace]] = {}
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """``store.get_workspace``; for a store in local files, kept while workspace.json keeps its stamp.
+
+        workspace.json may hold a ref for every task (13 MB at 100,000 tasks, over a second to decode), and a listing
+        page only shows the workspace's name, status, branch and path. The document is only ever replaced by rename
+        (ours and the Go ATLAS's), so an unchanged (inode, mtime, ctime, size) is an unchanged document; the stamp
+        is taken before the read, so a change during it is seen next time. The lstat is only a cache key: the read
+        itself is the store's, with all its checks.
+        """
+        stamp = self._workspace_stamp(workspace)
+        if stamp is not None:
+            with self._lock:
+                known = self._workspaces.get(workspace)
+            if known is not None and known[0] == stamp:
+                return known[1]
+        info = self.store.get_workspace(workspace)
+        if stamp is not None:
+            with self._lock:
+                self._workspaces[workspace] = (stamp, info)
+        return info
+
+    def _workspace_stamp(self, workspace: str) -> tuple[int, int, int, int] | None:
+        if not isinstance(self.store, LocalFiles) or not N.is_valid(N.check_workspace_name, workspace):
+            return None
+        try:
+            st = os.lstat(self.store.workspace_path(workspace) / "workspace.json")
+        except (OSError, AtlasTasksError):
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def overview(self, workspace: str) -> Overview:
         """The summaries of a workspace; when they are the same as last time, the same overview (nothing recounted)."""
@@ -203,6 +239,10 @@ class SummaryTaskIndex:
         """:meth:`SummaryPages.task_for`."""
         return self._pages.task_for(workspace, summary)
 
+    def workspace_info(self, workspace: str) -> Workspace:
+        """:meth:`SummaryPages.workspace_info`."""
+        return self._pages.workspace_info(workspace)
+
     def workspace_names(self) -> list[str]:
         """The names of the readable workspaces, sorted."""
         return sorted(ws.name for ws in self.store.list_workspaces())
@@ -269,6 +309,10 @@ class StampTaskIndex:
     def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
         """:meth:`SummaryPages.task_for`."""
         return self._pages.task_for(workspace, summary)
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """:meth:`SummaryPages.workspace_info`."""
+        return self._pages.workspace_info(workspace)
 
     def workspace_names(self) -> list[str]:
         """The workspaces' names, sorted (no workspace document is decoded)."""

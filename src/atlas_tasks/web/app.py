@@ -56,7 +56,7 @@ from atlas_tasks.store import Store
 from atlas_tasks.views import documents as _docs
 from atlas_tasks.views import text as _text
 from atlas_tasks.web import _content, _live, _views
-from atlas_tasks.web._index import TaskIndex, index_for
+from atlas_tasks.web._index import PagedIndex, TaskIndex, index_for
 from atlas_tasks.web._security import (
     RAW_CSP,
     SECURITY_HEADERS,
@@ -255,7 +255,10 @@ def _listing(request: Request, workspace: str | None) -> HTMLResponse:
         page=_int_param(request, "page", 1, 1, 10**9),
         per_page=_int_param(request, "per_page", _views.PER_PAGE, 1, _views.MAX_PER_PAGE),
     )
-    info = dash.store.get_workspace(workspace) if workspace is not None else None
+    info = None
+    if workspace is not None:
+        index = dash.index
+        info = index.workspace_info(workspace) if isinstance(index, PagedIndex) else dash.store.get_workspace(workspace)
     return page(
         request,
         "tasks.html",
