@@ -10,11 +10,13 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import os
 import threading
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -82,6 +84,10 @@ class PagedIndex(TaskIndex, Protocol):
 
     def workspace_info(self, workspace: str) -> Workspace:
         """``store.get_workspace``, kept while the workspace document is unchanged where that can be told cheaply."""
+        ...
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`task_for` of many summaries at once."""
         ...
 
 
@@ -171,6 +177,12 @@ class SummaryPages:
             self._overviews[workspace] = overview
         return overview
 
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`task_for` of each summary (by its workspace), with the cyclic collector paused while the tasks not
+        kept yet are read: thousands of new models would otherwise be walked by collection after collection."""
+        with gc_paused():
+            return [self.task_for(summary.workspace, summary) for summary in summaries]
+
     def _same(self, before: list[TaskSummary], now: list[TaskSummary]) -> bool:
         if self.stamped:
             return len(before) == len(now) and all(map(operator.is_, before, now))
@@ -190,6 +202,24 @@ class SummaryPages:
                     self._full.clear()
                 self._full[key] = (summary, item)
         return item
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while many long-lived objects are built; on leaving, move them straight to the
+    oldest generation (``freeze`` + ``unfreeze``) rather than have the next young collection walk them all (as the
+    file store's listings do; skipped when the application froze objects itself)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
 
 
 def reread_unchanged(store: Store, workspace: str, task: Task) -> bool:
@@ -242,6 +272,10 @@ class SummaryTaskIndex:
     def workspace_info(self, workspace: str) -> Workspace:
         """:meth:`SummaryPages.workspace_info`."""
         return self._pages.workspace_info(workspace)
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`SummaryPages.tasks_for`."""
+        return self._pages.tasks_for(summaries)
 
     def workspace_names(self) -> list[str]:
         """The names of the readable workspaces, sorted."""
@@ -313,6 +347,10 @@ class StampTaskIndex:
     def workspace_info(self, workspace: str) -> Workspace:
         """:meth:`SummaryPages.workspace_info`."""
         return self._pages.workspace_info(workspace)
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`SummaryPages.tasks_for`."""
+        return self._pages.tasks_for(summaries)
 
     def workspace_names(self) -> list[str]:
         """The workspaces' names, sorted (no workspace document is decoded)."""

@@ -163,8 +163,7 @@ def summary_list_page(
     # Crashed runs, decided on the full tasks of the running/validating summaries only.
     full: list[tuple[str, Task]] = []
     stored: dict[tuple[str, str], str] = {}
-    for summary in active:
-        item = index.task_for(summary.workspace, summary)
+    for summary, item in zip(active, index.tasks_for(active), strict=True):
         if item is not None and not isinstance(item, AtlasTasksError):
             full.append((summary.workspace, item))
             stored[summary.workspace, summary.id] = summary.status
