@@ -120,9 +120,11 @@ WHY: dict[str, str] = {
         "Warm, a call is one scandir and one stat of each task.json compared with its cached stamp; when every "
         "stamp holds, the last listing is handed back (no summary is built, nothing is sorted). The stats are "
         "the floor of the row: on this VM a stat costs ~3.4 µs (340 ms for 100,000 when the machine is quiet), "
-        "and our loop adds ~1.5 µs of Python per task. A fresh process first decodes the 28 MB cache file "
-        "(~0.55 s with pydantic-core, faster than orjson's 0.8 s here) and builds 100,000 summaries (two time "
-        "parses each, ~0.7 s). What would remove the stats: a change feed (inotify/fanotify on every task "
+        "and our loop adds ~1.5-2 µs of Python per task (a dict lookup, the stamp tuple built from the stat and "
+        "compared): ~550 ms against the floor's ~360 ms measured side by side; the row also touches five fields "
+        "of every summary (30-170 ms of tuples, with the collector running). A fresh process first decodes the "
+        "28 MB cache file (~0.55 s with pydantic-core, faster than orjson's 0.8 s here) and builds 100,000 "
+        "summaries (two time parses each, ~0.7 s). What would remove the stats: a change feed (inotify/fanotify on every task "
         "directory, with the stat scan kept as the fallback on overflow and on network filesystems) or batched "
         "statx through io_uring; a compact binary cache (msgspec) would cut the fresh process's decode."
     ),
@@ -141,6 +143,9 @@ WHY: dict[str, str] = {
         "stat scan when its queue overflows or on a network filesystem), or counts allowed to be up to one "
         "poll interval old (a background refresh), a semantic change this session did not make. A freshly "
         "started server's first page decodes the cache file (~0.55 s), builds 100,000 summaries (~0.7 s), stats "
-        "every task and reads the 1,000 running ones: ~2 s on a quiet machine, more when it is shared."
+        "every task, reads the 1,000 running ones and decodes workspace.json once for the header (the fixture "
+        "keeps a ref for every task there, as create does today: 13 MB, ~0.8 s quiet; the refs design of #20 "
+        "removes it): 2.9 s measured at a load average of ~3, more when the machine is busier. Warm pages keep "
+        "the decoded workspace.json while its stamp holds."
     ),
 }

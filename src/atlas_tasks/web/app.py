@@ -113,6 +113,8 @@ class Dashboard:
         try:
             for name in self.index.workspace_names():
                 _views.task_list_page(self.index, self.store, name)
+                if isinstance(self.index, PagedIndex):
+                    self.index.workspace_info(name)  # the page's header: workspace.json decoded once
         except (AtlasTasksError, OSError) as exc:  # the pages will show the problem; warming is only an optimisation
             log.warning("warming up the task index failed: %s", exc)
 
