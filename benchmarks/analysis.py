@@ -124,9 +124,10 @@ WHY: dict[str, str] = {
         "compared): ~550 ms against the floor's ~360 ms measured side by side; the row also touches five fields "
         "of every summary (30-170 ms of tuples, with the collector running). A fresh process first decodes the "
         "28 MB cache file (~0.55 s with pydantic-core, faster than orjson's 0.8 s here) and builds 100,000 "
-        "summaries (two time parses each, ~0.7 s). What would remove the stats: a change feed (inotify/fanotify on every task "
-        "directory, with the stat scan kept as the fallback on overflow and on network filesystems) or batched "
-        "statx through io_uring; a compact binary cache (msgspec) would cut the fresh process's decode."
+        "summaries (two time parses each, ~0.7 s). What would remove the stats: a change feed "
+        "(inotify/fanotify on every task directory, with the stat scan kept as the fallback on overflow and on "
+        "network filesystems) or batched statx through io_uring; a compact binary cache (msgspec) would cut the "
+        "fresh process's decode."
     ),
     "list_newest_100k": (
         "Warm, the order is reused while the tasks directory's stamp (inode, mtime, ctime, size, taken before "
