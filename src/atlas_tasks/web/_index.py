@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import operator
-import os
 import threading
 from collections import Counter
 from collections.abc import Hashable, Iterator
@@ -29,7 +28,7 @@ from atlas_tasks.errors import (
 )
 from atlas_tasks.runs import ACTIVE_STATUSES
 from atlas_tasks.store import SummaryList, TaskList, TaskSummary
-from atlas_tasks.store.capabilities import ChangeStamps, LocalFiles
+from atlas_tasks.store.capabilities import ChangeStamps
 
 if TYPE_CHECKING:
     from atlas_tasks.models import Task, Workspace
@@ -66,6 +65,16 @@ class TaskIndex(Protocol):
 
     def unchanged(self, workspace: str, task: Task) -> bool:
         """Whether ``task`` (from :meth:`tasks`) is still the stored version (False if unsure)."""
+        ...
+
+
+@runtime_checkable
+class WorkspaceStamps(Protocol):
+    """A store that tells cheaply whether a workspace document changed (the file store; not part of the contract:
+    only the dashboard's header cache asks, and any other store is simply read each time)."""
+
+    def workspace_stamp(self, workspace: str) -> Hashable | None:
+        """A value that changes whenever the workspace document does (None: none now)."""
         ...
 
 
@@ -126,16 +135,15 @@ class SummaryPages:
         self._lock = threading.Lock()
         self._overviews: dict[str, Overview] = {}
         self._full: dict[tuple[str, str], tuple[TaskSummary, Task]] = {}
-        self._workspaces: dict[str, tuple[tuple[int, int, int, int], Workspace]] = {}
+        self._workspaces: dict[str, tuple[Hashable, Workspace]] = {}
 
     def workspace_info(self, workspace: str) -> Workspace:
-        """``store.get_workspace``; for a store in local files, kept while workspace.json keeps its stamp.
+        """``store.get_workspace``; for a store with workspace stamps (the file store), kept while the stamp holds.
 
         workspace.json may hold a ref for every task (13 MB at 100,000 tasks, over a second to decode), and a listing
         page only shows the workspace's name, status, branch and path. The document is only ever replaced by rename
         (ours and the Go ATLAS's), so an unchanged (inode, mtime, ctime, size) is an unchanged document; the stamp
-        is taken before the read, so a change during it is seen next time. The lstat is only a cache key: the read
-        itself is the store's, with all its checks.
+        is taken before the read, so a change during it is seen next time.
         """
         stamp = self._workspace_stamp(workspace)
         if stamp is not None:
@@ -149,14 +157,13 @@ class SummaryPages:
                 self._workspaces[workspace] = (stamp, info)
         return info
 
-    def _workspace_stamp(self, workspace: str) -> tuple[int, int, int, int] | None:
-        if not isinstance(self.store, LocalFiles) or not N.is_valid(N.check_workspace_name, workspace):
+    def _workspace_stamp(self, workspace: str) -> Hashable | None:
+        if not isinstance(self.store, WorkspaceStamps):
             return None
         try:
-            st = os.lstat(self.store.workspace_path(workspace) / "workspace.json")
-        except (OSError, AtlasTasksError):
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+            return self.store.workspace_stamp(workspace)
+        except AtlasTasksError:
+            return None  # the read says what is wrong
 
     def overview(self, workspace: str) -> Overview:
         """The summaries of a workspace; when they are the same as last time, the same overview (nothing recounted)."""
@@ -439,6 +446,7 @@ __all__ = [
     "SummaryPages",
     "SummaryTaskIndex",
     "TaskIndex",
+    "WorkspaceStamps",
     "index_for",
     "reread_unchanged",
 ]
