@@ -240,3 +240,129 @@ def bench_list_artifacts(ctx: Context) -> Row:
         row.note = f"returned {len(result['names'])} names"
     ctx.maybe_profile(row, ours, calls=s.rounds(200))
     return row
+
+
+# -- 100,000 tasks -------------------------------------------------------------------------------------------------
+
+#: One task in this many of the 100,000-task workspace is mid-run (running, no live runner: a crashed run); the
+#: rest are completed, as in a workspace used for a year.
+HUGE_ACTIVE_EVERY = 100
+HUGE_LIST_FLOOR = "raw scandir + stat of every task.json (what checking a cache against the disk costs)"
+
+
+def huge_workspace(ctx: Context) -> BigWorkspace:
+    """The shared 100,000-task workspace of ~2-4 KB tasks (seeded once per run; the setup time is logged and kept)."""
+    huge = ctx.fixtures.get("huge")
+    if huge is None:
+        home = ctx.fresh_dir("huge")
+        store = FileStore(home)
+        started = time.perf_counter()
+        ids = fixtures.seed_workspace(
+            store,
+            "huge",
+            ctx.scale.iter_large,
+            fixtures.small_task(),
+            finished=fixtures.finished_task(),
+            active_every=HUGE_ACTIVE_EVERY,
+        )
+        seconds = time.perf_counter() - started
+        ctx.log(f"seeded {len(ids):,} tasks in {seconds:.1f}s (workspace 'huge')")
+        huge = BigWorkspace(store, home, "huge", ids, str(store.workspace_path("huge") / "tasks"))
+        ctx.fixtures["huge"] = huge
+        ctx.fixtures["huge_seconds"] = seconds
+    return huge
+
+
+def stat_all_tasks(tasks_dir: str) -> int:
+    """scandir of the tasks directory, then a stat of every task.json: the least a validated cache listing does."""
+    fd = os.open(tasks_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        count = 0
+        for entry in os.scandir(fd):
+            if not entry.name.startswith("."):
+                os.stat(f"{entry.name}/task.json", dir_fd=fd, follow_symlinks=False)
+                count += 1
+        return count
+    finally:
+        os.close(fd)
+
+
+def bench_list_summaries_huge(ctx: Context) -> Row:
+    huge = huge_workspace(ctx)
+    n = len(huge.ids)
+    row = Row(
+        "list_summaries_100k",
+        f"list summaries of {n:,} tasks (id, status, times, description), the cache warm in this process",
+        "≤ 1 s",
+        ref_label=HUGE_LIST_FLOOR,
+    )
+    result: dict[str, list[object]] = {}
+
+    def ours() -> None:
+        summaries = huge.store.list_summaries(huge.workspace)
+        touched = [(x.id, x.status, x.created_at, x.updated_at, x.description) for x in summaries]
+        result["summaries"] = summaries
+        result["touched"] = touched
+
+    def floor() -> None:
+        stat_all_tasks(huge.tasks_dir)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor}, rounds=s.rounds(5), warmup=s.warmup(1), min_rounds=3, budget=s.budget(15)
+    )
+    row.ours, row.ref = stats["ours"], stats["floor"]
+    row.ratio = row.ours.median / row.ref.median
+    row.met = row.ours.median <= 1.0
+    got = result["summaries"]
+    if len(got) != n or (n and got[0].id != huge.ids[-1]):  # type: ignore[attr-defined]
+        row.status, row.met = ERROR, False
+        row.note = f"returned {len(got)} summaries (expected {n}, newest first)"
+    else:
+        # A fresh store (another process) pays for decoding the cache file once: shown beside the row.
+        started = time.perf_counter()
+        FileStore(huge.home).list_summaries(huge.workspace)
+        cold = time.perf_counter() - started
+        seeded = ctx.fixtures.get("huge_seconds")
+        row.note = f"a fresh FileStore's first call {fmt_time(cold)}" + (
+            f"; workspace seeded in {seeded:.1f} s" if seeded is not None else ""
+        )
+    ctx.maybe_profile(row, ours, calls=1)
+    return row
+
+
+def bench_list_newest_huge(ctx: Context) -> Row:
+    huge = huge_workspace(ctx)
+    n = len(huge.ids)
+    row = Row(
+        "list_newest_100k",
+        f"list newest 20 of {n:,} tasks",
+        "≤ 20 ms",
+        ref_label="raw scandir + sort + read/json.loads of 20",
+    )
+    result: dict[str, list[Task]] = {}
+
+    def ours() -> None:
+        result["tasks"] = huge.store.list(huge.workspace, limit=20)
+
+    def floor() -> None:
+        floors.newest_n(huge.tasks_dir, 20)
+
+    s = ctx.scale
+    stats = measure(
+        {"ours": ours, "floor": floor}, rounds=s.rounds(60), warmup=s.warmup(2), min_rounds=3, budget=s.budget(6)
+    )
+    row.ours, row.ref = stats["ours"], stats["floor"]
+    row.ratio = row.ours.median / row.ref.median
+    row.met = row.ours.median <= 0.020
+    got = result["tasks"]
+    expected = huge.ids[::-1][:20]
+    if [t.id for t in got] != expected:
+        row.status, row.met = ERROR, False
+        row.note = f"returned {[t.id for t in got][:3]}…, expected the 20 newest ({expected[:3]}…)"
+    else:
+        started = time.perf_counter()
+        FileStore(huge.home).list(huge.workspace, limit=20)
+        row.note = f"a fresh FileStore's first call {fmt_time(time.perf_counter() - started)}"
+    ctx.maybe_profile(row, ours, calls=s.rounds(20))
+    return row

@@ -115,26 +115,50 @@ def _template_bytes(store: FileStore, workspace: str, task: Task) -> tuple[bytes
     return raw, created.id, doc["created_at"]
 
 
-def seed_workspace(store: FileStore, workspace: str, count: int, task: Task) -> list[str]:
+def finished_task(size: int = 2_000) -> Task:
+    """The sample task run to the end: every step succeeded, status completed (most tasks of an old workspace)."""
+    task = sample_task(size)
+    for step in task.steps:
+        step.status = "success"
+        step.started_at = step.started_at or BASE_TIME
+        step.completed_at = step.completed_at or BASE_TIME + timedelta(minutes=10)
+        step.attempts = max(step.attempts, 1)
+    task.current_step = len(task.steps)
+    task.running_processes = []
+    done = BASE_TIME + timedelta(minutes=10)
+    task.transition(TaskStatus.VALIDATING, "validating", now=done)
+    task.transition(TaskStatus.AWAITING_APPROVAL, "checks passed", now=done)
+    task.transition(TaskStatus.COMPLETED, "approved", now=done)
+    return task
+
+
+def seed_workspace(
+    store: FileStore, workspace: str, count: int, task: Task, *, finished: Task | None = None, active_every: int = 1
+) -> list[str]:
     """Create ``workspace`` holding ``count`` tasks (newest = highest index); return their ids, oldest first.
 
     Every task.json is the store's own encoding of ``task`` with its id and times changed: task i is created at
     BASE_TIME + i seconds and has id ``task-YYYYMMDD-HHMMSS`` of that time. workspace.json lists them all, as
-    ``create`` keeps it.
+    ``create`` keeps it. With ``finished``, only every ``active_every``-th task (i % active_every == 0) is a copy
+    of ``task``; the others are copies of ``finished`` (a workspace that has been in use for a long time).
     """
     store.create_workspace(workspace, exist_ok=True)
-    template, template_id, template_time = _template_bytes(store, workspace, task)
+    templates = [(_template_bytes(store, workspace, task), str(task.status))]
+    if finished is not None:
+        templates.append((_template_bytes(store, workspace, finished), str(finished.status)))
     tasks_dir = store.workspace_path(workspace) / "tasks"
-    # Remove the template task (its id is "now", newer than every seeded one); the seeded ones take its place.
-    store.delete(workspace, template_id)
-    old_id = template_id.encode()
-    old_time = template_time.encode()
+    # Remove the template tasks (their ids are "now", newer than every seeded one); the seeded ones take their place.
+    sources: list[tuple[bytes, bytes, bytes, str]] = []
+    for (template, template_id, template_time), status in templates:
+        store.delete(workspace, template_id)
+        sources.append((template, template_id.encode(), template_time.encode(), status))
     ids: list[str] = []
     refs: list[dict[str, Any]] = []
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for i in range(count):
         task_id = task_id_at(i)
         when = time_text_at(i)
+        template, old_id, old_time, status = sources[0 if finished is None or i % active_every == 0 else 1]
         data = template.replace(old_id, task_id.encode()).replace(old_time, when.encode())
         directory = tasks_dir / task_id
         os.mkdir(directory, 0o750)
@@ -144,7 +168,7 @@ def seed_workspace(store: FileStore, workspace: str, count: int, task: Task) -> 
         finally:
             os.close(fd)
         ids.append(task_id)
-        refs.append({"id": task_id, "status": str(task.status), "started_at": when})
+        refs.append({"id": task_id, "status": status, "started_at": when})
     ws_file = store.workspace_path(workspace) / "workspace.json"
     doc = json.loads(ws_file.read_bytes())
     doc["tasks"] = refs

@@ -71,6 +71,9 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("list_newest",), bench_reads.bench_list_newest),
     (("list_artifacts",), bench_reads.bench_list_artifacts),
     (("dashboard",), bench_web.bench_dashboard),
+    (("list_summaries_100k",), bench_reads.bench_list_summaries_huge),
+    (("list_newest_100k",), bench_reads.bench_list_newest_huge),
+    (("dashboard_100k",), bench_web.bench_dashboard_huge),
     (("pg_update", "pg_get", "pg_list"), bench_postgres.bench_postgres),
     (("peer_put", "peer_get", "peer_list"), bench_peers.bench_sqlite_saver),
     (("peer_diskcache",), bench_peers.bench_diskcache),
@@ -93,6 +96,9 @@ TABLE_ORDER = [
     "list_summaries",
     "list_newest",
     "dashboard",
+    "list_summaries_100k",
+    "list_newest_100k",
+    "dashboard_100k",
     "append_log",
     "versioned",
     "versioned_warm",
@@ -266,13 +272,18 @@ p90 needs ≥ 10 rounds and p99 ≥ 100 (– otherwise).
 - **Memory** is the peak resident set (VmHWM) of a fresh process iterating a workspace, minus its resident set
   after imports and one warm `get`; the target is met when going from {scale.iter_small:,} to {scale.iter_large:,}
   tasks adds at most {bench_memory.BYTES_PER_TASK_LIMIT} bytes per extra task (an id and a sort key, never a Task).
-- **Listing rows** (`list_summaries`, `list_newest`) use the store's summary cache, rebuilt by the fixture's
-  `reindex` after seeding (as a first listing would), and validated on every call (a `stat` of every task.json
-  for summaries, the task directory's inode for the order); the 20 newest tasks are read in full every time.
+- **Listing rows** (`list_summaries`, `list_newest` and their `_100k` variants) use the store's summary cache,
+  rebuilt by the fixture's `reindex` after seeding (as a first listing would), and validated on every call (a
+  `stat` of every task.json for summaries; for the order, the tasks directory's stamp while it is settled, else
+  each task directory's inode); the 20 newest tasks are read in full every time. The 100,000-task workspace
+  holds ~2-4 KB tasks, 99% completed and 1% crashed runs (a workspace in long use); its `list_summaries` floor
+  is a raw scandir + `stat` of every task.json (what checking any cache against the disk costs), and a fresh
+  `FileStore`'s first call (the cache file decoded) is shown in the note.
 - **PostgreSQL** rows: a throwaway cluster (`atlas_tasks.backends.postgres.testing`), seeded in SQL with the same
   10,000 tasks, then restarted with `fsync=on`, `synchronous_commit=on`; reported as PostgreSQL ÷ file store.
 - **Dashboard**: `create_app(store)` under Starlette's TestClient in-process; the median of warm requests of the
-  workspace's first page (the first request of a fresh app, which reads every task, is shown beside it).
+  workspace's first page (the first request of a fresh app is shown beside it; for `dashboard_100k` that is a
+  freshly started process: `create_app` and its first page, imports excluded, the summary cache on disk).
 - **Peers** are reported as ours ÷ theirs (below 1: we are faster), with the same payload (the same task, as a
   dict for SqliteSaver and as the same bytes for diskcache), both durable: SqliteSaver with WAL and synchronous
   FULL, diskcache with `sqlite_synchronous=2` (FULL).

@@ -10,10 +10,14 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import operator
 import threading
-from collections.abc import Hashable
+from collections import Counter
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from atlas_tasks import names as N
 from atlas_tasks.errors import (
@@ -22,11 +26,12 @@ from atlas_tasks.errors import (
     SchemaVersionError,
     TaskNotFoundError,
 )
-from atlas_tasks.store import TaskList
+from atlas_tasks.runs import ACTIVE_STATUSES
+from atlas_tasks.store import SummaryList, TaskList, TaskSummary
 from atlas_tasks.store.capabilities import ChangeStamps
 
 if TYPE_CHECKING:
-    from atlas_tasks.models import Task
+    from atlas_tasks.models import Task, Workspace
     from atlas_tasks.store import Store
 
     class ChangeStampStore(Store, ChangeStamps, Protocol):
@@ -61,6 +66,167 @@ class TaskIndex(Protocol):
     def unchanged(self, workspace: str, task: Task) -> bool:
         """Whether ``task`` (from :meth:`tasks`) is still the stored version (False if unsure)."""
         ...
+
+
+@runtime_checkable
+class WorkspaceStamps(Protocol):
+    """A store that tells cheaply whether a workspace document changed (the file store; not part of the contract:
+    only the dashboard's header cache asks, and any other store is simply read each time)."""
+
+    def workspace_stamp(self, workspace: str) -> Hashable | None:
+        """A value that changes whenever the workspace document does (None: none now)."""
+        ...
+
+
+@runtime_checkable
+class PagedIndex(TaskIndex, Protocol):
+    """An index whose listing pages are built from summaries: only the tasks a page shows, and the running ones
+    (whose crash flags need the full task), are read in full."""
+
+    def overview(self, workspace: str) -> Overview:
+        """The workspace's summaries, newest first, and what every page of it needs."""
+        ...
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """The full task of a listed summary (None if it was deleted since)."""
+        ...
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """``store.get_workspace``, kept while the workspace document is unchanged where that can be told cheaply."""
+        ...
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`task_for` of many summaries at once."""
+        ...
+
+
+#: Statuses (as stored text) whose tasks may be crashed runs.
+ACTIVE_TEXT = frozenset(str(status) for status in ACTIVE_STATUSES)
+#: At most this many full tasks kept for pages (the shown rows and the running tasks); more clears the cache.
+MAX_FULL_TASKS = 20_000
+
+
+@dataclass(frozen=True)
+class Overview:
+    """One workspace's listing as summaries, with what the pages derive from it (computed once per listing).
+
+    Attributes:
+        summaries: Newest first, with ``.errors`` (the unreadable tasks).
+        statuses: How many summaries have each stored status.
+        active: The running/validating summaries (the candidates for a crashed run), newest first.
+    """
+
+    summaries: SummaryList
+    statuses: Counter[str]
+    active: list[TaskSummary]
+
+
+class SummaryPages:
+    """Listing pages from ``store.list_summaries``: every request lists summaries (the file store checks each
+    task.json's stamp against its summary cache), and reads in full only the tasks a page shows and the running ones,
+    each once per version (a task is read again when its summary changes)."""
+
+    def __init__(self, store: Store, *, stamped: bool = False) -> None:
+        """``stamped``: the store hands back the very same summary object while a task's stamp holds (the file
+        store), so a kept task is reused only for that object; otherwise for an equal summary (same revision,
+        update time, status...)."""
+        self.store = store
+        self.stamped = stamped
+        self._lock = threading.Lock()
+        self._overviews: dict[str, Overview] = {}
+        self._full: dict[tuple[str, str], tuple[TaskSummary, Task]] = {}
+        self._workspaces: dict[str, tuple[Hashable, Workspace]] = {}
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """``store.get_workspace``; for a store with workspace stamps (the file store), kept while the stamp holds.
+
+        workspace.json may hold a ref for every task (13 MB at 100,000 tasks, over a second to decode), and a listing
+        page only shows the workspace's name, status, branch and path. The document is only ever replaced by rename
+        (ours and the Go ATLAS's), so an unchanged (inode, mtime, ctime, size) is an unchanged document; the stamp
+        is taken before the read, so a change during it is seen next time.
+        """
+        stamp = self._workspace_stamp(workspace)
+        if stamp is not None:
+            with self._lock:
+                known = self._workspaces.get(workspace)
+            if known is not None and known[0] == stamp:
+                return known[1]
+        info = self.store.get_workspace(workspace)
+        if stamp is not None:
+            with self._lock:
+                self._workspaces[workspace] = (stamp, info)
+        return info
+
+    def _workspace_stamp(self, workspace: str) -> Hashable | None:
+        if not isinstance(self.store, WorkspaceStamps):
+            return None
+        try:
+            return self.store.workspace_stamp(workspace)
+        except AtlasTasksError:
+            return None  # the read says what is wrong
+
+    def overview(self, workspace: str) -> Overview:
+        """The summaries of a workspace; when they are the same as last time, the same overview (nothing recounted)."""
+        found = self.store.list_summaries(workspace)
+        with self._lock:
+            last = self._overviews.get(workspace)
+        # The file store hands back the very same summary objects while nothing changed, and a new object for a task
+        # read again (even when equal: a hand edit that kept revision and times), so it is compared by identity;
+        # errors are new objects every time, so a listing with errors is new.
+        if last is not None and not found.errors and not last.summaries.errors and self._same(last.summaries, found):
+            return last
+        overview = Overview(
+            summaries=found,
+            statuses=Counter(summary.status for summary in found),
+            active=[summary for summary in found if summary.status in ACTIVE_TEXT],
+        )
+        with self._lock:
+            self._overviews[workspace] = overview
+        return overview
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`task_for` of each summary (by its workspace), with the cyclic collector paused while the tasks not
+        kept yet are read: thousands of new models would otherwise be walked by collection after collection."""
+        with gc_paused():
+            return [self.task_for(summary.workspace, summary) for summary in summaries]
+
+    def _same(self, before: list[TaskSummary], now: list[TaskSummary]) -> bool:
+        if self.stamped:
+            return len(before) == len(now) and all(map(operator.is_, before, now))
+        return before == now
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """The task of ``summary``, read once per version of its summary."""
+        key = (workspace, summary.id)
+        with self._lock:
+            known = self._full.get(key)
+        if known is not None and (known[0] is summary or (not self.stamped and known[0] == summary)):
+            return known[1]
+        item = _load_one(self.store, workspace, summary.id)
+        if item is not None and not isinstance(item, AtlasTasksError):
+            with self._lock:
+                if len(self._full) >= MAX_FULL_TASKS:
+                    self._full.clear()
+                self._full[key] = (summary, item)
+        return item
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while many long-lived objects are built; on leaving, move them straight to the
+    oldest generation (``freeze`` + ``unfreeze``) rather than have the next young collection walk them all (as the
+    file store's listings do; skipped when the application froze objects itself)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
 
 
 def reread_unchanged(store: Store, workspace: str, task: Task) -> bool:
@@ -100,6 +266,23 @@ class SummaryTaskIndex:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, dict[str, tuple[object, Task]]] = {}
+        self._pages = SummaryPages(store)
+
+    def overview(self, workspace: str) -> Overview:
+        """:meth:`SummaryPages.overview`."""
+        return self._pages.overview(workspace)
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """:meth:`SummaryPages.task_for`."""
+        return self._pages.task_for(workspace, summary)
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """:meth:`SummaryPages.workspace_info`."""
+        return self._pages.workspace_info(workspace)
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`SummaryPages.tasks_for`."""
+        return self._pages.tasks_for(summaries)
 
     def workspace_names(self) -> list[str]:
         """The names of the readable workspaces, sorted."""
@@ -155,6 +338,26 @@ class StampTaskIndex:
         self.store = store
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
+        # A task written behind the store with the same revision and times (a hand edit) still gets a new stamp,
+        # so a new summary object: pages show it as read now.
+        self._pages = SummaryPages(store, stamped=True)
+
+    def overview(self, workspace: str) -> Overview:
+        """:meth:`SummaryPages.overview` (the listing pages; :meth:`tasks` is for the full ``/api/tasks`` document)."""
+        N.check_workspace_name(workspace)
+        return self._pages.overview(workspace)
+
+    def task_for(self, workspace: str, summary: TaskSummary) -> Task | AtlasTasksError | None:
+        """:meth:`SummaryPages.task_for`."""
+        return self._pages.task_for(workspace, summary)
+
+    def workspace_info(self, workspace: str) -> Workspace:
+        """:meth:`SummaryPages.workspace_info`."""
+        return self._pages.workspace_info(workspace)
+
+    def tasks_for(self, summaries: list[TaskSummary]) -> list[Task | AtlasTasksError | None]:
+        """:meth:`SummaryPages.tasks_for`."""
+        return self._pages.tasks_for(summaries)
 
     def workspace_names(self) -> list[str]:
         """The workspaces' names, sorted (no workspace document is decoded)."""
@@ -232,12 +435,18 @@ def index_for(store: Store) -> TaskIndex:
 
 
 __all__ = [
+    "ACTIVE_TEXT",
     "FULL_RELOAD_AFTER",
+    "MAX_FULL_TASKS",
     "FileTaskIndex",
+    "Overview",
+    "PagedIndex",
     "StampTaskIndex",
     "StoreTaskIndex",
+    "SummaryPages",
     "SummaryTaskIndex",
     "TaskIndex",
+    "WorkspaceStamps",
     "index_for",
     "reread_unchanged",
 ]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from atlas_tasks.documents.summaries import newest_first_key
+from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import TaskStatus
 from atlas_tasks.runs import LeasingStore, ready_to_continue
 from atlas_tasks.views import display as _display
@@ -19,10 +21,11 @@ from atlas_tasks.views import documents as _docs
 from atlas_tasks.views import queries
 from atlas_tasks.views import text as _text
 from atlas_tasks.views.display import CRASHED, CRASHED_LABEL, STATUS_FILTERS, DisplayState, runner_text
+from atlas_tasks.web._index import ACTIVE_TEXT, PagedIndex
 
 if TYPE_CHECKING:
     from atlas_tasks.models import Task
-    from atlas_tasks.store import LogLines, Store
+    from atlas_tasks.store import LogLines, Store, TaskSummary
     from atlas_tasks.web._index import TaskIndex
 
 PER_PAGE = 50
@@ -78,8 +81,11 @@ def task_list_page(
     """Filter (status, text), count per status and cut out one page of a listing, newest first.
 
     The counts are over the tasks the text search keeps, before the status filter, so each status link says how
-    many tasks it would show.
+    many tasks it would show. An index that lists summaries (:class:`~atlas_tasks.web._index.PagedIndex`) builds
+    the page from them (:func:`summary_list_page`).
     """
+    if isinstance(index, PagedIndex):
+        return summary_list_page(index, store, workspace, statuses=statuses, query=query, page=page, per_page=per_page)
     listing = queries.list_rows(store, _workspaces(index, workspace), statuses, search=query, tasks=index.tasks)
     kept = listing.rows
     pages = max(1, -(-len(kept) // per_page))
@@ -103,6 +109,103 @@ def task_list_page(
         pages=pages,
         per_page=per_page,
         errors=[_docs.task_error_document(exc) for exc in listing.errors],
+    )
+
+
+def _summary_matches(workspace: str, summary: TaskSummary, needle: str) -> bool:
+    """:func:`atlas_tasks.views.display.matches_text` on a summary (the same fields: id, description, template)."""
+    return any(needle in text.lower() for text in (summary.id, summary.description, summary.template, workspace))
+
+
+def summary_list_page(
+    index: PagedIndex,
+    store: Store,
+    workspace: str | None,
+    *,
+    statuses: Sequence[str] = (),
+    query: str = "",
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> ListPage:
+    """:func:`task_list_page` from summaries: the same rows, counts and filters, reading in full only the tasks
+    the page shows and the running/validating ones (whether a run crashed is decided on the full task, as
+    :func:`atlas_tasks.views.display.display_states` decides it for ``list``)."""
+    needle = query.strip().lower()
+    names = _workspaces(index, workspace)
+    # Summaries carry their workspace: the rows are the summaries themselves (no tuple per task, which at 100,000
+    # tasks costs more than everything else here).
+    listed: list[TaskSummary] = []
+    active: list[TaskSummary] = []
+    errors: list[AtlasTasksError] = []
+    counts = dict.fromkeys(STATUS_FILTERS, 0)
+    total = 0
+    for ws in names:
+        overview = index.overview(ws)
+        found = overview.summaries
+        total += len(found)
+        errors.extend(found.errors)
+        if needle:
+            kept = [summary for summary in found if _summary_matches(ws, summary, needle)]
+            for summary in kept:
+                counts[summary.status] = counts.get(summary.status, 0) + 1
+            active.extend(summary for summary in kept if summary.status in ACTIVE_TEXT)
+        else:
+            kept = found
+            for status, n in overview.statuses.items():
+                counts[status] = counts.get(status, 0) + n
+            active.extend(overview.active)
+        if len(names) == 1:
+            listed = kept
+        else:
+            listed.extend(kept)
+    if len(names) > 1:
+        listed.sort(key=newest_first_key, reverse=True)
+    # Crashed runs, decided on the full tasks of the running/validating summaries only.
+    full: list[tuple[str, Task]] = []
+    stored: dict[tuple[str, str], str] = {}
+    for summary, item in zip(active, index.tasks_for(active), strict=True):
+        if item is not None and not isinstance(item, AtlasTasksError):
+            full.append((summary.workspace, item))
+            stored[summary.workspace, summary.id] = summary.status
+    crashed = {key for key, state in queries.display_states(store, full).items() if state.crashed}
+    for key in crashed:  # counted as the filters match them (display.count_statuses)
+        counts[stored[key]] -= 1
+        counts[CRASHED] += 1
+        counts[str(TaskStatus.INTERRUPTED)] += 1
+    wanted = set(statuses)
+    if wanted:
+        dead = CRASHED in wanted or str(TaskStatus.INTERRUPTED) in wanted
+        kept_rows = [
+            summary
+            for summary in listed
+            if (dead if (summary.workspace, summary.id) in crashed else summary.status in wanted)
+        ]
+    else:
+        kept_rows = listed
+    pages = max(1, -(-len(kept_rows) // per_page))
+    page = min(max(page, 1), pages)
+    rows: list[Row] = []
+    for summary in kept_rows[(page - 1) * per_page : page * per_page]:
+        ws = summary.workspace
+        item = index.task_for(ws, summary)
+        if isinstance(item, AtlasTasksError):
+            errors.append(item)
+        elif item is not None:  # None: deleted since the listing
+            # As task_list_page: a runner that finished since the lease probe would look crashed; checked again.
+            rows.append(Row(ws, item, (ws, summary.id) in crashed and index.unchanged(ws, item)))
+    return ListPage(
+        workspace=workspace,
+        rows=rows,
+        searched=len(listed),
+        matched=len(kept_rows),
+        total=total,
+        counts=counts,
+        statuses=list(statuses),
+        query=query,
+        page=page,
+        pages=pages,
+        per_page=per_page,
+        errors=[_docs.task_error_document(exc) for exc in errors],
     )
 
 
@@ -266,6 +369,7 @@ __all__ = [
     "show_document",
     "status_class",
     "step_results",
+    "summary_list_page",
     "task_list_page",
     "task_state",
 ]

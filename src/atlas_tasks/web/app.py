@@ -56,7 +56,7 @@ from atlas_tasks.store import Store
 from atlas_tasks.views import documents as _docs
 from atlas_tasks.views import text as _text
 from atlas_tasks.web import _content, _live, _views
-from atlas_tasks.web._index import TaskIndex, index_for
+from atlas_tasks.web._index import PagedIndex, TaskIndex, index_for
 from atlas_tasks.web._security import (
     RAW_CSP,
     SECURITY_HEADERS,
@@ -108,10 +108,13 @@ class Dashboard:
             close()
 
     def warm_up(self) -> None:
-        """Read every workspace's tasks once, so the first listing a person opens costs no full read."""
+        """Build every workspace's first listing page once, so the first page a person opens finds its index warm
+        (summaries loaded, the running tasks and the newest page read)."""
         try:
             for name in self.index.workspace_names():
-                self.index.tasks(name)
+                _views.task_list_page(self.index, self.store, name)
+                if isinstance(self.index, PagedIndex):
+                    self.index.workspace_info(name)  # the page's header: workspace.json decoded once
         except (AtlasTasksError, OSError) as exc:  # the pages will show the problem; warming is only an optimisation
             log.warning("warming up the task index failed: %s", exc)
 
@@ -254,7 +257,10 @@ def _listing(request: Request, workspace: str | None) -> HTMLResponse:
         page=_int_param(request, "page", 1, 1, 10**9),
         per_page=_int_param(request, "per_page", _views.PER_PAGE, 1, _views.MAX_PER_PAGE),
     )
-    info = dash.store.get_workspace(workspace) if workspace is not None else None
+    info = None
+    if workspace is not None:
+        index = dash.index
+        info = index.workspace_info(workspace) if isinstance(index, PagedIndex) else dash.store.get_workspace(workspace)
     return page(
         request,
         "tasks.html",

@@ -887,6 +887,12 @@ class FileStore(BaseStore):
         with os_errors("task_stamp"):
             return _stamps.task_stamp(self._layout, workspace, task_id)
 
+    def workspace_stamp(self, workspace: str) -> Hashable | None:
+        """workspace.json's (inode, mtime, ctime, size), or None if the workspace has none now: it is only ever
+        replaced by rename, so an unchanged stamp is an unchanged workspace document (the dashboard's header)."""
+        with os_errors("workspace_stamp"):
+            return _stamps.workspace_stamp(self._layout, workspace)
+
     # ========================================================================== consistency (Repairable)
     def check(self, workspace: str | None = None, *, fix: bool = False) -> CheckReport:
         """Find what crashes or hand edits left behind (one workspace, or all); repair what is safe with ``fix``.

@@ -188,8 +188,35 @@ def _summary_entry(
         return None if isinstance(outcome, Task) else outcome
 
 
+def _all_stamps_hold(entries: builtins.list[os.DirEntry[str]], stamps: dict[str, Any], fd: int) -> bool:
+    """Whether the entries are exactly the cached tasks, each task.json with its cached stamp (the warm path of
+    :func:`list_summaries`: no entry is kept or built, the first difference ends it)."""
+    stat = os.stat
+    count = 0
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            continue
+        known = stamps.get(name)
+        if known is None or not entry.is_dir(follow_symlinks=False):
+            return False
+        try:
+            st = stat(known[0], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return False
+        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) != known[1]:
+            return False
+        count += 1
+    return count == len(stamps)
+
+
 def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> SummaryList:
-    """See :meth:`atlas_tasks.backends.file.FileStore.list_summaries`."""
+    """See :meth:`atlas_tasks.backends.file.FileStore.list_summaries`.
+
+    Every task.json is ``stat``ed and its stamp compared with its cache entry's; a task whose stamp differs (or that
+    has no entry) is read. When nothing was read and the entries are the very ones the last listing was built from,
+    that listing's order and summaries are handed out again (sorting 100,000 summaries costs more than the check).
+    """
     result = SummaryList()
     with layout.ws_dir(workspace) as wsd:
         try:
@@ -198,32 +225,54 @@ def list_summaries(layout: Layout, cache: SummaryCache, workspace: str) -> Summa
             return result
         with tasks, gc_paused():
             cached = cache.load(workspace)
+            stamps = cache.stamps(workspace, cached)
+            entries = ops.list_dir(tasks.fd, tasks.path)
+            last = cache.last_listing(workspace, cached)
+            if last is not None and _all_stamps_hold(entries, stamps, tasks.fd):
+                result.extend(last)
+                return result
             fresh: dict[str, builtins.list[Any]] = {}
-            for entry in ops.scandir(tasks.fd, tasks.path):
+            read: builtins.list[TaskSummary] = []
+            stat, fd = os.stat, tasks.fd
+            for entry in entries:
                 name = entry.name
                 if name.startswith("."):
                     continue
-                item = cached.get(name)
-                if item is not None and entry.is_dir(follow_symlinks=False):
+                known = stamps.get(name)
+                if known is not None and entry.is_dir(follow_symlinks=False):
                     try:
-                        st = os.stat(f"{name}/{TASK_FILE}", dir_fd=tasks.fd, follow_symlinks=False)
+                        st = stat(known[0], dir_fd=fd, follow_symlinks=False)
                     except OSError:
                         pass
                     else:
-                        if cache_format.stamp_of(entry.inode(), st) == tuple(item[:6]):
-                            fresh[name] = item
-                            result.append(cache.summary(workspace, name, item))
+                        if (entry.inode(), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size) == known[
+                            1
+                        ]:
+                            fresh[name] = cached[name]
                             continue
                 outcome = _summary_entry(layout, tasks, workspace, name, entry.inode())
                 if isinstance(outcome, AtlasTasksError):
                     result.errors.append(outcome)
                 elif outcome is not None:
-                    result.append(outcome[0])
+                    read.append(outcome[0])
                     fresh[name] = outcome[1]
                     cache.remember(workspace, name, outcome[1], outcome[0])
-            result.sort(key=newest_first_key, reverse=True)
-    if fresh != cached:
-        cache.save(workspace, fresh)
+            if not read and last is not None and len(fresh) == len(cached):
+                # Every entry validated, and there are as many as the last listing had: the same tasks.
+                result.extend(last)
+                return result
+            # The cache file keeps its entries newest first: in that order the sort below is one linear pass.
+            ordered = {name: fresh[name] for name in cached if name in fresh}
+            ordered.update(fresh)
+            keyed = [(cache_format.sort_key(item, name), name, item) for name, item in ordered.items()]
+            keyed.sort(reverse=True)
+            result.extend(cache.summary(workspace, name, item) for _, name, item in keyed)
+    final = cached
+    if fresh != cached or list(cached) != [name for _, name, _ in keyed]:
+        final = {name: item for _, name, item in keyed}
+        cache.save(workspace, final)
+    if not result.errors:
+        cache.remember_listing(workspace, final, result)
     return result
 
 
@@ -236,11 +285,15 @@ def list_newest(layout: Layout, cache: SummaryCache, workspace: str, limit: int)
             return TaskList()
         with tasks:
             cached = cache.load(workspace)
-            inodes = {e.name: e.inode() for e in ops.scandir(tasks.fd, tasks.path) if e.name[0] != "."}
             result = TaskList()
-            order = cache.order(workspace, inodes, cached)
+            # Taken before the scan: a name added or removed after it changes the directory's stamp.
+            dir_stamp = cache_format.settled_dir_stamp(ops.fstat(tasks.fd), cache.clock())
+            order = cache.order_unchanged(workspace, dir_stamp, cached)
+            if order is None:
+                inodes = {e.name: e.inode() for e in ops.scandir(tasks.fd, tasks.path) if e.name[0] != "."}
+                order = cache.order(workspace, inodes, cached)
             if order is not None:
-                keys, unreadable = order
+                keys, unreadable, inodes = order
                 for name in unreadable:  # never cached: classified again, as list() would
                     outcome = _summary_entry(layout, tasks, workspace, name, inodes[name])
                     if isinstance(outcome, AtlasTasksError):
@@ -264,10 +317,11 @@ def list_newest(layout: Layout, cache: SummaryCache, workspace: str, limit: int)
                 keys.append(cache_format.sort_key(item, name))
             keys.sort(reverse=True)
             if fresh != cached:
+                fresh = {name: fresh[name] for _, name in keys}  # saved newest first, as list_summaries saves
                 cache.save(workspace, fresh)
             else:
                 fresh = cached  # the object load() hands out while the file is unchanged
-            cache.remember_order(workspace, inodes, fresh, keys, unreadable)
+            cache.remember_order(workspace, inodes, fresh, keys, unreadable, dir_stamp)
             return _read_newest(layout, cache, tasks, workspace, keys, limit, result)
 
 

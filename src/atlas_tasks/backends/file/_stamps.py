@@ -11,7 +11,7 @@ from collections.abc import Hashable
 from atlas_tasks import names as N
 from atlas_tasks._fs import ops
 from atlas_tasks._fs.dirs import UnsafePathError, walk
-from atlas_tasks.backends.file._layout import TASK_FILE, Layout
+from atlas_tasks.backends.file._layout import TASK_FILE, WORKSPACE_FILE, Layout
 from atlas_tasks.errors import WorkspaceNotFoundError
 
 
@@ -58,6 +58,16 @@ def task_stamps(layout: Layout, workspace: str) -> dict[str, Hashable | None]:
             }
 
 
+def workspace_stamp(layout: Layout, workspace: str) -> Hashable | None:
+    """The stamp of the workspace's workspace.json (replaced by rename on every write), None if it has none now."""
+    N.check_workspace_name(workspace)
+    try:
+        with layout.ws_dir(workspace) as wsd:
+            return stat_stamp(WORKSPACE_FILE, wsd.fd)
+    except (WorkspaceNotFoundError, FileNotFoundError):
+        return None
+
+
 def task_stamp(layout: Layout, workspace: str, task_id: str) -> Hashable | None:
     """The stamp of one task as :func:`task_stamps` gives it (None if it has no task.json now)."""
     N.check_task_id(task_id)
@@ -68,4 +78,4 @@ def task_stamp(layout: Layout, workspace: str, task_id: str) -> Hashable | None:
         return None
 
 
-__all__ = ["stat_stamp", "task_stamp", "task_stamps", "workspace_names"]
+__all__ = ["stat_stamp", "task_stamp", "task_stamps", "workspace_names", "workspace_stamp"]

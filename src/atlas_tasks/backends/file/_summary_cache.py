@@ -16,6 +16,12 @@ The newest-first order of ``list(limit=n)`` uses only the cached ``created_at`` 
 by the directory's inode, which ``scandir`` gives without a system call): ``created_at`` is set when a task is
 created, the store keeps it on every update (an update that changes it drops the cache), and the Go ATLAS never
 rewrites it. The ``n`` tasks returned are read from disk in full, as ``get`` reads them.
+
+A store that computed that order keeps it in memory with the *tasks directory's* stamp (inode, mtime, ctime,
+size) taken before its scan: a task directory added, removed or replaced by anyone changes that stamp, so while it
+is unchanged the next ``list(limit=n)`` skips the scan (one ``fstat`` instead of listing 100,000 names). A stamp is
+only kept once the directory's last change is :data:`SETTLED_AFTER_NS` old: file times come from a coarse clock, and
+a change in the same tick as the one the stamp saw would not show in it.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
 from atlas_tasks._fs import atomic, ops
 from atlas_tasks._fs.dirs import Dir, walk
+from atlas_tasks.backends.file._layout import TASK_FILE
 from atlas_tasks.models import parse_time
 from atlas_tasks.store import TaskSummary
 
@@ -44,6 +53,37 @@ Stamp = tuple[int, int, int, int, int, int]
 # revision, created_ts]; times as the RFC 3339 text read, created_ts the sort key (None: no created_at).
 _STAMP_LEN = 6
 _ENTRY_LEN = _STAMP_LEN + 10
+
+
+#: (inode, mtime_ns, ctime_ns, size) of the tasks directory: any name added to, removed from or renamed in it
+#: changes its mtime and ctime.
+DirStamp = tuple[int, int, int, int]
+
+#: How old a directory's ctime must be before its stamp is trusted to show the next change. File times come from a
+#: coarse clock (a kernel tick, up to 10 ms): a change in the same tick as the one a stamp saw would leave the stamp
+#: as it was ("racy" stamps, as git calls them). Two seconds also covers a file server's clock a little behind ours.
+SETTLED_AFTER_NS = 2_000_000_000
+
+#: (newest-first keys, unreadable names, task directory inodes) of a remembered order.
+Order = tuple[list[tuple[float, str]], list[str], dict[str, int]]
+
+
+@dataclass(frozen=True)
+class _Order:
+    inodes: dict[str, int]
+    entries: dict[str, list[Any]]
+    keys: list[tuple[float, str]]
+    unreadable: list[str]
+    #: The tasks directory's stamp taken before the scan, if it was settled then (None: list it again next time).
+    dir_stamp: DirStamp | None
+
+
+def settled_dir_stamp(st: os.stat_result, now_ns: int | None = None) -> DirStamp | None:
+    """The tasks directory's stamp, or None while its last change is too recent for the stamp to show the next one."""
+    now = time.time_ns() if now_ns is None else now_ns
+    if st.st_ctime_ns > now - SETTLED_AFTER_NS or st.st_mtime_ns > now - SETTLED_AFTER_NS:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 def stamp_of(dir_inode: int, st: os.stat_result) -> Stamp:
@@ -92,13 +132,19 @@ class SummaryCache:
 
     def __init__(self, home: str) -> None:
         self.home = home
+        #: The wall clock (ns) that judges whether a directory's stamp has settled; tests inject a fake one.
+        self.clock: Callable[[], int] = time.time_ns
         self._lock = threading.Lock()
         # workspace -> (identity of the cache file decoded, its entries)
         self._memory: dict[str, tuple[tuple[int, int, int, int], dict[str, list[Any]]]] = {}
         # workspace -> name -> (the entry, the TaskSummary built from it): summaries are frozen, so shared.
         self._built: dict[str, dict[str, tuple[list[Any], TaskSummary]]] = {}
-        # workspace -> (task directory inodes, the entries, newest-first keys, unreadable names) of the last order
-        self._order: dict[str, tuple[dict[str, int], dict[str, list[Any]], list[tuple[float, str]], list[str]]] = {}
+        # workspace -> (the entries, each one's stamp as a tuple): built once per entries object
+        self._stamps: dict[str, tuple[dict[str, list[Any]], dict[str, tuple[str, Stamp]]]] = {}
+        # workspace -> (the entries, the summaries list_summaries built from exactly them, newest first)
+        self._listing: dict[str, tuple[dict[str, list[Any]], list[TaskSummary]]] = {}
+        # workspace -> the last newest-first order and what it was computed from
+        self._order: dict[str, _Order] = {}
 
     def summary(self, workspace: str, name: str, entry: list[Any]) -> TaskSummary:
         """The TaskSummary of a cached entry, built once per entry."""
@@ -110,19 +156,55 @@ class SummaryCache:
         built[name] = (entry, summary)
         return summary
 
+    def stamps(self, workspace: str, entries: dict[str, list[Any]]) -> dict[str, tuple[str, Stamp]]:
+        """Each entry's task.json path (relative to the tasks directory) and stamp as a tuple (what a stat is
+        compared with), built once per entries object."""
+        with self._lock:
+            known = self._stamps.get(workspace)
+        if known is not None and known[0] is entries:
+            return known[1]
+        stamps: dict[str, tuple[str, Stamp]] = {
+            name: (f"{name}/{TASK_FILE}", tuple(entry[:_STAMP_LEN])) for name, entry in entries.items()
+        }
+        with self._lock:
+            self._stamps[workspace] = (entries, stamps)
+        return stamps
+
+    def last_listing(self, workspace: str, entries: dict[str, list[Any]]) -> list[TaskSummary] | None:
+        """The summaries (newest first) the last listing built from exactly these entries, if it was built so."""
+        with self._lock:
+            known = self._listing.get(workspace)
+        return known[1] if known is not None and known[0] is entries else None
+
+    def remember_listing(self, workspace: str, entries: dict[str, list[Any]], summaries: list[TaskSummary]) -> None:
+        """Keep a listing built from ``entries`` (every task readable), as :meth:`last_listing` gives it back."""
+        with self._lock:
+            self._listing[workspace] = (entries, list(summaries))
+
     def remember(self, workspace: str, name: str, entry: list[Any], summary: TaskSummary) -> None:
         """Keep a summary just read with its new entry."""
         self._built.setdefault(workspace, {})[name] = (entry, summary)
 
-    def order(
-        self, workspace: str, inodes: dict[str, int], entries: dict[str, list[Any]]
-    ) -> tuple[list[tuple[float, str]], list[str]] | None:
+    def order(self, workspace: str, inodes: dict[str, int], entries: dict[str, list[Any]]) -> Order | None:
         """The last newest-first order, if the task directories (names and inodes) and the entries are the same."""
         with self._lock:
             last = self._order.get(workspace)
-        if last is None or last[1] is not entries or last[0] != inodes:
+        if last is None or last.entries is not entries or last.inodes != inodes:
             return None
-        return last[2], last[3]
+        return last.keys, last.unreadable, last.inodes
+
+    def order_unchanged(
+        self, workspace: str, dir_stamp: DirStamp | None, entries: dict[str, list[Any]]
+    ) -> Order | None:
+        """The last newest-first order without listing the directory: the tasks directory's stamp is the one taken
+        (settled) before that order's scan, so no task directory was added, removed or replaced since."""
+        if dir_stamp is None:
+            return None
+        with self._lock:
+            last = self._order.get(workspace)
+        if last is None or last.entries is not entries or last.dir_stamp != dir_stamp:
+            return None
+        return last.keys, last.unreadable, last.inodes
 
     def remember_order(
         self,
@@ -131,9 +213,10 @@ class SummaryCache:
         entries: dict[str, list[Any]],
         keys: list[tuple[float, str]],
         unreadable: list[str],
+        dir_stamp: DirStamp | None = None,
     ) -> None:
         with self._lock:
-            self._order[workspace] = (inodes, entries, keys, unreadable)
+            self._order[workspace] = _Order(inodes, entries, keys, unreadable, dir_stamp)
 
     def _dir(self, *, create: bool) -> Dir:
         from atlas_tasks._fs.dirs import open_home
@@ -215,6 +298,8 @@ class SummaryCache:
             self._memory.pop(workspace, None)
             self._order.pop(workspace, None)
             self._built.pop(workspace, None)
+            self._listing.pop(workspace, None)
+            self._stamps.pop(workspace, None)
         with contextlib.suppress(OSError, ValueError), self._dir(create=False) as d:
             ops.unlink(f"{workspace}.json", d.fd, d.child(f"{workspace}.json"))
 
