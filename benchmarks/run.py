@@ -70,7 +70,10 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("list_newest",), bench_reads.bench_list_newest),
     (("list_artifacts",), bench_reads.bench_list_artifacts),
     (("dashboard",), bench_web.bench_dashboard),
-    (("pg_update", "pg_get", "pg_list"), bench_postgres.bench_postgres),
+    (
+        ("pg_update", "pg_get", "pg_list", "pg_summaries", "pg_1m_get", "pg_1m_update", "pg_1m_newest"),
+        bench_postgres.bench_postgres,
+    ),
     (("peer_put", "peer_get", "peer_list"), bench_peers.bench_sqlite_saver),
     (("peer_diskcache",), bench_peers.bench_diskcache),
     (("create_big",), bench_reads.bench_create_in_big),
@@ -107,6 +110,10 @@ TABLE_ORDER = [
     "pg_update",
     "pg_get",
     "pg_list",
+    "pg_summaries",
+    "pg_1m_get",
+    "pg_1m_update",
+    "pg_1m_newest",
 ]
 
 
