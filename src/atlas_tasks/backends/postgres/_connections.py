@@ -198,7 +198,8 @@ class Connections:
         except PoolTimeout as exc:
             raise StoreUnavailableError(self.where, self._pool_timeout_reason()) from exc
         try:
-            return conn.execute(query, params).fetchall()
+            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            return rows
         except psycopg.Error as exc:
             raise translate(exc, op, self.where) from exc
         finally:
