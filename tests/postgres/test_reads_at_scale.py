@@ -13,6 +13,7 @@ from atlas_tasks.backends.postgres import PostgresStore
 from atlas_tasks.backends.postgres._encoding import summary_text
 from atlas_tasks.backends.postgres._queries import Queries
 from atlas_tasks.documents.summaries import summarize
+from atlas_tasks.store.types import TaskSummary
 from atlas_tasks.testing.conformance import sample_task
 
 
@@ -27,12 +28,14 @@ def _varied_tasks() -> list[Task]:
     ]
 
 
+def _fields(s: TaskSummary) -> tuple[Any, ...]:
+    """Every field, and the times' repr (a NanoTime's nanoseconds and offset, which == does not compare)."""
+    times = (s.created_at, s.updated_at, repr(s.created_at), repr(s.updated_at))
+    return (s.id, s.workspace, s.status, s.template, s.description, s.current_step, s.total_steps, s.revision, *times)
+
+
 def _summaries(store: PostgresStore, ws: str) -> list[tuple[Any, ...]]:
-    return [
-        (s.id, s.workspace, s.status, s.template, s.description, s.current_step, s.total_steps, s.revision)
-        + (s.created_at, s.updated_at, repr(s.created_at), repr(s.updated_at))
-        for s in store.list_summaries(ws)
-    ]
+    return [_fields(s) for s in store.list_summaries(ws)]
 
 
 def _from_documents(conn: psycopg.Connection[Any], store: PostgresStore, ws: str) -> list[tuple[Any, ...]]:
@@ -48,10 +51,7 @@ def _from_documents(conn: psycopg.Connection[Any], store: PostgresStore, ws: str
             s = summarize(doc.encode(), ws, task_id, "")
         except CorruptTaskError:
             continue  # listed in .errors, as list_summaries does
-        out.append(
-            (s.id, s.workspace, s.status, s.template, s.description, s.current_step, s.total_steps, s.revision)
-            + (s.created_at, s.updated_at, repr(s.created_at), repr(s.updated_at))
-        )
+        out.append(_fields(s))
     return out
 
 
