@@ -145,7 +145,7 @@ def test_newest_first_needs_no_sort(pg_store: PostgresStore, pg_ws: str, pg_conn
     with pg_conn.transaction():
         pg_conn.execute("SET LOCAL enable_sort = off")
         pg_conn.execute("SET LOCAL enable_seqscan = off")
-        plan = pg_conn.execute("EXPLAIN (FORMAT JSON) " + query, {"ws": pg_ws, "limit": 20, "offset": 0}).fetchone()
+        plan = pg_conn.execute("EXPLAIN (FORMAT JSON) " + query, (pg_ws, 20, 0)).fetchone()
     assert plan is not None
     text = str(plan[0])
     assert "tasks_newest_first" in text and "'Sort'" not in text

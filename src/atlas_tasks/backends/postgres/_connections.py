@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -78,6 +79,9 @@ class Connections:
         )
         self._ready = False
         self._ready_lock = threading.Lock()
+        # One binary cursor per pooled connection, for rows(): a connection is used by one thread at a time, and its
+        # cursor goes with it when the pool drops it.
+        self._cursors: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[Any]] = weakref.WeakKeyDictionary()
 
     # -- first use ------------------------------------------------------------------------------------------------
     def ensure_ready(self) -> None:
@@ -179,13 +183,15 @@ class Connections:
                     )
                 yield conn
 
-    def rows(self, op: str, query: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, op: str, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Every row of one read-only statement, by the shortest path (``get`` and the listings).
 
         On the store's own pool (autocommit connections) this is a checkout, one prepared statement and a return,
-        without the context managers of :meth:`session` (about 15 µs a call, a tenth of a ``get``). A caller's
-        pool may hand out connections outside autocommit, so it goes through :meth:`session`, which ends the
-        transaction its statement opened.
+        without the context managers of :meth:`session` (about 15 µs a call, a tenth of a ``get``), on a cursor
+        kept with its connection (a new cursor and its adapters cost ~30 µs a statement), results in binary
+        (text comes back as is; ~20 µs less per ``get`` than the text format's path). A caller's pool may hand
+        out connections outside autocommit, so it goes through :meth:`session`, which ends the transaction its
+        statement opened.
         """
         if not self._ready:
             self.ensure_ready()
@@ -198,7 +204,11 @@ class Connections:
         except PoolTimeout as exc:
             raise StoreUnavailableError(self.where, self._pool_timeout_reason()) from exc
         try:
-            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            cursor = self._cursors.get(conn)
+            if cursor is None or cursor.closed:
+                cursor = self._cursors[conn] = conn.cursor(binary=True)
+            cursor.execute(query, params, prepare=True)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
             return rows
         except psycopg.Error as exc:
             raise translate(exc, op, self.where) from exc

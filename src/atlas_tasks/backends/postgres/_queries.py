@@ -64,6 +64,9 @@ class Queries:
     # get(): the primary key alone (a join with workspaces, to tell a missing workspace in the same round trip, cost
     # ~25 µs of every read); no row: the caller asks `exists` which of the two is missing.
     task_get: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s"
+    # The statements of Connections.rows (get and the listings) take positional parameters: a mapping costs ~20 µs
+    # more per call in psycopg's Python, a tenth of a get.
+    task_read: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %s AND id = %s"
     # NO KEY UPDATE, not UPDATE: it still excludes other writers and delete, but lets log appends and artifact
     # saves (which only need the task to exist) go on while a task is being edited.
     task_lock: str = "SELECT doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND id = %(id)s FOR NO KEY UPDATE"
@@ -93,8 +96,8 @@ class Queries:
     # without created_at), so LIMIT reads only its rows. LIMIT NULL is no limit. No row: the caller asks whether the
     # workspace exists.
     task_list_page: str = (
-        "SELECT id, doc::text FROM {s}.tasks WHERE workspace = %(ws)s"
-        " ORDER BY created_at DESC NULLS LAST, id DESC LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint"
+        "SELECT id, doc::text FROM {s}.tasks WHERE workspace = %s"
+        " ORDER BY created_at DESC NULLS LAST, id DESC LIMIT %s::bigint OFFSET %s::bigint"
     )
     # list_summaries: the summary a writer stored (migration 4) when it is of the row's current revision, else the
     # document (a row written before migration 4's backfill, or by an older atlas-tasks still running through an
@@ -102,9 +105,9 @@ class Queries:
     task_summaries: str = (
         "SELECT id, CASE WHEN summary_revision = revision THEN summary END,"
         " CASE WHEN summary_revision IS DISTINCT FROM revision OR summary IS NULL THEN doc::text END"
-        " FROM {s}.tasks WHERE workspace = %(ws)s ORDER BY created_at DESC NULLS LAST, id DESC"
+        " FROM {s}.tasks WHERE workspace = %s ORDER BY created_at DESC NULLS LAST, id DESC"
     )
-    workspace_exists: str = "SELECT 1 FROM {s}.workspaces WHERE name = %(ws)s"
+    workspace_exists: str = "SELECT 1 FROM {s}.workspaces WHERE name = %s"
     # Keyset pages in insertion order: stable while tasks are added or deleted, no connection held between pages.
     task_page: str = (
         "SELECT seq, id, doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND seq > %(after)s::bigint"

@@ -366,7 +366,7 @@ class PostgresStore(BaseStore):
 
     def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
         # One round trip by the primary key; only a miss asks which of workspace and task is missing.
-        rows = self._db.rows("get", self._q.task_get, {"ws": workspace, "id": task_id})
+        rows = self._db.rows("get", self._q.task_read, (workspace, task_id))
         if not rows:
             with self._session("get") as conn:
                 self._require(conn, workspace, task_id)
@@ -485,13 +485,13 @@ class PostgresStore(BaseStore):
                 return result
 
     def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
-        rows = self._db.rows("list", self._q.task_list_page, {"ws": workspace, "limit": limit, "offset": offset})
+        rows = self._db.rows("list", self._q.task_list_page, (workspace, limit, offset))
         if not rows and offset == 0:
             self._require_workspace("list", workspace)
         return rows
 
     def _require_workspace(self, op: str, workspace: str) -> None:
-        if not self._db.rows(op, self._q.workspace_exists, {"ws": workspace}):
+        if not self._db.rows(op, self._q.workspace_exists, (workspace,)):
             raise WorkspaceNotFoundError(workspace, self._location(workspace))
 
     def list_summaries(self, workspace: str) -> SummaryList:
@@ -504,7 +504,7 @@ class PostgresStore(BaseStore):
         them.
         """
         N.check_workspace_name(workspace)
-        rows = self._db.rows("list_summaries", self._q.task_summaries, {"ws": workspace})
+        rows = self._db.rows("list_summaries", self._q.task_summaries, (workspace,))
         if not rows:
             self._require_workspace("list_summaries", workspace)
         result = SummaryList()
