@@ -16,6 +16,7 @@ _UNDO: dict[int, tuple[str, ...]] = {
         "DROP TRIGGER tasks_summary_forget ON {s}.tasks",
         "DROP FUNCTION {s}.tasks_summary_forget()",
         "ALTER TABLE {s}.tasks DROP COLUMN summary, DROP COLUMN summary_revision",
+        "ALTER TABLE {s}.tasks RESET (fillfactor)",
         "DROP INDEX {s}.tasks_newest_first",
         "CREATE INDEX tasks_newest_first ON {s}.tasks (workspace, created_at DESC, id DESC)",
     ),
