@@ -59,6 +59,15 @@ WHY = {
         "faster here (~95 µs raw). What remains to cut is psycopg's Python per statement (~30-40 µs): calling "
         "libpq directly would, at the price of psycopg's interruptible waits and error mapping."
     ),
+    "pg_list": (
+        "Both sides decode the same 10,000 documents with the same code and the collector paused; what PostgreSQL "
+        "adds is fetching them: the server reads each row, decompresses its document (pglz: 9 KB stored as 1.2 KB) "
+        "and sends 90 MB over loopback TCP, ~0.2-0.4 s here before the first document is decoded, where the file "
+        "store reads page-cached files. lz4 compression for the column (PostgreSQL 14+) measured no faster here. "
+        "What would remove most of it is overlapping that fetch with the decoding (a server-side cursor read ahead "
+        "by a second thread, or pipelined pages), which this round did not build; callers that show tasks should "
+        "use list_summaries (0.4x the file store's at 100,000) or list(limit=)."
+    ),
 }
 analysis.WHY.update(WHY)
 

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 from pg_schema_versions import downgrade_to
 
 from atlas_tasks import CorruptTaskError, Task
 from atlas_tasks.backends.postgres import PostgresStore
 from atlas_tasks.backends.postgres._encoding import summary_text
 from atlas_tasks.backends.postgres._queries import Queries
+from atlas_tasks.backends.postgres._store import _LIST_CHUNK
 from atlas_tasks.documents.summaries import summarize
 from atlas_tasks.store.types import TaskSummary
 from atlas_tasks.testing.conformance import sample_task
@@ -217,3 +219,34 @@ def test_updates_leave_the_indexes_alone(
             break
         time.sleep(0.2)
     assert hot == updates
+
+
+def test_whole_listing_in_chunks_equals_one_ordered_query(
+    pg_store: PostgresStore, pg_ws: str, pg_conn: psycopg.Connection[Any]
+) -> None:
+    """list() in several read-ahead chunks gives every task once, in the server's order, damaged ones in errors."""
+    source = pg_store.create(pg_ws, sample_task())
+    s = f'"{pg_store.schema}"'
+    count = 2 * _LIST_CHUNK + 345  # three chunks, the last one partial
+    pg_conn.execute(
+        f"INSERT INTO {s}.tasks (workspace, id, status, created_at, updated_at, revision, doc, ref)"
+        " SELECT t.workspace, t.id || '-' || lpad(g::text, 5, '0'), t.status, t.created_at - g * interval '1 s',"
+        " t.updated_at, t.revision, replace(t.doc::text, t.id, t.id || '-' || lpad(g::text, 5, '0'))::json, t.ref"
+        f" FROM {s}.tasks t, generate_series(1, %s) g WHERE t.workspace = %s AND t.id = %s",
+        [count, pg_ws, source.id],
+    )
+    damaged = f"{source.id}-{_LIST_CHUNK + 7:05d}"  # in the second chunk
+    pg_conn.execute(f"UPDATE {s}.tasks SET doc = '[1]'::json WHERE workspace = %s AND id = %s", [pg_ws, damaged])
+    expected = [
+        row[0]
+        for row in pg_conn.execute(
+            f"SELECT id FROM {s}.tasks WHERE workspace = %s ORDER BY created_at DESC NULLS LAST, id DESC", [pg_ws]
+        ).fetchall()
+        if row[0] != damaged
+    ]
+    listed = pg_store.list(pg_ws)
+    assert [t.id for t in listed] == expected and len(expected) == count
+    assert [e.task_id for e in listed.errors] == [damaged]
+    assert [t.id for t in pg_store.list(pg_ws, limit=count + 5)] == expected
+    with pytest.raises(CorruptTaskError):
+        pg_store.list(pg_ws, strict=True)

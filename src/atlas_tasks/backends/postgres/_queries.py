@@ -108,6 +108,10 @@ class Queries:
         " FROM {s}.tasks WHERE workspace = %s ORDER BY created_at DESC NULLS LAST, id DESC"
     )
     workspace_exists: str = "SELECT 1 FROM {s}.workspaces WHERE name = %s"
+    # A whole listing: the order first (ids only, from the index: no document is read), then the documents in
+    # chunks by primary key, fetched while the previous chunk is decoded.
+    task_ids_newest: str = "SELECT id FROM {s}.tasks WHERE workspace = %s ORDER BY created_at DESC NULLS LAST, id DESC"
+    task_docs: str = "SELECT id, doc::text FROM {s}.tasks WHERE workspace = %s AND id = ANY(%s)"
     # Keyset pages in insertion order: stable while tasks are added or deleted, no connection held between pages.
     task_page: str = (
         "SELECT seq, id, doc::text FROM {s}.tasks WHERE workspace = %(ws)s AND seq > %(after)s::bigint"

@@ -27,6 +27,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from psycopg_pool import ConnectionPool
@@ -71,6 +72,8 @@ from atlas_tasks.transitions import is_terminal
 
 #: Tasks per page of a workspace scan (``iter_tasks``): one page in memory, no connection held between pages.
 _PAGE = 200
+#: Tasks per chunk of a whole listing (``list`` without limit), fetched while the previous one is decoded.
+_LIST_CHUNK = 2000
 
 
 class _Slot:
@@ -464,6 +467,8 @@ class PostgresStore(BaseStore):
         reports the unreadable tasks among those read).
         """
         N.check_workspace_name(workspace)
+        if limit is None:
+            return self._list_all(workspace, strict)
         result, offset = TaskList(), 0
         while True:
             # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
@@ -483,6 +488,48 @@ class PostgresStore(BaseStore):
             if len(result) >= limit or len(rows) < (wanted or 0):
                 del result[max(limit, 0) :]  # limit 0 still asked for one row, to tell an empty workspace
                 return result
+
+    def _list_all(self, workspace: str, strict: bool) -> TaskList:
+        """Every task, newest first: the order from the index, then the documents by chunks, read ahead.
+
+        The server's part (reading, decompressing and sending ~10 KB per task) is done while the previous chunk is
+        decoded: a second thread fetches the chunks in order on a connection of its own (the wait on the network
+        releases the GIL). As the file store's listing, this is no snapshot: a task deleted meanwhile is left out,
+        a task updated meanwhile is listed as it is when its chunk is read.
+        """
+        ids = [row[0] for row in self._db.rows("list", self._q.task_ids_newest, (workspace,))]
+        if not ids:
+            self._require_workspace("list", workspace)
+            return TaskList()
+        chunks = [ids[i : i + _LIST_CHUNK] for i in range(0, len(ids), _LIST_CHUNK)]
+        result = TaskList()
+        reader = None
+        try:
+            if len(chunks) == 1:
+                fetched: Iterator[builtins.list[tuple[Any, ...]]] = iter(
+                    [self._db.rows("list", self._q.task_docs, (workspace, ids))]
+                )
+            else:
+                reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-tasks-list")
+                futures = [reader.submit(self._db.rows, "list", self._q.task_docs, (workspace, c)) for c in chunks]
+                fetched = (future.result() for future in futures)
+            with _gc_paused(len(ids)):
+                for chunk, rows in zip(chunks, fetched, strict=True):
+                    docs = dict(rows)
+                    for task_id in chunk:
+                        doc = docs.get(task_id)
+                        if doc is None:
+                            continue  # deleted since the order was read
+                        try:
+                            result.append(self._decode(doc, workspace, task_id))
+                        except (CorruptTaskError, SchemaVersionError) as exc:
+                            if strict:
+                                raise
+                            result.errors.append(exc)
+        finally:
+            if reader is not None:
+                reader.shutdown(wait=True, cancel_futures=True)
+        return result
 
     def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
         rows = self._db.rows("list", self._q.task_list_page, (workspace, limit, offset))
