@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from atlas_tasks.backends.postgres import _schema
-from atlas_tasks.backends.postgres._errors import describe, first_line, translated
+from atlas_tasks.backends.postgres._errors import describe, first_line, translate, translated
 from atlas_tasks.errors import StoreUnavailableError
 
 Conn = psycopg.Connection[Any]
@@ -78,6 +79,9 @@ class Connections:
         )
         self._ready = False
         self._ready_lock = threading.Lock()
+        # One binary cursor per pooled connection, for rows(): a connection is used by one thread at a time, and its
+        # cursor goes with it when the pool drops it.
+        self._cursors: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[Any]] = weakref.WeakKeyDictionary()
 
     # -- first use ------------------------------------------------------------------------------------------------
     def ensure_ready(self) -> None:
@@ -178,6 +182,38 @@ class Connections:
                         {"timeout": lock_timeout_setting(lock_timeout)},
                     )
                 yield conn
+
+    def rows(self, op: str, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Every row of one read-only statement, by the shortest path (``get`` and the listings).
+
+        On the store's own pool (autocommit connections) this is a checkout, one prepared statement and a return,
+        without the context managers of :meth:`session` (about 15 µs a call, a tenth of a ``get``), on a cursor
+        kept with its connection (a new cursor and its adapters cost ~30 µs a statement), results in binary
+        (text comes back as is; ~20 µs less per ``get`` than the text format's path). A caller's pool may hand
+        out connections outside autocommit, so it goes through :meth:`session`, which ends the transaction its
+        statement opened.
+        """
+        if not self._ready:
+            self.ensure_ready()
+        if not self._owns_pool:
+            with self.session(op) as conn:
+                found: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+                return found
+        try:
+            conn = self.pool.getconn(timeout=self.connect_timeout)
+        except PoolTimeout as exc:
+            raise StoreUnavailableError(self.where, self._pool_timeout_reason()) from exc
+        try:
+            cursor = self._cursors.get(conn)
+            if cursor is None or cursor.closed:
+                cursor = self._cursors[conn] = conn.cursor(binary=True)
+            cursor.execute(query, params, prepare=True)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+        except psycopg.Error as exc:
+            raise translate(exc, op, self.where) from exc
+        finally:
+            self.pool.putconn(conn)
 
     @contextlib.contextmanager
     def _pooled(self) -> Iterator[Conn]:

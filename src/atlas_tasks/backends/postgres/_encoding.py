@@ -11,7 +11,10 @@ from typing import Any
 
 from pydantic_core import from_json
 
+from atlas_tasks.documents.summaries import summary_and_times
+from atlas_tasks.errors import CorruptTaskError, SchemaVersionError
 from atlas_tasks.models import TaskRef, parse_time
+from atlas_tasks.store.types import TaskSummary
 from atlas_tasks.transitions import is_terminal
 
 
@@ -51,7 +54,49 @@ class TaskRow:
             "updated_at": self.updated_at,
             "revision": self.revision,
             "doc": data.decode("utf-8"),
+            **summary_params(data, task_id, self.revision),
         }
+
+
+def summary_params(data: bytes, task_id: str, revision: int) -> dict[str, Any]:
+    """The ``summary`` and ``summary_revision`` columns of a task row (NULL both when the document has none)."""
+    text = summary_text(data, task_id)
+    return {"summary": text, "summary_revision": None if text is None else revision}
+
+
+def summary_text(data: bytes, task_id: str) -> str | None:
+    """What ``list_summaries`` shows of a task document, as the compact JSON array kept in ``tasks.summary``.
+
+    Read by the shared summary reader (:func:`atlas_tasks.documents.summaries.summary_and_times`), so a stored
+    summary is exactly what reading the document gives; the times are kept as the document spells them (Go's
+    nanoseconds and offsets included). None when that reader refuses the document: listing it then reads the
+    document and reports the same error as before. ASCII JSON: a ``\\u0000`` in a description stays escaped
+    (a ``text`` column cannot hold NUL).
+    """
+    try:
+        summary, created, updated = summary_and_times(data, "", task_id, "")
+    except (CorruptTaskError, SchemaVersionError):
+        return None
+    fields = [summary.id, summary.status, summary.template, summary.description, summary.current_step]
+    fields += [summary.total_steps, created, updated, summary.revision]
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def summary_from_text(text: str, workspace: str) -> TaskSummary:
+    """The TaskSummary a :func:`summary_text` array describes."""
+    f = from_json(text)
+    return TaskSummary(
+        id=f[0],
+        workspace=workspace,
+        status=f[1],
+        template=f[2],
+        description=f[3],
+        current_step=f[4],
+        total_steps=f[5],
+        created_at=parse_time(f[6]),
+        updated_at=parse_time(f[7]),
+        revision=f[8],
+    )
 
 
 def refs_from_json(text: str | None) -> list[TaskRef]:
@@ -59,4 +104,4 @@ def refs_from_json(text: str | None) -> list[TaskRef]:
     return [TaskRef.model_validate(item) for item in json.loads(text)] if text else []
 
 
-__all__ = ["TaskRow", "refs_from_json"]
+__all__ = ["TaskRow", "refs_from_json", "summary_from_text", "summary_params", "summary_text"]

@@ -105,12 +105,28 @@ def translated(op: str, where: str, *, locking: str = "", lock_timeout: float = 
     """
     try:
         yield
-    except pg_errors.LockNotAvailable:
-        raise LockTimeoutError(locking or "a row", where, lock_timeout) from None
     except psycopg.Error as exc:
-        if is_unavailable(exc):
-            raise StoreUnavailableError(where, first_line(exc)) from exc
-        raise DatabaseError(op, where, exc.sqlstate, first_line(exc)) from exc
+        error = translate(exc, op, where, locking=locking, lock_timeout=lock_timeout)
+        raise error from (None if isinstance(error, LockTimeoutError) else exc)
 
 
-__all__ = ["DatabaseError", "DatabaseTooNewError", "describe", "first_line", "is_unavailable", "translated"]
+def translate(
+    exc: psycopg.Error, op: str, where: str, *, locking: str = "", lock_timeout: float = 0.0
+) -> AtlasTasksError:
+    """The atlas-tasks error for a psycopg one (what :func:`translated` raises), for paths without a ``with``."""
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return LockTimeoutError(locking or "a row", where, lock_timeout)
+    if is_unavailable(exc):
+        return StoreUnavailableError(where, first_line(exc))
+    return DatabaseError(op, where, exc.sqlstate, first_line(exc))
+
+
+__all__ = [
+    "DatabaseError",
+    "DatabaseTooNewError",
+    "describe",
+    "first_line",
+    "is_unavailable",
+    "translate",
+    "translated",
+]

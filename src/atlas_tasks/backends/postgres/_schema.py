@@ -15,6 +15,7 @@ point, as in the file store.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    #: Python run after the statements, in the same transaction (``conn``, quoted schema): what SQL cannot compute.
+    backfill: Callable[[psycopg.Connection[Any], str], None] | None = None
 
 
 _V1 = (
@@ -114,11 +117,65 @@ _V3 = (
     )""",
 )
 
+# Reads at scale. (1) The newest-first index in the listings' own order: they put tasks without created_at last
+# (NULLS LAST), which the old index (DESC, so NULLS FIRST) could not serve: ORDER BY … LIMIT 20 sorted the whole
+# workspace. (2) Each task's summary (what list_summaries shows, as the shared summary reader reads it from the
+# document) in a column beside it, with the revision it was read at: listing summaries no longer fetches and parses
+# every document. A summary whose revision is not the row's (written by an older atlas-tasks still running during an
+# upgrade) is ignored and the document read instead; and a trigger forgets the summary whenever the document is
+# rewritten without a new one (an older atlas-tasks, a repair by hand in SQL), so it never outlives its document.
+_V4 = (
+    "ALTER TABLE {s}.tasks ADD COLUMN summary text, ADD COLUMN summary_revision bigint",
+    """CREATE FUNCTION {s}.tasks_summary_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        NEW.summary := NULL;
+        NEW.summary_revision := NULL;
+        RETURN NEW;
+    END $$""",
+    # Our own writes set summary_revision to the new revision (always a new value), so they never fire it.
+    """CREATE TRIGGER tasks_summary_forget BEFORE UPDATE OF doc ON {s}.tasks FOR EACH ROW
+    WHEN (NEW.summary_revision IS NOT DISTINCT FROM OLD.summary_revision)
+    EXECUTE PROCEDURE {s}.tasks_summary_forget()""",
+    # Room on each page for a task's next version: an update that changes no indexed column (status, created_at, id:
+    # most updates) is then a HOT update, which writes no index entry, so its cost does not grow with the table.
+    # Applies to pages written from now on.
+    "ALTER TABLE {s}.tasks SET (fillfactor = 80)",
+    "DROP INDEX {s}.tasks_newest_first",
+    "CREATE INDEX tasks_newest_first ON {s}.tasks (workspace, created_at DESC NULLS LAST, id DESC)",
+)
+
+#: Rows per batch of migration 4's backfill.
+_BACKFILL_BATCH = 1000
+
+
+def _backfill_summaries(conn: psycopg.Connection[Any], s: str) -> None:
+    """Store the summary of every task written before migration 4, read by the code that writes new ones."""
+    from atlas_tasks.backends.postgres._encoding import summary_params
+
+    update = f"UPDATE {s}.tasks SET summary = %(summary)s, summary_revision = %(summary_revision)s"  # noqa: S608
+    update += " WHERE workspace = %(ws)s AND id = %(id)s"
+    # A server-side cursor: one batch of documents in memory at a time, however many tasks there are.
+    with conn.cursor(name="atlas_tasks_backfill") as rows, conn.cursor() as out:
+        rows.itersize = _BACKFILL_BATCH
+        rows.execute(f"SELECT workspace, id, revision, doc::text FROM {s}.tasks")  # noqa: S608
+        batch: list[dict[str, Any]] = []
+        for workspace, task_id, revision, doc in rows:
+            params = summary_params(doc.encode("utf-8"), task_id, int(revision))
+            if params["summary"] is not None:
+                batch.append({**params, "ws": workspace, "id": task_id})
+            if len(batch) >= _BACKFILL_BATCH:
+                out.executemany(update, batch)
+                batch.clear()
+        if batch:
+            out.executemany(update, batch)
+
+
 #: Every migration, oldest first; a new one is appended, never edited once released.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "workspaces, tasks, log lines and artifacts", _V1),
     Migration(2, "run leases (holder descriptions; the lease itself is an advisory lock)", _V2),
     Migration(3, "tombstones of deleted task ids", _V3),
+    Migration(4, "summaries in columns, newest-first index in listing order", _V4, _backfill_summaries),
 )
 #: The schema version this library writes.
 LATEST = MIGRATIONS[-1].version
@@ -190,6 +247,8 @@ def migrate(conn: psycopg.Connection[Any], schema: str, where: str) -> list[int]
 def _apply(conn: psycopg.Connection[Any], schema: str, migration: Migration) -> int:
     for statement in migration.statements:
         conn.execute(statement.format(s=f'"{schema}"'))
+    if migration.backfill is not None:
+        migration.backfill(conn, f'"{schema}"')
     conn.execute(
         f'INSERT INTO "{schema}".schema_migrations (version, description, library_version) VALUES (%s, %s, %s)',  # noqa: S608
         [migration.version, migration.description, __version__],

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import itertools
 import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from psycopg_pool import ConnectionPool
@@ -34,7 +36,7 @@ from atlas_tasks import names as N
 from atlas_tasks._codec import decode_workspace, encode_task, encode_workspace
 from atlas_tasks.backends.postgres import _collector, _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
-from atlas_tasks.backends.postgres._encoding import TaskRow, refs_from_json
+from atlas_tasks.backends.postgres._encoding import TaskRow, refs_from_json, summary_from_text
 from atlas_tasks.backends.postgres._errors import translated
 from atlas_tasks.backends.postgres._queries import UUID_ID_SQL_RE, Queries
 from atlas_tasks.documents.head import TaskHead
@@ -57,11 +59,21 @@ from atlas_tasks.errors import (
 from atlas_tasks.ids import IdStyle, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
 from atlas_tasks.store.base import BaseStore, decode_stored, new_tombstone, refuse_import
-from atlas_tasks.store.types import LogEntry, LogTail, SummaryList, TaskList, Tombstone, WorkspaceList
+from atlas_tasks.store.types import (
+    LogEntry,
+    LogTail,
+    SummaryList,
+    TaskList,
+    TaskSummary,
+    Tombstone,
+    WorkspaceList,
+)
 from atlas_tasks.transitions import is_terminal
 
 #: Tasks per page of a workspace scan (``iter_tasks``): one page in memory, no connection held between pages.
 _PAGE = 200
+#: Tasks per chunk of a whole listing (``list`` without limit), fetched while the previous one is decoded.
+_LIST_CHUNK = 2000
 
 
 class _Slot:
@@ -150,6 +162,8 @@ class PostgresStore(BaseStore):
         self.lock_timeout = lock_timeout
         self.id_style = id_style
         self._uuid_workspaces: set[str] = set()
+        # workspace -> task id -> (stored summary text, the TaskSummary built from it), of the last list_summaries.
+        self._summaries: dict[str, dict[str, tuple[str, TaskSummary]]] = {}
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r}, schema={self.schema!r})"
@@ -354,14 +368,13 @@ class PostgresStore(BaseStore):
         return "timestamp"
 
     def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
-        # One round trip: no row means no workspace; a row with a NULL document means no such task.
-        with self._session("get") as conn:
-            row = conn.execute(self._q.task_get, {"ws": workspace, "id": task_id}).fetchone()
-        if row is None:
-            raise WorkspaceNotFoundError(workspace, self._location(workspace))
-        if row[0] is None:
-            raise TaskNotFoundError(workspace, task_id, self._location(workspace))
-        return row[0].encode("utf-8"), self._location(workspace, task_id)
+        # One round trip by the primary key; only a miss asks which of workspace and task is missing.
+        rows = self._db.rows("get", self._q.task_read, (workspace, task_id))
+        if not rows:
+            with self._session("get") as conn:
+                self._require(conn, workspace, task_id)
+            raise TaskNotFoundError(workspace, task_id, self._location(workspace))  # deleted since: as not found
+        return rows[0][0].encode("utf-8"), self._location(workspace, task_id)
 
     @contextlib.contextmanager
     def _task_for_update(self, workspace: str, task_id: str) -> Iterator[_Slot]:
@@ -370,9 +383,8 @@ class PostgresStore(BaseStore):
         with self._session("update", workspace, task_id, mode="write") as conn:
             row = conn.execute(self._q.task_get, {"ws": workspace, "id": task_id}).fetchone()
             if row is None:
-                raise WorkspaceNotFoundError(workspace, self._location(workspace))
-            if row[0] is None:
-                raise TaskNotFoundError(workspace, task_id, self._location(workspace))
+                self._require(conn, workspace, task_id)
+                raise TaskNotFoundError(workspace, task_id, self._location(workspace))  # deleted since: as not found
             yield _Slot(self, conn, workspace, task_id, row[0])
 
     @contextlib.contextmanager
@@ -455,18 +467,21 @@ class PostgresStore(BaseStore):
         reports the unreadable tasks among those read).
         """
         N.check_workspace_name(workspace)
+        if limit is None:
+            return self._list_all(workspace, strict)
         result, offset = TaskList(), 0
         while True:
             # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
             wanted = None if limit is None else max(limit - len(result), 1)
             rows = self._list_page(workspace, wanted, offset)
-            for task_id, doc in rows:
-                try:
-                    result.append(self._decode(doc, workspace, task_id))
-                except (CorruptTaskError, SchemaVersionError) as exc:
-                    if strict:
-                        raise
-                    result.errors.append(exc)
+            with _gc_paused(len(rows)):
+                for task_id, doc in rows:
+                    try:
+                        result.append(self._decode(doc, workspace, task_id))
+                    except (CorruptTaskError, SchemaVersionError) as exc:
+                        if strict:
+                            raise
+                        result.errors.append(exc)
             offset += len(rows)
             if limit is None:
                 return result
@@ -474,26 +489,90 @@ class PostgresStore(BaseStore):
                 del result[max(limit, 0) :]  # limit 0 still asked for one row, to tell an empty workspace
                 return result
 
+    def _list_all(self, workspace: str, strict: bool) -> TaskList:
+        """Every task, newest first: the order from the index, then the documents by chunks, read ahead.
+
+        The server's part (reading, decompressing and sending ~10 KB per task) is done while the previous chunk is
+        decoded: a second thread fetches the chunks in order on a connection of its own (the wait on the network
+        releases the GIL). As the file store's listing, this is no snapshot: a task deleted meanwhile is left out,
+        a task updated meanwhile is listed as it is when its chunk is read.
+        """
+        ids = [row[0] for row in self._db.rows("list", self._q.task_ids_newest, (workspace,))]
+        if not ids:
+            self._require_workspace("list", workspace)
+            return TaskList()
+        chunks = [ids[i : i + _LIST_CHUNK] for i in range(0, len(ids), _LIST_CHUNK)]
+        result = TaskList()
+        reader = None
+        try:
+            if len(chunks) == 1:
+                fetched: Iterator[builtins.list[tuple[Any, ...]]] = iter(
+                    [self._db.rows("list", self._q.task_docs, (workspace, ids))]
+                )
+            else:
+                reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-tasks-list")
+                futures = [reader.submit(self._db.rows, "list", self._q.task_docs, (workspace, c)) for c in chunks]
+                fetched = (future.result() for future in futures)
+            with _gc_paused(len(ids)):
+                for chunk, rows in zip(chunks, fetched, strict=True):
+                    docs = dict(rows)
+                    for task_id in chunk:
+                        doc = docs.get(task_id)
+                        if doc is None:
+                            continue  # deleted since the order was read
+                        try:
+                            result.append(self._decode(doc, workspace, task_id))
+                        except (CorruptTaskError, SchemaVersionError) as exc:
+                            if strict:
+                                raise
+                            result.errors.append(exc)
+        finally:
+            if reader is not None:
+                reader.shutdown(wait=True, cancel_futures=True)
+        return result
+
     def _list_page(self, workspace: str, limit: int | None, offset: int) -> builtins.list[tuple[Any, ...]]:
-        with self._session("list") as conn:
-            params = {"ws": workspace, "limit": limit, "offset": offset}
-            rows = conn.execute(self._q.task_list_page, params).fetchall()
+        rows = self._db.rows("list", self._q.task_list_page, (workspace, limit, offset))
         if not rows and offset == 0:
+            self._require_workspace("list", workspace)
+        return rows
+
+    def _require_workspace(self, op: str, workspace: str) -> None:
+        if not self._db.rows(op, self._q.workspace_exists, (workspace,)):
             raise WorkspaceNotFoundError(workspace, self._location(workspace))
-        # The outer join gives one empty row for a workspace without tasks.
-        return [row for row in rows if row[0] is not None]
 
     def list_summaries(self, workspace: str) -> SummaryList:
         """Summaries of the workspace's tasks, newest first (one query, ordered by the server).
 
-        Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports them.
+        Each row brings the summary its last writer stored (``tasks.summary``, read from the document by the shared
+        summary reader), or the document itself when there is none of the row's revision; a summary equal to the
+        one the previous call of this store built is handed out again (summaries are frozen), so an unchanged
+        task costs a string comparison. Unreadable tasks are reported in ``.errors`` exactly as ``list`` reports
+        them.
         """
+        N.check_workspace_name(workspace)
+        rows = self._db.rows("list_summaries", self._q.task_summaries, (workspace,))
+        if not rows:
+            self._require_workspace("list_summaries", workspace)
         result = SummaryList()
-        for task_id, doc in self._list_page(N.check_workspace_name(workspace), None, 0):
-            try:
-                result.append(summarize(doc.encode(), workspace, task_id, self._location(workspace, task_id)))
-            except (CorruptTaskError, SchemaVersionError) as exc:
-                result.errors.append(exc)
+        before = self._summaries.get(workspace, {})
+        built: dict[str, tuple[str, TaskSummary]] = {}
+        with _gc_paused(len(rows)):
+            for task_id, text, doc in rows:
+                if text is None:
+                    try:
+                        location = self._location(workspace, task_id)
+                        result.append(summarize(doc.encode(), workspace, task_id, location))
+                    except (CorruptTaskError, SchemaVersionError) as exc:
+                        result.errors.append(exc)
+                    continue
+                known = before.get(task_id)
+                fresh = known is None or known[0] != text
+                summary = summary_from_text(text, workspace) if fresh else known[1]  # type: ignore[index]
+                built[task_id] = (text, summary)
+                result.append(summary)
+        # Only the last listing's summaries are kept: as much memory as the listing handed to the caller.
+        self._summaries[workspace] = built
         return result
 
     # -- logs (primitives) ----------------------------------------------------------------------------------------
@@ -840,6 +919,27 @@ class PostgresStore(BaseStore):
                 cur.execute(self._q.log_set_head, {**key, "last": len(lines)})
             if blobs:
                 cur.executemany(self._q.artifact_insert, [{**key, "name": n, "data": d} for n, d in blobs.items()])
+
+
+@contextlib.contextmanager
+def _gc_paused(count: int) -> Iterator[None]:
+    """Pause the cyclic collector while a listing builds ``count`` objects that all stay alive (as the file store does).
+
+    Each young collection would walk every model built so far (several times the cost of the listing at 10,000
+    tasks). Once built they go to the oldest generation (``freeze`` + ``unfreeze``: list splices, no walk), since
+    the caller keeps them; skipped when the application froze objects itself, which unfreezing would undo.
+    """
+    if count < 100 or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
 
 
 def _info(text: str | None) -> dict[str, Any]:
