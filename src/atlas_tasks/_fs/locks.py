@@ -111,7 +111,9 @@ def _wait_in_kernel(fd: int, timeout: float, operation: int = fcntl.LOCK_EX) -> 
 
 
 @contextmanager
-def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False) -> Iterator[None]:
+def hold(
+    path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False, keep: bool = False
+) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
 
     The uncontended path is one open and one non-blocking flock (filelock's ``lock_descriptor``): a few
@@ -120,6 +122,10 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fai
     With ``fair``, waiters are served first come, first served (see :class:`_Queue`); the flock on ``path`` is
     still what excludes, so the queue decides only the order. Only for lock files of our own (it adds files beside
     ``path``), never for the Go ATLAS's.
+
+    With ``keep``, the descriptor is not closed on release but unlocked and kept for this thread's next hold of
+    ``path`` (see :func:`_take_kept`): the next uncontended hold is a ``stat`` and a ``flock`` instead of walking to
+    the lock's directory and opening the file. ``path`` must then be the file's absolute path.
 
     Raises:
         LockTimeoutError: not obtained within ``timeout`` seconds.
@@ -131,6 +137,15 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fai
             yield
         finally:
             counts[path] -= 1
+        return
+    kept = _take_kept(path, fair) if keep else None
+    if kept is not None:
+        counts[path] = 1
+        try:
+            yield
+        finally:
+            del counts[path]
+            _unlock_kept(path, kept)
         return
     fd = _open_lock_file(path, dir_fd)
     queue: _Queue | None = None
@@ -166,9 +181,145 @@ def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fai
         yield
     finally:
         del counts[path]
-        os.close(fd)  # closing the only descriptor of this open file description releases the flock
+        if not (keep and _keep(path, fd)):
+            os.close(fd)  # closing the only descriptor of this open file description releases the flock
         if queue is not None:
             queue.leave()  # after the lock: our successor wakes to a free lock
+
+
+# -- kept descriptors ---------------------------------------------------------------------------------------------
+#
+# A lock held with ``keep`` leaves its descriptor open, unlocked, in a per-thread table: path -> (fd, st_dev,
+# st_ino). Why it still excludes exactly as a fresh open would:
+# * per thread: flock belongs to the open file description, so two threads sharing one descriptor would both "hold"
+#   the lock; each thread keeps its own.
+# * checked on every use: ``stat(path)`` (no symlink followed in the last component) must still name the kept
+#   inode, otherwise the lock file was removed or replaced (a home deleted and made again, say) and the descriptor
+#   is closed and forgotten: locking an orphaned inode would exclude nobody. The stat and the flock race with a
+#   replacement exactly as an open and a flock do; our lock files are never removed (module docstring).
+# * not across fork: a child shares its parent's open file descriptions, so it would "hold" whatever the parent
+#   holds. After a fork the child starts a new generation and never uses an inherited entry.
+# * only the uncontended case: a kept descriptor that finds the lock taken (or, with ``fair``, others queued)
+#   is left unlocked and the hold takes the ordinary path with a fresh descriptor (queue, wait, timeout), so the
+#   abandoned-waiter hand-over above never concerns a kept descriptor.
+# * released by LOCK_UN, which releases the lock whatever other descriptors of the description exist.
+
+_KEEP_MAX = 64
+_generation = 0
+
+
+def _next_generation() -> None:
+    global _generation
+    _generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_next_generation)
+
+
+class _Kept:
+    """One thread's kept lock descriptors; closed when the thread's storage goes (thread exit)."""
+
+    __slots__ = ("entries", "generation")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int, int, int]] = {}
+        self.generation = _generation
+
+    def __del__(self) -> None:
+        # Also after a fork: closing the child's copy never releases a lock its parent holds (the parent's
+        # descriptor keeps the description open).
+        for fd, _, _ in self.entries.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _kept() -> dict[str, tuple[int, int, int]]:
+    kept: _Kept | None = getattr(_held, "kept", None)
+    if kept is None or kept.generation != _generation:
+        kept = _held.kept = _Kept()
+    return kept.entries
+
+
+def _take_kept(path: str, fair: bool) -> int | None:
+    """This thread's kept descriptor of ``path``, locked; None when the ordinary path must take the lock."""
+    entries = _kept()
+    entry = entries.get(path)
+    if entry is None:
+        return None
+    fd, dev, ino = entry
+    try:
+        st = os.stat(path, follow_symlinks=False)  # noqa: PTH116 - a Path costs more than the stat
+        same = st.st_ino == ino and st.st_dev == dev
+    except OSError:
+        same = False
+    if not same:
+        del entries[path]
+        os.close(fd)
+        return None
+    if not filelock.lock_descriptor(fd, blocking=False):
+        return None  # taken: wait the ordinary way, on a fresh descriptor
+    if fair and _Queue.busy(fd, path, None):
+        fcntl.flock(fd, fcntl.LOCK_UN)  # free, but others queued first: queue behind them the ordinary way
+        return None
+    return fd
+
+
+class _KeptHold:
+    """A lock taken through a kept descriptor (see :func:`hold_kept`); released when the block ends."""
+
+    __slots__ = ("_fd", "_path")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self._path, self._fd = path, fd
+        _counts()[path] = 1
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        del _counts()[self._path]
+        _unlock_kept(self._path, self._fd)
+
+
+def hold_kept(path: str, *, fair: bool = False) -> contextlib.AbstractContextManager[None] | None:
+    """The lock on ``path`` taken now through this thread's kept descriptor (for a ``with``), or None.
+
+    None when there is no usable kept descriptor, the lock is taken, others are queued (``fair``) or this thread
+    holds it already: the caller then opens the lock's directory and calls :func:`hold` with ``keep=True``.
+    """
+    if _counts().get(path):
+        return None
+    fd = _take_kept(path, fair)
+    return None if fd is None else _KeptHold(path, fd)
+
+
+def _unlock_kept(path: str, fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BaseException:
+        # Not unlocked: closing the descriptor (the only one of its description) releases the lock instead.
+        _kept().pop(path, None)
+        os.close(fd)
+        raise
+
+
+def _keep(path: str, fd: int) -> bool:
+    """Unlock ``fd`` and keep it for ``path``; False (the caller closes it) if a descriptor is already kept."""
+    entries = _kept()
+    if path in entries:
+        return False
+    try:
+        st = os.fstat(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    if len(entries) >= _KEEP_MAX:
+        counts = _counts()
+        for old in [name for name in entries if not counts.get(name)][: len(entries) - _KEEP_MAX + 1]:
+            os.close(entries.pop(old)[0])
+    entries[path] = (fd, st.st_dev, st.st_ino)
+    return True
 
 
 _TICKET = struct.Struct("<Q")

@@ -126,20 +126,30 @@ class Layout:
 
     @contextlib.contextmanager
     def write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
-        """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it."""
+        """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it.
+
+        Both descriptors are kept open per thread between writes (``locks.hold(keep=True)``): an uncontended
+        write of a task this thread wrote before takes each lock with a ``stat`` and a ``flock``.
+        """
         what = f"task {task_id!r} in workspace {workspace!r}"
-        with (
-            self.private_dir("locks", workspace, create=True) as lock_dir,
-            locks.hold(lock_dir.child(f"{task_id}.lock"), what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True),
-        ):
+        path = f"{self.home_text}/{PRIVATE_DIR}/locks/{workspace}/{task_id}.lock"
+        with contextlib.ExitStack() as stack:
+            kept = locks.hold_kept(path, fair=True)
+            if kept is not None:
+                stack.enter_context(kept)
+            else:
+                lock_dir = stack.enter_context(self.private_dir("locks", workspace, create=True))
+                stack.enter_context(locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=True))
             if task_dir is not None:
                 self.still_there(task_dir, workspace, task_id)
-            if not (self.go_locks and task_dir is not None):
-                yield
-                return
-            # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
-            with locks.hold(task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd):
-                yield
+            if self.go_locks and task_dir is not None:
+                # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
+                stack.enter_context(
+                    locks.hold(
+                        task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd, keep=True
+                    )
+                )
+            yield
 
     @contextlib.contextmanager
     def temp_writer(self, workspace: str, task_id: str) -> Iterator[None]:
@@ -169,6 +179,14 @@ class Layout:
     def still_there(self, d: Dir, workspace: str, task_id: str) -> None:
         """After waiting for the lock, make sure ``d`` is still the task's directory (not deleted meanwhile)."""
         opened = os.fstat(d.fd)
+        try:
+            # The usual answer in one call: the task's path still names the directory we hold. Only the identity
+            # is compared (nothing is opened through the path), so a symlink on the way cannot mislead it.
+            here = os.stat(d.path, follow_symlinks=False)  # noqa: PTH116 - a Path costs more than the stat
+            if (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino):
+                return
+        except OSError:
+            pass
         try:
             with self.task_dir(workspace, task_id) as again:
                 now = os.fstat(again.fd)
