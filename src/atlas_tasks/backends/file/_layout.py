@@ -133,23 +133,30 @@ class Layout:
         """
         what = f"task {task_id!r} in workspace {workspace!r}"
         path = f"{self.home_text}/{PRIVATE_DIR}/locks/{workspace}/{task_id}.lock"
-        with contextlib.ExitStack() as stack:
-            kept = locks.hold_kept(path, fair=True)
-            if kept is not None:
-                stack.enter_context(kept)
-            else:
-                lock_dir = stack.enter_context(self.private_dir("locks", workspace, create=True))
-                stack.enter_context(locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=True))
-            if task_dir is not None:
-                self.still_there(task_dir, workspace, task_id)
-            if self.go_locks and task_dir is not None:
-                # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
-                stack.enter_context(
-                    locks.hold(
-                        task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd, keep=True
-                    )
-                )
-            yield
+        kept = locks.hold_kept(path, fair=True)
+        if kept is None:
+            with (
+                self.private_dir("locks", workspace, create=True) as lock_dir,
+                locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=True),
+                self._then_go_lock(task_dir, workspace, task_id, what),
+            ):
+                yield
+        else:
+            with kept, self._then_go_lock(task_dir, workspace, task_id, what):
+                yield
+
+    def _then_go_lock(
+        self, task_dir: Dir | None, workspace: str, task_id: str, what: str
+    ) -> contextlib.AbstractContextManager[None]:
+        """Under our lock: check the task is still there, then Go's lock (inside the task directory, taken second,
+        so Go writers wait for us too)."""
+        if task_dir is None:
+            return contextlib.nullcontext()
+        self.still_there(task_dir, workspace, task_id)
+        if not self.go_locks:
+            return contextlib.nullcontext()
+        go_lock = task_dir.child(f"{TASK_FILE}.lock")
+        return locks.hold(go_lock, what, self.lock_timeout, dir_fd=task_dir.fd, keep=True)
 
     @contextlib.contextmanager
     def temp_writer(self, workspace: str, task_id: str) -> Iterator[None]:
