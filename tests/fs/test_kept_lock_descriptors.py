@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import threading
 from collections.abc import Iterator
@@ -98,3 +99,27 @@ def test_forked_child_never_uses_its_parents_kept_descriptor(home: Path, ws: str
         os.read(done[0], 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def _open_paths() -> set[str]:
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # the descriptor listdir itself used, closed by now
+    return paths
+
+
+def test_store_no_longer_used_keeps_no_descriptor(tmp_path: Path) -> None:
+    """Kept descriptors go with their store: once it is collected no lock file of the home is open (unmountable)."""
+    home = tmp_path / "home"
+    store = FileStore(home)
+    store.create_workspace("ws")
+    task = store.create("ws", Task(description="x"))
+    store.append_log("ws", task.id, {"event": "x"})
+    lock = str(our_lock(home, "ws", task.id))
+    assert lock in _open_paths()  # kept while the store lives
+    del store
+    gc.collect()
+    assert not {path for path in _open_paths() if path.startswith(str(home))}

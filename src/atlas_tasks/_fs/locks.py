@@ -112,7 +112,13 @@ def _wait_in_kernel(fd: int, timeout: float, operation: int = fcntl.LOCK_EX) -> 
 
 @contextmanager
 def hold(
-    path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False, keep: bool = False
+    path: str,
+    what: str,
+    timeout: float,
+    *,
+    dir_fd: int | None = None,
+    fair: bool = False,
+    keep: KeptLocks | None = None,
 ) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
 
@@ -123,9 +129,9 @@ def hold(
     still what excludes, so the queue decides only the order. Only for lock files of our own (it adds files beside
     ``path``), never for the Go ATLAS's.
 
-    With ``keep``, the descriptor is not closed on release but unlocked and kept for this thread's next hold of
-    ``path`` (see :func:`_take_kept`): the next uncontended hold is a ``stat`` and a ``flock`` instead of walking to
-    the lock's directory and opening the file. ``path`` must then be the file's absolute path.
+    With ``keep``, the descriptor is not closed on release but unlocked and kept in that table for this thread's
+    next hold of ``path`` (see :class:`KeptLocks`): the next uncontended hold is a ``stat`` and a ``flock`` instead
+    of walking to the lock's directory and opening the file. ``path`` must then be the file's absolute path.
 
     Raises:
         LockTimeoutError: not obtained within ``timeout`` seconds.
@@ -138,14 +144,15 @@ def hold(
         finally:
             counts[path] -= 1
         return
-    kept = _take_kept(path, fair) if keep else None
+    entries = keep.entries() if keep is not None else None
+    kept = _take_kept(entries, path, fair) if entries is not None else None
     if kept is not None:
         counts[path] = 1
         try:
             yield
         finally:
             del counts[path]
-            _unlock_kept(path, kept)
+            _unlock_kept(entries, path, kept)  # type: ignore[arg-type]
         return
     fd = _open_lock_file(path, dir_fd)
     queue: _Queue | None = None
@@ -181,7 +188,7 @@ def hold(
         yield
     finally:
         del counts[path]
-        if not (keep and _keep(path, fd)):
+        if not (entries is not None and _keep(entries, path, fd)):
             os.close(fd)  # closing the only descriptor of this open file description releases the flock
         if queue is not None:
             queue.leave()  # after the lock: our successor wakes to a free lock
@@ -189,8 +196,10 @@ def hold(
 
 # -- kept descriptors ---------------------------------------------------------------------------------------------
 #
-# A lock held with ``keep`` leaves its descriptor open, unlocked, in a per-thread table: path -> (fd, st_dev,
-# st_ino). Why it still excludes exactly as a fresh open would:
+# A lock held with ``keep`` leaves its descriptor open, unlocked, in a per-thread table of its owner (a store):
+# path -> (fd, st_dev, st_ino). The table goes, and its descriptors are closed, with the owner or the thread, so a
+# store no longer used pins nothing (a filesystem holding it can be unmounted). Why it still excludes exactly as a
+# fresh open would:
 # * per thread: flock belongs to the open file description, so two threads sharing one descriptor would both "hold"
 #   the lock; each thread keeps its own.
 # * checked on every use: ``stat(path)`` (no symlink followed in the last component) must still name the kept
@@ -218,7 +227,7 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Kept:
-    """One thread's kept lock descriptors; closed when the thread's storage goes (thread exit)."""
+    """One thread's kept lock descriptors of one owner; closed when they go (thread exit, owner collected)."""
 
     __slots__ = ("entries", "generation")
 
@@ -234,16 +243,27 @@ class _Kept:
                 os.close(fd)
 
 
-def _kept() -> dict[str, tuple[int, int, int]]:
-    kept: _Kept | None = getattr(_held, "kept", None)
-    if kept is None or kept.generation != _generation:
-        kept = _held.kept = _Kept()
-    return kept.entries
+class KeptLocks:
+    """Lock descriptors kept open between holds (``hold(keep=...)``), per thread; one table per store.
+
+    Closed when the table is collected (the store is) or the thread ends: until then the lock files stay open.
+    """
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def entries(self) -> dict[str, tuple[int, int, int]]:
+        """This thread's table (a new one after a fork: the child never uses what its parent kept)."""
+        kept: _Kept | None = getattr(self._local, "kept", None)
+        if kept is None or kept.generation != _generation:
+            kept = self._local.kept = _Kept()
+        return kept.entries
 
 
-def _take_kept(path: str, fair: bool) -> int | None:
-    """This thread's kept descriptor of ``path``, locked; None when the ordinary path must take the lock."""
-    entries = _kept()
+def _take_kept(entries: dict[str, tuple[int, int, int]], path: str, fair: bool) -> int | None:
+    """The kept descriptor of ``path``, locked; None when the ordinary path must take the lock."""
     entry = entries.get(path)
     if entry is None:
         return None
@@ -268,10 +288,10 @@ def _take_kept(path: str, fair: bool) -> int | None:
 class _KeptHold:
     """A lock taken through a kept descriptor (see :func:`hold_kept`); released when the block ends."""
 
-    __slots__ = ("_fd", "_path")
+    __slots__ = ("_entries", "_fd", "_path")
 
-    def __init__(self, path: str, fd: int) -> None:
-        self._path, self._fd = path, fd
+    def __init__(self, entries: dict[str, tuple[int, int, int]], path: str, fd: int) -> None:
+        self._entries, self._path, self._fd = entries, path, fd
         _counts()[path] = 1
 
     def __enter__(self) -> None:
@@ -279,34 +299,34 @@ class _KeptHold:
 
     def __exit__(self, *exc: object) -> None:
         del _counts()[self._path]
-        _unlock_kept(self._path, self._fd)
+        _unlock_kept(self._entries, self._path, self._fd)
 
 
-def hold_kept(path: str, *, fair: bool = False) -> contextlib.AbstractContextManager[None] | None:
-    """The lock on ``path`` taken now through this thread's kept descriptor (for a ``with``), or None.
+def hold_kept(path: str, keep: KeptLocks, *, fair: bool = False) -> contextlib.AbstractContextManager[None] | None:
+    """The lock on ``path`` taken now through this thread's descriptor kept in ``keep`` (for a ``with``), or None.
 
     None when there is no usable kept descriptor, the lock is taken, others are queued (``fair``) or this thread
     holds it already: the caller then opens the lock's directory and calls :func:`hold` with ``keep=True``.
     """
     if _counts().get(path):
         return None
-    fd = _take_kept(path, fair)
-    return None if fd is None else _KeptHold(path, fd)
+    entries = keep.entries()
+    fd = _take_kept(entries, path, fair)
+    return None if fd is None else _KeptHold(entries, path, fd)
 
 
-def _unlock_kept(path: str, fd: int) -> None:
+def _unlock_kept(entries: dict[str, tuple[int, int, int]], path: str, fd: int) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_UN)
     except BaseException:
         # Not unlocked: closing the descriptor (the only one of its description) releases the lock instead.
-        _kept().pop(path, None)
+        entries.pop(path, None)
         os.close(fd)
         raise
 
 
-def _keep(path: str, fd: int) -> bool:
+def _keep(entries: dict[str, tuple[int, int, int]], path: str, fd: int) -> bool:
     """Unlock ``fd`` and keep it for ``path``; False (the caller closes it) if a descriptor is already kept."""
-    entries = _kept()
     if path in entries:
         return False
     try:

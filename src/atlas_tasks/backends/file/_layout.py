@@ -63,6 +63,8 @@ class Layout:
         self.home_text = str(home)
         self.lock_timeout = lock_timeout
         self.go_locks = go_locks
+        #: The lock descriptors this store's threads keep between writes (closed with the store).
+        self.kept_locks = locks.KeptLocks()
 
     # -- paths (for people and error messages; never opened) -----------------------------------------------------
     def workspace_path(self, workspace: str) -> Path:
@@ -128,16 +130,17 @@ class Layout:
     def write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
         """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it.
 
-        Both descriptors are kept open per thread between writes (``locks.hold(keep=True)``): an uncontended
-        write of a task this thread wrote before takes each lock with a ``stat`` and a ``flock``.
+        Both descriptors are kept open per thread between writes (:class:`~atlas_tasks._fs.locks.KeptLocks`,
+        closed with the store): an uncontended write of a task this thread wrote before takes each lock with a
+        ``stat`` and a ``flock``.
         """
         what = f"task {task_id!r} in workspace {workspace!r}"
         path = f"{self.home_text}/{PRIVATE_DIR}/locks/{workspace}/{task_id}.lock"
-        kept = locks.hold_kept(path, fair=True)
+        kept = locks.hold_kept(path, self.kept_locks, fair=True)
         if kept is None:
             with (
                 self.private_dir("locks", workspace, create=True) as lock_dir,
-                locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=True),
+                locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=self.kept_locks),
                 self._then_go_lock(task_dir, workspace, task_id, what),
             ):
                 yield
@@ -156,7 +159,7 @@ class Layout:
         if not self.go_locks:
             return contextlib.nullcontext()
         go_lock = task_dir.child(f"{TASK_FILE}.lock")
-        return locks.hold(go_lock, what, self.lock_timeout, dir_fd=task_dir.fd, keep=True)
+        return locks.hold(go_lock, what, self.lock_timeout, dir_fd=task_dir.fd, keep=self.kept_locks)
 
     @contextlib.contextmanager
     def temp_writer(self, workspace: str, task_id: str) -> Iterator[None]:
