@@ -123,3 +123,15 @@ def test_store_no_longer_used_keeps_no_descriptor(tmp_path: Path) -> None:
     del store
     gc.collect()
     assert not {path for path in _open_paths() if path.startswith(str(home))}
+
+
+def test_close_releases_kept_descriptors_and_store_stays_usable(tmp_path: Path) -> None:
+    """FileStore.close() closes every lock file the store kept open; the next write opens them again."""
+    home = tmp_path / "home"
+    store = FileStore(home)
+    store.create_workspace("ws")
+    task = store.update("ws", store.create("ws", Task(description="x")))
+    assert any(path.startswith(str(home)) for path in _open_paths())
+    store.close()
+    assert not {path for path in _open_paths() if path.startswith(str(home))}
+    assert store.update("ws", task).revision == task.revision + 1
