@@ -387,7 +387,6 @@ def _one_cut(disk: Disk, server: ForkServer, ledger: Ledger, job: dict[str, Any]
     ledger.note_late(store, late, cut_done_ns)
     check_readers(store, verdict)
     check_doctor(store, home, leftovers(home), verdict)
-    store.close()  # the lock files it keeps open between writes would keep the next unmount busy
     return verdict
 
 

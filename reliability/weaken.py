@@ -153,22 +153,17 @@ def no_lock(undo: list[Undo]) -> None:
     """Writers take no lock: the read-modify-write is not exclusive."""
 
     @contextlib.contextmanager
-    def hold(
-        path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False, keep: object = None
-    ) -> Iterator[None]:
+    def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False) -> Iterator[None]:
         yield
 
     _patch(locks, "hold", hold, undo)
-    _patch(locks, "hold_kept", _no_kept_locks, undo)  # every lock goes through the patched hold
 
 
 def lockf_lock(undo: list[Undo]) -> None:
     """POSIX record locks (``lockf``) instead of flock: shared by the threads of a process, lost on any close."""
 
     @contextlib.contextmanager
-    def hold(
-        path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False, keep: object = None
-    ) -> Iterator[None]:
+    def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False) -> Iterator[None]:
         name = path if dir_fd is None else path.rsplit("/", 1)[-1]
         fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
         try:
@@ -178,11 +173,6 @@ def lockf_lock(undo: list[Undo]) -> None:
             os.close(fd)
 
     _patch(locks, "hold", hold, undo)
-    _patch(locks, "hold_kept", _no_kept_locks, undo)
-
-
-def _no_kept_locks(path: str, keep: object, *, fair: bool = False) -> None:
-    """No lock is taken through a kept descriptor (a weakened ``hold`` then takes every one)."""
 
 
 def no_name_check(undo: list[Undo]) -> None:

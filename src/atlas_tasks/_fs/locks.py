@@ -111,15 +111,7 @@ def _wait_in_kernel(fd: int, timeout: float, operation: int = fcntl.LOCK_EX) -> 
 
 
 @contextmanager
-def hold(
-    path: str,
-    what: str,
-    timeout: float,
-    *,
-    dir_fd: int | None = None,
-    fair: bool = False,
-    keep: KeptLocks | None = None,
-) -> Iterator[None]:
+def hold(path: str, what: str, timeout: float, *, dir_fd: int | None = None, fair: bool = False) -> Iterator[None]:
     """Hold the flock on ``path`` (created 0600 if missing) for the block; re-entrant within one thread.
 
     The uncontended path is one open and one non-blocking flock (filelock's ``lock_descriptor``): a few
@@ -128,10 +120,6 @@ def hold(
     With ``fair``, waiters are served first come, first served (see :class:`_Queue`); the flock on ``path`` is
     still what excludes, so the queue decides only the order. Only for lock files of our own (it adds files beside
     ``path``), never for the Go ATLAS's.
-
-    With ``keep``, the descriptor is not closed on release but unlocked and kept in that table for the next hold
-    of ``path`` (see :class:`KeptLocks`): the next uncontended hold is a ``stat`` and a ``flock`` instead
-    of walking to the lock's directory and opening the file. ``path`` must then be the file's absolute path.
 
     Raises:
         LockTimeoutError: not obtained within ``timeout`` seconds.
@@ -143,15 +131,6 @@ def hold(
             yield
         finally:
             counts[path] -= 1
-        return
-    kept = _take_kept(keep, path, fair) if keep is not None else None
-    if kept is not None:
-        counts[path] = 1
-        try:
-            yield
-        finally:
-            del counts[path]
-            _release_kept(keep, path, kept)  # type: ignore[arg-type]
         return
     fd = _open_lock_file(path, dir_fd)
     queue: _Queue | None = None
@@ -187,177 +166,9 @@ def hold(
         yield
     finally:
         del counts[path]
-        if not (keep is not None and _keep(keep, path, fd)):
-            os.close(fd)  # closing the only descriptor of this open file description releases the flock
+        os.close(fd)  # closing the only descriptor of this open file description releases the flock
         if queue is not None:
             queue.leave()  # after the lock: our successor wakes to a free lock
-
-
-# -- kept descriptors ---------------------------------------------------------------------------------------------
-#
-# A lock held with ``keep`` leaves its descriptor open, unlocked, in its owner's table (one per store):
-# path -> (fd, st_dev, st_ino). Why it still excludes exactly as a fresh open would:
-# * a descriptor is taken *out* of the table for as long as it is used and put back only once unlocked: flock
-#   belongs to the open file description, so two threads using one descriptor at once would both "hold" the lock;
-#   one after the other is as good as two opens.
-# * checked on every use: ``stat(path)`` (no symlink followed in the last component) must still name the kept
-#   inode, otherwise the lock file was removed or replaced (a home deleted and made again, say) and the descriptor
-#   is closed and forgotten: locking an orphaned inode would exclude nobody. The stat and the flock race with a
-#   replacement exactly as an open and a flock do; our lock files are never removed (module docstring).
-# * not across fork: a child shares its parent's open file descriptions, so it would "hold" whatever the parent
-#   holds. After a fork the child empties the table it inherited and opens its own.
-# * only the uncontended case: a kept descriptor that finds the lock taken (or, with ``fair``, others queued)
-#   goes back unlocked and the hold takes the ordinary path with a fresh descriptor (queue, wait, timeout), so the
-#   abandoned-waiter hand-over above never concerns a kept descriptor.
-# * released by LOCK_UN, which releases the lock whatever other descriptors of the description exist.
-# The table's descriptors are closed by ``close()`` (FileStore.close) or when the table is collected with its store:
-# until then the lock files stay open (a filesystem holding them cannot be unmounted).
-
-_KEEP_MAX = 64
-_generation = 0
-
-
-def _next_generation() -> None:
-    global _generation
-    _generation += 1
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_next_generation)
-
-_Entry = tuple[int, int, int]  # fd, st_dev, st_ino
-
-
-class KeptLocks:
-    """Lock descriptors kept open between holds (``hold(keep=...)``); one table per store, shared by its threads."""
-
-    __slots__ = ("_entries", "_generation", "_mutex")
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-        self._generation = _generation
-        self._mutex = threading.Lock()
-
-    def _current(self) -> dict[str, _Entry]:
-        if self._generation != _generation:  # a forked child: what it inherited is its parent's
-            self._mutex = threading.Lock()  # possibly held by a parent thread at the fork
-            inherited, self._entries, self._generation = self._entries, {}, _generation
-            _close_all(inherited)
-        return self._entries
-
-    def take(self, path: str) -> _Entry | None:
-        """The idle descriptor kept for ``path``, out of the table (the caller owns it until ``put``)."""
-        entries = self._current()
-        with self._mutex:
-            return entries.pop(path, None)
-
-    def put(self, path: str, entry: _Entry) -> None:
-        """Keep an unlocked descriptor for ``path`` (closed instead if one is kept already)."""
-        entries = self._current()
-        extra: list[_Entry] = []
-        with self._mutex:
-            if path in entries:
-                extra.append(entry)
-            else:
-                while len(entries) >= _KEEP_MAX:
-                    extra.append(entries.pop(next(iter(entries))))  # the oldest
-                entries[path] = entry
-        _close_all({str(i): e for i, e in enumerate(extra)})
-
-    def close(self) -> None:
-        """Close every idle kept descriptor (those in use are closed by their holder's release as usual)."""
-        with self._mutex:
-            entries, self._entries = self._entries, {}
-        if self._generation == _generation:
-            _close_all(entries)
-
-    def __del__(self) -> None:
-        # Also after a fork: closing the child's copy never releases a lock its parent holds (the parent's
-        # descriptor keeps the description open), and kept descriptors are unlocked anyway.
-        _close_all(self._entries)
-
-
-def _close_all(entries: dict[str, _Entry]) -> None:
-    for fd, _, _ in entries.values():
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def _take_kept(keep: KeptLocks, path: str, fair: bool) -> _Entry | None:
-    """The kept descriptor of ``path``, locked; None when the ordinary path must take the lock."""
-    entry = keep.take(path)
-    if entry is None:
-        return None
-    fd, dev, ino = entry
-    try:
-        st = os.stat(path, follow_symlinks=False)  # noqa: PTH116 - a Path costs more than the stat
-        same = st.st_ino == ino and st.st_dev == dev
-    except OSError:
-        same = False
-    if not same:
-        os.close(fd)  # removed or replaced: forgotten
-        return None
-    try:
-        if not filelock.lock_descriptor(fd, blocking=False):
-            keep.put(path, entry)
-            return None  # taken: wait the ordinary way, on a fresh descriptor
-        if fair and _Queue.busy(fd, path, None):
-            fcntl.flock(fd, fcntl.LOCK_UN)  # free, but others queued first: queue behind them the ordinary way
-            keep.put(path, entry)
-            return None
-    except BaseException:
-        os.close(fd)  # whatever state it is in, closing releases it
-        raise
-    return entry
-
-
-class _KeptHold:
-    """A lock taken through a kept descriptor (see :func:`hold_kept`); released when the block ends."""
-
-    __slots__ = ("_entry", "_keep", "_path")
-
-    def __init__(self, keep: KeptLocks, path: str, entry: _Entry) -> None:
-        self._keep, self._path, self._entry = keep, path, entry
-        _counts()[path] = 1
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        del _counts()[self._path]
-        _release_kept(self._keep, self._path, self._entry)
-
-
-def hold_kept(path: str, keep: KeptLocks, *, fair: bool = False) -> contextlib.AbstractContextManager[None] | None:
-    """The lock on ``path`` taken now through a descriptor kept in ``keep`` (for a ``with``), or None.
-
-    None when there is no usable kept descriptor, the lock is taken, others are queued (``fair``) or this thread
-    holds it already: the caller then opens the lock's directory and calls :func:`hold` with ``keep``.
-    """
-    if _counts().get(path):
-        return None
-    entry = _take_kept(keep, path, fair)
-    return None if entry is None else _KeptHold(keep, path, entry)
-
-
-def _release_kept(keep: KeptLocks, path: str, entry: _Entry) -> None:
-    try:
-        fcntl.flock(entry[0], fcntl.LOCK_UN)
-    except BaseException:
-        os.close(entry[0])  # not unlocked: closing the only descriptor of its description releases the lock
-        raise
-    keep.put(path, entry)
-
-
-def _keep(keep: KeptLocks, path: str, fd: int) -> bool:
-    """Unlock ``fd`` and keep it for ``path``; False (the caller closes it) if it cannot be kept."""
-    try:
-        st = os.fstat(fd)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    except OSError:
-        return False
-    keep.put(path, (fd, st.st_dev, st.st_ino))
-    return True
 
 
 _TICKET = struct.Struct("<Q")

@@ -232,14 +232,6 @@ class FileStore(BaseStore):
     def __repr__(self) -> str:
         return f"FileStore({str(self.home)!r})"
 
-    def close(self) -> None:
-        """Close the lock files this store keeps open between writes (say, before unmounting its filesystem).
-
-        A write keeps the task's lock files open, unlocked, for the next write of the task (docs/durability.md,
-        "Locks"); they are closed with the store, or here. The store stays usable: the next write opens them again.
-        """
-        self._layout.kept_locks.close()
-
     @classmethod
     def for_repo(
         cls,

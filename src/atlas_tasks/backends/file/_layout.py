@@ -63,8 +63,6 @@ class Layout:
         self.home_text = str(home)
         self.lock_timeout = lock_timeout
         self.go_locks = go_locks
-        #: The lock descriptors this store's threads keep between writes (closed with the store).
-        self.kept_locks = locks.KeptLocks()
 
     # -- paths (for people and error messages; never opened) -----------------------------------------------------
     def workspace_path(self, workspace: str) -> Path:
@@ -128,38 +126,20 @@ class Layout:
 
     @contextlib.contextmanager
     def write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
-        """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it.
-
-        Both descriptors are kept open per thread between writes (:class:`~atlas_tasks._fs.locks.KeptLocks`,
-        closed with the store): an uncontended write of a task this thread wrote before takes each lock with a
-        ``stat`` and a ``flock``.
-        """
+        """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it."""
         what = f"task {task_id!r} in workspace {workspace!r}"
-        path = f"{self.home_text}/{PRIVATE_DIR}/locks/{workspace}/{task_id}.lock"
-        kept = locks.hold_kept(path, self.kept_locks, fair=True)
-        if kept is None:
-            with (
-                self.private_dir("locks", workspace, create=True) as lock_dir,
-                locks.hold(path, what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True, keep=self.kept_locks),
-                self._then_go_lock(task_dir, workspace, task_id, what),
-            ):
+        with (
+            self.private_dir("locks", workspace, create=True) as lock_dir,
+            locks.hold(lock_dir.child(f"{task_id}.lock"), what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True),
+        ):
+            if task_dir is not None:
+                self.still_there(task_dir, workspace, task_id)
+            if not (self.go_locks and task_dir is not None):
                 yield
-        else:
-            with kept, self._then_go_lock(task_dir, workspace, task_id, what):
+                return
+            # Go's lock sits inside the task directory; taken second, so Go writers wait for us too.
+            with locks.hold(task_dir.child(f"{TASK_FILE}.lock"), what, self.lock_timeout, dir_fd=task_dir.fd):
                 yield
-
-    def _then_go_lock(
-        self, task_dir: Dir | None, workspace: str, task_id: str, what: str
-    ) -> contextlib.AbstractContextManager[None]:
-        """Under our lock: check the task is still there, then Go's lock (inside the task directory, taken second,
-        so Go writers wait for us too)."""
-        if task_dir is None:
-            return contextlib.nullcontext()
-        self.still_there(task_dir, workspace, task_id)
-        if not self.go_locks:
-            return contextlib.nullcontext()
-        go_lock = task_dir.child(f"{TASK_FILE}.lock")
-        return locks.hold(go_lock, what, self.lock_timeout, dir_fd=task_dir.fd, keep=self.kept_locks)
 
     @contextlib.contextmanager
     def temp_writer(self, workspace: str, task_id: str) -> Iterator[None]:
