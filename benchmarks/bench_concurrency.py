@@ -146,7 +146,7 @@ def bench_throughput(ctx: Context) -> Row:
     row = Row(
         "throughput",
         f"{s.writers} processes updating {s.writers} different tasks, aggregate updates/s",
-        "≥ 2× SqliteSaver (8 processes, one WAL database)",
+        "≥ 1× SqliteSaver (8 processes, one WAL database; 2× the goal after that)",
         ref_label="LangGraph SqliteSaver.put",
     )
     home = ctx.fresh_dir("throughput")
@@ -174,7 +174,7 @@ def bench_throughput(ctx: Context) -> Row:
     theirs_rate = sum(n / elapsed for n, elapsed in out)
     row.ref_text = f"{theirs_rate:,.0f} puts/s (SqliteSaver, {_sqlite_mode(db)})"
     row.ratio = ours_rate / theirs_rate
-    row.met = row.ratio >= 2 and row.status != ERROR
+    row.met = row.ratio >= 1 and row.status != ERROR  # issue #20: at least 1x now, 2x the goal after that
     row.note = f"{s.throughput_seconds:.0f} s per side; ratio = ours ÷ theirs"
     return row
 

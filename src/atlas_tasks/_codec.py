@@ -9,6 +9,7 @@ and applies :data:`MIGRATIONS` to older ones.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,21 +47,80 @@ _GO_ESCAPES = (
 
 _M = TypeVar("_M", bound=BaseModel)
 
+#: orjson's ``dumps(value, option=OPT_INDENT_2)`` once imported (on first use: the CLI's start-up path never encodes
+#: a task); False where orjson is missing, and pydantic-core writes the text.
+_dumps: Callable[[Any], bytes] | bool | None = None
+#: Per thread, the last task document :func:`_go_json` wrote: ``memo = (bytes, JSON values)`` (see _take_encoded).
+_last_encoded = threading.local()
+
 
 def _go_escape(raw: bytes) -> bytes:
-    for char, escape in _GO_ESCAPES:
+    # U+2028/U+2029 are multi-byte: an all-ASCII document (the usual case, one fast pass) cannot hold them, so only
+    # the three one-byte needles are looked for then.
+    for char, escape in _GO_ESCAPES if not raw.isascii() else _GO_ESCAPES[:3]:
         if char in raw:
             raw = raw.replace(char, escape)
     return raw
 
 
 def _go_json(model: _GoModel) -> bytes:
-    # pydantic's Rust encoder with indent=2 already writes Go's MarshalIndent layout (": ", "[]", "{}", raw UTF-8,
-    # no trailing newline) at a fraction of the cost of json.dumps(indent=...), which is pure Python.
+    # Go's MarshalIndent layout (": ", "[]", "{}", raw UTF-8, no trailing newline) is what both orjson's
+    # OPT_INDENT_2 and pydantic-core's indent=2 write. The model is turned into plain JSON values by pydantic-core
+    # (omitempty spec, Go's time format, sorted maps, aliases) and written by orjson, about a quarter faster than
+    # pydantic-core writing the text itself; tests/models/test_codec.py holds the two byte-identical. What orjson
+    # cannot write (an integer beyond 64 bits) goes the old way, whole.
+    target, go_names = model._go_target()
+    exclude = target._go_exclude() or None
+    serializer = target.__pydantic_serializer__
+    dumps = _dumps if _dumps is not None else _load_dumps()
+    if dumps is False:
+        return _go_escape(serializer.to_json(target, indent=2, exclude=exclude, by_alias=go_names))
+    doc = serializer.to_python(target, mode="json", exclude=exclude, by_alias=go_names)
+    try:
+        raw = _go_escape(dumps(doc))  # type: ignore[operator]
+    except TypeError:
+        return _go_escape(serializer.to_json(target, indent=2, exclude=exclude, by_alias=go_names))
+    if isinstance(target, Task):
+        # Kept for the decode of these very bytes that usually follows (update hands back what get() would
+        # return): the values are what parsing the bytes gives, and nobody else holds them.
+        _last_encoded.memo = (raw, doc)
+    return raw
+
+
+def _load_dumps() -> Callable[[Any], bytes] | bool:
+    global _dumps
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - a dependency; without it the output is the same, written slower
+        _dumps = False
+        return False
+    option = orjson.OPT_INDENT_2
+
+    def dumps(value: Any) -> bytes:
+        return orjson.dumps(value, option=option)
+
+    _dumps = dumps
+    return dumps
+
+
+def _take_encoded(data: bytes | str) -> dict[str, Any] | None:
+    """The JSON values :func:`_go_json` just turned into ``data`` (this very object), once; else None."""
+    memo: tuple[bytes, dict[str, Any]] | None = getattr(_last_encoded, "memo", None)
+    if memo is None:
+        return None
+    _last_encoded.memo = None  # once: a second decode must not share the values with the first
+    return memo[1] if memo[0] is data else None
+
+
+def _pydantic_go_json(model: _GoModel) -> bytes:
+    """The encoder before orjson (pydantic-core writes the text): kept as the reference the tests compare with."""
     target, go_names = model._go_target()
     exclude = target._go_exclude()
     raw = target.__pydantic_serializer__.to_json(target, indent=2, exclude=exclude or None, by_alias=go_names)
-    return _go_escape(raw)
+    for char, escape in _GO_ESCAPES:
+        if char in raw:
+            raw = raw.replace(char, escape)
+    return raw
 
 
 def current_step_error(current_step: int, total_steps: int) -> str:
@@ -154,7 +214,8 @@ def decode_task(data: bytes | str, *, path: str = "task.json") -> Task:
         ValueError: Invalid JSON, not an object, an unreadable ``schema_version`` or invalid fields (among them a
             ``current_step`` outside ``0..len(steps)``).
     """
-    raw = _load_object(data, path)
+    encoded = _take_encoded(data)
+    raw = encoded if encoded is not None else _load_object(data, path)
     version = raw.get("schema_version")
     # What every current document says, without the regex; _major reads anything else.
     major = _TASK_MAJOR if version == SCHEMA_VERSION else _major(version, path, supported=_TASK_MAJOR)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from atlas_tasks import _codec
 from atlas_tasks._codec import (
@@ -442,3 +443,77 @@ def test_workspace_round_trip_property(ws: Workspace) -> None:
     again = decode_workspace(raw)
     assert again == ws
     assert encode_workspace(again) == raw
+
+
+# --- the orjson writer against the pydantic-core writer it replaced --------------------------------------------------
+
+# Numbers where two JSON writers are most likely to differ: float spellings (exponents, subnormals, -0.0, the
+# non-finite ones Go cannot carry and both write as null) and integers at and beyond 64 bits (orjson refuses those
+# and the task is then written by pydantic-core whole).
+_numbers = (
+    st.floats()
+    | st.integers()
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 1e16, 1e-7, 5e-324, -0.0])
+)
+_values = st.recursive(
+    _numbers | strategies.texts | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(strategies.texts, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(task=strategies.tasks(), extra=st.dictionaries(strategies.texts, _values, max_size=4))
+def test_new_encoder_writes_the_old_encoders_bytes(task: Task, extra: dict[str, Any]) -> None:
+    """encode_task (pydantic-core values written by orjson) is byte-identical to pydantic-core's own writer."""
+    task.metadata.update(extra)
+    assert encode_task(task) == _codec._pydantic_go_json(task)
+
+
+@settings(max_examples=100)
+@given(ws=strategies.workspaces())
+def test_new_encoder_writes_the_old_workspace_bytes(ws: Workspace) -> None:
+    """encode_workspace is byte-identical to pydantic-core's own writer."""
+    assert encode_workspace(ws) == _codec._pydantic_go_json(ws)
+
+
+@pytest.mark.parametrize("big", [2**64, -(2**63) - 1, 10**30])
+def test_integer_beyond_64_bits_is_written_exactly(big: int) -> None:
+    """An integer orjson cannot write is still written exactly (by pydantic-core) and reads back as itself."""
+    task = Task(id="t", metadata={"n": big, "s": "<&>"})
+    raw = encode_task(task)
+    assert raw == _codec._pydantic_go_json(task)
+    assert f'"n": {big}'.encode() in raw
+    assert decode_task(raw).metadata["n"] == big
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(task=strategies.tasks(), extra=st.dictionaries(strategies.texts, _values, max_size=3))
+def test_decoding_just_encoded_bytes_equals_parsing_them(task: Task, extra: dict[str, Any]) -> None:
+    """Decoding the bytes encode_task just returned (its values kept) gives what parsing a copy of them gives."""
+    task.metadata.update(extra)
+    raw = encode_task(task)
+    from_values = decode_task(raw)
+    parsed = decode_task(bytes(bytearray(raw)))  # another object: parsed from the text
+    assert from_values == parsed
+    assert from_values.key_style == parsed.key_style
+    assert encode_task(from_values) == raw
+
+
+def test_decoded_copy_shares_nothing_with_the_encoded_task() -> None:
+    """The task decoded from just-encoded bytes holds no container of the task that was encoded."""
+    task = Task(id="t", metadata={"list": [1, {"deep": [2]}]}, extra_key={"inner": [3]})  # type: ignore[call-arg]
+    copy = decode_task(encode_task(task))
+    assert copy.metadata == task.metadata
+    assert copy.metadata["list"] is not task.metadata["list"]
+    assert copy.metadata["list"][1] is not task.metadata["list"][1]
+    assert copy.__pydantic_extra__["extra_key"] is not task.__pydantic_extra__["extra_key"]  # type: ignore[index]
+
+
+def test_kept_values_serve_one_decode_only() -> None:
+    """A second decode of the same bytes parses them again: two decoded tasks never share a container."""
+    raw = encode_task(Task(id="t", metadata={"list": [1, 2]}))
+    first, second = decode_task(raw), decode_task(raw)
+    assert first == second
+    assert first.metadata["list"] is not second.metadata["list"]

@@ -108,25 +108,42 @@ class _Slot:
     operation the caller used, as it always has; :meth:`FileStore._locked_task` releases it.
     """
 
-    __slots__ = ("_d", "_id", "_layout", "_stack", "_ws", "path")
+    __slots__ = ("_d", "_id", "_layout", "_lock", "_ws", "path")
 
-    def __init__(self, layout: Layout, workspace: str, task_id: str, stack: contextlib.ExitStack) -> None:
-        self._layout, self._ws, self._id, self._stack = layout, workspace, task_id, stack
+    def __init__(self, layout: Layout, workspace: str, task_id: str) -> None:
+        self._layout, self._ws, self._id = layout, workspace, task_id
         self._d: Dir | None = None
+        self._lock: contextlib.AbstractContextManager[None] | None = None
         self.path = ""
 
     def _open(self, op: str) -> Dir:
         d = self._d
         if d is None:
             try:
-                d = self._stack.enter_context(self._layout.task_dir(self._ws, self._id))
-                self._stack.enter_context(self._layout.write_lock(self._ws, self._id, d))
+                d = self._layout.open_task_dir(self._ws, self._id)
+                try:
+                    lock = self._layout.write_lock(self._ws, self._id, d)
+                    lock.__enter__()
+                except BaseException:
+                    d.close()
+                    raise
             except AtlasTasksError:
                 raise
             except OSError as exc:
                 raise _translate(exc, op) from exc
-            self._d, self.path = d, d.child(TASK_FILE)
+            self._d, self._lock, self.path = d, lock, d.child(TASK_FILE)
         return d
+
+    def release(self) -> None:
+        """Release the locks, then close the directory (whatever the block did)."""
+        lock, d = self._lock, self._d
+        self._lock = self._d = None
+        try:
+            if lock is not None:
+                lock.__exit__(None, None, None)
+        finally:
+            if d is not None:
+                d.close()
 
     def read(self) -> bytes:
         d = self._open("edit")
@@ -391,9 +408,12 @@ class FileStore(BaseStore):
 
     @contextlib.contextmanager
     def _locked_task(self, workspace: str, task_id: str) -> Iterator[_Slot]:
-        # The stack is closed whatever happens; an exception from the caller's block passes through untranslated.
-        with contextlib.ExitStack() as stack:
-            yield _Slot(self._layout, workspace, task_id, stack)
+        # Released whatever happens; an exception from the caller's block passes through untranslated.
+        slot = _Slot(self._layout, workspace, task_id)
+        try:
+            yield slot
+        finally:
+            slot.release()
 
     def _scan_tasks(self, workspace: str) -> Iterator[tuple[str, bytes, str] | AtlasTasksError]:
         return _listing.scan(self._layout, workspace)
@@ -650,7 +670,7 @@ class FileStore(BaseStore):
         layout = self._layout
         with (
             os_errors("append_log"),
-            layout.task_dir(workspace, task_id) as d,
+            layout.open_task_dir(workspace, task_id) as d,
             layout.write_lock(workspace, task_id, d),
         ):
             require_task_file(d, workspace, task_id)

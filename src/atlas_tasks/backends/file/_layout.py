@@ -170,6 +170,14 @@ class Layout:
         """After waiting for the lock, make sure ``d`` is still the task's directory (not deleted meanwhile)."""
         opened = os.fstat(d.fd)
         try:
+            # The usual answer in one call: the task's path still names the directory we hold. Only the identity
+            # is compared (nothing is opened through the path), so a symlink on the way cannot mislead it.
+            here = os.stat(d.path, follow_symlinks=False)  # noqa: PTH116 - a Path costs more than the stat
+            if (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino):
+                return
+        except OSError:
+            pass
+        try:
             with self.task_dir(workspace, task_id) as again:
                 now = os.fstat(again.fd)
         except TaskNotFoundError:
