@@ -505,6 +505,7 @@ def _import_verified(
         for item in _second_pass(where, handle, bundle, wanted):
             new_id = _import_one(store, target, source_ws, item, provenance, as_new_id=as_new_id, where=where)
             done[item.task.id] = {"original_id": item.task.id, "id": new_id}
+            del item  # before the next task is read: one task in memory at a time
     report.tasks = [done[planned.id] for planned in bundle.tasks]
     report.seconds = time.perf_counter() - started
     return report
@@ -713,6 +714,11 @@ def _read_member(where: str, tar: tarfile.TarFile, member: tarfile.TarInfo, *, k
         raise BundleError(where, "unreadable member", member.name)
     digest = hashlib.sha256()
     kept = io.BytesIO() if keep else None
+    if kept is not None and member.size:
+        # Sized once up front and then filled: growing it chunk by chunk could copy it (twice the memory).
+        kept.seek(member.size - 1)
+        kept.write(b"\0")
+        kept.seek(0)
     size = 0
     try:
         with handle:
@@ -727,6 +733,7 @@ def _read_member(where: str, tar: tarfile.TarFile, member: tarfile.TarInfo, *, k
         raise BundleError(where, f"cut short (the archive is truncated: {exc})", member.name) from None
     if size != member.size:
         raise BundleError(where, "cut short (the archive is truncated)", member.name)
+    # getvalue() hands over the buffer itself (no copy) once nothing else refers to it.
     return digest.hexdigest(), kept.getvalue() if kept is not None else None
 
 
@@ -759,7 +766,11 @@ def _second_pass(where: str, handle: BinaryIO, bundle: _Bundle, wanted: set[str]
         files[member.name.split("/", 4)[4]] = data
         if len(files) == len(planned.members):
             del collecting[planned.id]
-            yield _bundled_task(where, ws_name, planned.id, files)
+            item = _bundled_task(where, ws_name, planned.id, files)
+            # Only the task being written may hold its members: dropped here before the next task is read.
+            del files, data
+            yield item
+            del item
     if index != bundle.count or collecting:
         raise BundleError(where, "the bundle changed while it was imported: nothing more was imported")
 
