@@ -279,3 +279,45 @@ def test_a_bundle_changed_between_the_passes_is_refused_and_nothing_more_written
     assert not store.task_path("w", ids[1]).exists()
     with pytest.raises(BundleError, match="SHA-256 differs"):  # the bundle as it now is fails the first pass
         import_bundle(FileStore(tmp_path / "again"), bundle)
+
+
+# -- documents checked by the first pass -------------------------------------------------------------------------
+def _with_member(src: Path, dst: Path, name: str, data: bytes, *, relist: bool) -> None:
+    """``src`` with member ``name`` replaced by ``data``; with ``relist`` the manifest lists the new hash (a bundle
+    built that way on purpose, which the hashes cannot catch)."""
+    members = _members(src)
+    out = []
+    for info, content in members:
+        if info.name == name:
+            content = data
+        elif info.name == "manifest.json" and relist:
+            manifest = json.loads(content)
+            for entry in manifest["files"]:
+                if entry["path"] == name:
+                    entry["size"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+            content = json.dumps(manifest).encode()
+        info.size = len(content)
+        out.append((info, content))
+    _write(dst, out)
+
+
+@pytest.mark.parametrize(
+    ("member", "data", "relist", "message"),
+    [
+        ("task.json", b"{not json", True, "unusable task"),
+        ("task.log", b'{"event":"ok"}\nnot json\n', True, "log line 2 is not a JSON object"),
+        ("task.json", b"{not json", False, "the manifest says"),
+    ],
+    ids=["undecodable task.json", "bad log line", "tampered task.json"],
+)
+def test_bad_documents_are_refused_after_the_hashes(
+    tmp_path: Path, member: str, data: bytes, relist: bool, message: str
+) -> None:
+    """An undecodable task document or log is refused, a tampered one called tampered; nothing is written."""
+    src, ids = _small_source(tmp_path / "src", 2)
+    export_tasks(src, "w", ids, tmp_path / "b.tar")
+    bad = tmp_path / "bad.tar"
+    _with_member(tmp_path / "b.tar", bad, f"workspaces/w/tasks/{ids[1]}/{member}", data, relist=relist)
+    with pytest.raises(BundleError, match=message):
+        import_bundle(FileStore(tmp_path / "dst"), bad)
+    assert not (tmp_path / "dst" / "workspaces").exists()

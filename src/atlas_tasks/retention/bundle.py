@@ -629,11 +629,14 @@ def _read_verified(
 ) -> _Bundle:
     """The first pass: stream the archive, hash and check it; raise BundleError at the first thing wrong.
 
-    Only the small documents (manifest.json, workspace.json, each task.json) are kept; each log is read whole to
-    check its lines, one at a time, and artifacts are hashed in chunks.
+    Only manifest.json and workspace.json are kept; each task.json is decoded as it is read (its id and created_at
+    kept, or why it does not decode) and each log read whole to check its lines, one member at a time; artifacts are
+    hashed in chunks. What is wrong with a document is said only after the hashes matched the manifest (a tampered
+    member is called that, not undecodable).
     """
     seen: dict[str, _Member] = {}
     documents: dict[str, bytes] = {}
+    heads: dict[str, _Head] = {}
     bad_log_lines: dict[str, int] = {}
     total = count = 0
     for member, tar in _members(where, handle):
@@ -661,6 +664,8 @@ def _read_verified(
             bad = next((n for n, line in enumerate(lines, 1) if parse_line(line)[0] is None), None)
             if bad is not None:
                 bad_log_lines[name] = bad
+        elif leaf == "task.json" and data is not None:
+            heads[name] = _head(name, data)
         elif data is not None:
             documents[name] = data
     raw_manifest = documents.pop(MANIFEST, None)
@@ -688,7 +693,7 @@ def _read_verified(
             raise BundleError(where, f"size {got.size} bytes, the manifest says {size}", name)
         if got.sha256 != digest:
             raise BundleError(where, "SHA-256 differs from the manifest's (the file was altered)", name)
-    bundle = _structure(where, members, documents, bad_log_lines)
+    bundle = _structure(where, members, documents, heads, bad_log_lines)
     bundle.manifest, bundle.manifest_sha256 = manifest, hashlib.sha256(raw_manifest).hexdigest()
     bundle.members, bundle.count = seen, count
     bundle.files, bundle.content_bytes = len(members), sum(m.size for m in members.values())
@@ -803,7 +808,11 @@ def _parse_manifest(where: str, raw: bytes) -> dict[str, Any]:
 
 
 def _structure(
-    where: str, members: dict[str, _Member], documents: dict[str, bytes], bad_log_lines: dict[str, int]
+    where: str,
+    members: dict[str, _Member],
+    documents: dict[str, bytes],
+    heads: dict[str, _Head],
+    bad_log_lines: dict[str, int],
 ) -> _Bundle:
     """The workspace and tasks the members make up, checking every path against the Go home's layout."""
     workspace_doc: str | None = None
@@ -838,32 +847,47 @@ def _structure(
     except (AtlasTasksError, ValueError) as exc:
         raise BundleError(where, f"unusable workspace: {exc}", workspace_doc) from None
     for planned in per_task.values():
-        _check_task(where, ws_name, planned, documents, bad_log_lines)
+        _check_task(where, ws_name, planned, heads, bad_log_lines)
     return _Bundle({}, "", workspace, list(per_task.values()), {}, 0, 0, 0)
 
 
 def _check_task(
-    where: str, ws_name: str, planned: _PlannedTask, documents: dict[str, bytes], bad_log_lines: dict[str, int]
+    where: str, ws_name: str, planned: _PlannedTask, heads: dict[str, _Head], bad_log_lines: dict[str, int]
 ) -> None:
     folder = f"workspaces/{ws_name}/tasks/{planned.id}/"
     doc_name = folder + "task.json"
-    if doc_name not in documents:
+    head = heads.get(doc_name)
+    if head is None:
         raise BundleError(where, "a task directory without task.json", doc_name)
     try:
         N.check_task_id(planned.id)
-        task = decode_task(documents.pop(doc_name), path=doc_name)
         for name in planned.members:
             if name.startswith(folder + "artifacts/"):
                 N.artifact_parts(name[len(folder + "artifacts/") :])
     except (AtlasTasksError, ValueError) as exc:
         raise BundleError(where, f"unusable task: {exc}", doc_name) from None
-    if task.id != planned.id:
-        raise BundleError(where, f"its id is {task.id!r}, not the directory's {planned.id!r}", doc_name)
+    if isinstance(head, str):
+        raise BundleError(where, f"unusable task: {head}", doc_name)
+    task_id, created_at = head
+    if task_id != planned.id:
+        raise BundleError(where, f"its id is {task_id!r}, not the directory's {planned.id!r}", doc_name)
     if folder + "task.log" in bad_log_lines:
         raise BundleError(
             where, f"log line {bad_log_lines[folder + 'task.log']} is not a JSON object", folder + "task.log"
         )
-    planned.created_at = task.created_at
+    planned.created_at = created_at
+
+
+#: What the first pass keeps of a task.json: the task's id and created_at, or why the document does not decode.
+_Head = tuple[str, datetime | None] | str
+
+
+def _head(name: str, data: bytes) -> _Head:
+    try:
+        task = decode_task(data, path=name)
+    except (AtlasTasksError, ValueError) as exc:
+        return str(exc)
+    return task.id, task.created_at
 
 
 def _bundled_task(where: str, ws_name: str, task_id: str, files: dict[str, bytes]) -> _BundledTask:
