@@ -47,7 +47,6 @@ from atlas_tasks.models import Task, Workspace
 from atlas_tasks.store import Store
 from atlas_tasks.store.base import BaseStore, restores
 from atlas_tasks.store.capabilities import Importable, LocalFiles, Tombstones
-from atlas_tasks.store.types import ArtifactReader
 from atlas_tasks.store.urls import redact
 
 #: The ``format`` a manifest names, and the highest ``version`` of it this library reads (and the one it writes).
@@ -279,7 +278,9 @@ class _TarWriter:
         mode = "w:gz" if self.out.name.endswith(_GZIP_SUFFIXES) else "w"
         self._handle = open(self.tmp, "xb")  # closed in __exit__
         try:
-            self._tar = tarfile.open(fileobj=self._handle, mode=mode, format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+            self._tar = tarfile.open(  # type: ignore[call-overload]
+                fileobj=self._handle, mode=mode, format=tarfile.PAX_FORMAT, copybufsize=_CHUNK
+            )
         except BaseException:
             self._discard()
             raise
@@ -302,7 +303,7 @@ class _TarWriter:
         assert self._tar is not None
         source = _Chunks(chunks)
         try:
-            self._tar.addfile(self._info(name, size), io.BufferedReader(source, buffer_size=ArtifactReader.CHUNK))
+            self._tar.addfile(self._info(name, size), source)
         except OSError:
             if source.count >= size:
                 raise
