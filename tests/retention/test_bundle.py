@@ -146,9 +146,20 @@ def _rewrite(src: Path, dst: Path, change: Callable[[list[Member]], list[Member]
             out.addfile(info, io.BytesIO(data) if info.isreg() else None)
 
 
+def _last_content(members: list[Member]) -> int:
+    """The index of the last member that is not the manifest (an export writes the manifest last)."""
+    return max(i for i, (info, _) in enumerate(members) if info.name != "manifest.json")
+
+
 def _flip_byte(members: list[Member]) -> list[Member]:
-    info, data = members[-1]
-    return [*members[:-1], (info, bytes([data[0] ^ 1]) + data[1:])]
+    i = _last_content(members)
+    info, data = members[i]
+    return [*members[:i], (info, bytes([data[0] ^ 1]) + data[1:]), *members[i + 1 :]]
+
+
+def _drop_last(members: list[Member]) -> list[Member]:
+    i = _last_content(members)
+    return [*members[:i], *members[i + 1 :]]
 
 
 def _add(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> Callable[[list[Member]], list[Member]]:
@@ -164,7 +175,7 @@ REFUSALS: dict[str, tuple[Callable[[list[Member]], list[Member]] | None, str]] =
     "tampered": (_flip_byte, "SHA-256 differs"),
     "truncated": (None, "truncated"),
     "extra file": (_add("workspaces/w/tasks/extra/task.json"), "not listed in the manifest"),
-    "missing file": (lambda members: members[:-1], "missing from the archive"),
+    "missing file": (_drop_last, "missing from the archive"),
     "path traversal": (_add("workspaces/w/../../evil"), "unsafe path"),
     "absolute path": (_add("/tmp/evil"), "unsafe path"),
     "symlink": (_add("workspaces/w/tasks/x/task.json", tarfile.SYMTYPE, "/etc/passwd"), "a symlink"),

@@ -71,7 +71,7 @@ def import_(
         typer.Option(
             "--max-size",
             metavar="SIZE",
-            help="Refuse a bundle holding more content than this, uncompressed (default 2GiB; it is read into memory).",
+            help="Refuse a bundle holding more content than this, uncompressed (default 2GiB; checked before reading).",
         ),
     ] = "2GiB",
     as_json: JsonOpt = False,
