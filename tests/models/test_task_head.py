@@ -50,6 +50,7 @@ def _exact(raw: bytes) -> Any:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(fields=st.dictionaries(st.sampled_from(["revision", "status", "transitions", "created_at", "x"]), _odd))
 @example(fields={"revision": None, "status": None, "transitions": None, "created_at": float("nan")})
+@example(fields={"revision": float("inf")})
 def test_fast_head_equals_exact_head(fields: dict[str, Any]) -> None:
     """For any values of the fields the head reads, the fast parse gives the exact parse's head (or error)."""
     raw = to_json(fields, inf_nan_mode="constants")
@@ -62,6 +63,7 @@ def test_fast_head_equals_exact_head(fields: dict[str, Any]) -> None:
         b'{"revision": 18446744073709551617, "status": "running"}',
         b'{"revision": 3, "schema_version": 18446744073709551617}',
         b'{"revision": NaN}',
+        b'{"revision": Infinity}',
         b'{"revision": 2, "metadata": {"x": Infinity}}',
         b'{"revision": 2, "metadata": {"big": 1e400}}',
     ],
@@ -69,3 +71,9 @@ def test_fast_head_equals_exact_head(fields: dict[str, Any]) -> None:
 def test_documents_orjson_misreads_or_refuses(raw: bytes) -> None:
     """Documents orjson reads differently (a big integer) or refuses get the exact parser's head."""
     assert _same(_head_or_error(raw), _exact(raw))
+
+
+def test_a_revision_of_infinity_is_a_corrupt_task() -> None:
+    """A task.json whose revision is Infinity is a CorruptTaskError naming the task, not an OverflowError."""
+    with pytest.raises(CorruptTaskError, match="infinity"):
+        TaskHead.parse(b'{"revision": Infinity}', "ws", "t", "task.json")

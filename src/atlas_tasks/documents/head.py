@@ -47,7 +47,7 @@ class TaskHead:
             )
         except SchemaVersionError:
             raise
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: a revision of Infinity
             raise CorruptTaskError(workspace, task_id, path, str(exc).splitlines()[0]) from None
 
 
