@@ -192,8 +192,11 @@ def test_attempts_survive_a_kill_during_the_backoff(store: Store, ws: str, tmp_p
     proc = subprocess.Popen([sys.executable, "-c", RUNNER, root, ws, task.id], env=env)
     try:
         end = time.monotonic() + 60
+        # In the backoff once the failed attempt is checkpointed (its result, the step pending again): the
+        # "retrying in" log line is written just before that checkpoint, so a kill right after it could land first.
         while time.monotonic() < end:
-            if any(e.get("event", "").startswith("retrying in") for e in store.read_log(ws, task.id)):
+            now = store.get(ws, task.id)
+            if [r.metadata.get("attempt") for r in now.step_results] == [1] and now.steps[0].status == "pending":
                 break
             time.sleep(0.1)
         else:
