@@ -10,16 +10,15 @@ read in full. :class:`StoreTaskIndex` (``store.list`` every time) is for stores 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import operator
 import threading
 from collections import Counter
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from atlas_tasks import names as N
+from atlas_tasks._gcpause import gc_paused
 from atlas_tasks.errors import (
     AtlasTasksError,
     CorruptTaskError,
@@ -209,24 +208,6 @@ class SummaryPages:
                     self._full.clear()
                 self._full[key] = (summary, item)
         return item
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while many long-lived objects are built; on leaving, move them straight to the
-    oldest generation (``freeze`` + ``unfreeze``) rather than have the next young collection walk them all (as the
-    file store's listings do; skipped when the application froze objects itself)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 def reread_unchanged(store: Store, workspace: str, task: Task) -> bool:

@@ -39,6 +39,7 @@ from atlas_tasks import names as N
 from atlas_tasks._codec import encode_task
 from atlas_tasks._fs import atomic, locks, ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, open_home, walk
+from atlas_tasks._gcpause import gc_paused
 from atlas_tasks.backends.file import (
     _artifacts,
     _collector,
@@ -744,7 +745,7 @@ class FileStore(BaseStore):
                 newest = _listing.list_newest(self._layout, self._summaries, workspace, max(0, limit))
                 if newest is not None:
                     return newest
-            with _listing.gc_paused():
+            with gc_paused():
                 return super().list(workspace, strict=strict, limit=limit)
 
     def iter_tasks(self, workspace: str, *, errors: builtins.list[AtlasTasksError] | None = None) -> Iterator[Task]:

@@ -8,9 +8,7 @@ ATLAS's hook files of a task it keeps elsewhere, an entry deleted while we liste
 from __future__ import annotations
 
 import builtins
-import contextlib
 import errno
-import gc
 import os
 import re
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from typing import Any
 from atlas_tasks import names as N
 from atlas_tasks._fs import ops
 from atlas_tasks._fs.dirs import Dir, UnsafePathError, walk
+from atlas_tasks._gcpause import gc_paused
 from atlas_tasks.backends.file import _layout
 from atlas_tasks.backends.file import _summary_cache as cache_format
 from atlas_tasks.backends.file._layout import TASK_FILE, Layout, hook_only
@@ -40,33 +39,6 @@ Found = tuple[str, bytes, str]
 
 # Task ids that check_task_id accepts without a second look (every id this library or the Go ATLAS makes).
 _PLAIN_TASK_ID = re.compile(r"task-[A-Za-z0-9_-]{1,123}")
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a listing builds thousands of objects that all stay alive.
-
-    Each collection would walk every model built so far: 10,000 tasks took 4-5 times longer with it running.
-    Nothing built here is cyclic garbage; the collector is switched back on (if it was on) when the block ends.
-
-    Switching it back on is not enough by itself: every object built meanwhile is still in the youngest
-    generation, so the next allocation triggers a collection that walks them all (~30 us per 10 KB task, 0.3 s
-    for 10,000). They are about to be handed to the caller, who keeps them, so they are moved straight to the
-    oldest generation instead (``freeze`` + ``unfreeze``: two list splices, no walk). Whatever else was young
-    then is promoted too and is collected by the next full collection rather than a young one. Skipped when the
-    application froze objects itself (``gc.freeze()`` before a fork): unfreezing would undo that.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 def read_quick(dir_fd: int, relative: str, path: str) -> bytes | None:
@@ -349,4 +321,4 @@ def _read_newest(
     return result
 
 
-__all__ = ["Found", "gc_paused", "list_newest", "list_summaries", "load_entry", "load_raw", "read_quick", "scan"]
+__all__ = ["Found", "list_newest", "list_summaries", "load_entry", "load_raw", "read_quick", "scan"]

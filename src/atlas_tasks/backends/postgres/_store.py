@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import gc
 import itertools
 import json
 import sys
@@ -34,6 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_workspace, encode_task, encode_workspace
+from atlas_tasks._gcpause import gc_paused
 from atlas_tasks.backends.postgres import _collector, _leases
 from atlas_tasks.backends.postgres._connections import Conn, Connections, Mode
 from atlas_tasks.backends.postgres._encoding import TaskRow, refs_from_json, summary_from_text
@@ -474,7 +474,7 @@ class PostgresStore(BaseStore):
             # Ask for as many rows as readable tasks are still missing (unreadable ones make us ask again).
             wanted = None if limit is None else max(limit - len(result), 1)
             rows = self._list_page(workspace, wanted, offset)
-            with _gc_paused(len(rows)):
+            with gc_paused(len(rows)):
                 for task_id, doc in rows:
                     try:
                         result.append(self._decode(doc, workspace, task_id))
@@ -513,7 +513,7 @@ class PostgresStore(BaseStore):
                 reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-tasks-list")
                 futures = [reader.submit(self._db.rows, "list", self._q.task_docs, (workspace, c)) for c in chunks]
                 fetched = (future.result() for future in futures)
-            with _gc_paused(len(ids)):
+            with gc_paused(len(ids)):
                 for chunk, rows in zip(chunks, fetched, strict=True):
                     docs = dict(rows)
                     for task_id in chunk:
@@ -557,7 +557,7 @@ class PostgresStore(BaseStore):
         result = SummaryList()
         before = self._summaries.get(workspace, {})
         built: dict[str, tuple[str, TaskSummary]] = {}
-        with _gc_paused(len(rows)):
+        with gc_paused(len(rows)):
             for task_id, text, doc in rows:
                 if text is None:
                     try:
@@ -919,27 +919,6 @@ class PostgresStore(BaseStore):
                 cur.execute(self._q.log_set_head, {**key, "last": len(lines)})
             if blobs:
                 cur.executemany(self._q.artifact_insert, [{**key, "name": n, "data": d} for n, d in blobs.items()])
-
-
-@contextlib.contextmanager
-def _gc_paused(count: int) -> Iterator[None]:
-    """Pause the cyclic collector while a listing builds ``count`` objects that all stay alive (as the file store does).
-
-    Each young collection would walk every model built so far (several times the cost of the listing at 10,000
-    tasks). Once built they go to the oldest generation (``freeze`` + ``unfreeze``: list splices, no walk), since
-    the caller keeps them; skipped when the application froze objects itself, which unfreezing would undo.
-    """
-    if count < 100 or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            gc.unfreeze()
-        gc.enable()
 
 
 def _info(text: str | None) -> dict[str, Any]:
