@@ -43,6 +43,7 @@ from atlas_tasks._gcpause import gc_paused
 from atlas_tasks.backends.file import (
     _artifacts,
     _collector,
+    _idstyle,
     _layout,
     _leases,
     _listing,
@@ -77,7 +78,7 @@ from atlas_tasks.errors import (
     WorkspaceExistsError,
     WorkspaceNotFoundError,
 )
-from atlas_tasks.ids import IdStyle, resolve_style, timestamp_candidates, uuid_id
+from atlas_tasks.ids import IdStyle, is_uuid_id, timestamp_candidates, uuid_id
 from atlas_tasks.models import Task, TaskRef, Workspace
 from atlas_tasks.store.base import BaseStore, new_tombstone, refuse_import
 from atlas_tasks.store.types import (
@@ -374,8 +375,10 @@ class FileStore(BaseStore):
 
         Finding out reads the whole tasks directory, O(tasks in the workspace), so its answer is kept: a uuid
         workspace stays one (ids are never renamed), and "no uuid id" stands for :attr:`style_recheck` seconds.
-        Without that every create in a timestamp workspace paid the scan (~25 ms at 100,000 tasks). The cost of
-        the shortcut: a task the current Go ATLAS adds meanwhile turns our ids to uuid up to a minute late.
+        Without that every create in a timestamp workspace paid the scan (~25 ms at 100,000 tasks). The answer is
+        also left in a small hint file for the next process (see :mod:`._idstyle`), so a CLI ``create`` scans at
+        most once a minute too. The cost of the shortcut: a task the current Go ATLAS adds meanwhile turns our ids
+        to uuid up to a minute late.
         """
         if self.id_style != "auto":
             return self.id_style
@@ -385,12 +388,19 @@ class FileStore(BaseStore):
         seen = self._timestamp_workspaces.get(workspace)
         if seen is not None and now - seen < self.style_recheck:
             return "timestamp"
-        style = resolve_style("auto", (e.name for e in ops.scandir(tasks.fd, tasks.path)))
+        # Another process's answer (each CLI create is a new process): see _idstyle.
+        hint = _idstyle.load(self._layout, workspace, tasks, self.style_recheck)
+        if hint is not None:
+            style, age = hint
+        else:
+            witness = next((e.name for e in ops.scandir(tasks.fd, tasks.path) if is_uuid_id(e.name)), None)
+            style, age = ("timestamp" if witness is None else "uuid"), 0.0
+            _idstyle.save(self._layout, workspace, witness)
         if style == "uuid":
             self._uuid_workspaces.add(workspace)
             self._timestamp_workspaces.pop(workspace, None)
         else:
-            self._timestamp_workspaces[workspace] = now
+            self._timestamp_workspaces[workspace] = now - age
         return style
 
     def _read_task(self, workspace: str, task_id: str) -> tuple[bytes, str]:
