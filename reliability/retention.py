@@ -6,7 +6,9 @@ Each round takes fresh homes on the file store and one kind of operation, chosen
   multi-line log and the Go ATLAS's hook files ``hook.json``/``HOOK.md``) is fingerprinted: every file of every
   task directory, byte for byte, and what ``get``/``read_log``/``get_artifact`` return. A child runs
   ``retention.gc.collect(store, older_than=30 days)`` and is SIGKILLed at a random moment (now and then a second
-  collector races it and one of the two is killed; the loser of the lock exits with ``CollectorBusyError``).
+  collector races it and one of the two is killed; the loser of the lock exits with ``CollectorBusyError``). The
+  killed child deletes in groups of 1, 3, 5 or 64 tasks (``FileStore.delete_group``: one fsync of the tombstone
+  directory per group, then one of the tasks directory and the trash), and aimed kills land inside a group.
   BEFORE any repair: every task directory under ``workspaces/<ws>/tasks/`` is whole (its fingerprint unchanged)
   or absent, only eligible tasks (terminal, old, unpinned) may be absent, and ``list``/``get`` show only whole
   tasks. Leftovers in ``.atlas-tasks/trash/`` are allowed (that is the protocol). Then ``doctor --fix`` and a
@@ -102,8 +104,11 @@ def job_retention(job: dict[str, Any]) -> int:
         os.setpgid(0, 0)
     weaken.apply(job.get("weaken"))
     store = FileStore(job["home"], lock_timeout=30)
+    if job.get("group"):
+        store.delete_group = job["group"]  # several groups per collection: kills land between groups too
     if job.get("aim"):
-        _announce(store, "_delete" if job["what"] == "gc" else "import_task", job)
+        # gc deletes through delete_many, a group of tasks per _delete_group call (tombstones, renames, removals).
+        _announce(store, "_delete_group" if job["what"] == "gc" else "import_task", job)
     code = DONE
     if job["what"] == "gc":
         try:
@@ -362,7 +367,9 @@ class Round:
         race = self.rng.random() < 0.25
         jobs = [self.job("gc", home) for _ in range(2 if race else 1)]
         victim = self.rng.randrange(len(jobs))
-        self.aim(jobs[victim], "gc", self.rng.randint(1, max(1, min(3, len(eligible)))))
+        group = self.rng.choice((1, 3, 5, 64))
+        jobs[victim]["group"] = group
+        self.aim(jobs[victim], "gc", self.rng.randint(1, max(1, min(3, -(-len(eligible) // group)))))
         self.stats.races += race
         self.killed(jobs, victim)
 

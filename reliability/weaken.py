@@ -85,7 +85,7 @@ def fsync_retry(undo: list[Undo]) -> None:
 def in_place_write(undo: list[Undo]) -> None:
     """task.json and workspace.json are rewritten in place (truncate, then write in two pieces) instead of renamed."""
 
-    def replace(d: Dir, name: str, data: bytes) -> None:
+    def replace(d: Dir, name: str, data: bytes, *, sync_dir: bool = True) -> None:
         path = d.child(name)
         fd = ops.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, d.fd, path)
         try:
@@ -295,7 +295,16 @@ def delete_in_place(undo: list[Undo]) -> None:
         self._summaries.forget(workspace, task_id)
         file_workspaces.drop_ref(self._layout, workspace, task_id)
 
+    def delete_group(
+        self: file_backend.FileStore, workspace: str, task_ids: list[str], info: Any, failed: Any, gone: list[str]
+    ) -> None:
+        # delete_many's path (what gc calls): the same in-place removal, task by task.
+        for task_id in task_ids:
+            delete(self, workspace, task_id)
+            gone.append(task_id)
+
     _patch(file_backend.FileStore, "_delete", delete, undo)
+    _patch(file_backend.FileStore, "_delete_group", delete_group, undo)
 
 
 def import_in_place(undo: list[Undo]) -> None:

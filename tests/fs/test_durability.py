@@ -178,3 +178,24 @@ def test_storage_error_is_an_oserror(store: FileStore, ws: str, task: Task) -> N
         store.save_artifact(ws, task.id, "big.bin", b"x" * 100)
     assert info.value.errno == errno.ENOSPC
     assert "No space left" in str(info.value)
+
+
+def test_delete_many_makes_every_tombstone_durable_before_moving_any_task(store: FileStore, ws: str) -> None:
+    """A group delete fsyncs the tombstone directory after the last tombstone and before the first rename, then
+    the tasks directory and the trash once before removing any tree: n tasks, n + 3 fsyncs (not 4 n)."""
+    store.delete(ws, store.create(ws, sample_task()).id)  # the trash and tombstone directories exist from now on
+    ids = [store.create(ws, sample_task()).id for _ in range(6)]
+    calls: list[tuple[str, str]] = []
+    with hooked(lambda op, path: calls.append((op, path))):
+        assert store.delete_many(ws, ids) == {}
+    stones = str(store.home / ".atlas-tasks" / "tombstones" / ws)
+    tasks_dir = str(store.workspace_path(ws) / "tasks")
+    stone_renames = [i for i, (op, path) in enumerate(calls) if op == "rename" and path.startswith(stones + "/")]
+    task_renames = [i for i, (op, path) in enumerate(calls) if op == "rename" and path.startswith(tasks_dir + "/")]
+    removals = [i for i, (op, _) in enumerate(calls) if op == "rmtree"]
+    assert len(stone_renames) == len(task_renames) == len(removals) == len(ids)
+    stones_synced = calls.index(("fsync", stones))
+    assert max(stone_renames) < stones_synced < min(task_renames)
+    tasks_synced = calls.index(("fsync", tasks_dir))
+    assert max(task_renames) < tasks_synced < min(removals)
+    assert [op for op, _ in calls].count("fsync") == len(ids) + 3

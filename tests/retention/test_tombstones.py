@@ -168,3 +168,32 @@ def test_doctor_sweeps_a_tombstone_write_cut_short(tmp_path: Path) -> None:
     assert [(f.kind, f.path) for f in store.check("w").findings] == [("temp_file", str(leftover))]
     assert store.check("w", fix=True).ok and not leftover.exists()
     assert store.tombstone("w", task_id) is None and store.get("w", task_id).id == task_id
+
+
+_DELETE_MANY = """
+import sys
+from atlas_tasks import FileStore
+FileStore(sys.argv[1]).delete_many(sys.argv[2], sys.argv[3:], reason="test")
+"""
+
+
+def test_delete_many_killed_after_its_tombstones_leaves_every_task_whole(tmp_path: Path) -> None:
+    """delete_many SIGKILLed once its group's tombstones are durable leaves each task whole, each with its tombstone."""
+    store = FileStore(tmp_path / "home")
+    ids = [_task_with_files(store, "w") for _ in range(5)]
+    env = {**os.environ, "PYTHONPATH": str(SRC), CRASH_ENV: "tombstoned"}
+    killed = subprocess.run(
+        [sys.executable, "-c", _DELETE_MANY, str(tmp_path / "home"), "w", *ids],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    for task_id in ids:
+        assert store.tombstone("w", task_id) is not None
+        assert store.get("w", task_id).id == task_id
+        assert store.get_artifact("w", task_id, "out/report.md") == b"# report\n"
+    assert sorted(f.task_id for f in store.check("w").findings) == sorted(ids)
+    assert store.delete_many("w", ids) == {}
+    assert store.list("w") == [] and all(store.tombstone("w", t) is not None for t in ids)

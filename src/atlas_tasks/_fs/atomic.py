@@ -54,15 +54,20 @@ def _discard(d: Dir, name: str) -> None:
         ops.unlink(name, d.fd, d.child(name))
 
 
-def replace(d: Dir, name: str, data: bytes) -> None:
-    """Durably replace (or create) ``d/name`` with ``data``."""
+def replace(d: Dir, name: str, data: bytes, *, sync_dir: bool = True) -> None:
+    """Durably replace (or create) ``d/name`` with ``data``.
+
+    ``sync_dir=False`` leaves the directory's fsync to the caller, who replaces several files of ``d`` and then
+    fsyncs it once (each file's data is fsynced here either way).
+    """
     tmp = _write_temp(d, name, data)
     try:
         ops.rename(tmp, name, d.fd, d.fd, d.child(name))
     except BaseException:
         _discard(d, tmp)
         raise
-    ops.fsync(d.fd, d.path)
+    if sync_dir:
+        ops.fsync(d.fd, d.path)
 
 
 def claim_first(d: Dir, names: Iterable[str], data: bytes) -> str | None:

@@ -446,20 +446,134 @@ class FileStore(BaseStore):
         failed: dict[str, AtlasTasksError] = {}
         gone: builtins.list[str] = []
         try:
-            for task_id in task_ids:
+            for start in range(0, len(task_ids), self.delete_group):
+                group = task_ids[start : start + self.delete_group]
                 try:
                     with os_errors("delete"):
-                        self._delete(workspace, task_id, info)
+                        self._delete_group(workspace, group, info, failed, gone)
                 except AtlasTasksError as exc:
-                    failed[task_id] = exc
-                else:
-                    gone.append(task_id)
+                    # The workspace's own directories failed (gone, unreadable): every task of the group left
+                    # undone is reported with that error.
+                    for task_id in group:
+                        if task_id not in failed and task_id not in gone:
+                            failed[task_id] = exc
         finally:
             if gone:
                 with os_errors("delete"):
                     self._summaries.forget_many(workspace, gone)
                     _workspaces.drop_refs(self._layout, workspace, gone)
         return failed
+
+    #: Tasks ``delete_many`` takes through each phase together. Deleting one task costs four fsyncs (its
+    #: tombstone, the tombstone directory, the tasks directory, the trash); a group shares the three directory
+    #: fsyncs, so n tasks cost n + 3 per group. No task lock is held across tasks (only one at a time, as delete).
+    delete_group = 64
+
+    def _delete_group(
+        self,
+        workspace: str,
+        task_ids: builtins.list[str],
+        info: Mapping[str, Any] | None,
+        failed: dict[str, AtlasTasksError],
+        gone: builtins.list[str],
+    ) -> None:
+        """Delete a group of tasks as ``_delete`` deletes one, in three phases, each task under its own lock.
+
+        1. Each task's tombstone is written (its data fsynced), then the tombstone directory is fsynced once: every
+           tombstone is durable before any task is moved.
+        2. Each task still there is renamed into the trash, then the tasks directory and the trash are fsynced once:
+           the deletes are durable before any is acknowledged or any tree is removed.
+        3. The trees are removed from the trash.
+
+        A crash in phase 1 leaves whole tasks (with or without their tombstone: deleting again finishes); in phase
+        2, each task whole in its place or in the trash, which ``doctor --fix`` empties; the order the protocol
+        needs (tombstone durable, then rename durable) holds for each task as in ``delete``. Per-task failures go
+        to ``failed``; the tasks whose delete is durable to ``gone``.
+        """
+        layout = self._layout
+        marked: builtins.list[str] = []
+        parked: builtins.list[tuple[str, str]] = []
+        with (
+            layout.open_home() as home,
+            walk(home, [PRIVATE_DIR, "trash"], create=True, mode=0o700) as trash,
+            layout.ws_dir(workspace) as wsd,
+            walk(wsd, ["tasks"]) as tasks,
+            layout.private_dir("locks", workspace, create=True) as lock_dir,
+            contextlib.ExitStack() as stack,
+        ):
+
+            @contextlib.contextmanager
+            def locked(task_id: str) -> Iterator[Dir]:
+                try:
+                    d = walk(tasks, [task_id])
+                except FileNotFoundError:
+                    raise TaskNotFoundError(workspace, task_id, tasks.child(task_id)) from None
+                with d, layout.write_lock_in(lock_dir, workspace, task_id, d):
+                    yield d
+
+            stones = None
+            if info is not None:
+                stones = stack.enter_context(layout.private_dir(_tombstones.KIND, workspace, create=True))
+            for task_id in task_ids:
+                try:
+                    with os_errors("delete"):
+                        self._refuse_daemon_task(workspace, task_id)
+                        with locked(task_id) as d:
+                            if stones is not None and info is not None:
+                                try:
+                                    raw: bytes | None = _layout.task_bytes(d, workspace, task_id)
+                                except AtlasTasksError:
+                                    raw = None  # no task.json, or an odd file: deleted too, no created_at kept
+                                stone = new_tombstone(workspace, task_id, raw, info)
+                                _tombstones.record_in(stones, stone, sync_dir=False)
+                except AtlasTasksError as exc:
+                    failed[task_id] = exc
+                else:
+                    marked.append(task_id)
+            if stones is not None and marked:
+                ops.fsync(stones.fd, stones.path)
+                _tombstones.crash_point("tombstoned")
+            for task_id in marked:
+                # Cut to fit NAME_MAX (255 bytes) with the longest names; the random part keeps it unique.
+                name = f"{workspace[:100]}--{task_id[:100]}--{secrets.token_hex(4)}"
+                try:
+                    with os_errors("delete"), locked(task_id):
+                        ops.rename(task_id, name, tasks.fd, trash.fd, tasks.child(task_id))
+                except AtlasTasksError as exc:
+                    failed[task_id] = exc
+                else:
+                    parked.append((task_id, name))
+            if not parked:
+                return
+            try:
+                with os_errors("delete"):
+                    ops.fsync(tasks.fd, tasks.path)
+                    ops.fsync(trash.fd, trash.path)
+            except AtlasTasksError as exc:
+                for task_id, _ in parked:
+                    failed[task_id] = exc  # moved, but not known durable: reported, as a failed delete is
+                return
+            for task_id, name in parked:
+                try:
+                    with os_errors("delete"):
+                        ops.rmtree(name, trash.fd, trash.child(name))
+                except AtlasTasksError as exc:
+                    failed[task_id] = exc  # durably out of the tasks directory; doctor --fix empties the trash
+                    continue
+                gone.append(task_id)
+                self._forget_deleted(workspace, task_id)
+
+    def _refuse_daemon_task(self, workspace: str, task_id: str) -> None:
+        # A task the Go daemon is running is refused: its runs take no lock or lease of ours.
+        daemon = go_daemon.running_holder(self.go_home, task_id)
+        if daemon is not None:
+            raise TaskRunningError(workspace, task_id, daemon)
+
+    def _forget_deleted(self, workspace: str, task_id: str) -> None:
+        for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
+            del self._next_version[key]
+        if self.go_home != self.home:
+            self._drop_legacy_hook(workspace, task_id)
 
     def _tombstone_path(self, stone: Tombstone) -> str:
         return str(self.home / PRIVATE_DIR / _tombstones.KIND / stone.workspace / f"{stone.id}{_tombstones.SUFFIX}")
@@ -473,10 +587,7 @@ class FileStore(BaseStore):
             return _tombstones.list_all(self._layout, workspace)
 
     def _delete(self, workspace: str, task_id: str, info: Mapping[str, Any] | None) -> None:
-        # A task the Go daemon is running is refused: its runs take no lock or lease of ours.
-        daemon = go_daemon.running_holder(self.go_home, task_id)
-        if daemon is not None:
-            raise TaskRunningError(workspace, task_id, daemon)
+        self._refuse_daemon_task(workspace, task_id)
         layout = self._layout
         with (
             layout.task_dir(workspace, task_id) as d,
@@ -502,10 +613,7 @@ class FileStore(BaseStore):
             ops.fsync(tasks.fd, tasks.path)
             ops.fsync(trash.fd, trash.path)
             ops.rmtree(parked, trash.fd, trash.child(parked))
-        for key in [k for k in self._next_version if k[1:3] == (workspace, task_id)]:
-            del self._next_version[key]
-        if self.go_home != self.home:
-            self._drop_legacy_hook(workspace, task_id)
+        self._forget_deleted(workspace, task_id)
 
     def _drop_legacy_hook(self, workspace: str, task_id: str) -> None:
         # Go keeps a repo-scoped task's hook files in <go home>/workspaces/<ws>/tasks/<id>/: removed only when that

@@ -12,19 +12,21 @@ and paid the scan every time. This file carries the answer over:
 
 The file is only a hint: it is written in place without fsync, and anything unreadable, torn or odd (a
 symlink, a uuid task no longer there, a clock stepped back) is ignored and the directory is scanned as before. Its
-own reads and writes are plain system calls, outside the store's fault-injection hooks (``_fs.ops``): a failure
+own reads and writes (and the walk to its directory) are plain system calls, outside the store's fault-injection
+hooks (``_fs.ops``): a failure
 there is ignored by design, so injecting one would test nothing. The Go ATLAS never reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 from typing import Literal
 
-from atlas_tasks._fs.dirs import Dir, UnsafePathError
-from atlas_tasks.backends.file._layout import Layout
+from atlas_tasks._fs.dirs import Dir
+from atlas_tasks.backends.file._layout import PRIVATE_DIR, Layout
 from atlas_tasks.ids import is_uuid_id
 
 KIND = "ids"
@@ -38,13 +40,16 @@ Style = Literal["timestamp", "uuid"]
 def load(layout: Layout, workspace: str, tasks: Dir, recheck: float) -> tuple[Style, float] | None:
     """The remembered style for the workspace and how old the answer is (seconds), or None (scan)."""
     try:
-        with layout.private_dir(KIND, workspace, create=False) as d:
-            fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=d.fd)
-            try:
-                data = os.read(fd, 128)
-            finally:
-                os.close(fd)
-    except (OSError, UnsafePathError):
+        d = _open_dir(layout, workspace, create=False)
+        try:
+            fd = os.open(NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=d)
+        finally:
+            os.close(d)
+        try:
+            data = os.read(fd, 128)
+        finally:
+            os.close(fd)
+    except OSError:
         return None
     found = _HINT.fullmatch(data)
     if found is None:
@@ -67,16 +72,36 @@ def load(layout: Layout, workspace: str, tasks: Dir, recheck: float) -> tuple[St
 def save(layout: Layout, workspace: str, witness: str | None) -> None:
     """Remember a scan's answer (``witness``: a uuid id it found, or None); a failure is ignored."""
     line = f"uuid {witness}\n" if witness is not None else f"timestamp {time.time():.3f}\n"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        with layout.private_dir(KIND, workspace, create=True) as d:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            fd = os.open(NAME, flags, 0o600, dir_fd=d.fd)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
-    except (OSError, UnsafePathError):
+        d = _open_dir(layout, workspace, create=True)
+        try:
+            fd = os.open(NAME, flags, 0o600, dir_fd=d)
+        finally:
+            os.close(d)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
         pass
+
+
+def _open_dir(layout: Layout, workspace: str, *, create: bool) -> int:
+    """``.atlas-tasks/ids/<ws>`` opened (no symlink followed below the home), made if asked; plain system calls."""
+    fd = os.open(layout.home_text, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in (PRIVATE_DIR, KIND, workspace):
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o700, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 __all__ = ["KIND", "load", "save"]

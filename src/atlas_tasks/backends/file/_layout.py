@@ -127,11 +127,17 @@ class Layout:
     @contextlib.contextmanager
     def write_lock(self, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
         """The task's lock (outside the task, so delete cannot remove it), then Go's ``task.json.lock`` inside it."""
-        what = f"task {task_id!r} in workspace {workspace!r}"
         with (
             self.private_dir("locks", workspace, create=True) as lock_dir,
-            locks.hold(lock_dir.child(f"{task_id}.lock"), what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True),
+            self.write_lock_in(lock_dir, workspace, task_id, task_dir),
         ):
+            yield
+
+    @contextlib.contextmanager
+    def write_lock_in(self, lock_dir: Dir, workspace: str, task_id: str, task_dir: Dir | None) -> Iterator[None]:
+        """:meth:`write_lock` with the workspace's lock directory already open (one walk for many tasks)."""
+        what = f"task {task_id!r} in workspace {workspace!r}"
+        with locks.hold(lock_dir.child(f"{task_id}.lock"), what, self.lock_timeout, dir_fd=lock_dir.fd, fair=True):
             if task_dir is not None:
                 self.still_there(task_dir, workspace, task_id)
             if not (self.go_locks and task_dir is not None):

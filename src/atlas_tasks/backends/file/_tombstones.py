@@ -14,6 +14,7 @@ import os
 import signal
 
 from atlas_tasks._fs import atomic, ops
+from atlas_tasks._fs.dirs import Dir
 from atlas_tasks.backends.file._layout import Layout, exists
 from atlas_tasks.store.types import Tombstone
 
@@ -32,9 +33,15 @@ def crash_point(name: str) -> None:
 
 def record(layout: Layout, stone: Tombstone) -> None:
     """Write the tombstone durably (replacing an older one of the same id: the last deletion wins)."""
-    data = json.dumps(stone.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
     with layout.private_dir(KIND, stone.workspace, create=True) as d:
-        atomic.replace(d, stone.id + SUFFIX, data)
+        record_in(d, stone)
+
+
+def record_in(d: Dir, stone: Tombstone, *, sync_dir: bool = True) -> None:
+    """Write the tombstone into its workspace's open tombstone directory ``d``; ``sync_dir=False``: the caller
+    fsyncs ``d`` once for several tombstones, before anything that relies on them."""
+    data = json.dumps(stone.to_dict(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    atomic.replace(d, stone.id + SUFFIX, data, sync_dir=sync_dir)
 
 
 def is_retired(layout: Layout, workspace: str, task_id: str) -> bool:
