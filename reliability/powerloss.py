@@ -376,8 +376,8 @@ def _recovery() -> list[Step]:
 
 
 def _resume_loop() -> list[Step]:
-    """Three steps of a resumed task (log, validation, checkpoint each), then a delete and the deleted task restored
-    under its id (a deleted id comes back only that way: tombstones refuse a new task under it)."""
+    """Three steps of a resumed task (log, validation, checkpoint each), then a delete_many and the deleted task
+    restored under its id (a deleted id comes back only that way: tombstones refuse a new task under it)."""
     steps: list[Step] = []
     for i in range(1, 4):
         steps += [
@@ -390,7 +390,8 @@ def _resume_loop() -> list[Step]:
         ]
     return [
         *steps,
-        ("delete", lambda s, c: (c.update(d=s.get(WS, "task-d")), s.delete(WS, "task-d"))),
+        # delete_many's group path (what gc takes), where agent-run takes delete's.
+        ("delete_many", lambda s, c: (c.update(d=s.get(WS, "task-d")), s.delete_many(WS, ["task-d"]))),
         ("import_task (the deleted task restored)", lambda s, c: s.import_task(WS, c["d"])),
         ("append_log (first)", lambda s, c: s.append_log(WS, "task-d", {"event": "start again"})),
     ]

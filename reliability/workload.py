@@ -103,6 +103,7 @@ OPS: dict[str, Op] = {
         "task-b", lambda s, t: s.save_versioned_artifact(WS, t, "reports/out.json", b'{"first": 1}')
     ),
     "delete": _on("task-d", lambda s, t: s.delete(WS, t)),
+    "delete_many": _on("task-d", lambda s, t: s.delete_many(WS, [t])),
     "set_workspace_status": lambda s, c: s.set_workspace_status(WS, "paused"),
     "check_fix": lambda s, c: s.check(fix=True),
 }
