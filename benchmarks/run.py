@@ -23,6 +23,7 @@ from pathlib import Path
 from benchmarks import (
     analysis,
     bench_aio,
+    bench_aio_pg,
     bench_cli,
     bench_concurrency,
     bench_gc,
@@ -87,6 +88,7 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("iter_memory",), bench_memory.bench_iter_memory),
     (("gc",), bench_gc.bench_gc),
     (("aio_lag", "aio_throughput", "aio_overhead"), bench_aio.bench_aio),
+    (bench_aio_pg.KEYS, bench_aio_pg.bench_aio_pg),
 ]
 
 #: The table's order: the issue's.
@@ -125,6 +127,8 @@ TABLE_ORDER = [
     "aio_lag",
     "aio_throughput",
     "aio_overhead",
+    "aio_pg_throughput",
+    "aio_pg_overhead",
 ]
 
 
