@@ -351,8 +351,10 @@ class AsyncStore:
             native = self.sync_store.follow_log(
                 workspace, task_id, until=until, poll=poll, after=after, on_listen=on_listen, on_task=on_task
             )
-            async for entry in self._drain(native):
-                yield entry
+            # aclosing: leaving the loop early closes the sync generator (and its connection) now, not at collection.
+            async with contextlib.aclosing(self._drain(native)) as entries:
+                async for entry in entries:
+                    yield entry
             return
         stopped = threading.Event()
         entries = self.sync_store.follow_log(
