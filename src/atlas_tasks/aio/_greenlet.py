@@ -66,7 +66,7 @@ async def pinned_bridged(make: Callable[[], AbstractContextManager[T]]) -> Async
     cancelled: asyncio.CancelledError | None = None
     while not entered.done() and not runner.done():
         try:
-            await asyncio.wait([entered, runner], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([cast(asyncio.Future[Any], entered), runner], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError as exc:
             cancelled = cancelled or exc
     if not entered.done():  # the sync `with` failed to enter: nothing is held

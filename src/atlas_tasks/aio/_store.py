@@ -7,7 +7,7 @@ import builtins
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
@@ -352,8 +352,9 @@ class AsyncStore:
                 workspace, task_id, until=until, poll=poll, after=after, on_listen=on_listen, on_task=on_task
             )
             # aclosing: leaving the loop early closes the sync generator (and its connection) now, not at collection.
-            async with contextlib.aclosing(self._drain(native)) as entries:
-                async for entry in entries:
+            drained = cast(AsyncGenerator[dict[str, Any], None], self._drain(native))
+            async with contextlib.aclosing(drained) as lines:
+                async for entry in lines:
                     yield entry
             return
         stopped = threading.Event()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
-import greenlet
+import greenlet  # type: ignore[import-untyped]  # no stubs shipped
 
 from atlas_tasks.backends.postgres import _schema
 from atlas_tasks.backends.postgres._connections import Conn, Connections, lock_timeout_setting
@@ -352,8 +352,8 @@ def _async_conninfo(pool: Any) -> str:
 
 
 __all__ = [
-    "BridgedConnections",
     "BridgedConnection",
+    "BridgedConnections",
     "BridgedCursor",
     "BridgedPool",
     "bridged_rows",
