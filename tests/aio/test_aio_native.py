@@ -311,3 +311,17 @@ def test_async_run_holds_its_lease_across_awaits(server_url: str, schema: str) -
             assert done.status == TaskStatus.COMPLETED
 
     asyncio.run(work())
+
+
+def test_run_task_on_a_native_store_raises_the_typed_error_and_changes_nothing(server_url: str, schema: str) -> None:
+    """aio.run_task (its runner thread drives the sync store) refuses a native store with NotBridgedError."""
+
+    async def work() -> None:
+        async with _open(server_url, schema) as astore:
+            await astore.create_workspace("exec", exist_ok=True)
+            task = await astore.create("exec", Task(description="x", steps=[Step(name="a", type="validation")]))
+            with pytest.raises(NotBridgedError):
+                await aio.run_task(astore, "exec", task.id)
+            assert (await astore.get("exec", task.id)).status == TaskStatus.PENDING
+
+    asyncio.run(work())
