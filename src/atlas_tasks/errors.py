@@ -635,6 +635,21 @@ class StoreUnavailableError(AtlasTasksError, ConnectionError):
         )
 
 
+class NotBridgedError(AtlasTasksError, RuntimeError):
+    """A native async store's connection was used outside its event loop's bridge (from sync code or a thread).
+
+    The store behind ``aio.open_async_store("postgresql://...")`` talks to the server through psycopg's async
+    connections, which only its coroutines can drive.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a native async PostgreSQL store was called from sync code (or another thread), outside its event loop; "
+            "await the AsyncStore's coroutines instead, or open a sync store (atlas_tasks.open_store) or "
+            "aio.open_async_store(url, native=False) for code that must call it synchronously"
+        )
+
+
 class TaskRunningError(AtlasTasksError):
     """A run was asked for a task that a live runner holds (its run lease is taken).
 
@@ -881,6 +896,7 @@ __all__ = [
     "LockTimeoutError",
     "MissingExtraError",
     "NotAwaitingApprovalError",
+    "NotBridgedError",
     "NotRunnableError",
     "RewindError",
     "SchemaVersionError",

@@ -7,10 +7,11 @@ import builtins
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
+from atlas_tasks.aio._greenlet import GreenletOffload, pinned_bridged
 from atlas_tasks.aio._offload import DEFAULT_MAX_THREADS, PINNED, TaskLocks, call_in, complete, pinned, settle
 from atlas_tasks.errors import AtlasTasksError
 from atlas_tasks.models import Task, TaskRef, Workspace
@@ -118,21 +119,41 @@ class AsyncStore:
     _classes: ClassVar[dict[tuple[type, ...], type[AsyncStore]]] = {}
     _classes_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, store: Store, *, max_threads: int | None = None, owns_store: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_threads: int | None = None,
+        owns_store: bool = False,
+        offload: concurrent.futures.Executor | None = None,
+    ) -> None:
         self.sync_store = store
         self._owns_store = owns_store
         self.max_threads = max_threads or DEFAULT_MAX_THREADS
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.max_threads, thread_name_prefix="atlas-aio")
+        #: True when the store's calls run in greenlets on the loop (a native PostgreSQL store), not in threads.
+        self.native = isinstance(offload, GreenletOffload)
+        self._pool: concurrent.futures.Executor = offload or concurrent.futures.ThreadPoolExecutor(
+            self.max_threads, thread_name_prefix="atlas-aio"
+        )
         self._locks = TaskLocks()
         self._closed = False
 
     # -- making and closing ---------------------------------------------------------------------------------------
     @classmethod
-    def from_store(cls, store: Store, *, max_threads: int | None = None, owns_store: bool = False) -> AsyncStore:
+    def from_store(
+        cls,
+        store: Store,
+        *,
+        max_threads: int | None = None,
+        owns_store: bool = False,
+        offload: concurrent.futures.Executor | None = None,
+    ) -> AsyncStore:
         """An async store over ``store``, with the capabilities ``store`` has.
 
         ``max_threads``: the pool's size (default :data:`DEFAULT_MAX_THREADS`). ``owns_store``: ``aclose`` also
-        closes ``store`` (what :func:`open_async_store` sets, since it opened it).
+        closes ``store`` (what :func:`open_async_store` sets, since it opened it). ``offload``: how the store's
+        calls run (default: that thread pool; :func:`open_async_store` passes the greenlet offload for a native
+        PostgreSQL store).
         """
         bases = tuple(mixin for capability, mixin in cls._mixins if isinstance(store, capability))
         with cls._classes_lock:
@@ -144,13 +165,17 @@ class AsyncStore:
                 else:
                     made = cls
                 cls._classes[bases] = made
-        return made(store, max_threads=max_threads, owns_store=owns_store)
+        return made(store, max_threads=max_threads, owns_store=owns_store, offload=offload)
 
     async def aclose(self) -> None:
         """Wait for the calls in flight, stop the pool, and close the sync store if this async store opened it."""
         if self._closed:
             return
         self._closed = True
+        if self.native:
+            if self._owns_store and isinstance(self.sync_store, _Closable):
+                await complete(call_in(self._pool, self.sync_store.close))  # the async pool closes on the loop
+            return
         loop = asyncio.get_running_loop()
         await complete(loop.run_in_executor(None, self._shutdown))
 
@@ -257,7 +282,8 @@ class AsyncStore:
 
     @contextlib.asynccontextmanager
     async def _edit(self, workspace: str, task_id: str) -> AsyncIterator[Task]:
-        edit = pinned(self, lambda: self.sync_store.edit(workspace, task_id), "atlas-aio-edit")
+        make = lambda: self.sync_store.edit(workspace, task_id)  # noqa: E731
+        edit = pinned_bridged(make) if self.native else pinned(self, make, "atlas-aio-edit")
         async with self._locks.hold((workspace, task_id)), edit as task:
             yield task
 
@@ -318,7 +344,19 @@ class AsyncStore:
 
         The follower waits on a thread of its own (not the pool's: it may wait for hours); ``until``, ``on_listen``
         and ``on_task`` are called on that thread. Leaving the loop early stops the follower within ``poll``.
+        On a native PostgreSQL store there is no thread: the wait is the async connection's ``notifies`` and the
+        three callbacks run on the event loop's thread (keep them quick).
         """
+        if self.native:
+            native = self.sync_store.follow_log(
+                workspace, task_id, until=until, poll=poll, after=after, on_listen=on_listen, on_task=on_task
+            )
+            # aclosing: leaving the loop early closes the sync generator (and its connection) now, not at collection.
+            drained = cast(AsyncGenerator[dict[str, Any], None], self._drain(native))
+            async with contextlib.aclosing(drained) as lines:
+                async for entry in lines:
+                    yield entry
+            return
         stopped = threading.Event()
         entries = self.sync_store.follow_log(
             workspace,
@@ -522,14 +560,23 @@ AsyncStore._mixins = [
 ]
 
 
-def open_async_store(url: str | None = None, *, max_threads: int | None = None, **kwargs: Any) -> AsyncStore:
+def open_async_store(
+    url: str | None = None, *, max_threads: int | None = None, native: bool = True, **kwargs: Any
+) -> AsyncStore:
     """Open the store ``url`` names (as :func:`atlas_tasks.store.urls.open_store`, same arguments) as an async
     store that owns it: ``aclose()`` (or leaving ``async with``) closes both.
+
+    A ``postgresql://`` URL opens a native async store (psycopg's async pool, no thread; ``pool=`` may be a
+    ``psycopg_pool.AsyncConnectionPool``); ``native=False`` wraps the sync PostgreSQL store in the thread pool
+    instead. Other stores always use the thread pool.
 
     Opening is quick (no I/O beyond what ``open_store`` does); call it from a coroutine or not.
     """
     from atlas_tasks.store.urls import open_store
 
+    if native and url is not None and url.startswith(("postgresql://", "postgres://")):
+        store = open_store(url, native=True, **kwargs)
+        return AsyncStore.from_store(store, max_threads=max_threads, owns_store=True, offload=GreenletOffload())
     store = open_store(url, **kwargs)
     return AsyncStore.from_store(store, max_threads=max_threads, owns_store=True)
 

@@ -51,6 +51,9 @@ class Connections:
         lock_timeout: the lock timeout set on every connection of the pool this object creates.
     """
 
+    #: May the store use these connections from a thread of its own (the bridged twin's belong to one event loop).
+    threads_ok = True
+
     def __init__(
         self,
         conninfo: str,

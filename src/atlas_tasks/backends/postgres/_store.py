@@ -27,9 +27,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from atlas_tasks import names as N
 from atlas_tasks._codec import decode_workspace, encode_task, encode_workspace
@@ -131,6 +131,9 @@ class PostgresStore(BaseStore):
         id_style: ``"auto"``, ``"timestamp"`` or ``"uuid"``, as for the file store.
         connect_timeout: seconds to wait for the server, or for a free connection of the pool.
         max_connections: size of the pool the store creates.
+        native: talk to the server through psycopg's async connections (``pool`` may then be a
+            ``psycopg_pool.AsyncConnectionPool``). Only for :func:`atlas_tasks.aio.open_async_store`, which runs
+            every call in a greenlet on its event loop; called from sync code, such a store raises NotBridgedError.
 
     Nothing connects until the first operation; then the server is probed and the tables are created or migrated.
     """
@@ -139,18 +142,26 @@ class PostgresStore(BaseStore):
         self,
         dsn: str | None = None,
         *,
-        pool: ConnectionPool[Any] | None = None,
+        pool: ConnectionPool[Any] | AsyncConnectionPool[Any] | None = None,
         schema: str = "atlas_tasks",
         lock_timeout: float = 10.0,
         id_style: IdStyle = "auto",
         connect_timeout: float = 10.0,
         max_connections: int = 10,
+        native: bool = False,
     ) -> None:
         if id_style not in ("auto", "timestamp", "uuid"):
             raise ValueError(f"id_style must be 'auto', 'timestamp' or 'uuid', not {id_style!r}")
-        self._db = Connections(
+        connections = Connections
+        if native:
+            from atlas_tasks.backends.postgres._bridge import BridgedConnections
+
+            connections = BridgedConnections
+        if isinstance(pool, AsyncConnectionPool) and not native:
+            raise ValueError("an AsyncConnectionPool needs native=True (or aio.open_async_store(pool=...))")
+        self._db = connections(
             dsn or "",
-            pool,
+            cast(Any, pool),
             schema,
             connect_timeout=connect_timeout,
             max_connections=max_connections,
@@ -505,9 +516,10 @@ class PostgresStore(BaseStore):
         result = TaskList()
         reader = None
         try:
-            if len(chunks) == 1:
-                fetched: Iterator[builtins.list[tuple[Any, ...]]] = iter(
-                    [self._db.rows("list", self._q.task_docs, (workspace, ids))]
+            if len(chunks) == 1 or not self._db.threads_ok:
+                # One chunk, or a native async store (its connections belong to the loop): read in turn, lazily.
+                fetched: Iterator[builtins.list[tuple[Any, ...]]] = (
+                    self._db.rows("list", self._q.task_docs, (workspace, c)) for c in chunks
                 )
             else:
                 reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-tasks-list")
