@@ -693,12 +693,13 @@ def _retry_later(run: Run, ctx: StepContext, exc: StepError, rng: random.Random)
     if retry_after is not None:
         ctx.metadata["retry_after"] = retry_after
     ctx.log("step failed", level="warn", error=str(exc), attempt=step.attempts)
-    ctx.log(f"retrying in {delay:g}s", attempt=step.attempts, retry_in=delay)
     run._result(ctx, "failed", str(exc))
     # Pending while it waits: the task stays running (a status Go knows); a crash now resumes the step as a new
     # attempt, and the attempts so far are in the checkpoint.
     step.status = "pending"
     run.checkpoint()
+    # Only now the announcement: a crash can no longer lose the attempt this line says will be retried.
+    ctx.log(f"retrying in {delay:g}s", attempt=step.attempts, retry_in=delay)
     return delay
 
 

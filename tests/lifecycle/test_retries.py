@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from atlas_tasks import Step, Task, executors
+from atlas_tasks.backends.memory import MemoryStore
 from atlas_tasks.errors import GuardValueError, StepFailedError
 from atlas_tasks.lifecycle import retries
 from atlas_tasks.lifecycle.retries import RetryPolicy
 from atlas_tasks.models import TaskStatus
-from atlas_tasks.store import Store
+from atlas_tasks.store import LogEntry, Store
 
 ALL_KINDS = ("file", "memory", "postgres")
 
@@ -192,8 +193,8 @@ def test_attempts_survive_a_kill_during_the_backoff(store: Store, ws: str, tmp_p
     proc = subprocess.Popen([sys.executable, "-c", RUNNER, root, ws, task.id], env=env)
     try:
         end = time.monotonic() + 60
-        # In the backoff once the failed attempt is checkpointed (its result, the step pending again): the
-        # "retrying in" log line is written just before that checkpoint, so a kill right after it could land first.
+        # In the backoff once the failed attempt is checkpointed (its result, the step pending again); the
+        # "retrying in" log line follows that checkpoint.
         while time.monotonic() < end:
             now = store.get(ws, task.id)
             if [r.metadata.get("attempt") for r in now.step_results] == [1] and now.steps[0].status == "pending":
@@ -213,3 +214,28 @@ def test_attempts_survive_a_kill_during_the_backoff(store: Store, ws: str, tmp_p
     assert stored.steps[0].attempts == 2
     assert stored.status == TaskStatus.VALIDATION_FAILED, "attempt 2 of 2 failed: no retry left"
     assert [r.metadata.get("attempt") for r in stored.step_results] == [1, None]
+
+
+class _WitnessStore(MemoryStore):
+    """A memory store noting the stored task at the moment the "retrying in" line is appended (a crash's view)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_announcement: list[Task] = []
+
+    def append_log(self, workspace: str, task_id: str, entry: LogEntry) -> None:
+        if str(entry.get("event", "")).startswith("retrying in"):
+            self.at_announcement.append(self.get(workspace, task_id))
+        super().append_log(workspace, task_id, entry)
+
+
+def test_the_retry_is_announced_only_after_its_checkpoint(worktree: Path) -> None:
+    """When "retrying in" is logged, the failed attempt's result and the pending step are already stored."""
+    store = _WitnessStore()
+    store.create_workspace("w", worktree_path=str(worktree))
+    task = _task(store, "w", ["exit 1"], retry={"max_attempts": 2, "initial": 1, "jitter": 0})
+    with store.run("w", task.id) as live, pytest.raises(StepFailedError):
+        executors.run_task(live, clock=FakeClock())
+    [seen] = store.at_announcement
+    assert [r.metadata.get("attempt") for r in seen.step_results] == [1], "the attempt was not yet checkpointed"
+    assert seen.steps[0].status == "pending"
