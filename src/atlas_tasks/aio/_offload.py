@@ -28,9 +28,19 @@ async def settle(fut: asyncio.Future[T]) -> asyncio.CancelledError | None:
     """
     cancelled: asyncio.CancelledError | None = None
     while not fut.done():
+        # A waiter of our own rather than asyncio.wait (which builds a set, a coroutine and a callback per call, the
+        # largest share of a call's offload cost): cancelling it, unlike `await fut`, leaves fut running.
+        waiter: asyncio.Future[None] = fut.get_loop().create_future()
+
+        def wake(_: asyncio.Future[T], waiter: asyncio.Future[None] = waiter) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        fut.add_done_callback(wake)
         try:
-            await asyncio.wait([fut])  # unlike `await fut`, a cancellation here leaves fut running
+            await waiter
         except asyncio.CancelledError as exc:
+            fut.remove_done_callback(wake)
             cancelled = cancelled or exc
     return cancelled
 
