@@ -66,6 +66,40 @@ def _lag_p99(lags: list[float]) -> float:
     return stats.p99 if stats.n >= 100 else stats.max
 
 
+async def updates_until(astore: aio.AsyncStore, task: Task, deadline: float) -> int:
+    """One coroutine's updates of its own task until ``deadline``; how many it made."""
+    done = 0
+    while time.perf_counter() < deadline:
+        task.metadata["n"] = done
+        task = await astore.update("ws", task)
+        done += 1
+    return done
+
+
+def thread_rate(store: Any, task_ids: list[str], threads: int, seconds: float) -> float:
+    """Aggregate updates/s of ``threads`` threads, each updating its own task with the sync ``store``."""
+    counts = [0] * threads
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(n: int) -> None:
+        task = store.get("ws", task_ids[n])
+        barrier.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            task.metadata["t"] = counts[n]
+            task = store.update("ws", task)
+            counts[n] += 1
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in pool:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
 def bench_aio(ctx: Context) -> list[Row]:
     return [_lag_row(ctx), _throughput_row(ctx), _overhead_row(ctx)]
 
@@ -128,45 +162,15 @@ def _throughput_row(ctx: Context) -> Row:
     store = FileStore(ctx.fresh_dir("aio-throughput"))
     tasks = _tasks(store, max(coroutines, threads), ctx.scale.task_bytes)
 
-    async def one(astore: aio.AsyncStore, task: Task, deadline: float) -> int:
-        done = 0
-        while time.perf_counter() < deadline:
-            task.metadata["n"] = done
-            task = await astore.update("ws", task)
-            done += 1
-        return done
-
     async def run_async() -> float:
         async with aio.wrap(store) as astore:
             current = [store.get("ws", t.id) for t in tasks[:coroutines]]
             start = time.perf_counter()
-            counts = await asyncio.gather(*(one(astore, t, start + seconds) for t in current))
+            counts = await asyncio.gather(*(updates_until(astore, t, start + seconds) for t in current))
             return sum(counts) / (time.perf_counter() - start)
 
-    def run_threads() -> float:
-        counts = [0] * threads
-        barrier = threading.Barrier(threads + 1)
-
-        def worker(n: int) -> None:
-            task = store.get("ws", tasks[n].id)
-            barrier.wait()
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
-                task.metadata["t"] = counts[n]
-                task = store.update("ws", task)
-                counts[n] += 1
-
-        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in pool:
-            t.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for t in pool:
-            t.join()
-        return sum(counts) / (time.perf_counter() - start)
-
     ours = asyncio.run(run_async())
-    ref = run_threads()
+    ref = thread_rate(store, [t.id for t in tasks], threads, seconds)
     row = Row(
         "aio_throughput",
         f"{coroutines} coroutines updating {coroutines} tasks through the async store, aggregate updates/s",

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import threading
 import time
 from typing import Any
 
-from atlas_tasks import Task, aio
+from atlas_tasks import aio
 from benchmarks import fixtures
 from benchmarks._harness import NOT_INSTALLED, SKIPPED, Context, Row, Stats, fmt_time
-from benchmarks.bench_aio import OVERHEAD_LIMIT
+from benchmarks.bench_aio import OVERHEAD_LIMIT, thread_rate, updates_until
 from benchmarks.bench_postgres import _restart_durable, _settings
 
 KEYS = ("aio_pg_throughput", "aio_pg_overhead")
@@ -74,51 +73,22 @@ def _throughput_row(ctx: Context, url: str, sync: Any) -> Row:
     seconds = ctx.scale.throughput_seconds
     template = fixtures.sample_task(ctx.scale.task_bytes)
     tasks = [sync.create("ws", template) for _ in range(max(coroutines, threads))]
+    ids = [t.id for t in tasks]
     kind = ["?"]
-
-    async def one(astore: aio.AsyncStore, task: Task, deadline: float) -> int:
-        done = 0
-        while time.perf_counter() < deadline:
-            task.metadata["n"] = done
-            task = await astore.update("ws", task)
-            done += 1
-        return done
 
     async def run_async() -> float:
         async with aio.open_async_store(url, schema=SCHEMA, max_connections=POOL) as astore:
             kind[0] = _kind(astore)
             current = [await astore.get("ws", t.id) for t in tasks[:coroutines]]
             start = time.perf_counter()
-            counts = await asyncio.gather(*(one(astore, t, start + seconds) for t in current))
+            counts = await asyncio.gather(*(updates_until(astore, t, start + seconds) for t in current))
             return sum(counts) / (time.perf_counter() - start)
-
-    def run_threads() -> float:
-        counts = [0] * threads
-        barrier = threading.Barrier(threads + 1)
-
-        def worker(n: int) -> None:
-            task = sync.get("ws", tasks[n].id)
-            barrier.wait()
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
-                task.metadata["t"] = counts[n]
-                task = sync.update("ws", task)
-                counts[n] += 1
-
-        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in pool:
-            t.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for t in pool:
-            t.join()
-        return sum(counts) / (time.perf_counter() - start)
 
     # Two rounds each, alternated, the better of each side: the server's own warm-up counts for neither.
     ours = max(asyncio.run(run_async()), 0.0)
-    ref = run_threads()
+    ref = thread_rate(sync, ids, threads, seconds)
     ours = max(ours, asyncio.run(run_async()))
-    ref = max(ref, run_threads())
+    ref = max(ref, thread_rate(sync, ids, threads, seconds))
     row = Row(
         "aio_pg_throughput",
         f"PostgreSQL: {coroutines} coroutines updating {coroutines} tasks through open_async_store, updates/s",
