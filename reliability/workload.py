@@ -83,6 +83,13 @@ def _create(store: FileStore, ctx: dict[str, Any]) -> object:
     return created
 
 
+def _raise_first(failed: dict[str, Any]) -> None:
+    """delete_many reports a task it could not delete in its result, not by raising: a caller that checks it (as the
+    campaigns judge a call: raised means not acknowledged) raises the error it got."""
+    if failed:
+        raise next(iter(failed.values()))
+
+
 def _on(task_id: str, fn: Callable[[FileStore, str], object]) -> Op:
     return lambda store, ctx: fn(store, ctx.get(task_id, task_id))
 
@@ -103,7 +110,7 @@ OPS: dict[str, Op] = {
         "task-b", lambda s, t: s.save_versioned_artifact(WS, t, "reports/out.json", b'{"first": 1}')
     ),
     "delete": _on("task-d", lambda s, t: s.delete(WS, t)),
-    "delete_many": _on("task-d", lambda s, t: s.delete_many(WS, [t])),
+    "delete_many": _on("task-d", lambda s, t: _raise_first(s.delete_many(WS, [t]))),
     "set_workspace_status": lambda s, c: s.set_workspace_status(WS, "paused"),
     "check_fix": lambda s, c: s.check(fix=True),
 }
