@@ -518,6 +518,13 @@ def run_commands(
             )
             if not result["success"]:
                 break
+    _commands_outcome(ctx, results, usage)
+
+
+def _commands_outcome(ctx: StepContext, results: list[dict[str, Any]], usage: dict[str, Any] | None) -> None:
+    """What a command step's results mean, whichever driver ran them (this thread or asyncio subprocesses): the
+    usage recorded, the versioned report artifact, the step's output, and StepStopped / StepError to raise."""
+    step = ctx.step
     # Before anything below can raise: the step's checkpoint (success or failure) then records it with the step.
     budgets.record(ctx, usage, "usage_file")
     success = all(r["success"] for r in results)
@@ -587,7 +594,15 @@ def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, o
             log=ctx.log,
             tick=_ticker(ctx, on_step),
         )
-        usage, source = _reported(ctx, usage_path, command), "usage_file"
+        usage = _reported(ctx, usage_path, command)
+    _ai_outcome(ctx, command, result, usage)
+
+
+def _ai_outcome(ctx: StepContext, command: str, result: dict[str, Any], usage: dict[str, Any] | None) -> None:
+    """What an AI command's result means, whichever driver ran it: the usage (its file, else its output), the
+    versioned answer artifact, the step's output, and StepStopped / StepError to raise."""
+    step = ctx.step
+    source = "usage_file"
     if usage is None:
         # The command said nothing in the file: the usage its agent CLI printed, if its output is such a document
         # (of a cut output only whole lines count: the final result line or turn events are at its end).
