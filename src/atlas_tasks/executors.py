@@ -254,6 +254,81 @@ def parse_command(command: str, shell: bool) -> list[str]:
     return ["exec", *argv]
 
 
+class _Wiring:
+    """The plumbing of one command under its supervisor: stdin, the output pipes and the control socket, and the
+    supervisor's command line. Whichever driver starts the supervisor (:func:`subprocess.Popen` here,
+    :func:`asyncio.create_subprocess_exec` in :mod:`atlas_tasks.aio`) passes it :attr:`spawn`."""
+
+    def __init__(self, stack: contextlib.ExitStack, spec: list[str], stdin: bytes | None) -> None:
+        stdin_file: Any = subprocess.DEVNULL
+        if stdin is not None:
+            stdin_file = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
+            stdin_file.write(stdin)
+            stdin_file.seek(0)
+        self.ctl, self._theirs = socket.socketpair()
+        stack.callback(self.ctl.close)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.readers = {out_r: "stdout", err_r: "stderr"}
+        self._writers = (out_w, err_w)
+        self.argv = [sys.executable, "-I", "-S", _SUPERVISOR, str(self._theirs.fileno()), *spec]
+        self.spawn: dict[str, Any] = {
+            "stdin": stdin_file,
+            "stdout": out_w,
+            "stderr": err_w,
+            "pass_fds": (self._theirs.fileno(),),
+            "start_new_session": True,  # Ctrl-C at the terminal reaches the runner only; it stops the tree itself
+        }
+
+    def started(self) -> None:
+        """The supervisor has its ends: close ours of them (the pipes then end when the tree is gone)."""
+        for fd in self._writers:
+            os.close(fd)
+        self._theirs.close()
+
+    def failed(self) -> None:
+        """The supervisor did not start: close every end."""
+        self.started()
+        for fd in self.readers:
+            os.close(fd)
+
+
+def _prepared(command: str, shell: bool) -> tuple[dict[str, Any], Any, list[str] | None]:
+    """The command's artifact entry, when it started, and the supervisor's arguments (None: it cannot run, and the
+    entry says why)."""
+    started = utcnow()
+    entry: dict[str, Any] = {"command": command, "started_at": started.isoformat()}
+    try:
+        return entry, started, parse_command(command, shell)
+    except ValueError as exc:
+        entry.update(success=False, exit_code=-1, stdout="", stderr="", error=str(exc))
+        return _finish(entry, started), started, None
+
+
+def _not_started(entry: dict[str, Any], started: Any, exc: BaseException) -> dict[str, Any]:
+    entry.update(success=False, exit_code=-1, stdout="", stderr="", error=f"cannot start: {exc}")
+    return _finish(entry, started)
+
+
+def _completed(
+    entry: dict[str, Any], started: Any, streams: dict[str, _Stream], outcome: dict[str, Any]
+) -> dict[str, Any]:
+    """The command's artifact entry from what its supervision saw (exit code, error, stop) and its streams."""
+    for stream in streams.values():
+        stream.flush(final=True)
+    stopped = outcome.pop("stop", None)
+    entry.update(outcome)
+    if stopped is not None:
+        entry["stopped"] = {"kind": stopped.kind, "reason": stopped.reason}
+        entry["_stop"] = stopped
+    for name, stream in streams.items():
+        entry[name] = stream.text()
+        entry[f"{name}_bytes"] = stream.total
+        entry[f"{name}_truncated"] = stream.total > _OUTPUT_LIMIT
+    entry["success"] = entry["exit_code"] == 0 and not entry.get("error")
+    return _finish(entry, started)
+
+
 def _run_command(
     command: str,
     *,
@@ -272,59 +347,22 @@ def _run_command(
     about once a second; when it returns a :class:`~atlas_tasks.lifecycle.Stop` the command's tree is terminated
     (SIGTERM, SIGKILL after the stop's grace) and the entry carries ``"stopped": {"kind", "reason"}``.
     """
-    started = utcnow()
-    entry: dict[str, Any] = {"command": command, "started_at": started.isoformat()}
-    try:
-        spec = parse_command(command, shell)
-    except ValueError as exc:
-        entry.update(success=False, exit_code=-1, stdout="", stderr="", error=str(exc))
-        return _finish(entry, started)
+    entry, started, spec = _prepared(command, shell)
+    if spec is None:
+        return entry
     streams = {"stdout": _Stream("stdout", log), "stderr": _Stream("stderr", log)}
     with contextlib.ExitStack() as stack:
-        stdin_file: Any = subprocess.DEVNULL
-        if stdin is not None:
-            stdin_file = stack.enter_context(tempfile.TemporaryFile())
-            stdin_file.write(stdin)
-            stdin_file.seek(0)
-        ours, theirs = socket.socketpair()
-        stack.callback(ours.close)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        wiring = _Wiring(stack, spec, stdin)
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", _SUPERVISOR, str(theirs.fileno()), *spec],
-                stdin=stdin_file,
-                stdout=out_w,
-                stderr=err_w,
-                pass_fds=(theirs.fileno(),),
-                cwd=cwd,
-                env=env,
-                start_new_session=True,  # Ctrl-C at the terminal reaches the runner only; it stops the tree itself
-            )
+            proc = subprocess.Popen(wiring.argv, cwd=cwd, env=env, **wiring.spawn)
         except (OSError, ValueError) as exc:
-            for fd in (out_r, out_w, err_r, err_w):
-                os.close(fd)
-            theirs.close()
-            entry.update(success=False, exit_code=-1, stdout="", stderr="", error=f"cannot start: {exc}")
-            return _finish(entry, started)
-        for fd in (out_w, err_w):
-            os.close(fd)
-        theirs.close()
+            wiring.failed()
+            return _not_started(entry, started, exc)
+        wiring.started()
         stack.callback(_reap, proc)
-        outcome = _supervise(proc, ours, {out_r: streams["stdout"], err_r: streams["stderr"]}, timeout, tick)
-    for stream in streams.values():
-        stream.flush(final=True)
-    stopped = outcome.pop("stop", None)
-    entry.update(outcome)
-    if stopped is not None:
-        entry["stopped"] = {"kind": stopped.kind, "reason": stopped.reason}
-        entry["_stop"] = stopped
-    for name, stream in streams.items():
-        entry[name] = stream.text()
-        entry[f"{name}_bytes"] = stream.total
-        entry[f"{name}_truncated"] = stream.total > _OUTPUT_LIMIT
-    entry["success"] = entry["exit_code"] == 0 and not entry.get("error")
-    return _finish(entry, started)
+        pipes = {fd: streams[name] for fd, name in wiring.readers.items()}
+        outcome = _supervise(_Watch(wiring.ctl, timeout), pipes, tick)
+    return _completed(entry, started, streams, outcome)
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
@@ -336,79 +374,122 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+class _Watch:
+    """The decisions about one supervised command, whichever loop reads its pipes and control socket (the selector
+    loop of :func:`_supervise`, or asyncio's in :mod:`atlas_tasks.aio`): when to tell the supervisor to stop, when
+    the command is over, and what its entry says about how it ended."""
+
+    def __init__(self, ctl: socket.socket, timeout: float | None) -> None:
+        self.ctl = ctl
+        self.timeout = timeout
+        now = time.monotonic()
+        self.deadline = None if timeout is None else now + timeout
+        self.exited_at: float | None = None  # when the command's main process exited
+        self.stop_at: float | None = None  # when we told the supervisor to kill the tree
+        self.next_tick = now + TICK_EVERY
+        self.exit_code: int | None = None
+        self.error = ""
+        self.halted: Stop | None = None  # the run was told to stop (cancel, deadline, budget)
+        self.supervisor_gone = False
+        self._messages = b""
+
+    def heard(self, data: bytes) -> None:
+        """What the supervisor said on the control socket; ``b""``: it closed it (it is gone)."""
+        if not data:
+            self.supervisor_gone = True
+            return
+        self._messages += data
+        while b"\n" in self._messages:
+            line, _, self._messages = self._messages.partition(b"\n")
+            kind, _, rest = line.decode("utf-8", "replace").partition(" ")
+            if kind == "exit":
+                self.exit_code, self.exited_at = int(rest), time.monotonic()
+            elif kind == "error":
+                self.error, self.exit_code, self.exited_at = rest, -1, time.monotonic()
+
+    def stop(self, grace: float = 0.0) -> None:
+        """Tell the supervisor to kill the tree (SIGTERM first and SIGKILL after ``grace`` seconds, if any)."""
+        if self.stop_at is None:
+            # The KILL_GRACE wait for the tree to be gone starts after the SIGTERM grace.
+            self.stop_at = time.monotonic() + grace
+            with contextlib.suppress(OSError):
+                if grace > 0:
+                    self.ctl.sendall(f"term {grace:.3f}\n".encode("ascii"))  # SIGTERM first, SIGKILL after grace
+                self.ctl.shutdown(socket.SHUT_WR)  # end of file: the supervisor kills the tree, says done, exits
+
+    def due(self, pipes_open: bool) -> float | None:
+        """Act on what is due now; None when the command is over, else the seconds to wait for news at most."""
+        now = time.monotonic()
+        if self.stop_at is None:
+            if self.deadline is not None and now >= self.deadline:
+                self.error = f"timed out after {self.timeout:.3g}s"
+                self.stop()
+            elif self.exited_at is not None and (not pipes_open or now >= self.exited_at + PIPE_GRACE):
+                self.stop()  # a step's leftovers do not outlive it
+            elif self.supervisor_gone:
+                self.stop()
+        if self.stop_at is not None and ((self.supervisor_gone and not pipes_open) or now >= self.stop_at + KILL_GRACE):
+            return None
+        waits = [self.next_tick, now + LOG_EVERY]
+        if self.stop_at is not None:
+            waits.append(self.stop_at + KILL_GRACE)
+        elif self.exited_at is not None:
+            waits.append(self.exited_at + PIPE_GRACE)
+        if self.deadline is not None and self.stop_at is None:
+            waits.append(self.deadline)
+        return max(0.0, min(waits) - now)
+
+    def tick_due(self) -> bool:
+        """Whether the about-once-a-second tick is due (and if so, the next one is a second away)."""
+        now = time.monotonic()
+        if now < self.next_tick:
+            return False
+        self.next_tick = now + TICK_EVERY
+        return True
+
+    def told(self, stop: Stop | None) -> None:
+        """The tick's answer: a Stop terminates the tree (once) and is recorded as why the command ended."""
+        if stop is not None and self.stop_at is None and self.halted is None:
+            self.halted, self.error = stop, stop.reason
+            self.stop(stop.grace)
+
+    def close(self) -> None:
+        """However the driver leaves (done, timeout, Ctrl-C, a cancelled coroutine, an error), the supervisor is
+        told to kill the tree."""
+        with contextlib.suppress(OSError):
+            self.ctl.shutdown(socket.SHUT_WR)
+
+    def outcome(self) -> dict[str, Any]:
+        exit_code, error = self.exit_code, self.error
+        if exit_code is None:
+            exit_code = -1
+            error = error or "the command's supervisor ended before the command (killed?)"
+        return {"exit_code": exit_code, "error": error, "stop": self.halted}
+
+
 def _supervise(
-    proc: subprocess.Popen[bytes],
-    ctl: socket.socket,
+    watch: _Watch,
     pipes: dict[int, _Stream],
-    timeout: float | None,
     tick: Callable[[], Stop | None] | None,
 ) -> dict[str, Any]:
     """The runner's side of one command: a select loop over its output pipes and the supervisor's messages."""
-    now = time.monotonic()
-    deadline = None if timeout is None else now + timeout
-    exited_at: float | None = None  # when the command's main process exited
-    stop_at: float | None = None  # when we told the supervisor to kill the tree
-    next_tick = now + TICK_EVERY
-    exit_code: int | None = None
-    error = ""
-    halted: Stop | None = None  # the run was told to stop (cancel, deadline, budget)
-    supervisor_gone = False
-    messages = b""
+    ctl = watch.ctl
     sel = selectors.DefaultSelector()
     try:
         for fd in pipes:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
         sel.register(ctl, selectors.EVENT_READ)
-
-        def stop(grace: float = 0.0) -> None:
-            nonlocal stop_at
-            if stop_at is None:
-                # The KILL_GRACE wait for the tree to be gone starts after the SIGTERM grace.
-                stop_at = time.monotonic() + grace
-                with contextlib.suppress(OSError):
-                    if grace > 0:
-                        ctl.sendall(f"term {grace:.3f}\n".encode("ascii"))  # SIGTERM first, SIGKILL after grace
-                    ctl.shutdown(socket.SHUT_WR)  # end of file: the supervisor kills the tree, says done, exits
-
-        while True:
-            now = time.monotonic()
-            open_pipes = [fd for fd in pipes if sel.get_map().get(fd) is not None]
-            if stop_at is None:
-                if deadline is not None and now >= deadline:
-                    error = f"timed out after {timeout:.3g}s"
-                    stop()
-                elif exited_at is not None and (not open_pipes or now >= exited_at + PIPE_GRACE):
-                    stop()  # a step's leftovers do not outlive it
-                elif supervisor_gone:
-                    stop()
-            if stop_at is not None and ((supervisor_gone and not open_pipes) or now >= stop_at + KILL_GRACE):
-                break
-            waits = [next_tick, now + LOG_EVERY]
-            if stop_at is not None:
-                waits.append(stop_at + KILL_GRACE)
-            elif exited_at is not None:
-                waits.append(exited_at + PIPE_GRACE)
-            if deadline is not None and stop_at is None:
-                waits.append(deadline)
-            for key, _ in sel.select(max(0.0, min(waits) - now)):
+        while (wait := watch.due(any(sel.get_map().get(fd) is not None for fd in pipes))) is not None:
+            for key, _ in sel.select(wait):
                 if key.fileobj is ctl:
                     try:
                         data = ctl.recv(4096)
                     except OSError:
                         data = b""
                     if not data:
-                        supervisor_gone = True
                         sel.unregister(ctl)
-                        continue
-                    messages += data
-                    while b"\n" in messages:
-                        line, _, messages = messages.partition(b"\n")
-                        kind, _, rest = line.decode("utf-8", "replace").partition(" ")
-                        if kind == "exit":
-                            exit_code, exited_at = int(rest), time.monotonic()
-                        elif kind == "error":
-                            error, exit_code, exited_at = rest, -1, time.monotonic()
+                    watch.heard(data)
                 else:
                     fd = int(key.fd)
                     try:
@@ -421,24 +502,15 @@ def _supervise(
                         sel.unregister(fd)
             for stream in pipes.values():
                 stream.flush()
-            if tick is not None and time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + TICK_EVERY
-                told = tick()
-                if told is not None and stop_at is None and halted is None:
-                    halted, error = told, told.reason
-                    stop(told.grace)
+            if tick is not None and watch.tick_due():
+                watch.told(tick())
     finally:
-        # However we leave (done, timeout, Ctrl-C, an error), the supervisor is told to kill the tree.
-        with contextlib.suppress(OSError):
-            ctl.shutdown(socket.SHUT_WR)
+        watch.close()
         sel.close()
         for fd in pipes:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    if exit_code is None:
-        exit_code = -1
-        error = error or "the command's supervisor ended before the command (killed?)"
-    return {"exit_code": exit_code, "error": error, "stop": halted}
+    return watch.outcome()
 
 
 def _finish(entry: dict[str, Any], started: Any) -> dict[str, Any]:
