@@ -642,16 +642,22 @@ def _last_words(result: dict[str, Any]) -> str:
     return ""
 
 
-def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, on_step: Progress | None = None) -> None:
-    """Run the configured AI command with the prompt on stdin; its output becomes a versioned artifact."""
-    run, step = ctx.run, ctx.step
-    command = ai_command(run.task)
+def _configured_ai_command(task: Task, step: Step) -> str:
+    """The AI command ``step`` runs; StepError saying how to configure one when there is none."""
+    command = ai_command(task)
     if not command:
         raise StepError(
             f"step {step.name!r} is an AI step and no AI command is configured: set the task's "
             "config.variables['ai_command'] (e.g. `atlas-tasks new ... --ai-command 'claude -p'`) "
             "or the ATLAS_TASKS_AI_COMMAND environment variable"
         )
+    return command
+
+
+def run_ai(ctx: StepContext, *, workdir: str | os.PathLike[str] | None = None, on_step: Progress | None = None) -> None:
+    """Run the configured AI command with the prompt on stdin; its output becomes a versioned artifact."""
+    run, step = ctx.run, ctx.step
+    command = _configured_ai_command(run.task, step)
     cwd = _cwd(ctx, workdir)
     ctx.log("ai command started", command=command, cwd=str(cwd))
     with _environment(run, step) as env:
@@ -703,22 +709,32 @@ def execute(
     ``workdir``: where commands run (see :func:`resolve_workdir`); ``on_step(ctx, "running")`` is called about
     once a second while a command runs.
     """
+    work, commands = plan(ctx)
+    if work == "human":
+        ctx.await_approval(ctx.step.prompt or ctx.step.description or "waiting for approval")
+    elif work == "commands":
+        run_commands(ctx, commands, workdir=workdir, on_step=on_step)
+    else:
+        run_ai(ctx, workdir=workdir, on_step=on_step)
+
+
+def plan(ctx: StepContext) -> tuple[str, list[str]]:
+    """What the step's work is, for any driver: ``("human", [])``, ``("commands", commands)`` or ``("ai", [])``;
+    StepError for a step with nothing to run."""
     kind = str(ctx.step.type)
     if kind == "human":
-        ctx.await_approval(ctx.step.prompt or ctx.step.description or "waiting for approval")
-        return
+        return "human", []
     commands = _commands_for(ctx.run.task, ctx.step)
     if kind in COMMAND_TYPES and commands:
-        run_commands(ctx, commands, workdir=workdir, on_step=on_step)
-    elif kind in AI_TYPES:
-        run_ai(ctx, workdir=workdir, on_step=on_step)
-    else:
-        where = (
-            "the step's commands or the task's validation commands (`new --validate CMD`)"
-            if kind == "validation"
-            else "the step's commands in the template"
-        )
-        raise StepError(f"step {ctx.step.name!r} ({kind}) has no commands to run; configure {where}")
+        return "commands", commands
+    if kind in AI_TYPES:
+        return "ai", []
+    where = (
+        "the step's commands or the task's validation commands (`new --validate CMD`)"
+        if kind == "validation"
+        else "the step's commands in the template"
+    )
+    raise StepError(f"step {ctx.step.name!r} ({kind}) has no commands to run; configure {where}")
 
 
 class Clock(Protocol):

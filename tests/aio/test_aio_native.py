@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -129,6 +132,13 @@ class TestNativePostgresStoreContract(*CONTRACT):  # type: ignore[misc]
 
 
 # -- native means native ------------------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has died
+    except (OSError, IndexError):
+        return False
 
 
 def _open(server_url: str, schema: str, **kwargs: Any) -> AsyncStore:
@@ -313,15 +323,52 @@ def test_async_run_holds_its_lease_across_awaits(server_url: str, schema: str) -
     asyncio.run(work())
 
 
-def test_run_task_on_a_native_store_raises_the_typed_error_and_changes_nothing(server_url: str, schema: str) -> None:
-    """aio.run_task (its runner thread drives the sync store) refuses a native store with NotBridgedError."""
+def test_run_task_on_a_native_store_runs_commands_and_ai_steps(server_url: str, schema: str, tmp_path: Path) -> None:
+    """aio.run_task on a native store (no thread drives the sync store): a command step with output and an AI step
+    with the prompt on stdin complete, their artifacts and log lines in the database; a cancelled coroutine leaves
+    the next task interrupted with the tree killed and its lease free."""
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
 
     async def work() -> None:
         async with _open(server_url, schema) as astore:
-            await astore.create_workspace("exec", exist_ok=True)
-            task = await astore.create("exec", Task(description="x", steps=[Step(name="a", type="validation")]))
-            with pytest.raises(NotBridgedError):
-                await aio.run_task(astore, "exec", task.id)
-            assert (await astore.get("exec", task.id)).status == TaskStatus.PENDING
+            assert astore.native
+            await astore.create_workspace("exec", worktree_path=str(worktree), exist_ok=True)
+            task = Task(
+                description="x",
+                steps=[
+                    Step(name="a", type="validation", commands=["echo built-it"]),
+                    Step(name="ask", type="ai", prompt="hello there"),
+                ],
+            )
+            task.config.variables["ai_command"] = "cat"
+            task = await astore.create("exec", task)
+            done = await aio.run_task(astore, "exec", task.id)
+            assert done.status == TaskStatus.COMPLETED
+            report = json.loads(await astore.get_artifact("exec", task.id, "validation.1.json"))
+            assert report["results"][0]["stdout"] == "built-it\n"
+            assert (await astore.get_artifact("exec", task.id, "ask.1.md")).decode() == "hello there"
+            logged = [e async for e in astore.iter_log("exec", task.id)]
+            assert any(e.get("event") == "output" and e.get("text") == "built-it\n" for e in logged)
+
+            wait = Step(name="w", type="validation", shell=True, commands=["echo $$ > sh.pid; sleep 60"])  # type: ignore[call-arg]
+            long = Task(description="y", steps=[wait])
+            long = await astore.create("exec", long)
+            job = asyncio.create_task(aio.run_task(astore, "exec", long.id))
+            while not (worktree / "sh.pid").exists() or not (worktree / "sh.pid").read_text().strip():
+                assert not job.done(), job
+                await asyncio.sleep(0.05)
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+            stored = await astore.get("exec", long.id)
+            assert stored.status == TaskStatus.INTERRUPTED
+            assert stored.metadata["stop_reason"]["kind"] == aio.CANCELLED_KIND
+            assert await astore.lease_holder("exec", long.id) is None
+            pid = int((worktree / "sh.pid").read_text())
+            deadline = time.monotonic() + 30
+            while _alive(pid):
+                assert time.monotonic() < deadline, "the command outlived the cancelled run"
+                await asyncio.sleep(0.05)
 
     asyncio.run(work())

@@ -11,7 +11,7 @@ Names mirror the sync ones (as filelock's asyncio module does)::
                 async with run.step(step) as ctx:
                     await ctx.log("compiling", files=3)
                     await ctx.artifact("report.json", data)
-        await aio.run_task(astore, "payments", other.id)                 # command steps (executors.run_task)
+        await aio.run_task(astore, "payments", other.id)                 # command and AI steps, as subprocesses
 
 How it works: the sync store's blocking calls run in a bounded thread pool (``max_threads``, default
 :data:`DEFAULT_MAX_THREADS`), never on the event loop; calls about one task reach the store one at a time, in the
@@ -25,7 +25,7 @@ Importing :mod:`atlas_tasks` does not import this package (nor asyncio).
 
 from __future__ import annotations
 
-from atlas_tasks.aio._exec import run_task
+from atlas_tasks.aio._exec import drive, run_task
 from atlas_tasks.aio._offload import DEFAULT_MAX_THREADS
 from atlas_tasks.aio._runs import (
     CANCELLED_KIND,
@@ -71,6 +71,7 @@ __all__ = [
     "abandon",
     "approve",
     "cancelled_stop",
+    "drive",
     "is_interrupted",
     "open_async_store",
     "recover",

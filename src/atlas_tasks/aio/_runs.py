@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -136,7 +136,7 @@ class AsyncRun:
         """Stop the run between steps, recording why; see :meth:`atlas_tasks.runs.Run.halt`."""
         return await self._call(lambda: self.sync.halt(stop))
 
-    async def remaining_steps(self) -> AsyncIterator[Step]:
+    async def remaining_steps(self) -> AsyncGenerator[Step, None]:
         """``async for step in run.remaining_steps()``: as :meth:`atlas_tasks.runs.Run.remaining_steps` (each
         boundary's lifecycle check, and the completion when no step is left, run in the pool)."""
         steps = self.sync.remaining_steps()
