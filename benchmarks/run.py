@@ -24,6 +24,7 @@ from benchmarks import (
     analysis,
     bench_aio,
     bench_aio_pg,
+    bench_aio_runs,
     bench_cli,
     bench_concurrency,
     bench_gc,
@@ -89,6 +90,7 @@ BENCHMARKS: list[tuple[tuple[str, ...], BenchFn]] = [
     (("gc",), bench_gc.bench_gc),
     (("aio_lag", "aio_throughput", "aio_overhead"), bench_aio.bench_aio),
     (bench_aio_pg.KEYS, bench_aio_pg.bench_aio_pg),
+    (bench_aio_runs.KEYS, bench_aio_runs.bench_aio_runs),
 ]
 
 #: The table's order: the issue's.
@@ -127,6 +129,7 @@ TABLE_ORDER = [
     "aio_lag",
     "aio_throughput",
     "aio_overhead",
+    "aio_runs",
     "aio_pg_throughput",
     "aio_pg_overhead",
 ]

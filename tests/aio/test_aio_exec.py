@@ -5,6 +5,7 @@ runner; timeouts, cancel requests and coroutine cancellation kill the command's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -368,7 +369,11 @@ def test_a_child_watcher_thread_is_not_needed_to_reap(store: Store, ws: str, wor
 def _supervisors() -> list[str]:
     """This process's children that are command supervisors (other tests' servers may be children too)."""
     found = []
-    for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+    children = []
+    for thread in Path(f"/proc/{os.getpid()}/task").iterdir():  # a child belongs to the thread that started it
+        with contextlib.suppress(OSError):
+            children += (thread / "children").read_text().split()
+    for pid in children:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:

