@@ -176,6 +176,21 @@ WHY: dict[str, str] = {
         "same hop is under 10%; here an update costs 0.8 ms. Running the call on the loop when it looks idle would "
         "meet the target and break the one promise the async store exists for (the loop never waits for a disk)."
     ),
+    "aio_runs": (
+        "Each step of these tasks is a few milliseconds of the runner's own work around a `true`: the lease, three "
+        "checkpoints, the log lines, the report artifact, the environment's temp files, and a supervisor process "
+        "to start and reap. The async side does the same store work in the store's pool (8 threads by default) "
+        "and the waiting on the loop; the loop thread then competes for the GIL with those threads, and that is "
+        "where both the gap and the loop's lag come from: the ticker's p99 grows with the pool (measured with 64 "
+        "runs: 25 ms with max_threads=2, 46 ms with 4, 77 ms with 8) while tasks/s barely moves (13.3, 14.1, "
+        "14.6). Starting the supervisor on the loop (as asyncio.create_subprocess_exec does) was worse: Popen "
+        "waits for the exec, 8 ms a start at the median under that GIL, and the p99 was 249 ms; so it starts in "
+        "the pool. The figure that matters for an orchestrator is the thread count beside it: the sync runner "
+        "needs a thread per concurrent run (8 here, so 8 at once), the async one runs all 64 at once on the "
+        "store's pool, and asyncio's own subprocesses would add a waitpid thread per running command on Python "
+        "3.11 (52 threads for 48 commands in tests/aio/test_aio_exec.py). Less Python per checkpoint (the "
+        "compiled encoder the update row names) is what would close the gap and the lag together."
+    ),
     "aio_throughput": (
         "The loop thread competes for the GIL with the pool threads, which spend most of each update in Python "
         "(encoding and validating the task, ~260 µs of CPU an update). A cProfile of the loop thread over the 3 s "

@@ -49,7 +49,7 @@ def _threads_side(store: FileStore, ids: list[str]) -> tuple[float, int]:
             try:
                 with store.run("ws", task_id) as live:
                     executors.run_task(live)
-            except BaseException as exc:  # noqa: BLE001 - reported below, the row says error
+            except BaseException as exc:
                 failures.append(exc)
 
     pool = [threading.Thread(target=worker) for _ in range(THREADS)]
