@@ -193,7 +193,6 @@ def _throughput_row(ctx: Context) -> Row:
 
 def _async_sqlite_rate(ctx: Context, coroutines: int, seconds: float) -> float | None:
     try:
-        from langgraph.checkpoint.base import empty_checkpoint
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     except ImportError:
         return None
@@ -203,22 +202,29 @@ def _async_sqlite_rate(ctx: Context, coroutines: int, seconds: float) -> float |
     async def main() -> float:
         async with AsyncSqliteSaver.from_conn_string(db) as saver:
             await saver.setup()
-
-            async def one(thread_id: str, deadline: float) -> int:
-                config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-                done = 0
-                while time.perf_counter() < deadline:
-                    checkpoint = empty_checkpoint()
-                    checkpoint["channel_values"] = {"task": {**payload, "n": done}}
-                    config = await saver.aput(config, checkpoint, {"step": done}, {})  # type: ignore[arg-type]
-                    done += 1
-                return done
-
-            start = time.perf_counter()
-            counts = await asyncio.gather(*(one(f"thread-{i}", start + seconds) for i in range(coroutines)))
-            return sum(counts) / (time.perf_counter() - start)
+            return await saver_rate(saver, payload, coroutines, seconds)
 
     return asyncio.run(main())
+
+
+async def saver_rate(saver: Any, payload: dict[str, Any], coroutines: int, seconds: float) -> float:
+    """Aggregate ``aput``/s of a LangGraph async saver: ``coroutines`` threads of checkpoints, each a checkpoint
+    holding ``payload`` (the task document) with a counter, for ``seconds``."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    async def one(thread_id: str, deadline: float) -> int:
+        config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        done = 0
+        while time.perf_counter() < deadline:
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"task": {**payload, "n": done}}
+            config = await saver.aput(config, checkpoint, {"step": done}, {})
+            done += 1
+        return done
+
+    start = time.perf_counter()
+    counts = await asyncio.gather(*(one(f"thread-{i}", start + seconds) for i in range(coroutines)))
+    return sum(counts) / (time.perf_counter() - start)
 
 
 def _overhead_row(ctx: Context) -> Row:

@@ -24,7 +24,7 @@ from typing import Any
 from atlas_tasks import aio
 from benchmarks import fixtures
 from benchmarks._harness import NOT_INSTALLED, SKIPPED, Context, Row, Stats, fmt_time
-from benchmarks.bench_aio import OVERHEAD_LIMIT, thread_rate, updates_until
+from benchmarks.bench_aio import OVERHEAD_LIMIT, saver_rate, thread_rate, updates_until
 from benchmarks.bench_postgres import _restart_durable, _settings
 
 KEYS = ("aio_pg_throughput", "aio_pg_overhead")
@@ -112,7 +112,6 @@ def _throughput_row(ctx: Context, url: str, sync: Any) -> Row:
 
 def _async_postgres_rate(ctx: Context, url: str, coroutines: int, seconds: float) -> float | None:
     try:
-        from langgraph.checkpoint.base import empty_checkpoint
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
@@ -127,23 +126,7 @@ def _async_postgres_rate(ctx: Context, url: str, coroutines: int, seconds: float
         async with AsyncConnectionPool(url, min_size=POOL, max_size=POOL, kwargs=kwargs, open=False) as pool:
             saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await saver.setup()
-
-            async def one(thread_id: str, deadline: float) -> int:
-                config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-                done = 0
-                while time.perf_counter() < deadline:
-                    checkpoint = empty_checkpoint()
-                    checkpoint["channel_values"] = {"task": {**payload, "n": done}}
-                    config = await saver.aput(config, checkpoint, {"step": done}, {})  # type: ignore[arg-type]
-                    done += 1
-                return done
-
-            best = 0.0
-            for _ in range(2):
-                start = time.perf_counter()
-                counts = await asyncio.gather(*(one(f"thread-{i}", start + seconds) for i in range(coroutines)))
-                best = max(best, sum(counts) / (time.perf_counter() - start))
-            return best
+            return max([await saver_rate(saver, payload, coroutines, seconds) for _ in range(2)])
 
     return asyncio.run(main())
 

@@ -289,16 +289,6 @@ class BridgedConnections(Connections):
                 self._migrating.set()
                 self._migrating = None
 
-    @contextlib.contextmanager
-    def _direct(self) -> Iterator[Conn]:
-        if not self._owns_pool:
-            with self._pooled() as conn:
-                yield conn
-            return
-        conn = self._connect({})
-        with conn:
-            yield conn
-
     def _connect(self, settings: dict[str, Any]) -> Conn:
         import psycopg
 
@@ -308,14 +298,6 @@ class BridgedConnections(Connections):
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(self.where, first_line(exc)) from exc
         return cast(Conn, BridgedConnection(made))
-
-    def dedicated(self, op: str, **settings: Any) -> Conn:
-        self.ensure_ready()
-        given = self.pool.kwargs
-        kwargs: dict[str, Any] = {} if self._owns_pool else dict(given() if callable(given) else given or {})
-        kwargs.update(settings)
-        with translated(op, self.where):
-            return self._connect(kwargs)
 
     def rows(self, op: str, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         if not self._ready:

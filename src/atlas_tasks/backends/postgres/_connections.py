@@ -120,14 +120,18 @@ class Connections:
             with self._pooled() as conn:
                 yield conn
             return
+        with self._connect({}) as conn:
+            yield conn
+
+    def _connect(self, settings: dict[str, Any]) -> Conn:
+        """A new autocommit connection with the store's conninfo and ``settings``; StoreUnavailableError when the
+        server cannot be reached. (The native async store's connections override this one method.)"""
         # libpq wants whole seconds, at least 2.
-        timeout = max(2, round(self.connect_timeout))
+        kwargs = {**settings, "autocommit": True, "connect_timeout": max(2, round(self.connect_timeout))}
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=timeout)
+            return psycopg.connect(self.conninfo, **kwargs)
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(self.where, first_line(exc)) from exc
-        with conn:
-            yield conn
 
     def translated(self, op: str) -> contextlib.AbstractContextManager[None]:
         """Translate psycopg errors raised in the block (on a dedicated connection) for ``op``."""
@@ -144,12 +148,9 @@ class Connections:
         given = self.pool.kwargs
         # A caller's pool may compute its parameters per connection (rotating credentials).
         kwargs: dict[str, Any] = {} if self._owns_pool else dict(given() if callable(given) else given or {})
-        kwargs.update(settings, autocommit=True, connect_timeout=max(2, round(self.connect_timeout)))
+        kwargs.update(settings)
         with translated(op, self.where):
-            try:
-                return psycopg.connect(self.conninfo, **kwargs)
-            except psycopg.OperationalError as exc:
-                raise StoreUnavailableError(self.where, first_line(exc)) from exc
+            return self._connect(kwargs)
 
     # -- sessions -------------------------------------------------------------------------------------------------
     def _configure(self, conn: Conn) -> None:
