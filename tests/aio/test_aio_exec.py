@@ -454,3 +454,42 @@ def test_cancelled_at_any_moment_a_run_leaves_a_resumable_task(store: Store, ws:
         assert (worktree / f"ran-{task.id}-one").read_text().count("x") <= 2  # a cut first step may run again
     assert TaskStatus.INTERRUPTED in outcomes and TaskStatus.COMPLETED in outcomes, outcomes  # the sweep spans both
     assert len(where) >= 2, f"interrupted only at step(s) {where}: the sweep missed most of the run"
+
+
+@pytest.mark.postgres
+def test_the_native_async_store_leaves_the_sync_runners_record(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """On PostgreSQL, the mixed task run by the sync runner on a sync PostgresStore and its twin by aio.run_task
+    on the native async store (greenlets, no thread pool) of the same schema leave the same record."""
+    import psycopg
+
+    from pg_server import server_url
+
+    server = server_url(request)
+    schema = f"atlas_aio_exec_{os.getpid()}_{time.monotonic_ns() % 10**6}"
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    try:
+        _native_parity(server, schema, worktree)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _native_parity(server: str, schema: str, worktree: Path) -> None:
+    from atlas_tasks.backends.postgres import PostgresStore
+
+    with PostgresStore(server, schema=schema) as store:
+        store.create_workspace("native", worktree_path=str(worktree))
+        sync_task, async_task = _mixed(store, "native", worktree), _mixed(store, "native", worktree)
+        with store.run("native", sync_task.id) as live:
+            executors.run_task(live)
+
+        async def main() -> Task:
+            async with aio.open_async_store(f"{server}?schema={schema}") as astore:
+                assert astore.native
+                return await aio.run_task(astore, "native", async_task.id)
+
+        assert asyncio.run(main()).status == TaskStatus.AWAITING_APPROVAL
+        want = _record(store, "native", sync_task.id)
+        assert want["usage"]["input_tokens"] == 5 and want["steps"][2][2] == 2  # the flaky step took two attempts
+        assert _record(store, "native", async_task.id) == want
