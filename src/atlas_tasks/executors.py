@@ -578,19 +578,28 @@ def run_commands(
                 tick=_ticker(ctx, on_step),
             )
             results.append(result)
-            reported = _reported(ctx, usage_path, command)
-            if reported is not None:
-                usage = budgets.add(usage, reported)
-            ctx.log(
-                "command finished",
-                level="info" if result["success"] else "error",
-                command=command,
-                exit_code=result["exit_code"],
-                duration_ms=result["duration_ms"],
-            )
+            usage = _command_done(ctx, command, result, usage_path, usage)
             if not result["success"]:
                 break
     _commands_outcome(ctx, results, usage)
+
+
+def _command_done(
+    ctx: StepContext, command: str, result: dict[str, Any], usage_path: str, usage: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """After one command of a step, whichever driver ran it: what it reported in its usage file (a warning in the
+    log if unreadable) added to the step's usage, which this returns, and the "command finished" log line."""
+    reported = _reported(ctx, usage_path, command)
+    if reported is not None:
+        usage = budgets.add(usage, reported)
+    ctx.log(
+        "command finished",
+        level="info" if result["success"] else "error",
+        command=command,
+        exit_code=result["exit_code"],
+        duration_ms=result["duration_ms"],
+    )
+    return usage
 
 
 def _commands_outcome(ctx: StepContext, results: list[dict[str, Any]], usage: dict[str, Any] | None) -> None:

@@ -46,7 +46,7 @@ def _mixed(store: Store, ws: str, worktree: Path) -> Task:
     task = Task(
         description="parity",
         steps=[
-            _shell("build", "printf 'one\\ntwo\\n'; echo warn >&2", "echo three"),
+            _shell("build", "printf 'one\\ntwo\\n'; echo warn >&2", 'echo three; echo nope > "$ATLAS_USAGE_FILE"'),
             Step(name="think", type="ai", prompt="what next?"),
             _shell(
                 "flaky",
@@ -112,6 +112,7 @@ def test_the_async_runner_leaves_the_record_the_sync_runner_leaves(store: Store,
     assert want["status"] == TaskStatus.AWAITING_APPROVAL
     assert want["usage"]["input_tokens"] == 5 and want["results"][2][1] == "failed"  # the parity is not vacuous
     assert "answer to: what next?" in want["artifacts"]["think.1.md"]
+    assert ("usage file ignored", "warn", 'echo three; echo nope > "$ATLAS_USAGE_FILE"') in want["events"]
     assert got == want
 
     failing = [store.create(ws, Task(description="f", steps=[_shell("bad", "echo why >&2; exit 3")])) for _ in "ab"]

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from atlas_tasks import executors, lifecycle, runs
 from atlas_tasks.aio._offload import call_in, complete, settle
 from atlas_tasks.aio._runs import AsyncRun, AsyncStepContext, cancelled_stop
-from atlas_tasks.lifecycle import budgets
 from atlas_tasks.models import Task
 
 if TYPE_CHECKING:
@@ -138,8 +137,9 @@ async def _supervise(
     return watch.outcome()
 
 
-async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``proc`` to exit, reaping it; False if it is still there.
+async def _exited(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
+    """Wait up to ``timeout`` seconds (None: as long as it takes) for ``proc`` to exit, reaping it; False if it is
+    still there.
 
     The loop watches a pidfd of the process (Linux 5.3+; a short poll elsewhere): no thread waits for it. asyncio's
     own child watching on Python 3.11 (``ThreadedChildWatcher``, its default) parks one thread per child in
@@ -151,9 +151,9 @@ async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     try:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):  # no pidfd on this platform or kernel
-        end = loop.time() + timeout
+        end = None if timeout is None else loop.time() + timeout
         while proc.poll() is None:
-            if loop.time() >= end:
+            if end is not None and loop.time() >= end:
                 return False
             await asyncio.sleep(0.02)
         return True
@@ -179,7 +179,7 @@ async def _reap(proc: subprocess.Popen[bytes]) -> None:
     """Wait for the supervisor to exit (it does right after it killed the tree); a stuck one is killed."""
     if not await _exited(proc, executors.KILL_GRACE):
         proc.kill()
-        await _exited(proc, float("inf"))
+        await _exited(proc, None)
 
 
 def _spawn(wiring: executors._Wiring, cwd: os.PathLike[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -311,19 +311,8 @@ async def _run_commands(
             )
             results.append(result)
 
-            def finished(result: dict[str, Any] = result, command: str = command, path: str = usage_path) -> Any:
-                ctx.log(
-                    "command finished",
-                    level="info" if result["success"] else "error",
-                    command=command,
-                    exit_code=result["exit_code"],
-                    duration_ms=result["duration_ms"],
-                )
-                return executors._reported(ctx, path, command)
-
-            reported = await _sure(run, finished)
-            if reported is not None:
-                usage = budgets.add(usage, reported)
+            done = functools.partial(executors._command_done, ctx, command, result, usage_path, usage)
+            usage = await _sure(run, done)
             if not result["success"]:
                 break
     await _sure(run, lambda: executors._commands_outcome(ctx, results, usage))
